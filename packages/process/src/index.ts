@@ -1,1 +1,5 @@
-export {};
+export * from './logger.js';
+export * from './child.js';
+export * from './backoff.js';
+export * from './resources.js';
+export * from './stats-server.js';

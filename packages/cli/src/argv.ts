@@ -1,0 +1,49 @@
+/**
+ * uWSGI-style command-line options: every option of a vassal or emperor file can be
+ * given as `--name value` (or `--name=value`; a boolean may stand alone), exactly as
+ * `uwsgi --http-socket :8080 --module app.js` takes them. They form one more config
+ * source, applied after the file's options.
+ */
+import type { RawOption } from '@emperor/config';
+
+/** The source name used in messages for options from the command line. */
+export const COMMAND_LINE = '<command line>';
+
+/** Flags the CLI itself owns; everything else is a config option. */
+const OWN = new Set(['help', 'version', 'ini', 'xml', 'json', 'h', 'v']);
+
+/**
+ * Extracts config options from raw argv, in order. A flag followed by another flag (or
+ * nothing) is a boolean set to true (`""`, which uWSGI treats as true).
+ * @param isBoolean tells flags that never take a separate value (e.g. `master`), so
+ *   `--master --processes 2` and `--master app.ini` parse as uWSGI does.
+ */
+export function optionsFromArgv(argv: readonly string[], isBoolean: (name: string) => boolean): RawOption[] {
+  const out: RawOption[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith('--') || arg === '--') continue;
+    let name = arg.slice(2);
+    let value: string | undefined;
+    const eq = name.indexOf('=');
+    if (eq >= 0) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    if (OWN.has(name)) {
+      if (value === undefined && !['help', 'version', 'h', 'v'].includes(name)) i++; // skip its value
+      continue;
+    }
+    if (value === undefined) {
+      const next = argv[i + 1];
+      if (!isBoolean(name) && next !== undefined && !next.startsWith('--')) {
+        value = next;
+        i++;
+      } else {
+        value = '';
+      }
+    }
+    out.push({ name, value, file: COMMAND_LINE, line: 0 });
+  }
+  return out;
+}

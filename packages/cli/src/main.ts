@@ -1,0 +1,159 @@
+/**
+ * The `emperor` command line (yargs): run the emperor, run one vassal in the foreground,
+ * or talk to a running one.
+ */
+import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import yargs from 'yargs';
+import {
+  formatWarning,
+  loadEmperorConfig,
+  readConfigFile,
+  resolveEmperorConfig,
+  type ConfigWarning,
+  type EmperorConfig,
+} from '@emperor/config';
+import { Emperor } from '@emperor/emperor';
+import { createLogger } from '@emperor/process';
+import { VERSION, isEmperorError, readStats } from '@emperor/protocol';
+import { MASTER_ENTRY, runVassal } from '@emperor/vassal';
+import { COMMAND_LINE, optionsFromArgv } from './argv.js';
+
+const BOOLEAN_FLAGS = new Set([
+  'master', 'vacuum', 'no-orphans', 'lazy-apps', 'lazy', 'die-on-term', 'harakiri-verbose', 'stats-http', 'stats-minified',
+  'stats-min', 'emperor-tyrant', 'emperor-tyrant-nofollow', 'disable-logging', 'log-4xx', 'log-5xx', 'strict', 'json-output',
+]);
+
+const EPILOG = `Any uWSGI option of a vassal or emperor file can also be given as --option value
+(repeatable options may be repeated); those come after the file's options.
+Docs: docs/getting-started.md, docs/configuration.md.`;
+
+/** Runs the command line; resolves to the process exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let code = 0;
+  const parser = yargs([...argv])
+    .scriptName('emperor')
+    .usage('$0 [--emperor DIR | --ini FILE | --xml FILE | --json FILE] [--option value ...]')
+    .command(
+      '$0',
+      'Run the emperor on a directory of vassal files, or one vassal in the foreground',
+      (y) =>
+        y
+          .option('ini', { type: 'string', describe: 'INI file: an emperor config (has `emperor =`) or a vassal to run' })
+          .option('xml', { type: 'string', describe: 'XML file, likewise' })
+          .option('json', { type: 'string', describe: 'JSON file, likewise' })
+          .option('emperor', { type: 'string', array: true, describe: 'Directory of vassal files to watch (repeatable)' })
+          .option('emperor-stats', { type: 'string', describe: 'Serve the emperor stats JSON on host:port or a unix path' })
+          .example('$0 --emperor /etc/emperor.d', 'run the emperor on a directory')
+          .example('$0 --emperor ./emperor.d --emperor-stats 127.0.0.1:9190', 'with a stats socket')
+          .example('$0 --ini /etc/emperor.ini', 'run the emperor from its own config file')
+          .example('$0 --ini emperor.d/hello.ini', 'run one vassal in the foreground, like uwsgi --ini')
+          .example('$0 --http-socket :8080 --module app.js --processes 2', 'run an app from options alone'),
+      async (args) => {
+        code = await run(argv, args.ini, args.xml, args.json);
+      },
+    )
+    .command(
+      'stats <address>',
+      'Print one snapshot of a stats socket (vassal or emperor, ours or uWSGI\'s)',
+      (y) =>
+        y
+          .positional('address', { type: 'string', demandOption: true, describe: 'host:port, a unix socket path, or http://...' })
+          .option('json', { type: 'boolean', default: true, describe: 'Print the JSON document' })
+          .example('$0 stats 127.0.0.1:9190', 'the emperor started by npm start')
+          .example('$0 stats /run/shop.stats', 'a vassal on a unix socket'),
+      async (args) => {
+        try {
+          const doc = await readStats(args.address);
+          process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+        } catch (err) {
+          process.stderr.write(`emperor stats: ${(err as Error).message}\n`);
+          code = 1;
+        }
+      },
+    )
+    .epilog(EPILOG)
+    .strictCommands()
+    .version(VERSION)
+    .help()
+    .alias('h', 'help')
+    .parserConfiguration({ 'camel-case-expansion': false, 'parse-numbers': false, 'parse-positional-numbers': false, 'unknown-options-as-args': false })
+    .fail((msg, err) => {
+      process.stderr.write(`emperor: ${msg ?? err?.message}\n`);
+      code = 2;
+    });
+  await parser.parseAsync();
+  return code;
+}
+
+function fail(message: string): number {
+  process.stderr.write(`emperor: ${message}\n`);
+  return 2;
+}
+
+async function run(argv: readonly string[], ini?: string, xml?: string, json?: string): Promise<number> {
+  const files = [ini, xml, json].filter((f): f is string => f !== undefined);
+  if (files.length > 1) return fail('give only one of --ini, --xml, --json');
+  const overrides = optionsFromArgv(argv, (name) => BOOLEAN_FLAGS.has(name));
+  const file = files[0];
+  if (file !== undefined) {
+    let hasEmperor: boolean;
+    try {
+      hasEmperor = readConfigFile(file).options.some((o) => o.name === 'emperor') || overrides.some((o) => o.name === 'emperor');
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+    if (!hasEmperor) {
+      await runVassal(file, { overrides });
+      return new Promise<number>(() => {}); // runVassal exits the process when the vassal stops
+    }
+    return runEmperor(() => loadEmperorConfig(file, { overrides }));
+  }
+  if (overrides.some((o) => o.name === 'emperor')) {
+    return runEmperor(() => resolveEmperorConfig([{ file: COMMAND_LINE, format: 'ini', options: overrides }]));
+  }
+  return fail('nothing to run: give --emperor DIR, or --ini FILE (see --help)');
+}
+
+async function runEmperor(load: () => { config: EmperorConfig; warnings: readonly ConfigWarning[] }): Promise<number> {
+  const logger = createLogger({ role: 'emperor' });
+  let config: EmperorConfig;
+  try {
+    const loaded = load();
+    config = loaded.config;
+    for (const w of loaded.warnings) logger.warn({ code: w.code, option: w.option }, formatWarning(w));
+  } catch (err) {
+    logger.error({ code: (err as { code?: string }).code }, isEmperorError(err) ? err.message : String(err));
+    return 78;
+  }
+  process.title = 'emperor';
+  const emperor = new Emperor({ config, logger, masterEntry: MASTER_ENTRY });
+  if (config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
+  const done = new Promise<number>((resolve) => {
+    const shutdown = (signal: string): void => {
+      logger.info(`${signal} received`);
+      void emperor.shutdown().then(() => {
+        if (config.pidfile !== undefined) {
+          try {
+            if (readFileSync(config.pidfile, 'utf8').trim() === String(process.pid)) unlinkSync(config.pidfile);
+          } catch {
+            // gone
+          }
+        }
+        resolve(0);
+      });
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGQUIT', () => shutdown('SIGQUIT'));
+  });
+  process.on('SIGHUP', () => emperor.reloadAll());
+  try {
+    await emperor.start();
+  } catch (err) {
+    logger.error(`emperor failed to start: ${(err as Error).message}`);
+    await emperor.shutdown();
+    return 1;
+  }
+  const exit = await done;
+  process.exit(exit);
+}

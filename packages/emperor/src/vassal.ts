@@ -1,0 +1,285 @@
+/**
+ * The emperor's handle on one vassal: its master process, its lifecycle state, its
+ * restart throttle and the figures the emperor's stats report (uWSGI core/emperor.c
+ * `struct uwsgi_instance`).
+ *
+ * States: `starting → ready → reloading → ready … → stopping → dead`; a master that dies
+ * unasked goes to `throttled` (waiting to respawn) or `cursed` (failing repeatedly;
+ * still retried at the maximum interval, never abandoned); an invalid vassal file goes to
+ * `config-error` and waits for the file to change.
+ */
+import { EventEmitter } from 'node:events';
+import { ExitCode, parseMasterToEmperor, type EmperorToMaster } from '@emperor/protocol';
+import { type BackoffOptions, type BackoffState, type Child, type ExitInfo, type Logger, INITIAL_BACKOFF, describeExit, nextBackoff } from '@emperor/process';
+import type { KnownVassal } from './reconcile.js';
+import type { VassalFile } from './source.js';
+
+/** Vassal lifecycle states. */
+export type VassalState = 'starting' | 'ready' | 'reloading' | 'stopping' | 'dead' | 'throttled' | 'cursed' | 'config-error';
+
+/**
+ * How long a master may take to stop after being asked, before SIGKILL, ms: uWSGI's
+ * default `worker-reload-mercy` (60 s, which bounds its workers) plus slack.
+ */
+export const VASSAL_STOP_MERCY_MS = 70_000;
+
+/** Uptime after which a master's death is not part of a crash loop, ms. */
+export const VASSAL_HEALTHY_MS = 30_000;
+
+/** Starts the master process of a vassal file. */
+export type SpawnMaster = (file: VassalFile) => Child;
+
+/** Options for {@link Vassal}. */
+export interface VassalOptions {
+  readonly spawn: SpawnMaster;
+  readonly logger: Logger;
+  /** `emperor-throttle` / `emperor-max-throttle`, ms. */
+  readonly throttleMs: number;
+  readonly maxThrottleMs: number;
+}
+
+/** The backoff for a vassal: doubling from `emperor-throttle`, cursed once it reaches `emperor-max-throttle`. */
+export function vassalBackoff(throttleMs: number, maxThrottleMs: number): BackoffOptions {
+  const steps = Math.ceil(Math.log2(Math.max(1, maxThrottleMs / Math.max(1, throttleMs)))) + 1;
+  return { initialMs: throttleMs, maxMs: maxThrottleMs, healthyMs: VASSAL_HEALTHY_MS, curseAfter: steps };
+}
+
+
+/** One vassal. */
+export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements KnownVassal {
+  readonly name: string;
+  #file: VassalFile;
+  #state: VassalState = 'dead';
+  #child: Child | undefined;
+  #stopping = false;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #options: VassalOptions;
+  readonly #logger: Logger;
+  #backoff: BackoffState = INITIAL_BACKOFF;
+  readonly #backoffOptions: BackoffOptions;
+  /** Epoch ms of the next spawn attempt while throttled or cursed; 0 otherwise. */
+  nextAttemptAt = 0;
+  born = 0;
+  lastMod = 0;
+  loyal = false;
+  ready = false;
+  accepting = false;
+  lastLoyal = 0;
+  lastReady = 0;
+  lastAccepting = 0;
+  firstRun = 0;
+  lastRun = 0;
+  lastHeartbeat = 0;
+  /** Reloads and respawns. */
+  respawns = 0;
+  cursedAt = 0;
+  lastError = '';
+
+  constructor(file: VassalFile, options: VassalOptions) {
+    super();
+    this.name = file.name;
+    this.#file = file;
+    this.#options = options;
+    this.#logger = options.logger.child({ vassal: file.name });
+    this.#backoffOptions = vassalBackoff(options.throttleMs, options.maxThrottleMs);
+  }
+
+  get file(): VassalFile {
+    return this.#file;
+  }
+
+  get state(): VassalState {
+    return this.#state;
+  }
+
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  get pid(): number {
+    return this.#child !== undefined && !this.#child.isDead() ? this.#child.pid : -1;
+  }
+
+  get backoff(): BackoffState {
+    return this.#backoff;
+  }
+
+  #setState(state: VassalState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.emit('change');
+  }
+
+  /** Spawns the master. */
+  start(): void {
+    if (this.#stopping) return;
+    this.#clearTimer();
+    const now = Date.now();
+    let child: Child;
+    try {
+      child = this.#options.spawn(this.#file);
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      this.#logger.error(`cannot spawn the master of ${this.name}: ${this.lastError}`);
+      this.#onExit({ code: ExitCode.UNAVAILABLE, signal: null }, now);
+      return;
+    }
+    this.#child = child;
+    this.born = now;
+    this.lastMod = this.#file.fingerprint.mtimeMs;
+    this.lastRun = now;
+    if (this.firstRun === 0) this.firstRun = now;
+    this.ready = false;
+    this.accepting = false;
+    this.loyal = false;
+    this.lastHeartbeat = 0;
+    this.#setState('starting');
+    this.#logger.info({ master_pid: child.pid, file: this.#file.path }, `vassal ${this.name} started (master pid ${child.pid})`);
+    child.on('message', (raw) => this.#onMessage(raw));
+    child.once('exit', (exit) => this.#onExit(exit, Date.now()));
+  }
+
+  #onMessage(raw: unknown): void {
+    let message;
+    try {
+      message = parseMasterToEmperor(raw);
+    } catch (err) {
+      this.#logger.warn((err as Error).message);
+      return;
+    }
+    const now = Date.now();
+    switch (message.type) {
+      case 'ready':
+        this.ready = true;
+        this.lastReady = now;
+        if (this.#state === 'starting') this.#setState('ready');
+        this.#logger.info(`vassal ${this.name} is ready`);
+        return;
+      case 'accepting':
+        this.accepting = true;
+        this.lastAccepting = now;
+        return;
+      case 'loyal':
+        this.loyal = true;
+        this.lastLoyal = now;
+        return;
+      case 'heartbeat':
+        this.lastHeartbeat = now;
+        return;
+      case 'reloaded':
+        if (this.#state === 'reloading') this.#setState('ready');
+        if (!message.ok) this.lastError = 'the last reload was abandoned; the previous workers kept serving';
+        return;
+      default: {
+        const never: never = message;
+        void never;
+      }
+    }
+  }
+
+  #onExit(exit: ExitInfo, now: number): void {
+    const uptime = now - this.born;
+    this.#child = undefined;
+    this.ready = false;
+    this.accepting = false;
+    if (this.#stopping) {
+      this.#logger.info({ exit_code: exit.code, signal: exit.signal }, `vassal ${this.name} stopped (${describeExit(exit)})`);
+      this.#setState('dead');
+      this.emit('dead');
+      return;
+    }
+    if (exit.code === ExitCode.CONFIG) {
+      this.lastError = 'invalid vassal file (see the error logged above)';
+      this.#logger.warn(`vassal ${this.name} has an invalid file; waiting for it to change`);
+      this.#setState('config-error');
+      return;
+    }
+    this.#backoff = nextBackoff(this.#backoff, uptime, now, this.#backoffOptions);
+    const delay = this.#backoff.delayMs;
+    this.lastError = `master ${describeExit(exit)}`;
+    const cursed = this.#backoff.cursed;
+    if (cursed && this.cursedAt === 0) this.cursedAt = now;
+    if (!cursed) this.cursedAt = 0;
+    this.nextAttemptAt = now + delay;
+    this.#logger[delay === 0 ? 'warn' : 'error'](
+      { exit_code: exit.code, signal: exit.signal, uptime_ms: uptime, respawn_in_ms: delay, failures: this.#backoff.failures },
+      `vassal ${this.name} master died: ${describeExit(exit)} after ${(uptime / 1000).toFixed(1)} s; ` +
+        (cursed ? `cursed after ${this.#backoff.failures} failures in a row, retrying every ${(delay / 1000).toFixed(0)} s` : delay === 0 ? 'respawning' : `respawning in ${(delay / 1000).toFixed(1)} s`),
+    );
+    this.#setState(cursed ? 'cursed' : 'throttled');
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.nextAttemptAt = 0;
+      this.respawns += 1;
+      this.start();
+    }, delay);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.nextAttemptAt = 0;
+  }
+
+  #send(message: EmperorToMaster): boolean {
+    return this.#child?.send(message) ?? false;
+  }
+
+  /**
+   * Reloads with `file` (its new version). A running master reloads its workers
+   * gracefully; a vassal that is not running (invalid file, throttled, cursed) is
+   * started now: a changed file deserves a fresh attempt.
+   */
+  reload(file: VassalFile): void {
+    this.#file = file;
+    if (this.#stopping) return;
+    this.respawns += 1;
+    if (this.#child !== undefined && !this.#child.isDead()) {
+      this.lastMod = file.fingerprint.mtimeMs;
+      this.lastRun = Date.now();
+      this.#logger.info(`reloading vassal ${this.name}`);
+      if (this.#send({ v: 1, type: 'reload' })) {
+        if (this.#state === 'ready') this.#setState('reloading');
+      } else {
+        this.#child.kill('SIGHUP');
+      }
+      return;
+    }
+    this.#backoff = INITIAL_BACKOFF;
+    this.cursedAt = 0;
+    this.lastError = '';
+    this.start();
+  }
+
+  /** Asks for a graceful reload of the same file (emperor SIGHUP). */
+  reloadInPlace(): void {
+    this.reload(this.#file);
+  }
+
+  /**
+   * Stops the vassal gracefully: the master stops its workers within their mercy and
+   * exits; SIGKILL after `mercyMs`. Resolves when it is dead. Idempotent.
+   */
+  stop(mercyMs = VASSAL_STOP_MERCY_MS): Promise<void> {
+    this.#stopping = true;
+    this.#clearTimer();
+    const child = this.#child;
+    if (child === undefined || child.isDead()) {
+      this.#child = undefined;
+      this.#setState('dead');
+      this.emit('dead');
+      return Promise.resolve();
+    }
+    if (this.#state !== 'stopping') this.#logger.info(`stopping vassal ${this.name}`);
+    this.#setState('stopping');
+    const stop: EmperorToMaster = { v: 1, type: 'stop' };
+    return child.stop({ message: stop, signal: 'SIGTERM', mercyMs }).then(() => undefined);
+  }
+
+  /** Kills the master now. */
+  kill(): void {
+    this.#stopping = true;
+    this.#clearTimer();
+    this.#child?.kill('SIGKILL');
+  }
+}

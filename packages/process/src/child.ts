@@ -1,0 +1,196 @@
+/**
+ * A handle on one child process: spawn, await exit, stop gracefully with SIGKILL
+ * escalation. Shared by the emperor (vassal masters) and the masters (workers).
+ */
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+/** How a child ended: exactly one of `code` and `signal` is set. */
+export interface ExitInfo {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** "exit code 1" or "killed by signal SIGKILL". */
+export function describeExit(exit: ExitInfo): string {
+  return exit.signal !== null ? `killed by signal ${exit.signal}` : `exit code ${exit.code ?? '?'}`;
+}
+
+/** Default grace between the polite request and SIGKILL, ms (uWSGI's worker-reload-mercy is 60 s). */
+export const DEFAULT_MERCY_MS = 60_000;
+
+/** Options for {@link Child.stop}. */
+export interface StopOptions {
+  /** IPC message asking the child to stop; sent instead of a signal when the channel is open. */
+  readonly message?: unknown;
+  /** Signal sent when there is no message or no channel. @default 'SIGTERM' */
+  readonly signal?: NodeJS.Signals;
+  /** Milliseconds before SIGKILL. @default DEFAULT_MERCY_MS */
+  readonly mercyMs?: number;
+}
+
+/**
+ * One spawned process. `exited` resolves once with how it ended; the `message` event
+ * carries raw IPC messages (the owner parses them).
+ */
+export class Child extends EventEmitter<{ message: [unknown]; exit: [ExitInfo] }> {
+  readonly process: ChildProcess;
+  /** Wall-clock ms when spawned. */
+  readonly spawnedAt: number;
+  readonly exited: Promise<ExitInfo>;
+  #exit: ExitInfo | undefined;
+  #killTimer: NodeJS.Timeout | undefined;
+
+  constructor(proc: ChildProcess, now = Date.now()) {
+    super();
+    this.process = proc;
+    this.spawnedAt = now;
+    this.exited = new Promise((resolve) => {
+      proc.once('exit', (code, signal) => {
+        this.#exit = { code, signal };
+        if (this.#killTimer !== undefined) clearTimeout(this.#killTimer);
+        this.emit('exit', this.#exit);
+        resolve(this.#exit);
+      });
+    });
+    proc.on('message', (m) => this.emit('message', m));
+    // A failed spawn (ENOENT, EACCES) emits 'error' then 'exit'; an IPC write racing the
+    // child's death emits 'error' too. Neither may crash the supervisor.
+    proc.on('error', () => {});
+  }
+
+  /** The pid; 0 if the spawn failed. */
+  get pid(): number {
+    return this.process.pid ?? 0;
+  }
+
+  /** How it ended, once it has. */
+  get exit(): ExitInfo | undefined {
+    return this.#exit;
+  }
+
+  isDead(): boolean {
+    return this.#exit !== undefined;
+  }
+
+  /** Sends an IPC message if the channel is open; returns whether it was sent. */
+  send(message: unknown): boolean {
+    if (this.isDead() || !this.process.connected) return false;
+    try {
+      return this.process.send(message as object);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Sends a signal unless the child is already gone. */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.isDead()) return;
+    try {
+      this.process.kill(signal);
+    } catch {
+      // ESRCH: it died between the check and the kill.
+    }
+  }
+
+  /**
+   * Asks the child to stop, then SIGKILLs it after `mercyMs`. Idempotent: a second call
+   * while stopping returns the same exit; a dead child returns at once.
+   * Same escalation as vitest's forks pool and Node's cluster `worker.kill()`.
+   */
+  stop(options: StopOptions = {}): Promise<ExitInfo> {
+    if (this.#exit !== undefined) return Promise.resolve(this.#exit);
+    if (this.#killTimer === undefined) {
+      const sent = options.message !== undefined && this.send(options.message);
+      if (!sent) this.kill(options.signal ?? 'SIGTERM');
+      this.#killTimer = setTimeout(() => this.kill('SIGKILL'), options.mercyMs ?? DEFAULT_MERCY_MS);
+    }
+    return this.exited;
+  }
+
+  /** Shortens a pending stop: SIGKILL after `ms` from now if still alive. */
+  hurry(ms: number): void {
+    if (this.isDead()) return;
+    if (this.#killTimer !== undefined) clearTimeout(this.#killTimer);
+    this.#killTimer = setTimeout(() => this.kill('SIGKILL'), ms);
+  }
+}
+
+/** Finds an executable on PATH (or the usual sbin/bin dirs); undefined if absent. */
+export function findExecutable(name: string, path = process.env.PATH ?? ''): string | undefined {
+  const dirs = [...path.split(delimiter), '/usr/bin', '/bin', '/usr/sbin', '/sbin'];
+  for (const dir of dirs) {
+    if (dir === '') continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Kernel-level settings applied to a child before its program starts, through small
+ * util-linux exec wrappers (Node cannot call prctl/setrlimit/sched_setaffinity itself):
+ * `setpriv --pdeathsig`, `prlimit --as`, `taskset -c`. Each wrapper execs the next, so
+ * the pid stays the same and the settings are in place before the app loads.
+ */
+export interface ProcessLimits {
+  /** SIGKILL the child when its parent dies (`PR_SET_PDEATHSIG`). */
+  readonly pdeathsig?: boolean | undefined;
+  /** RLIMIT_AS soft and hard limit, bytes (uWSGI `limit-as`). */
+  readonly limitAsBytes?: number | undefined;
+  /** CPUs to pin to (uWSGI `cpu-affinity`). */
+  readonly cpus?: readonly number[] | undefined;
+}
+
+/** Thrown when a limit is requested but the wrapper that applies it is not installed. */
+export class MissingToolError extends Error {
+  readonly code = 'ERR_MISSING_TOOL' as const;
+}
+
+const toolCache = new Map<string, string | undefined>();
+function tool(name: string): string | undefined {
+  if (!toolCache.has(name)) toolCache.set(name, findExecutable(name));
+  return toolCache.get(name);
+}
+
+/** True when `setpriv` is installed, i.e. pdeathsig can be set. */
+export function canSetPdeathsig(): boolean {
+  return tool('setpriv') !== undefined;
+}
+
+/**
+ * Builds `[file, args]` running `command args` under the given limits.
+ * @throws MissingToolError when `prlimit` or `taskset` is needed but not installed.
+ */
+export function wrapCommand(command: string, args: readonly string[], limits: ProcessLimits): [string, string[]] {
+  let argv = [command, ...args];
+  if (limits.cpus !== undefined && limits.cpus.length > 0) {
+    const taskset = tool('taskset');
+    if (taskset === undefined) throw new MissingToolError('cpu-affinity needs taskset (util-linux), which is not installed');
+    argv = [taskset, '-c', limits.cpus.join(','), ...argv];
+  }
+  if (limits.limitAsBytes !== undefined && limits.limitAsBytes > 0) {
+    const prlimit = tool('prlimit');
+    if (prlimit === undefined) throw new MissingToolError('limit-as needs prlimit (util-linux), which is not installed');
+    argv = [prlimit, `--as=${limits.limitAsBytes}:${limits.limitAsBytes}`, '--', ...argv];
+  }
+  if (limits.pdeathsig === true) {
+    const setpriv = tool('setpriv');
+    if (setpriv !== undefined) argv = [setpriv, '--pdeathsig', 'KILL', '--', ...argv];
+  }
+  const [file, ...rest] = argv;
+  return [file as string, rest];
+}
+
+/** Spawns `command args` under `limits` and wraps it in a {@link Child}. */
+export function spawnChild(command: string, args: readonly string[], options: SpawnOptions, limits: ProcessLimits = {}): Child {
+  const [file, argv] = wrapCommand(command, args, limits);
+  return new Child(spawn(file, argv, options));
+}

@@ -1,0 +1,36 @@
+/**
+ * One logger for every tier: pino JSON lines on stderr, one line per event, which the
+ * systemd journal keeps as is. When stderr is a terminal the lines are formatted by
+ * pino-pretty in-process (a synchronous stream, no transport thread: a worker thread per
+ * process would cost every master and worker several MB).
+ */
+import { pino, type Logger, type LevelWithSilent, type DestinationStream } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger } from 'pino';
+
+/** Options for {@link createLogger}. */
+export interface LoggerOptions {
+  /** Minimum level; default `EMPEROR_LOG_LEVEL` or `info`. */
+  readonly level?: LevelWithSilent;
+  /** Human-readable output; default: stderr is a TTY (or `EMPEROR_LOG_PRETTY=1`). */
+  readonly pretty?: boolean;
+  /** Where lines go; default stderr (fd 2), written synchronously so nothing is lost on exit. */
+  readonly destination?: DestinationStream;
+}
+
+/**
+ * Creates the process's logger with fixed bindings on every line, e.g.
+ * `{ vassal: 'shop.ini' }` in a master, `{ vassal: 'shop.ini', worker: 2 }` in a worker.
+ * `pid` is always present; `hostname` is dropped (the journal has it).
+ */
+export function createLogger(bindings: Record<string, unknown>, options: LoggerOptions = {}): Logger {
+  const level = options.level ?? (process.env.EMPEROR_LOG_LEVEL as LevelWithSilent | undefined) ?? 'info';
+  const wantPretty = options.pretty ?? (process.env.EMPEROR_LOG_PRETTY === '1' || (process.env.EMPEROR_LOG_PRETTY !== '0' && process.stderr.isTTY === true));
+  const destination =
+    options.destination ??
+    (wantPretty
+      ? pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' })
+      : pino.destination({ dest: 2, sync: true }));
+  return pino({ level, base: { pid: process.pid, ...bindings } }, destination);
+}

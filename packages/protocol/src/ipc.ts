@@ -1,0 +1,127 @@
+/**
+ * Control messages between the three tiers.
+ *
+ * Emperor ⇄ vassal master and master ⇄ worker talk over one Node IPC channel per child
+ * (newline-delimited JSON, so the Python worker speaks it too). Messages are a
+ * versioned, discriminated union, parsed on receipt by a function that throws a coded
+ * error; nothing here is sent per request (state flows through the scoreboard).
+ * The meanings follow uWSGI's emperor pipe bytes (docs EmperorProtocol.rst,
+ * core/emperor.c): 0 stop, 1 reload, 1/5/17/26 spawned/accepting/loyal/heartbeat.
+ */
+import { EmperorError } from './errors.js';
+
+/** Version stamped on every message; a receiver refuses any other. */
+export const IPC_VERSION = 1;
+
+/** Emperor → vassal master. */
+export type EmperorToMaster =
+  /** Reload every worker gracefully, re-reading the vassal file (uWSGI byte 1). */
+  | { readonly v: 1; readonly type: 'reload' }
+  /** Replace workers one at a time, each only after its successor is ready. */
+  | { readonly v: 1; readonly type: 'chain-reload' }
+  /** Stop gracefully: in-flight requests finish within the mercy, then exit 0 (uWSGI byte 2). */
+  | { readonly v: 1; readonly type: 'stop' };
+
+/** Vassal master → emperor. */
+export type MasterToEmperor =
+  /** Every worker of the first generation is accepting (uWSGI byte 1, "spawned"). */
+  | { readonly v: 1; readonly type: 'ready' }
+  /** At least one worker is accepting connections (uWSGI byte 5). */
+  | { readonly v: 1; readonly type: 'accepting' }
+  /** The first request completed (uWSGI byte 17, "loyal"). */
+  | { readonly v: 1; readonly type: 'loyal' }
+  /** The master is alive; sent every `heartbeat` seconds (uWSGI byte 26). */
+  | { readonly v: 1; readonly type: 'heartbeat' }
+  /** A reload finished; `ok` is false when it was abandoned and the old workers kept serving. */
+  | { readonly v: 1; readonly type: 'reloaded'; readonly ok: boolean };
+
+/** Vassal master → worker. */
+export type MasterToWorker =
+  /** Stop accepting, finish in-flight requests, exit 0. The master SIGKILLs after the mercy. */
+  | { readonly v: 1; readonly type: 'stop' };
+
+/** Worker → vassal master. */
+export type WorkerToMaster =
+  /** The app is loaded and the worker accepts on every inherited socket. */
+  | { readonly v: 1; readonly type: 'ready' };
+
+/** Thrown when a received IPC message is not one we know. */
+export class IpcMessageError extends EmperorError {
+  readonly code = 'ERR_IPC_MESSAGE' as const;
+}
+
+type Union = EmperorToMaster | MasterToEmperor | MasterToWorker | WorkerToMaster;
+
+function parseWith<T extends Union>(
+  raw: unknown,
+  channel: string,
+  types: Readonly<Record<T['type'], (m: Record<string, unknown>) => boolean>>,
+): T {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new IpcMessageError(`${channel}: message is not an object: ${preview(raw)}`);
+  }
+  const m = raw as Record<string, unknown>;
+  if (m.v !== IPC_VERSION) {
+    throw new IpcMessageError(`${channel}: unsupported message version ${preview(m.v)} (expected ${IPC_VERSION})`);
+  }
+  const type = m.type;
+  if (typeof type !== 'string' || !Object.hasOwn(types, type)) {
+    throw new IpcMessageError(`${channel}: unknown message type ${preview(type)}`);
+  }
+  const check = types[type as T['type']];
+  if (!check(m)) throw new IpcMessageError(`${channel}: malformed ${type} message: ${preview(raw)}`);
+  return raw as T;
+}
+
+function preview(value: unknown): string {
+  let s: string;
+  try {
+    s = JSON.stringify(value) ?? String(value);
+  } catch {
+    s = String(value);
+  }
+  return s.length > 120 ? `${s.slice(0, 117)}...` : s;
+}
+
+const always = (): boolean => true;
+
+/** Parses an emperor → master message. @throws IpcMessageError */
+export function parseEmperorToMaster(raw: unknown): EmperorToMaster {
+  return parseWith<EmperorToMaster>(raw, 'emperor→master', { reload: always, 'chain-reload': always, stop: always });
+}
+
+/** Parses a master → emperor message. @throws IpcMessageError */
+export function parseMasterToEmperor(raw: unknown): MasterToEmperor {
+  return parseWith<MasterToEmperor>(raw, 'master→emperor', {
+    ready: always,
+    accepting: always,
+    loyal: always,
+    heartbeat: always,
+    reloaded: (m) => typeof m.ok === 'boolean',
+  });
+}
+
+/** Parses a master → worker message. @throws IpcMessageError */
+export function parseMasterToWorker(raw: unknown): MasterToWorker {
+  return parseWith<MasterToWorker>(raw, 'master→worker', { stop: always });
+}
+
+/** Parses a worker → master message. @throws IpcMessageError */
+export function parseWorkerToMaster(raw: unknown): WorkerToMaster {
+  return parseWith<WorkerToMaster>(raw, 'worker→master', { ready: always });
+}
+
+/**
+ * Process exit codes with a meaning between tiers (uWSGI uses 22 for "no app" and 26
+ * for "exile"; we use the sysexits.h values where one fits).
+ */
+export const ExitCode = {
+  /** Clean exit after a requested stop. */
+  OK: 0,
+  /** The vassal file is invalid: the emperor waits for the file to change instead of respawning. */
+  CONFIG: 78,
+  /** The worker could not load the app (module missing, import threw, syntax error). */
+  APP_LOAD: 22,
+  /** The vassal could not acquire a resource (busy port, bad uid): respawned with backoff. */
+  UNAVAILABLE: 69,
+} as const;

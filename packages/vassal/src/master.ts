@@ -1,0 +1,692 @@
+/**
+ * The vassal master: the authority on one app. It binds the sockets, drops privileges,
+ * preforks the workers, reads their scoreboard slots on every tick, replaces the ones
+ * that die, reloads them without dropping a connection, and serves the stats.
+ *
+ * Lifecycle: `starting → ready → reloading → ready … → stopping → dead`.
+ * Worker processes: `starting → ready → stopping → dead`.
+ */
+import { EventEmitter } from 'node:events';
+import { writeFileSync, unlinkSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import type { VassalConfig } from '@emperor/config';
+import { ExitCode, parseWorkerToMaster, type MasterToWorker } from '@emperor/protocol';
+import {
+  type BackoffOptions,
+  type BackoffState,
+  type Child,
+  type Logger,
+  INITIAL_BACKOFF,
+  describeExit,
+  nextBackoff,
+  sampleMemory,
+  spawnChild,
+} from '@emperor/process';
+import { EMPTY_SLOT, Scoreboard, SlotStatus, type SlotData } from './scoreboard.js';
+import { bindSockets, readTcpListenQueues, type BoundSocket } from './sockets.js';
+import { dropPrivileges, resolveCredentials, type Credentials } from './users.js';
+import { WORKER_SPEC_ENV, WORKER_SPEC_VERSION, type WorkerSpec } from './worker-spec.js';
+
+/** Master lifecycle states. */
+export type MasterState = 'starting' | 'ready' | 'reloading' | 'stopping' | 'dead';
+
+/** Worker process lifecycle states. */
+export type WorkerProcState = 'starting' | 'ready' | 'stopping' | 'dead';
+
+/** How long a new worker may take to load its app and accept, ms. */
+export const WORKER_READY_TIMEOUT_MS = 60_000;
+
+/** Master tick: scoreboard read, memory sample, checks (uWSGI `check-interval`, 1 s). */
+export const TICK_MS = 1000;
+
+/**
+ * Respawn backoff of one worker slot: a worker that dies within 10 s of its spawn is
+ * respawned after 0.5 s, then 1, 2, 4 … up to 30 s; the master never spins (contrast
+ * uWSGI's "worker respawning too fast !!! i have to sleep a bit", which blocks the master).
+ */
+export const WORKER_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000, healthyMs: 10_000, curseAfter: 10 };
+
+/** Scoreboard capacity: two processes per worker id (old and new during a reload). */
+const SCOREBOARD_SLOTS = 2 * 1024 + 4;
+
+/** One worker process. */
+export interface WorkerProc {
+  readonly id: number;
+  readonly generation: number;
+  readonly child: Child;
+  readonly sbIndex: number;
+  readonly config: VassalConfig;
+  state: WorkerProcState;
+  /** Epoch ms when it reported ready; 0 before. */
+  readyAt: number;
+  /** Why the master stopped it (`reload`, `max-requests`, ...); '' when it was not asked to. */
+  stopReason: string;
+  /** Latest scoreboard reading. */
+  data: SlotData;
+  rss: number;
+  vsz: number;
+}
+
+/** A worker id and its history across respawns. */
+export interface WorkerSlot {
+  readonly id: number;
+  /** The process serving for this id (the old one during a replacement). */
+  current: WorkerProc | undefined;
+  /** The replacement being started, during a reload or recycle. */
+  next: WorkerProc | undefined;
+  /** Counters of this id's earlier processes. */
+  requestsBefore: number;
+  exceptionsBefore: number;
+  txBefore: number;
+  runningTimeBefore: number;
+  /** Kills by the master plus requests ended by the worker's own harakiri, over the id's life. */
+  harakiriBefore: number;
+  respawnCount: number;
+  /** Epoch ms of the last spawn. */
+  lastSpawn: number;
+  lastExitReason: string;
+  backoff: BackoffState;
+  respawnTimer: NodeJS.Timeout | undefined;
+}
+
+/** Options for {@link Master}. */
+export interface MasterOptions {
+  readonly config: VassalConfig;
+  readonly logger: Logger;
+  /** Re-reads the vassal file for a reload. @throws on an invalid file (the reload is then abandoned). */
+  readonly reloadConfig: () => VassalConfig;
+  /** Absolute paths of the worker entry programs, per runtime. */
+  readonly workerEntries: { readonly node: string; readonly python: string };
+  /** Python interpreter for python workers; resolved by the caller. */
+  readonly pythonInterpreter?: (config: VassalConfig) => string;
+}
+
+interface MasterEvents {
+  /** Every worker of the first generation accepts. */
+  ready: [];
+  /** The first worker accepts. */
+  accepting: [];
+  /** The first request completed. */
+  loyal: [];
+  /** A reload ended: true when the new workers took over. */
+  reloaded: [ok: boolean];
+  /** Periodic liveness, every `heartbeat` ms. */
+  heartbeat: [];
+  /** The master is done; the process should exit with this code. */
+  exit: [code: number];
+}
+
+function summarize(config: VassalConfig): string {
+  return config.sockets.map((s) => `${s.protocol}://${s.name}`).join(', ');
+}
+
+/**
+ * The vassal master. Call {@link start}, then {@link reload}, {@link stop} or
+ * {@link destroy}; listen for `exit` to know when to end the process.
+ */
+export class Master extends EventEmitter<MasterEvents> {
+  readonly #logger: Logger;
+  readonly #options: MasterOptions;
+  #config: VassalConfig;
+  #state: MasterState = 'starting';
+  #sockets: BoundSocket[] = [];
+  #scoreboard: Scoreboard | undefined;
+  #credentials: Credentials = { uid: undefined, gid: undefined, user: undefined };
+  readonly #slots = new Map<number, WorkerSlot>();
+  readonly #retiring = new Set<WorkerProc>();
+  #generation = 1;
+  #tick: NodeJS.Timeout | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #sampling = false;
+  #announced = { ready: false, accepting: false, loyal: false };
+  #reloadQueued: 'graceful' | 'chain' | undefined;
+  #stopping: Promise<void> | undefined;
+  readonly startedAt = Date.now();
+
+  constructor(options: MasterOptions) {
+    super();
+    this.#options = options;
+    this.#config = options.config;
+    this.#logger = options.logger;
+  }
+
+  get state(): MasterState {
+    return this.#state;
+  }
+
+  get config(): VassalConfig {
+    return this.#config;
+  }
+
+  /** Worker ids in order. */
+  get slots(): readonly WorkerSlot[] {
+    return [...this.#slots.values()].sort((a, b) => a.id - b.id);
+  }
+
+  get sockets(): readonly BoundSocket[] {
+    return this.#sockets;
+  }
+
+  /**
+   * Binds the sockets, writes the pidfile, drops privileges, creates the scoreboard and
+   * spawns the first generation.
+   * @throws SocketBindError, PrivilegeError (the caller logs them and exits with ExitCode.UNAVAILABLE)
+   */
+  async start(): Promise<void> {
+    const config = this.#config;
+    this.#credentials = resolveCredentials(config.uid, config.gid);
+    const chown = config.chownSocket;
+    const owner = chown === undefined ? undefined : resolveCredentials(chown.user, chown.group);
+    this.#sockets = await bindSockets(config.sockets, { mode: config.chmodSocket, uid: owner?.uid, gid: owner?.gid });
+    try {
+      if (config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
+      dropPrivileges(this.#credentials);
+      this.#scoreboard = Scoreboard.create(SCOREBOARD_SLOTS);
+    } catch (err) {
+      for (const s of this.#sockets) s.close(true);
+      throw err;
+    }
+    this.#logger.info(
+      { sockets: config.sockets.map((s) => s.name), processes: config.processes, uid: process.getuid?.(), gid: process.getgid?.() },
+      `vassal master started: ${config.processes} worker(s) on ${summarize(config)}`,
+    );
+    for (let id = 1; id <= config.processes; id++) {
+      const slot = this.#newSlot(id);
+      slot.current = this.#spawn(slot, config, this.#generation);
+    }
+    this.#tick = setInterval(() => this.#onTick(), TICK_MS);
+    this.#heartbeat = setInterval(() => this.emit('heartbeat'), config.heartbeatMs);
+  }
+
+  #newSlot(id: number): WorkerSlot {
+    const slot: WorkerSlot = {
+      id, current: undefined, next: undefined, requestsBefore: 0, exceptionsBefore: 0, txBefore: 0, runningTimeBefore: 0,
+      harakiriBefore: 0, respawnCount: 0, lastSpawn: 0, lastExitReason: '', backoff: INITIAL_BACKOFF, respawnTimer: undefined,
+    };
+    this.#slots.set(id, slot);
+    return slot;
+  }
+
+  /** Every live worker process: current, replacements, and retiring ones. */
+  *processes(): Generator<WorkerProc> {
+    for (const slot of this.#slots.values()) {
+      if (slot.current) yield slot.current;
+      if (slot.next) yield slot.next;
+    }
+    yield* this.#retiring;
+  }
+
+  #spawn(slot: WorkerSlot, config: VassalConfig, generation: number): WorkerProc | undefined {
+    const scoreboard = this.#scoreboard;
+    if (scoreboard === undefined) return undefined;
+    const sbIndex = scoreboard.allocate();
+    if (sbIndex === undefined) {
+      this.#logger.error({ worker: slot.id }, `cannot spawn worker ${slot.id}: scoreboard full`);
+      return undefined;
+    }
+    const sockets = this.#socketsFor(config);
+    const spec: WorkerSpec = {
+      v: WORKER_SPEC_VERSION,
+      vassal: config.name,
+      id: slot.id,
+      generation,
+      scoreboard: { fd: 3 + sockets.length, index: sbIndex },
+      sockets: sockets.map((s, i) => ({ fd: 3 + i, name: s.spec.name, protocol: s.spec.protocol })),
+      backlog: config.listen,
+      bufferSize: config.bufferSize,
+      harakiriMs: config.harakiriMs,
+      harakiriVerbose: config.harakiriVerbose,
+      heartbeatIntervalMs: config.harakiriMs > 0 ? Math.min(250, Math.max(50, config.harakiriMs / 8)) : 1000,
+      app:
+        config.runtime === 'node'
+          ? { runtime: 'node', module: config.module ?? '' }
+          : { runtime: 'python', module: config.module, wsgiFile: config.wsgiFile, callable: config.callable, pythonpath: config.pythonpath, home: config.home },
+    };
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const [k, v] of config.env) env[k] = v;
+    env[WORKER_SPEC_ENV] = JSON.stringify(spec);
+    env.LISTEN_FDS = String(sockets.length);
+    env.LISTEN_FDNAMES = sockets.map((s) => s.spec.name.replaceAll(':', '_')).join(':');
+    const [command, args] =
+      config.runtime === 'node'
+        ? [process.execPath, [this.#options.workerEntries.node]]
+        : [this.#options.pythonInterpreter?.(config) ?? 'python3', [this.#options.workerEntries.python]];
+    let child: Child;
+    try {
+      child = spawnChild(
+        command,
+        args,
+        {
+          cwd: config.chdir ?? config.baseDir,
+          env,
+          // Own process group: a terminal's Ctrl-C reaches the master, which stops workers in order.
+          detached: true,
+          stdio: ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), scoreboard.fd, 'ipc'],
+          serialization: 'json',
+        },
+        { pdeathsig: true, limitAsBytes: config.limitAsBytes, cpus: this.#cpusFor(slot.id, config) },
+      );
+    } catch (err) {
+      scoreboard.release(sbIndex);
+      this.#logger.error({ worker: slot.id, err }, `cannot spawn worker ${slot.id}: ${(err as Error).message}`);
+      return undefined;
+    }
+    const proc: WorkerProc = {
+      id: slot.id, generation, child, sbIndex, config, state: 'starting', readyAt: 0, stopReason: '',
+      data: EMPTY_SLOT, rss: 0, vsz: 0,
+    };
+    slot.respawnCount += 1;
+    slot.lastSpawn = Date.now();
+    child.on('message', (raw) => this.#onWorkerMessage(proc, raw));
+    child.once('exit', (exit) => this.#onWorkerExit(slot, proc, exit));
+    this.#logger.info({ worker: slot.id, worker_pid: child.pid, generation }, `spawned worker ${slot.id} (pid ${child.pid})`);
+    const timer = setTimeout(() => {
+      if (proc.state === 'starting') {
+        this.#logger.error({ worker: slot.id, worker_pid: child.pid }, `worker ${slot.id} (pid ${child.pid}) not ready after ${WORKER_READY_TIMEOUT_MS / 1000} s; killing it`);
+        proc.stopReason = 'not-ready';
+        child.kill('SIGKILL');
+      }
+    }, WORKER_READY_TIMEOUT_MS);
+    timer.unref();
+    child.once('exit', () => clearTimeout(timer));
+    return proc;
+  }
+
+  /** The bound sockets a config uses, in its order. */
+  #socketsFor(config: VassalConfig): BoundSocket[] {
+    return config.sockets.map((spec) => {
+      const found = this.#sockets.find((s) => s.spec.name === spec.name && s.spec.protocol === spec.protocol);
+      if (found === undefined) throw new Error(`socket ${spec.name} is not bound`);
+      return found;
+    });
+  }
+
+  /**
+   * CPUs for worker `id` under `cpu-affinity = k`: worker N starts at `(N-1)*k` modulo
+   * the CPU count and takes k consecutive CPUs, wrapping (uWSGI core/utils.c
+   * `uwsgi_set_cpu_affinity`).
+   */
+  #cpusFor(id: number, config: VassalConfig): number[] | undefined {
+    if (config.cpuAffinity <= 0) return undefined;
+    const count = availableParallelism();
+    const base = ((id - 1) * config.cpuAffinity) % count;
+    return Array.from({ length: config.cpuAffinity }, (_, i) => (base + i) % count);
+  }
+
+  #onWorkerMessage(proc: WorkerProc, raw: unknown): void {
+    let message;
+    try {
+      message = parseWorkerToMaster(raw);
+    } catch (err) {
+      this.#logger.warn({ worker: proc.id, worker_pid: proc.child.pid }, (err as Error).message);
+      return;
+    }
+    switch (message.type) {
+      case 'ready':
+        if (proc.state !== 'starting') return;
+        proc.state = 'ready';
+        proc.readyAt = Date.now();
+        this.#logger.info({ worker: proc.id, worker_pid: proc.child.pid }, `worker ${proc.id} (pid ${proc.child.pid}) accepting`);
+        this.#announce();
+        return;
+      default: {
+        const never: never = message.type;
+        void never;
+      }
+    }
+  }
+
+  #announce(): void {
+    const procs = [...this.#slots.values()].map((s) => s.current);
+    if (!this.#announced.accepting && procs.some((p) => p?.state === 'ready')) {
+      this.#announced.accepting = true;
+      this.emit('accepting');
+    }
+    if (!this.#announced.ready && procs.length > 0 && procs.every((p) => p?.state === 'ready')) {
+      this.#announced.ready = true;
+      if (this.#state === 'starting') this.#state = 'ready';
+      this.#logger.info(`vassal ready: ${procs.length} worker(s) accepting on ${summarize(this.#config)}`);
+      this.emit('ready');
+    }
+  }
+
+  #onWorkerExit(slot: WorkerSlot, proc: WorkerProc, exit: { code: number | null; signal: NodeJS.Signals | null }): void {
+    proc.state = 'dead';
+    // Final counters: the last reading of the slot, then the slot goes back to the pool.
+    const last = this.#scoreboard?.read(proc.sbIndex);
+    if (last !== undefined && last.pid === proc.child.pid) proc.data = last;
+    this.#scoreboard?.release(proc.sbIndex);
+    slot.requestsBefore += proc.data.requests;
+    slot.exceptionsBefore += proc.data.exceptions;
+    slot.txBefore += proc.data.txBytes;
+    slot.runningTimeBefore += proc.data.runningTimeUs;
+    slot.harakiriBefore += proc.data.harakiriCount;
+    this.#retiring.delete(proc);
+    const uptimeMs = Date.now() - proc.child.spawnedAt;
+    const how = describeExit(exit);
+    const fields = { worker: proc.id, worker_pid: proc.child.pid, exit_code: exit.code, signal: exit.signal, uptime_ms: uptimeMs };
+    if (slot.next === proc) slot.next = undefined;
+    const wasCurrent = slot.current === proc;
+    if (wasCurrent) slot.current = undefined;
+
+    if (proc.stopReason !== '' && proc.stopReason !== 'not-ready') {
+      slot.lastExitReason = proc.stopReason;
+      this.#logger.info(fields, `worker ${proc.id} (pid ${proc.child.pid}) stopped (${proc.stopReason}): ${how}`);
+    } else {
+      slot.lastExitReason = proc.stopReason === 'not-ready' ? 'not-ready' : exit.code === ExitCode.APP_LOAD ? 'app-load' : 'crash';
+      if (this.#state === 'stopping' || this.#state === 'dead') return;
+      if (!wasCurrent) {
+        this.#logger.error(fields, `worker ${proc.id} (pid ${proc.child.pid}) died before it was ready: ${how}`);
+        return; // a replacement that failed; its reload or recycle handles it
+      }
+      slot.backoff = nextBackoff(slot.backoff, uptimeMs, Date.now(), WORKER_BACKOFF);
+      const delay = slot.backoff.delayMs;
+      const streak = slot.backoff.failures > 1 ? ` (${slot.backoff.failures} times in a row)` : '';
+      this.#logger.error(
+        { ...fields, respawn_in_ms: delay },
+        `worker ${proc.id} (pid ${proc.child.pid}) died: ${how} after ${(uptimeMs / 1000).toFixed(1)} s${streak}; ` +
+          (delay === 0 ? 'respawning' : `respawning in ${(delay / 1000).toFixed(1)} s`),
+      );
+      this.#scheduleRespawn(slot, delay);
+    }
+  }
+
+  #scheduleRespawn(slot: WorkerSlot, delayMs: number): void {
+    if (slot.respawnTimer !== undefined) return;
+    const respawn = (): void => {
+      slot.respawnTimer = undefined;
+      if (this.#state === 'stopping' || this.#state === 'dead' || slot.current !== undefined) return;
+      if (this.#slots.get(slot.id) !== slot) return; // the id was removed by a reload
+      slot.current = this.#spawn(slot, this.#config, this.#generation);
+      if (slot.current === undefined) this.#scheduleRespawn(slot, WORKER_BACKOFF.maxMs);
+    };
+    if (delayMs <= 0) respawn();
+    else slot.respawnTimer = setTimeout(respawn, delayMs);
+  }
+
+  /** Resolves true when `proc` reports ready, false when it dies first. */
+  #whenReady(proc: WorkerProc): Promise<boolean> {
+    if (proc.state === 'ready') return Promise.resolve(true);
+    if (proc.state === 'dead') return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onMessage = (): void => {
+        if (proc.state === 'ready') done(true);
+      };
+      const onExit = (): void => done(false);
+      const done = (ok: boolean): void => {
+        proc.child.off('message', onMessage);
+        proc.child.off('exit', onExit);
+        // The message handler above runs after the master's own handler, so state is set.
+        resolve(ok);
+      };
+      proc.child.on('message', onMessage);
+      proc.child.once('exit', onExit);
+    });
+  }
+
+  /**
+   * Stops one worker process gracefully: it stops accepting, finishes its requests,
+   * exits; SIGKILL after `worker-reload-mercy`.
+   */
+  #retire(proc: WorkerProc, reason: string): Promise<unknown> {
+    if (proc.state === 'dead') return Promise.resolve();
+    if (proc.stopReason === '') proc.stopReason = reason;
+    proc.state = 'stopping';
+    this.#retiring.add(proc);
+    const stop: MasterToWorker = { v: 1, type: 'stop' };
+    return proc.child.stop({ message: stop, signal: 'SIGTERM', mercyMs: proc.config.workerReloadMercyMs });
+  }
+
+  /**
+   * Starts a replacement for `slot` and, once it is ready, retires the current process.
+   * Resolves false (leaving the current process serving) if the replacement dies first.
+   */
+  async #replace(slot: WorkerSlot, config: VassalConfig, generation: number, reason: string): Promise<boolean> {
+    const fresh = this.#spawn(slot, config, generation);
+    if (fresh === undefined) return false;
+    slot.next = fresh;
+    const ok = await this.#whenReady(fresh);
+    if (!ok || slot.next !== fresh) return false;
+    slot.next = undefined;
+    const old = slot.current;
+    slot.current = fresh;
+    if (old !== undefined) void this.#retire(old, reason);
+    return true;
+  }
+
+  /**
+   * Reloads every worker with the vassal file re-read. `graceful` starts a whole new
+   * generation, and only when every new worker is ready retires the old ones (or, if one
+   * fails, kills the new ones and keeps the old: a broken deploy does not take the app
+   * down). `chain` replaces one worker at a time and stops at the first failure (uWSGI
+   * `touch-chain-reload`, with the replacement started before the old worker stops).
+   * A reload asked for during a reload runs after it.
+   */
+  async reload(kind: 'graceful' | 'chain' = 'graceful'): Promise<boolean> {
+    if (this.#state === 'stopping' || this.#state === 'dead') return false;
+    if (this.#state === 'reloading' || this.#state === 'starting') {
+      this.#reloadQueued = this.#reloadQueued === 'graceful' ? 'graceful' : kind;
+      if (this.#state === 'starting' && !this.#announced.ready) {
+        // Not up yet: a reload now would race the first spawn. Run it once ready.
+        this.once('ready', () => void this.#runQueuedReload());
+      }
+      return true;
+    }
+    this.#state = 'reloading';
+    let ok = false;
+    try {
+      ok = await this.#doReload(kind);
+    } finally {
+      if (this.#state === 'reloading') this.#state = 'ready';
+    }
+    this.emit('reloaded', ok);
+    await this.#runQueuedReload();
+    return ok;
+  }
+
+  async #runQueuedReload(): Promise<void> {
+    const queued = this.#reloadQueued;
+    if (queued === undefined || this.#state !== 'ready') return;
+    this.#reloadQueued = undefined;
+    await this.reload(queued);
+  }
+
+  async #doReload(kind: 'graceful' | 'chain'): Promise<boolean> {
+    let config: VassalConfig;
+    try {
+      config = this.#options.reloadConfig();
+    } catch (err) {
+      this.#logger.error({ err_code: (err as { code?: string }).code }, `reload abandoned: ${(err as Error).message}; the running workers keep serving`);
+      return false;
+    }
+    const old = this.#config;
+    if (String(config.uid) !== String(old.uid) || String(config.gid) !== String(old.gid)) {
+      this.#logger.error(`reload abandoned: uid/gid changed (${old.uid ?? '-'}:${old.gid ?? '-'} → ${config.uid ?? '-'}:${config.gid ?? '-'}); that needs a restart of the vassal`);
+      return false;
+    }
+    // Bind sockets the new config adds; keep the ones it shares with the old.
+    const missing = config.sockets.filter((spec) => !this.#sockets.some((s) => s.spec.name === spec.name && s.spec.protocol === spec.protocol));
+    if (missing.length > 0) {
+      try {
+        const owner = config.chownSocket === undefined ? undefined : resolveCredentials(config.chownSocket.user, config.chownSocket.group);
+        this.#sockets.push(...(await bindSockets(missing, { mode: config.chmodSocket, uid: owner?.uid, gid: owner?.gid })));
+      } catch (err) {
+        this.#logger.error(`reload abandoned: ${(err as Error).message}; the running workers keep serving`);
+        return false;
+      }
+    }
+    const generation = ++this.#generation;
+    this.#logger.info({ generation }, `${kind === 'chain' ? 'chain' : 'graceful'} reload: starting generation ${generation} (${config.processes} worker(s))`);
+    const ids = Array.from({ length: config.processes }, (_, i) => i + 1);
+    const slots = ids.map((id) => this.#slots.get(id) ?? this.#newSlot(id));
+    let ok: boolean;
+    if (kind === 'chain') {
+      ok = true;
+      for (const slot of slots) {
+        if (!(await this.#replace(slot, config, generation, 'chain-reload'))) {
+          this.#logger.error({ worker: slot.id }, `chain reload stopped at worker ${slot.id}: its replacement never became ready; the remaining workers keep serving`);
+          ok = false;
+          break;
+        }
+      }
+    } else {
+      const fresh = slots.map((slot) => {
+        const p = this.#spawn(slot, config, generation);
+        slot.next = p;
+        return p;
+      });
+      const results = await Promise.all(fresh.map((p) => (p === undefined ? Promise.resolve(false) : this.#whenReady(p))));
+      ok = results.every(Boolean) && this.#state === 'reloading';
+      if (ok) {
+        for (const slot of slots) {
+          const prev = slot.current;
+          slot.current = slot.next;
+          slot.next = undefined;
+          if (prev !== undefined) void this.#retire(prev, 'reload');
+        }
+      } else {
+        for (const slot of slots) {
+          const p = slot.next;
+          slot.next = undefined;
+          if (p !== undefined) {
+            p.stopReason = 'reload-abandoned';
+            p.child.kill('SIGKILL');
+          }
+        }
+        this.#logger.error(`reload abandoned: a new worker died or timed out before it was ready; generation ${generation - 1} keeps serving`);
+      }
+    }
+    if (!ok) return false;
+    this.#config = config;
+    // Worker ids the new config no longer has.
+    for (const slot of [...this.#slots.values()]) {
+      if (slot.id > config.processes) {
+        if (slot.respawnTimer !== undefined) clearTimeout(slot.respawnTimer);
+        if (slot.current) void this.#retire(slot.current, 'reload');
+        this.#slots.delete(slot.id);
+      }
+    }
+    // Sockets the new config dropped: the master's copy closes now; workers still holding one close it as they exit.
+    const keep = this.#sockets.filter((s) => config.sockets.some((spec) => spec.name === s.spec.name && spec.protocol === s.spec.protocol));
+    for (const s of this.#sockets) if (!keep.includes(s)) s.close(this.#config.vacuum);
+    this.#sockets = keep;
+    this.#logger.info({ generation }, `reload complete: generation ${generation} serving`);
+    return true;
+  }
+
+  /**
+   * Stops every worker gracefully (each within `worker-reload-mercy`, the whole stop
+   * within `reload-mercy` when set), closes the sockets, removes the pidfile and unix
+   * sockets when `vacuum` is set, then emits `exit` with code 0. Idempotent.
+   * @param mercyMs overrides the per-worker mercy (the emperor's death uses a short one).
+   */
+  stop(reason = 'stop', mercyMs?: number): Promise<void> {
+    if (this.#stopping !== undefined) {
+      if (mercyMs !== undefined) for (const p of this.processes()) p.child.hurry(mercyMs);
+      return this.#stopping;
+    }
+    this.#state = 'stopping';
+    this.#logger.info({ reason }, `stopping vassal (${reason})`);
+    this.#stopping = (async () => {
+      this.#clearTimers();
+      const procs = [...this.processes()];
+      const bound = this.#config.reloadMercyMs > 0 ? setTimeout(() => procs.forEach((p) => p.child.kill('SIGKILL')), this.#config.reloadMercyMs) : undefined;
+      await Promise.all(
+        procs.map((p) => {
+          const done = this.#retire(p, reason);
+          if (mercyMs !== undefined) p.child.hurry(mercyMs);
+          return done;
+        }),
+      );
+      if (bound !== undefined) clearTimeout(bound);
+      this.#release();
+      this.#logger.info('vassal stopped');
+      this.emit('exit', ExitCode.OK);
+    })();
+    return this.#stopping;
+  }
+
+  /** Kills every worker now (SIGKILL) and releases everything; emits `exit`. */
+  destroy(code: number = ExitCode.OK): void {
+    this.#state = 'stopping';
+    this.#clearTimers();
+    for (const p of this.processes()) {
+      p.stopReason ||= 'destroy';
+      p.child.kill('SIGKILL');
+    }
+    this.#release();
+    this.emit('exit', code);
+  }
+
+  #clearTimers(): void {
+    if (this.#tick !== undefined) clearInterval(this.#tick);
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    for (const slot of this.#slots.values()) if (slot.respawnTimer !== undefined) clearTimeout(slot.respawnTimer);
+  }
+
+  #release(): void {
+    if (this.#state === 'dead') return;
+    this.#state = 'dead';
+    for (const s of this.#sockets) s.close(this.#config.vacuum);
+    this.#sockets = [];
+    this.#scoreboard?.close();
+    if (this.#config.vacuum && this.#config.pidfile !== undefined) {
+      try {
+        unlinkSync(this.#config.pidfile);
+      } catch {
+        // gone, or not ours to remove after the privilege drop
+      }
+    }
+  }
+
+  #onTick(): void {
+    const scoreboard = this.#scoreboard;
+    if (scoreboard === undefined || this.#state === 'dead') return;
+    const slots = scoreboard.readAll();
+    let served = false;
+    for (const proc of this.processes()) {
+      const data = slots[proc.sbIndex];
+      if (data !== undefined && data.pid === proc.child.pid) proc.data = data;
+      if (proc.data.requests > 0) served = true;
+    }
+    if (!this.#announced.loyal && (served || [...this.#slots.values()].some((s) => s.requestsBefore > 0))) {
+      this.#announced.loyal = true;
+      this.emit('loyal');
+    }
+    void this.#sampleMemory();
+  }
+
+  async #sampleMemory(): Promise<void> {
+    if (this.#sampling) return;
+    this.#sampling = true;
+    try {
+      const procs = [...this.processes()].filter((p) => p.state !== 'dead');
+      const samples = await sampleMemory(procs.map((p) => p.child.pid));
+      for (const p of procs) {
+        const s = samples.get(p.child.pid);
+        if (s !== undefined) {
+          p.rss = s.rss;
+          p.vsz = s.vsz;
+        }
+      }
+    } finally {
+      this.#sampling = false;
+    }
+  }
+
+  /** Current accept queue of each bound TCP socket, by socket name. */
+  listenQueues(): Map<string, { queue: number; max: number }> {
+    const byInode = readTcpListenQueues(new Set(this.#sockets.map((s) => s.inode)));
+    const out = new Map<string, { queue: number; max: number }>();
+    for (const s of this.#sockets) out.set(s.spec.name, byInode.get(s.inode) ?? { queue: 0, max: this.#config.listen });
+    return out;
+  }
+
+  /** Status string of a process for stats. */
+  static statusOf(proc: WorkerProc | undefined): 'idle' | 'busy' | 'starting' | 'stopping' | 'cheap' {
+    if (proc === undefined) return 'cheap';
+    if (proc.state === 'starting') return 'starting';
+    if (proc.state === 'stopping') return 'stopping';
+    return proc.data.status === SlotStatus.BUSY || proc.data.inFlight > 0 ? 'busy' : 'idle';
+  }
+}

@@ -1,0 +1,297 @@
+/**
+ * The Node worker: loads the app, accepts on the inherited sockets itself (no proxy hop
+ * through the master), and publishes its state in its scoreboard slot.
+ *
+ * Per request it only touches memory (a Map entry, counters); the slot is written by a
+ * timer every `heartbeatIntervalMs`, which doubles as the heartbeat the master watches
+ * to catch a blocked event loop. So the master costs nothing per request.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { ExitCode, parseMasterToWorker, type WorkerToMaster } from '@emperor/protocol';
+import { createLogger } from '@emperor/process';
+import { ScoreboardWriter, SlotStatus, type SlotData } from '../../scoreboard.js';
+import { readWorkerSpec, WORKER_SPEC_ENV, type WorkerSpec } from '../../worker-spec.js';
+import { loadApp, realListen, type AppEntry } from './app-loader.js';
+import { fetchListener } from './fetch-adapter.js';
+
+/** How long an app that neither exports a handler nor has listened may take to call listen(), ms. */
+const LATE_LISTEN_TIMEOUT_MS = 30_000;
+
+/**
+ * An idle⇄busy transition is published at once unless the slot was written less than
+ * this long ago, so stats and the cheaper algorithms see a fresh status at low traffic,
+ * while under load the cost stays at most one write per this interval.
+ */
+const TRANSITION_PUBLISH_MS = 100;
+
+interface InFlight {
+  readonly res: ServerResponse;
+  readonly startMs: number;
+  readonly method: string;
+  readonly uri: string;
+}
+
+const spec: WorkerSpec = readWorkerSpec(process.env);
+delete process.env[WORKER_SPEC_ENV];
+delete process.env.LISTEN_FDS;
+delete process.env.LISTEN_FDNAMES;
+process.title = `emperor worker ${spec.id} ${spec.vassal}`;
+
+const logger = createLogger({ vassal: spec.vassal, worker: spec.id });
+const writer = new ScoreboardWriter(spec.scoreboard.fd, spec.scoreboard.index);
+const inFlight = new Map<IncomingMessage, InFlight>();
+const servers: net.Server[] = [];
+const ours = new WeakSet<net.Server>();
+
+let status: SlotStatus = SlotStatus.STARTING;
+let accepting = false;
+let stopping = false;
+let requests = 0;
+let exceptions = 0;
+let txBytes = 0;
+let runningTimeUs = 0;
+let avgRtUs = 0;
+let harakiriCount = 0;
+let lastRequestEndMs = 0;
+let lastPublishMs = 0;
+
+function publish(): void {
+  let oldest: InFlight | undefined;
+  for (const r of inFlight.values()) {
+    oldest = r;
+    break; // Map keeps insertion order: the first entry is the oldest request
+  }
+  const data: SlotData = {
+    pid: process.pid,
+    status: stopping ? SlotStatus.STOPPING : status === SlotStatus.STARTING ? status : inFlight.size > 0 ? SlotStatus.BUSY : SlotStatus.IDLE,
+    accepting,
+    inFlight: inFlight.size,
+    heartbeatMs: Date.now(),
+    requests,
+    exceptions,
+    txBytes,
+    runningTimeUs,
+    avgRtUs,
+    requestStartMs: oldest?.startMs ?? 0,
+    harakiriCount,
+    lastRequestEndMs,
+    method: oldest?.method ?? '',
+    uri: oldest?.uri ?? '',
+  };
+  lastPublishMs = data.heartbeatMs;
+  try {
+    writer.write(data);
+  } catch (err) {
+    logger.error({ err }, `cannot write the scoreboard: ${(err as Error).message}`);
+  }
+}
+
+function send(message: WorkerToMaster): void {
+  process.send?.(message);
+}
+
+/** Answers 500 if nothing was sent yet, counts the exception and logs it with its stack. */
+function onAppError(err: unknown, req: IncomingMessage, res: ServerResponse): void {
+  exceptions += 1;
+  logger.error({ err, method: req.method, uri: req.url }, `exception in ${req.method ?? '?'} ${req.url ?? '?'}: ${(err as Error)?.message ?? String(err)}`);
+  if (!res.headersSent) {
+    res.writeHead(500, { 'content-type': 'text/plain', connection: 'close' });
+    res.end('Internal Server Error\n');
+  } else {
+    res.destroy();
+  }
+}
+
+/**
+ * Accounting for every request, prepended to the server's `request` listeners so it
+ * runs before the app: in-flight tracking, per-request harakiri, counters on close.
+ */
+function track(req: IncomingMessage, res: ServerResponse): void {
+  const startMs = Date.now();
+  const t0 = performance.now();
+  const socket = req.socket;
+  const tx0 = socket.bytesWritten;
+  inFlight.set(req, { res, startMs, method: req.method ?? '', uri: req.url ?? '' });
+  if (inFlight.size === 1 && startMs - lastPublishMs >= TRANSITION_PUBLISH_MS) publish();
+  if (stopping && !res.headersSent) res.setHeader('connection', 'close');
+  let timer: NodeJS.Timeout | undefined;
+  if (spec.harakiriMs > 0) {
+    timer = setTimeout(() => {
+      harakiriCount += 1;
+      const ranMs = Date.now() - startMs;
+      logger.error(
+        { method: req.method, uri: req.url, ran_ms: ranMs, harakiri_ms: spec.harakiriMs },
+        `HARAKIRI: ${req.method ?? '?'} ${req.url ?? '?'} ran for ${(ranMs / 1000).toFixed(1)} s (harakiri ${spec.harakiriMs / 1000} s); its connection is closed`,
+      );
+      res.destroy();
+    }, spec.harakiriMs);
+  }
+  res.once('close', () => {
+    if (timer !== undefined) clearTimeout(timer);
+    inFlight.delete(req);
+    const rtUs = (performance.now() - t0) * 1000;
+    requests += 1;
+    runningTimeUs += rtUs;
+    avgRtUs = avgRtUs === 0 ? rtUs : (avgRtUs + rtUs) / 2; // uWSGI's running average
+    txBytes += socket.bytesWritten - tx0;
+    lastRequestEndMs = Date.now();
+    if (inFlight.size === 0 && lastRequestEndMs - lastPublishMs >= TRANSITION_PUBLISH_MS) publish();
+  });
+}
+
+function listenerFor(entry: Exclude<AppEntry, { kind: 'server' }>): http.RequestListener {
+  if (entry.kind === 'fetch') return fetchListener(entry.app, onAppError);
+  const listener = entry.listener;
+  return (req, res) => {
+    try {
+      const result: unknown = listener(req, res);
+      if (result instanceof Promise) result.catch((err: unknown) => onAppError(err, req, res));
+    } catch (err) {
+      onAppError(err, req, res);
+    }
+  };
+}
+
+function listenOn(server: net.Server, fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    realListen(server, { fd, backlog: spec.backlog } as net.ListenOptions, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+async function start(): Promise<void> {
+  if (spec.app.runtime !== 'node') throw new Error(`the Node worker cannot run a ${spec.app.runtime} app`);
+  const uwsgi = spec.sockets.find((s) => s.protocol !== 'http');
+  if (uwsgi !== undefined) {
+    throw new Error(`${uwsgi.name}: the uwsgi protocol is not implemented in Node workers yet; use http-socket`);
+  }
+  let entry: AppEntry;
+  try {
+    entry = await loadApp(spec.app.module, LATE_LISTEN_TIMEOUT_MS, ours, (asked) =>
+      logger.warn(`the app called listen(${asked}) after it was already served on the vassal's sockets; ignored`),
+    );
+  } catch (err) {
+    logger.error({ err, module: spec.app.module }, `cannot load app ${spec.app.module}: ${(err as Error)?.message ?? String(err)}`);
+    process.exit(ExitCode.APP_LOAD);
+  }
+  const [first, ...rest] = spec.sockets;
+  if (first === undefined) throw new Error('no socket to serve');
+  let primary: net.Server;
+  let forward: http.RequestListener;
+  if (entry.kind === 'server') {
+    primary = entry.server;
+    logger.info(`serving the server the app created (its listen() is redirected to ${spec.sockets.map((s) => s.name).join(', ')})`);
+    // Extra sockets hand their requests to the app's own server.
+    forward = (req, res) => primary.emit('request', req, res);
+  } else {
+    forward = listenerFor(entry);
+    primary = http.createServer(forward);
+    ours.add(primary);
+  }
+  primary.prependListener('request', track);
+  const all: { server: net.Server; fd: number }[] = [{ server: primary, fd: first.fd }];
+  for (const s of rest) {
+    const extra = http.createServer(forward);
+    ours.add(extra);
+    extra.prependListener('request', track);
+    all.push({ server: extra, fd: s.fd });
+  }
+  for (const [i, { server, fd }] of all.entries()) {
+    try {
+      await listenOn(server, fd);
+    } catch (err) {
+      // Two vassals bound the same port before either listened: the second loses here.
+      logger.error({ code: (err as NodeJS.ErrnoException).code }, `cannot listen on ${spec.sockets[i]?.name}: ${(err as Error).message}`);
+      process.exit(ExitCode.UNAVAILABLE);
+    }
+    servers.push(server);
+  }
+  status = SlotStatus.IDLE;
+  accepting = true;
+  publish();
+  send({ v: 1, type: 'ready' });
+}
+
+let stopped: Promise<void> | undefined;
+
+/**
+ * Graceful stop: stop accepting (the listening sockets live on in the master), tell
+ * every in-flight request's client to close its connection, let idle keep-alive
+ * connections end on their own (the next response carries `Connection: close`, or the
+ * server's keep-alive timeout closes them), then exit 0. Closing idle connections at once
+ * would race a client that is sending on them, which is how reloads lose keep-alive
+ * requests (pm2 reload loses 39-46 per reload on this machine).
+ */
+function stop(): Promise<void> {
+  if (stopped !== undefined) return stopped;
+  stopping = true;
+  accepting = false;
+  publish();
+  for (const r of inFlight.values()) if (!r.res.headersSent) r.res.setHeader('connection', 'close');
+  stopped = Promise.all(
+    servers.map(
+      (server) =>
+        new Promise<void>((resolve) => {
+          // net.Server#close, not http.Server#close: the latter also drops idle keep-alive
+          // connections immediately (Node >= 19), which is the race described above.
+          net.Server.prototype.close.call(server, () => resolve());
+        }),
+    ),
+  ).then(() => finishStop());
+  return stopped;
+}
+
+function finishStop(): void {
+  publish();
+  process.exit(ExitCode.OK);
+}
+
+process.on('message', (raw) => {
+  try {
+    const message = parseMasterToWorker(raw);
+    switch (message.type) {
+      case 'stop':
+        void stop();
+        return;
+      default: {
+        const never: never = message.type;
+        void never;
+      }
+    }
+  } catch (err) {
+    logger.warn((err as Error).message);
+  }
+});
+
+// The master is gone (the IPC channel closed): no orphans. Stop, and exit within 1 s even
+// if requests are still running (pdeathsig covers the case of a blocked event loop).
+process.on('disconnect', () => {
+  logger.warn('lost the master; exiting');
+  setTimeout(() => process.exit(ExitCode.OK), 900).unref();
+  void stop();
+});
+process.on('SIGTERM', () => void stop());
+// SIGINT and SIGHUP come from a terminal or a session ending; the master decides.
+process.on('SIGINT', () => {});
+process.on('SIGHUP', () => {});
+
+process.on('uncaughtException', (err) => {
+  exceptions += 1;
+  publish();
+  logger.fatal({ err }, `uncaught exception, worker exits: ${err.message}`);
+  process.exit(1);
+});
+
+setInterval(publish, spec.heartbeatIntervalMs).unref();
+publish();
+
+start().catch((err: unknown) => {
+  logger.error({ err }, `worker failed to start: ${(err as Error)?.message ?? String(err)}`);
+  process.exit(ExitCode.APP_LOAD);
+});

@@ -1,0 +1,217 @@
+/**
+ * Binding the vassal's sockets in the master.
+ *
+ * The master must own every listening socket for the vassal's whole life (so connections
+ * queue in the kernel while workers change) but must never accept on one: a Node server
+ * listening in the master takes connections itself and never answers them (measured:
+ * 40 of 100 requests hung). So the master only *binds* (Node's own cluster does the same
+ * in `SharedHandle` via `net._createServerHandle`), passes the fd to every worker as fd
+ * 3, 4, … (the systemd LISTEN_FDS convention), and the workers call listen() and
+ * accept(). Once any process has called listen() the socket stays in LISTEN state as
+ * long as the master holds its fd, with no accept watcher in the master.
+ */
+import net from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { chmodSync, chownSync, lstatSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
+import { getSystemErrorName } from 'node:util';
+import type { SocketSpec } from '@emperor/config';
+import { EmperorError } from '@emperor/protocol';
+
+/** Thrown when a socket cannot be bound: the message names the address and the reason. */
+export class SocketBindError extends EmperorError {
+  readonly code = 'ERR_SOCKET_BIND' as const;
+}
+
+interface ServerHandle {
+  readonly fd: number;
+  close(): void;
+  getsockname?(out: { port?: number }): number;
+}
+
+type CreateServerHandle = (address: string | null, port: number, addressType: number, fd?: number, flags?: number) => ServerHandle | number;
+// Not in @types/node; stable since Node 0.x because cluster relies on it.
+const createServerHandle = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
+
+/** A socket bound by the master. */
+export interface BoundSocket {
+  readonly spec: SocketSpec;
+  /** The master's fd; workers receive a duplicate at 3 + index. */
+  readonly fd: number;
+  /** Kernel inode of the socket, to find its listen queue in /proc/net. */
+  readonly inode: number;
+  /** Closes the master's fd (and unlinks a unix socket file when `unlink` is set). */
+  close(unlink: boolean): void;
+}
+
+/** Socket ownership and mode, from `chown-socket` / `chmod-socket`. */
+export interface SocketPermissions {
+  /** Mode for unix socket files, e.g. 0o666. */
+  readonly mode: number | undefined;
+  /** Numeric owner for unix socket files. */
+  readonly uid: number | undefined;
+  readonly gid: number | undefined;
+}
+
+function reason(code: string, spec: SocketSpec): string {
+  switch (code) {
+    case 'EADDRINUSE':
+      return 'address already in use (another process is listening there)';
+    case 'EACCES':
+      return spec.address.kind === 'tcp' && spec.address.port < 1024
+        ? 'permission denied (ports below 1024 need root)'
+        : 'permission denied';
+    case 'EADDRNOTAVAIL':
+      return 'address not available on this host';
+    case 'ENOENT':
+      return 'the directory does not exist';
+    case 'ENOTDIR':
+      return 'a component of the path is not a directory';
+    default:
+      return code;
+  }
+}
+
+function socketInode(fd: number): number {
+  try {
+    const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Removes a stale unix socket file left by a dead process; refuses to touch anything else. */
+async function clearStaleUnixSocket(spec: SocketSpec, path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return; // nothing there
+  }
+  const where = `${spec.file}:${spec.line}: ${spec.option}: ${spec.name}`;
+  if (!isSocket) throw new SocketBindError(`${where}: cannot bind: a file that is not a socket is in the way`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new SocketBindError(`${where}: cannot bind: address already in use (another process is listening there)`);
+  unlinkSync(path);
+}
+
+/**
+ * Binds one socket (no listen). Host names are resolved once.
+ * @throws SocketBindError naming the file, line, option, address and reason.
+ */
+export async function bindSocket(spec: SocketSpec, perms: SocketPermissions): Promise<BoundSocket> {
+  const where = `${spec.file}:${spec.line}: ${spec.option}: ${spec.name}`;
+  const addr = spec.address;
+  let handle: ServerHandle | number;
+  let unixPath: string | undefined;
+  if (addr.kind === 'tcp') {
+    let ip = addr.host;
+    let family = net.isIP(ip);
+    if (family === 0) {
+      try {
+        const found = await lookup(addr.host);
+        ip = found.address;
+        family = found.family;
+      } catch (err) {
+        throw new SocketBindError(`${where}: cannot resolve host ${JSON.stringify(addr.host)}`, { cause: err });
+      }
+    }
+    handle = createServerHandle(ip, addr.port, family);
+  } else {
+    unixPath = addr.abstract ? `\0${addr.path}` : addr.path;
+    if (!addr.abstract) await clearStaleUnixSocket(spec, unixPath);
+    handle = createServerHandle(unixPath, -1, -1);
+  }
+  if (typeof handle === 'number') {
+    throw new SocketBindError(`${where}: cannot bind: ${reason(getSystemErrorName(handle), spec)}`);
+  }
+  const bound = handle;
+  if (addr.kind === 'tcp') {
+    // libuv defers EADDRINUSE from bind() to listen() (documented in uv_tcp_bind), and
+    // the master never listens: a port someone else listens on would come back as a
+    // "bound" socket that is not bound at all, and a worker's listen() would then make
+    // the kernel pick a random port. So check what the socket is really bound to.
+    const out: { port?: number } = {};
+    const err = bound.getsockname?.(out) ?? 0;
+    if (err !== 0 || (addr.port !== 0 && out.port !== addr.port)) {
+      bound.close();
+      throw new SocketBindError(`${where}: cannot bind: ${reason('EADDRINUSE', spec)}`);
+    }
+  }
+  if (unixPath !== undefined && addr.kind === 'unix' && !addr.abstract) {
+    try {
+      if (perms.uid !== undefined || perms.gid !== undefined) chownSync(unixPath, perms.uid ?? -1, perms.gid ?? -1);
+      if (perms.mode !== undefined) chmodSync(unixPath, perms.mode);
+    } catch (err) {
+      bound.close();
+      throw new SocketBindError(`${where}: cannot set owner or mode: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const path = unixPath;
+  return {
+    spec,
+    fd: bound.fd,
+    inode: socketInode(bound.fd),
+    close(unlink: boolean) {
+      bound.close();
+      if (unlink && path !== undefined && !path.startsWith('\0')) {
+        try {
+          unlinkSync(path);
+        } catch {
+          // already gone
+        }
+      }
+    },
+  };
+}
+
+/** Binds every socket, or none: on a failure the ones already bound are closed. */
+export async function bindSockets(specs: readonly SocketSpec[], perms: SocketPermissions): Promise<BoundSocket[]> {
+  const out: BoundSocket[] = [];
+  try {
+    for (const spec of specs) out.push(await bindSocket(spec, perms));
+  } catch (err) {
+    for (const s of out) s.close(true);
+    throw err;
+  }
+  return out;
+}
+
+/** Current and maximum accept queue of a listening socket. */
+export interface QueueLength {
+  /** Connections waiting to be accepted now. */
+  readonly queue: number;
+  /** The backlog the socket listens with. */
+  readonly max: number;
+}
+
+/**
+ * Reads the accept queues of listening TCP sockets from /proc/net/tcp and tcp6: for a
+ * socket in LISTEN state the kernel reports the current backlog in `rx_queue` and the
+ * maximum in `tx_queue`. Keys are socket inodes.
+ */
+export function readTcpListenQueues(inodes: ReadonlySet<number>): Map<number, QueueLength> {
+  const out = new Map<number, QueueLength>();
+  if (inodes.size === 0) return out;
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'latin1');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] !== '0A') continue; // LISTEN
+      const inode = Number(f[9]);
+      if (!inodes.has(inode)) continue;
+      const [tx, rx] = (f[4] ?? '0:0').split(':');
+      out.set(inode, { queue: parseInt(rx ?? '0', 16), max: parseInt(tx ?? '0', 16) });
+    }
+  }
+  return out;
+}

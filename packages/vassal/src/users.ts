@@ -1,0 +1,104 @@
+/**
+ * Users and groups, and dropping the master's privileges to the vassal's `uid`/`gid`.
+ * Names are looked up with `getent` (the C library's NSS, so LDAP and sssd users work),
+ * because Node has no getpwnam.
+ */
+import { execFileSync } from 'node:child_process';
+import { userInfo } from 'node:os';
+import type { Principal } from '@emperor/config';
+import { EmperorError } from '@emperor/protocol';
+
+/** Thrown when the vassal's uid/gid cannot be used. */
+export class PrivilegeError extends EmperorError {
+  readonly code = 'ERR_PRIVILEGE' as const;
+}
+
+/** A resolved user. */
+export interface UserEntry {
+  readonly name: string;
+  readonly uid: number;
+  /** The user's primary group. */
+  readonly gid: number;
+}
+
+function getent(db: 'passwd' | 'group', key: string): string[] | undefined {
+  try {
+    const line = execFileSync('getent', [db, key], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const first = line.split('\n')[0];
+    return first ? first.split(':') : undefined;
+  } catch {
+    return undefined; // exit 2: not found
+  }
+}
+
+/** Looks up a user by name or number. @throws PrivilegeError when there is no such user. */
+export function lookupUser(who: Principal): UserEntry {
+  const f = getent('passwd', String(who));
+  if (f === undefined || f.length < 4) {
+    if (typeof who === 'number') return { name: String(who), uid: who, gid: who };
+    throw new PrivilegeError(`uid ${JSON.stringify(who)}: no such user`);
+  }
+  return { name: f[0] as string, uid: Number(f[2]), gid: Number(f[3]) };
+}
+
+/** Looks up a group by name or number. @throws PrivilegeError when there is no such group. */
+export function lookupGroup(which: Principal): number {
+  if (typeof which === 'number') return which;
+  const f = getent('group', which);
+  if (f === undefined || f.length < 3) throw new PrivilegeError(`gid ${JSON.stringify(which)}: no such group`);
+  return Number(f[2]);
+}
+
+/** The ids a vassal asks for, resolved. */
+export interface Credentials {
+  readonly uid: number | undefined;
+  readonly gid: number | undefined;
+  readonly user: UserEntry | undefined;
+}
+
+/** Resolves `uid`/`gid` options (a uid without gid means the user's primary group). */
+export function resolveCredentials(uid: Principal | undefined, gid: Principal | undefined): Credentials {
+  const user = uid === undefined ? undefined : lookupUser(uid);
+  const g = gid !== undefined ? lookupGroup(gid) : user?.gid;
+  return { uid: user?.uid, gid: g, user };
+}
+
+/**
+ * Drops the current process to `creds`: setgid, the user's supplementary groups
+ * (initgroups), then setuid, in that order (the reverse would lose the right to change
+ * groups). Without root, asking for anything but the current ids is an error.
+ * @throws PrivilegeError
+ */
+export function dropPrivileges(creds: Credentials): void {
+  const { uid, gid, user } = creds;
+  if (uid === undefined && gid === undefined) return;
+  const myUid = process.getuid?.() ?? 0;
+  const myGid = process.getgid?.() ?? 0;
+  if (myUid !== 0) {
+    if (uid !== undefined && uid !== myUid) {
+      throw new PrivilegeError(`uid ${user?.name ?? uid}: running as ${userInfo().username} (uid ${myUid}); switching user needs root`);
+    }
+    if (gid !== undefined && gid !== myGid && !(process.getgroups?.() ?? []).includes(gid)) {
+      throw new PrivilegeError(`gid ${gid}: running as gid ${myGid}; switching group needs root`);
+    }
+    return;
+  }
+  // POSIX-only methods; @types/node also lacks initgroups.
+  const posix = process as unknown as {
+    setgid(id: number): void;
+    setuid(id: number): void;
+    setgroups(groups: number[]): void;
+    initgroups(user: string | number, extraGroup: number): void;
+  };
+  try {
+    if (gid !== undefined) posix.setgid(gid);
+    if (uid !== undefined) {
+      posix.initgroups(user?.name ?? uid, gid ?? user?.gid ?? uid);
+      posix.setuid(uid);
+    } else if (gid !== undefined) {
+      posix.setgroups([gid]);
+    }
+  } catch (err) {
+    throw new PrivilegeError(`cannot switch to uid ${uid ?? '-'} gid ${gid ?? '-'}: ${(err as Error).message}`, { cause: err });
+  }
+}

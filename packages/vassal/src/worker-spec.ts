@@ -1,0 +1,73 @@
+/**
+ * What a master tells a worker at spawn, in the environment variable
+ * `EMPEROR_WORKER` (JSON, removed from the app's environment by the worker before the
+ * app loads). Both runtimes (Node and Python) read it; change them together.
+ */
+import type { SocketProtocol } from '@emperor/config';
+
+/** Version of the spec; a worker refuses any other. */
+export const WORKER_SPEC_VERSION = 1;
+
+/** Name of the environment variable carrying the {@link WorkerSpec}. */
+export const WORKER_SPEC_ENV = 'EMPEROR_WORKER';
+
+/** One inherited listening socket. */
+export interface WorkerSocket {
+  /** The fd in the worker: 3, 4, … in config order. */
+  readonly fd: number;
+  /** The address as configured (for logs). */
+  readonly name: string;
+  readonly protocol: SocketProtocol;
+}
+
+/** The app a Node worker loads. */
+export interface NodeApp {
+  readonly runtime: 'node';
+  /** Absolute path of the module. */
+  readonly module: string;
+}
+
+/** The app a Python worker loads (uWSGI's python plugin options). */
+export interface PythonApp {
+  readonly runtime: 'python';
+  /** Dotted module, optionally `module:callable`. */
+  readonly module: string | undefined;
+  /** Absolute path of a Python file. */
+  readonly wsgiFile: string | undefined;
+  readonly callable: string;
+  readonly pythonpath: readonly string[];
+  readonly home: string | undefined;
+}
+
+/** Everything a worker needs to run. Durations in milliseconds, sizes in bytes. */
+export interface WorkerSpec {
+  readonly v: 1;
+  /** The vassal's name (file name), for logs. */
+  readonly vassal: string;
+  /** Worker id, 1-based, stable across respawns. */
+  readonly id: number;
+  /** Reload generation this process belongs to. */
+  readonly generation: number;
+  /** The inherited scoreboard fd and this process's slot in it. */
+  readonly scoreboard: { readonly fd: number; readonly index: number };
+  readonly sockets: readonly WorkerSocket[];
+  /** Listen backlog (`listen`). */
+  readonly backlog: number;
+  /** `buffer-size`: bytes. */
+  readonly bufferSize: number;
+  /** `harakiri` in ms; 0 = off. */
+  readonly harakiriMs: number;
+  readonly harakiriVerbose: boolean;
+  /** How often the worker writes its slot (and so its heartbeat), ms. */
+  readonly heartbeatIntervalMs: number;
+  readonly app: NodeApp | PythonApp;
+}
+
+/** Parses and checks the spec from the environment. @throws Error when missing or malformed. */
+export function readWorkerSpec(env: NodeJS.ProcessEnv): WorkerSpec {
+  const raw = env[WORKER_SPEC_ENV];
+  if (raw === undefined) throw new Error(`${WORKER_SPEC_ENV} is not set: this program is started by a vassal master`);
+  const spec = JSON.parse(raw) as WorkerSpec;
+  if (spec.v !== WORKER_SPEC_VERSION) throw new Error(`${WORKER_SPEC_ENV}: unsupported version ${String(spec.v)}`);
+  return spec;
+}

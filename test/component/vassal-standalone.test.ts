@@ -1,0 +1,164 @@
+/**
+ * One vassal run standalone (`emperor --ini FILE`, like `uwsgi --ini`): the Node worker
+ * runtime, app shapes, failures, sockets and files.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { FIXTURES, ROOT, descendants, freePort, httpGet, isAlive, spawnEmperor, statsOf, tempDir, waitFor, type VassalStatsDoc } from '../helpers/index.js';
+
+const APP = join(FIXTURES, 'apps', 'basic.mjs');
+
+async function vassal(t: import('node:test').TestContext, body: (port: number, dir: string) => string, options: { uid?: number; gid?: number } = {}) {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const file = join(dir, 'v.ini');
+  writeFileSync(file, `[uwsgi]\n${body(port, dir)}\n`);
+  if (options.uid !== undefined) chmodSync(dir, 0o755);
+  const proc = spawnEmperor(t, ['--ini', file], options);
+  return { dir, port, file, proc, url: `http://127.0.0.1:${port}` };
+}
+
+async function ok(url: string): Promise<string> {
+  return waitFor(async () => {
+    const r = await httpGet(url);
+    return r.status === 200 ? r.body : undefined;
+  }, { message: `200 from ${url}`, timeoutMs: 15_000 });
+}
+
+test('app shapes: request listener, fetch app, an app that calls listen() itself, and a late listen()', async (t) => {
+  const cases: [string, RegExp][] = [
+    [APP, /^pid \d+/],
+    [join(ROOT, 'examples', 'node-fetch', 'app.mjs'), /^fetch app in pid \d+: \/$/m],
+    [join(ROOT, 'examples', 'node-server', 'server.cjs'), /"app":"node-server"/],
+    [join(FIXTURES, 'apps', 'listen-late.cjs'), /^late \d+/],
+  ];
+  for (const [module, expected] of cases) {
+    await t.test(module.split('/').slice(-2).join('/'), async (t2) => {
+      const v = await vassal(t2, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${module}\nprocesses = 2`);
+      assert.match(await ok(`${v.url}/`), expected);
+    });
+  }
+});
+
+test('a fetch app receives the request body and method', async (t) => {
+  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${join(ROOT, 'examples', 'node-fetch', 'app.mjs')}`);
+  await ok(`${v.url}/`);
+  const r = await httpGet(`${v.url}/x`, { method: 'POST', body: 'hello body' });
+  assert.deepEqual(JSON.parse(r.body), { echo: 'hello body', length: 10 });
+});
+
+test('an app that calls listen() serves every vassal socket, not the port it asked for', async (t) => {
+  const second = await freePort();
+  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nhttp-socket = 127.0.0.1:${second}\nmodule = ${join(ROOT, 'examples', 'node-server', 'server.cjs')}`);
+  assert.match(await ok(`${v.url}/a`), /"url":"\/a"/);
+  assert.match(await ok(`http://127.0.0.1:${second}/b`), /"url":"\/b"/);
+  await assert.rejects(httpGet('http://127.0.0.1:3000/'), 'nothing listens on the port the app asked for');
+});
+
+test('a module that throws at import: one error with its stack, respawns with a growing delay', async (t) => {
+  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${join(FIXTURES, 'apps', 'throws-at-import.mjs')}`);
+  const deaths = await waitFor(() => {
+    const d = v.proc.logs.find((l) => /worker 1 \(pid \d+\) died: exit code 22/.test(l.msg ?? ''));
+    return d.length >= 3 ? d : undefined;
+  }, { message: 'three deaths of worker 1', timeoutMs: 10_000 });
+  assert.deepEqual(deaths.slice(0, 3).map((d) => d.respawn_in_ms), [500, 1000, 2000]);
+  const loadErrors = v.proc.logs.find((l) => /cannot load app .*throws-at-import\.mjs: this app is broken at import/.test(l.msg ?? ''));
+  assert.ok(loadErrors.length >= 3);
+  const err = loadErrors[0]?.err as { stack?: string } | undefined;
+  assert.match(err?.stack ?? '', /throws-at-import\.mjs:2/);
+});
+
+test('an exception in a handler is a 500, counted, and the next request is served', async (t) => {
+  const stats = join(tempDir(t), 's.sock');
+  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nstats = ${stats}`);
+  await ok(`${v.url}/`);
+  const r = await httpGet(`${v.url}/throw`);
+  assert.equal(r.status, 500);
+  assert.match(await ok(`${v.url}/`), /^pid /);
+  const s = await waitFor(async () => {
+    const doc = await statsOf<VassalStatsDoc>(stats);
+    return doc.workers[0]?.exceptions === 1 ? doc : undefined;
+  }, { message: 'exceptions = 1' });
+  assert.equal(s.workers[0]?.respawn_count, 1, 'the worker did not die');
+  assert.ok(v.proc.logs.find((l) => /exception in GET \/throw: boom from \/throw/.test(l.msg ?? '')).length === 1);
+});
+
+test('the master never accepts: every request is answered by a worker, also while all workers are replaced', async (t) => {
+  const stats = join(tempDir(t), 's.sock');
+  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nprocesses = 2\nstats = ${stats}`);
+  await ok(`${v.url}/`);
+  const doc = await statsOf<VassalStatsDoc>(stats);
+  const masterPid = doc.pid;
+  const answeredBy = new Set<number>();
+  const n = 200;
+  let reloads = 0;
+  const reloader = (async () => {
+    while (reloads < 3) {
+      process.kill(masterPid, 'SIGHUP');
+      reloads++;
+      await waitFor(async () => {
+        const s = await statsOf<VassalStatsDoc>(stats);
+        return s.state === 'ready' && s.workers.every((w) => w.accepting === 1) ? s : undefined;
+      }, { message: 'reload finished' });
+    }
+  })();
+  const results = await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      new Promise<void>((resolve) => setTimeout(resolve, i * 10)).then(() => httpGet(`${v.url}/`).then((r) => r.body)),
+    ),
+  );
+  await reloader;
+  for (const body of results) answeredBy.add(Number(/pid (\d+)/.exec(body)?.[1]));
+  assert.equal(results.length, n);
+  assert.ok(!answeredBy.has(masterPid), 'the master answered nothing');
+  assert.ok(answeredBy.size >= 3, `answered by ${answeredBy.size} worker processes across ${reloads} reloads`);
+});
+
+test('a unix http-socket gets chmod-socket; vacuum removes it and the pidfile on exit', async (t) => {
+  const dir = tempDir(t);
+  const sock = join(dir, 'app.sock');
+  const pidfile = join(dir, 'app.pid');
+  const file = join(dir, 'v.ini');
+  writeFileSync(file, `[uwsgi]\nhttp-socket = ${sock}\nchmod-socket = 660\nmodule = ${APP}\npidfile = ${pidfile}\nvacuum = true\nenv = GREETING=hi there\n`);
+  const proc = spawnEmperor(t, ['--ini', file]);
+  const body = await waitFor(() => new Promise<string | undefined>((resolve) => {
+    const req = request({ socketPath: sock, path: '/env?k=GREETING' }, (res) => {
+      let data = '';
+      res.on('data', (c) => (data += c));
+      res.on('end', () => resolve(data));
+    });
+    req.on('error', () => resolve(undefined));
+    req.end();
+  }), { message: 'an answer on the unix socket' });
+  assert.equal(body, 'hi there');
+  assert.equal(statSync(sock).mode & 0o777, 0o660);
+  assert.equal(readFileSync(pidfile, 'utf8'), `${proc.pid}\n`);
+  proc.child.kill('SIGTERM');
+  assert.equal((await proc.exited).code, 0);
+  assert.ok(!existsSync(sock), 'socket removed');
+  assert.ok(!existsSync(pidfile), 'pidfile removed');
+});
+
+test('without root, asking for another uid is a clear error', { skip: process.getuid?.() !== 0 ? 'needs root to start as nobody' : false }, async (t) => {
+  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nuid = root`, { uid: 65534, gid: 65534 });
+  const exit = await v.proc.exited;
+  assert.equal(exit.code, 69);
+  const line = v.proc.logs.find((l) => l.level === 50);
+  assert.equal(line.length, 1, v.proc.logs.tail());
+  assert.match(line[0]?.msg ?? '', /uid root: running as nobody \(uid 65534\); switching user needs root/);
+});
+
+test('SIGTERM to a standalone vassal ends every worker', async (t) => {
+  const stats = join(tempDir(t), 's.sock');
+  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nprocesses = 3\nstats = ${stats}`);
+  await ok(`${v.url}/`);
+  await waitFor(async () => (await statsOf<VassalStatsDoc>(stats)).workers.every((w) => w.accepting === 1), { message: 'workers up' });
+  const tree = descendants(v.proc.pid);
+  assert.equal(tree.length, 3);
+  v.proc.child.kill('SIGTERM');
+  assert.equal((await v.proc.exited).code, 0);
+  for (const pid of tree) assert.ok(!isAlive(pid));
+});

@@ -280,7 +280,9 @@ export type ConfigWarningCode =
   /** An option of the other kind of file (a vassal option in the emperor's file, or the reverse). */
   | 'misplaced-option'
   /** Accepted for compatibility but has no effect (with the reason). */
-  | 'no-effect';
+  | 'no-effect'
+  /** `$(NAME)` of an environment variable that is not set; it expanded to "". */
+  | 'unset-variable';
 
 /** A problem reported once that does not stop the vassal. */
 export interface ConfigWarning extends SourceLocation {

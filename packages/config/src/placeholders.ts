@@ -1,0 +1,131 @@
+/**
+ * The placeholder passes that run on option values after the magic ones, in uWSGI's order
+ * (core/config.c `uwsgi_apply_config_pass`): `$(ENV)`, then `@(...)`, then `%(name)`.
+ *
+ * - `$(NAME)` is the environment variable; an unset one expands to "" with a warning.
+ * - `@(...)` reads files and, with `exec://`, runs commands in uWSGI: refused.
+ * - `%(name)` is the final value of another option (known or not) or of a `set-placeholder`.
+ *   No arithmetic (`%(a + 1)`).
+ */
+import { ConfigValueError } from './errors.js';
+import type { ConfigWarning, RawOption, ResolvedOption } from './types.js';
+
+/** What `%(name)` may expand to, at most: placeholders referring to each other twice per level would otherwise double per level. */
+export const MAX_EXPANDED_CHARS = 64 * 1024;
+/** Longest chain of `%(a)` → `%(b)` → ... followed. */
+const MAX_PLACEHOLDER_DEPTH = 32;
+
+const ENV_REFERENCE = /\$\(([^)]*)\)/g;
+const OPTION_REFERENCE = /%\(([^)]*)\)/g;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const OPTION_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+/** Inputs of {@link expandPlaceholders}. */
+export interface PlaceholderInput {
+  /** Every option occurrence, in order (inherited files, the file, overrides). */
+  readonly options: readonly RawOption[];
+  /** Where `$(NAME)` looks. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** The lookup key of an option name: its canonical name for a known option (so `%(workers)` finds `processes`), else itself. */
+  readonly keyOf: (name: string) => string;
+  /** Canonical name of the option that defines placeholders (`set-placeholder`). */
+  readonly definer: string;
+}
+
+/** Result of {@link expandPlaceholders}. */
+export interface PlaceholderOutput {
+  /** The options with every placeholder expanded, same order and locations. */
+  readonly options: readonly ResolvedOption[];
+  /** Keys that some `%(name)` referred to: unknown options used as variables are not typos. */
+  readonly referenced: ReadonlySet<string>;
+  readonly warnings: readonly ConfigWarning[];
+}
+
+/**
+ * Runs the `$(ENV)`, `@(...)` and `%(name)` passes over every value.
+ *
+ * @throws {ConfigValueError} `@(...)` anywhere, a malformed `$()`/`%()`, `%(name)` of an
+ *   option never set, a cycle, a chain deeper than 32, or a value longer than 64 KiB after expansion.
+ */
+export function expandPlaceholders(input: PlaceholderInput): PlaceholderOutput {
+  const warnings: ConfigWarning[] = [];
+  const warnedEnv = new Set<string>();
+
+  const afterEnv = input.options.map((option) => {
+    if (option.value.includes('@(')) {
+      throw valueError(option, 'no @(...)', '@(...) is not supported: it can run commands');
+    }
+    const value = option.value.replace(ENV_REFERENCE, (whole, name: string) => {
+      if (!ENV_NAME.test(name)) throw valueError(option, '$(NAME) with an environment variable name', `malformed ${whole}`);
+      const found = input.env[name];
+      if (found === undefined && !warnedEnv.has(name)) {
+        warnedEnv.add(name);
+        warnings.push({ file: option.file, line: option.line, code: 'unset-variable', option: option.name, message: `$(${name}) is not set; expanded to ""` });
+      }
+      return found ?? '';
+    });
+    return { ...option, value };
+  });
+
+  // The final definition of each key: the last option of that name, or the last
+  // `set-placeholder` of that name, whichever comes later.
+  const definitions = new Map<string, { readonly option: ResolvedOption; readonly text: string }>();
+  for (const option of afterEnv) {
+    const key = input.keyOf(option.name);
+    if (key !== input.definer) {
+      definitions.set(key, { option, text: option.value });
+      continue;
+    }
+    const eq = option.value.indexOf('=');
+    const name = eq === -1 ? '' : option.value.slice(0, eq).trim();
+    if (!OPTION_NAME.test(name)) throw valueError(option, 'name=value', undefined);
+    definitions.set(input.keyOf(name), { option, text: option.value.slice(eq + 1) });
+  }
+
+  const referenced = new Set<string>();
+  const done = new Map<string, string>();
+  const expand = (owner: ResolvedOption, text: string, chain: readonly string[]): string => {
+    const result = text.replace(OPTION_REFERENCE, (whole, name: string) => {
+      if (!OPTION_NAME.test(name)) {
+        throw valueError(owner, '%(option-name)', `${whole}: placeholders take an option name (no arithmetic or expressions)`);
+      }
+      const key = input.keyOf(name);
+      referenced.add(key);
+      const cached = done.get(key);
+      if (cached !== undefined) return cached;
+      if (chain.includes(key)) {
+        const cycle = [...chain.slice(chain.indexOf(key)), key].map((k) => `%(${k})`).join(' -> ');
+        throw valueError(owner, 'placeholders without cycles', `placeholder cycle ${cycle}`);
+      }
+      if (chain.length >= MAX_PLACEHOLDER_DEPTH) throw valueError(owner, `placeholders nested at most ${MAX_PLACEHOLDER_DEPTH} deep`, undefined);
+      const definition = definitions.get(key);
+      if (definition === undefined) throw valueError(owner, 'an option set somewhere', `${whole} refers to an option that is never set`);
+      const value = expand(definition.option, definition.text, [...chain, key]);
+      done.set(key, value);
+      return value;
+    });
+    if (result.length > MAX_EXPANDED_CHARS) {
+      throw valueError(owner, `at most ${MAX_EXPANDED_CHARS} characters after expanding placeholders`, undefined);
+    }
+    return result;
+  };
+
+  const options = afterEnv.map((option) => {
+    // Only the final definition of a key can be part of a cycle through that key: an
+    // earlier `a = %(b)` may well be followed by `b = %(a)` and a final `a = x`.
+    const key = input.keyOf(option.name);
+    return { ...option, value: expand(option, option.value, definitions.get(key)?.option === option ? [key] : []) };
+  });
+  return { options, referenced, warnings };
+}
+
+function valueError(option: ResolvedOption, expected: string, problem: string | undefined): ConfigValueError {
+  return new ConfigValueError({
+    file: option.file,
+    line: option.line,
+    option: option.name,
+    value: option.value,
+    expected,
+    ...(problem === undefined ? {} : { problem }),
+  });
+}

@@ -15,3 +15,4 @@ export {
 } from './resolve.js';
 export { MIN_NODE_LIMIT_AS_MB } from './vassal-config.js';
 export { formatWarning } from './warnings.js';
+export { renderConfigurationReference } from './reference-docs.js';

@@ -39,6 +39,6 @@ export function configFormatFromPath(path: string): ConfigFormat {
   if (extension === '.yml' || extension === '.yaml') {
     throw new ConfigParseError({ file: path, line: 0 }, 'YAML vassal files are not supported; use INI, XML or JSON');
   }
-  const got = extension === '' ? 'no extension' : `extension ${JSON.stringify(extension)}`;
+  const got = extension === '' ? 'name without an extension' : `extension ${JSON.stringify(extension)}`;
   throw new ConfigParseError({ file: path, line: 0 }, `unsupported config file ${got}; expected .ini, .xml or .json`);
 }

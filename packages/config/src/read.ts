@@ -74,7 +74,7 @@ function readBytes(path: string): Buffer {
   try {
     const stats = fstatSync(fd);
     if (!stats.isFile()) throw new ConfigReadError({ file: path, line: 0 }, `cannot read: not a regular file (${kindOf(stats)})`);
-    if (stats.size > MAX_CONFIG_BYTES) throw tooLarge(path, stats.size);
+    if (stats.size > MAX_CONFIG_BYTES) throw tooLarge(path, `${stats.size} bytes`);
     // Read to EOF, not just `size` bytes: the file may grow between fstat and read.
     const chunks: Buffer[] = [];
     let total = 0;
@@ -83,7 +83,7 @@ function readBytes(path: string): Buffer {
       const n = readSync(fd, chunk, 0, chunk.length, null);
       if (n === 0) break;
       total += n;
-      if (total > MAX_CONFIG_BYTES) throw tooLarge(path, total);
+      if (total > MAX_CONFIG_BYTES) throw tooLarge(path, `more than ${MAX_CONFIG_BYTES} bytes`);
       chunks.push(chunk.subarray(0, n));
     }
     return Buffer.concat(chunks, total);
@@ -95,8 +95,8 @@ function readBytes(path: string): Buffer {
   }
 }
 
-function tooLarge(path: string, size: number): ConfigReadError {
-  return new ConfigReadError({ file: path, line: 0 }, `file is ${size} bytes or more; the limit is ${MAX_CONFIG_BYTES} bytes (1 MiB)`);
+function tooLarge(path: string, size: string): ConfigReadError {
+  return new ConfigReadError({ file: path, line: 0 }, `file is ${size}; the limit is ${MAX_CONFIG_BYTES} bytes (1 MiB)`);
 }
 
 function describeErrno(err: unknown): string {

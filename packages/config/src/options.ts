@@ -306,10 +306,13 @@ export function findUnsupportedOption(name: string): UnsupportedOption | undefin
 /** Edit distance at which an unknown name is probably a typo of a known one. */
 const MAX_SUGGESTION_DISTANCE = 2;
 
-/** The known option name (canonical or alias) closest to `name`, when at most 2 edits away. */
+/**
+ * The known option name (canonical or alias) closest to `name`, when at most 2 edits away
+ * and fewer edits than `name` has characters (so `x` does not suggest `pp`).
+ */
 export function suggestOptionName(name: string): string | undefined {
   let best: string | undefined;
-  let bestDistance = MAX_SUGGESTION_DISTANCE + 1;
+  let bestDistance = Math.min(MAX_SUGGESTION_DISTANCE, name.length - 1) + 1;
   for (const candidate of BY_NAME.keys()) {
     if (Math.abs(candidate.length - name.length) >= bestDistance) continue;
     const distance = editDistance(name, candidate, bestDistance);

@@ -3,11 +3,10 @@
  * expanded, then each name sorted into known (and in the right kind of file), misplaced,
  * unsupported or unknown, with one warning per name.
  */
-import { ConfigValueError } from './errors.js';
 import { findOption, findUnsupportedOption, suggestOptionName, type OptionScope, type OptionSpec } from './options.js';
 import { expandPlaceholders } from './placeholders.js';
 import type { ConfigWarning, ConfigWarningCode, RawOption, ResolvedOption } from './types.js';
-import { parseBool } from './values.js';
+import { invalid, parseBool } from './values.js';
 
 /** A known option occurrence that applies to this kind of file. */
 export interface AppliedOption {
@@ -69,16 +68,7 @@ export function collectOptions(
     }
     const suggestion = suggestOptionName(option.name);
     const hint = suggestion === undefined ? '' : `; did you mean ${JSON.stringify(suggestion)}?`;
-    if (strict) {
-      throw new ConfigValueError({
-        file: option.file,
-        line: option.line,
-        option: option.name,
-        value: option.value,
-        expected: 'a known option (strict mode)',
-        problem: `unknown option (strict mode${hint})`,
-      });
-    }
+    if (strict) invalid(option, 'a known option (strict mode)', `unknown option (strict mode${hint})`);
     // uWSGI files often define their own variables (`project = shop`, then `%(project)`).
     if (!expanded.referenced.has(option.name)) warnOnce(option, 'unknown-option', `unknown option; ignored${hint}`);
   }

@@ -18,16 +18,14 @@ export interface ConfigErrorLocation {
 }
 
 /**
- * `ERR_CONFIG_READ`: the file could not be turned into text. Missing, unreadable
- * (EACCES), not a regular file, a symlink loop (ELOOP), larger than 1 MiB, not valid
- * UTF-8, or containing a NUL byte (a binary file).
+ * Base of the three config errors: each names the file as given and the 1-based line
+ * (0 when unknown), and its message is `file:line: problem` on one line.
  */
-export class ConfigReadError extends EmperorError {
-  readonly code = 'ERR_CONFIG_READ' as const;
+export abstract class ConfigError extends EmperorError {
   readonly file: string;
   readonly line: number;
 
-  /** `problem` is the sentence after `file:line: `, e.g. `cannot read: permission denied`. */
+  /** `problem` is the sentence after `file:line: `. */
   constructor(where: ConfigErrorLocation, problem: string, options?: EmperorErrorOptions) {
     super(`${describeLocation(where.file, where.line)}: ${problem}`, options);
     this.file = where.file;
@@ -36,22 +34,23 @@ export class ConfigReadError extends EmperorError {
 }
 
 /**
+ * `ERR_CONFIG_READ`: the file could not be turned into text. Missing, unreadable
+ * (EACCES), not a regular file, a symlink loop (ELOOP), larger than 1 MiB, not valid
+ * UTF-8, or containing a NUL byte (a binary file). Problem example: `cannot read: permission denied`.
+ */
+export class ConfigReadError extends ConfigError {
+  readonly code = 'ERR_CONFIG_READ' as const;
+}
+
+/**
  * `ERR_CONFIG_PARSE`: the text is not a config file we accept. Bad XML or JSON, a root
  * element other than `<uwsgi>`, JSON without an object `uwsgi`, a nested element or
  * object where a value belongs, an XML entity declaration (refused outright, so an
  * entity-expansion bomb cannot even start), or an unsupported extension such as `.yaml`.
+ * Problem example: `expected closing tag </socket>, got </uwsgi>`.
  */
-export class ConfigParseError extends EmperorError {
+export class ConfigParseError extends ConfigError {
   readonly code = 'ERR_CONFIG_PARSE' as const;
-  readonly file: string;
-  readonly line: number;
-
-  /** `problem` is the sentence after `file:line: `, e.g. `expected closing tag </socket>, got </uwsgi>`. */
-  constructor(where: ConfigErrorLocation, problem: string, options?: EmperorErrorOptions) {
-    super(`${describeLocation(where.file, where.line)}: ${problem}`, options);
-    this.file = where.file;
-    this.line = where.line;
-  }
 }
 
 /** What a {@link ConfigValueError} is about. */
@@ -77,10 +76,8 @@ export interface ConfigValueErrorInit extends ConfigErrorLocation {
  * The message is `file:line: option: expected ..., got "value"` with the value quoted and
  * cut to about 60 characters.
  */
-export class ConfigValueError extends EmperorError {
+export class ConfigValueError extends ConfigError {
   readonly code = 'ERR_CONFIG_VALUE' as const;
-  readonly file: string;
-  readonly line: number;
   readonly option: string;
   readonly value: string | undefined;
   readonly expected: string;
@@ -88,14 +85,9 @@ export class ConfigValueError extends EmperorError {
   constructor(init: ConfigValueErrorInit, options?: EmperorErrorOptions) {
     const problem = init.problem ?? `expected ${init.expected}`;
     const got = init.value === undefined ? '' : `, got ${quote(init.value)}`;
-    super(`${describeLocation(init.file, init.line)}: ${init.subject ?? init.option}: ${problem}${got}`, options);
-    this.file = init.file;
-    this.line = init.line;
+    super(init, `${init.subject ?? init.option}: ${problem}${got}`, options);
     this.option = init.option;
     this.value = init.value;
     this.expected = init.expected;
   }
 }
-
-/** Any error `@emperor/config` throws on purpose. */
-export type ConfigError = ConfigReadError | ConfigParseError | ConfigValueError;

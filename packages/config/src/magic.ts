@@ -8,8 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname, userInfo } from 'node:os';
 import { basename, dirname, extname, resolve } from 'node:path';
-import { ConfigValueError } from './errors.js';
 import type { RawOption } from './types.js';
+import { invalid } from './values.js';
 import { EMPEROR_VERSION } from './version.js';
 
 /** The placeholders we expand, for messages and docs. */
@@ -62,16 +62,9 @@ export function expandMagic(option: RawOption, table: MagicTable): string {
     if (key === '(') return whole;
     const expand = table.get(key);
     if (expand === undefined) {
-      throw new ConfigValueError({
-        file: option.file,
-        line: option.line,
-        option: option.name,
-        value: option.value,
-        expected: `known magic placeholders (${MAGIC_PLACEHOLDERS})`,
-        problem: /^\d$/.test(key)
-          ? `${whole}: the file's directory has fewer than ${Number(key) + 1} components`
-          : `unknown magic placeholder ${JSON.stringify(whole)} (uWSGI expands it to ""; use %% for a literal %)`,
-      });
+      invalid(option, `known magic placeholders (${MAGIC_PLACEHOLDERS})`, /^\d$/.test(key)
+        ? `${whole}: the file's directory has fewer than ${Number(key) + 1} components`
+        : `unknown magic placeholder ${JSON.stringify(whole)} (uWSGI expands it to ""; use %% for a literal %)`);
     }
     return expand();
   });

@@ -7,8 +7,8 @@
  * - `%(name)` is the final value of another option (known or not) or of a `set-placeholder`.
  *   No arithmetic (`%(a + 1)`).
  */
-import { ConfigValueError } from './errors.js';
 import type { ConfigWarning, RawOption, ResolvedOption } from './types.js';
+import { invalid } from './values.js';
 
 /** What `%(name)` may expand to, at most: placeholders referring to each other twice per level would otherwise double per level. */
 export const MAX_EXPANDED_CHARS = 64 * 1024;
@@ -53,10 +53,10 @@ export function expandPlaceholders(input: PlaceholderInput): PlaceholderOutput {
 
   const afterEnv = input.options.map((option) => {
     if (option.value.includes('@(')) {
-      throw valueError(option, 'no @(...)', '@(...) is not supported: it can run commands');
+      invalid(option, 'no @(...)', '@(...) is not supported: it can run commands');
     }
     const value = option.value.replace(ENV_REFERENCE, (whole, name: string) => {
-      if (!ENV_NAME.test(name)) throw valueError(option, '$(NAME) with an environment variable name', `malformed ${whole}`);
+      if (!ENV_NAME.test(name)) invalid(option, '$(NAME) with an environment variable name', `malformed ${whole}`);
       const found = input.env[name];
       if (found === undefined && !warnedEnv.has(name)) {
         warnedEnv.add(name);
@@ -78,7 +78,7 @@ export function expandPlaceholders(input: PlaceholderInput): PlaceholderOutput {
     }
     const eq = option.value.indexOf('=');
     const name = eq === -1 ? '' : option.value.slice(0, eq).trim();
-    if (!OPTION_NAME.test(name)) throw valueError(option, 'name=value', undefined);
+    if (!OPTION_NAME.test(name)) invalid(option, 'name=value');
     definitions.set(input.keyOf(name), { option, text: option.value.slice(eq + 1) });
   }
 
@@ -87,7 +87,7 @@ export function expandPlaceholders(input: PlaceholderInput): PlaceholderOutput {
   const expand = (owner: ResolvedOption, text: string, chain: readonly string[]): string => {
     const result = text.replace(OPTION_REFERENCE, (whole, name: string) => {
       if (!OPTION_NAME.test(name)) {
-        throw valueError(owner, '%(option-name)', `${whole}: placeholders take an option name (no arithmetic or expressions)`);
+        invalid(owner, '%(option-name)', `${whole}: placeholders take an option name (no arithmetic or expressions)`);
       }
       const key = input.keyOf(name);
       referenced.add(key);
@@ -95,17 +95,17 @@ export function expandPlaceholders(input: PlaceholderInput): PlaceholderOutput {
       if (cached !== undefined) return cached;
       if (chain.includes(key)) {
         const cycle = [...chain.slice(chain.indexOf(key)), key].map((k) => `%(${k})`).join(' -> ');
-        throw valueError(owner, 'placeholders without cycles', `placeholder cycle ${cycle}`);
+        invalid(owner, 'placeholders without cycles', `placeholder cycle ${cycle}`);
       }
-      if (chain.length >= MAX_PLACEHOLDER_DEPTH) throw valueError(owner, `placeholders nested at most ${MAX_PLACEHOLDER_DEPTH} deep`, undefined);
+      if (chain.length >= MAX_PLACEHOLDER_DEPTH) invalid(owner, `placeholders nested at most ${MAX_PLACEHOLDER_DEPTH} deep`);
       const definition = definitions.get(key);
-      if (definition === undefined) throw valueError(owner, 'an option set somewhere', `${whole} refers to an option that is never set`);
+      if (definition === undefined) invalid(owner, 'an option set somewhere', `${whole} refers to an option that is never set`);
       const value = expand(definition.option, definition.text, [...chain, key]);
       done.set(key, value);
       return value;
     });
     if (result.length > MAX_EXPANDED_CHARS) {
-      throw valueError(owner, `at most ${MAX_EXPANDED_CHARS} characters after expanding placeholders`, undefined);
+      invalid(owner, `at most ${MAX_EXPANDED_CHARS} characters after expanding placeholders`);
     }
     return result;
   };
@@ -117,15 +117,4 @@ export function expandPlaceholders(input: PlaceholderInput): PlaceholderOutput {
     return { ...option, value: expand(option, option.value, definitions.get(key)?.option === option ? [key] : []) };
   });
   return { options, referenced, warnings };
-}
-
-function valueError(option: ResolvedOption, expected: string, problem: string | undefined): ConfigValueError {
-  return new ConfigValueError({
-    file: option.file,
-    line: option.line,
-    option: option.name,
-    value: option.value,
-    expected,
-    ...(problem === undefined ? {} : { problem }),
-  });
 }

@@ -6,7 +6,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { basename, resolve } from 'node:path';
 import { ConfigValueError } from './errors.js';
 import type { OptionSpec, OptionUnit } from './options.js';
-import type { ListenAddress, Principal, ResolvedOption, WorkerRuntime } from './types.js';
+import type { ListenAddress, Principal, RawOption, ResolvedOption, WorkerRuntime } from './types.js';
 
 /** sun_path is 108 bytes on Linux, one of them the terminating NUL (abstract names: the leading NUL). */
 export const MAX_UNIX_SOCKET_BYTES = 107;
@@ -35,8 +35,8 @@ const MAX_ID = 4_294_967_294;
 const ENV_ENTRY = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Throws the standard value error for `option`. */
-export function invalid(option: ResolvedOption, expected: string, problem?: string): never {
+/** Throws the standard value error for `option`: `file:line: name: problem, got "value"`. */
+export function invalid(option: RawOption, expected: string, problem?: string): never {
   throw new ConfigValueError({
     file: option.file,
     line: option.line,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EmperorError } from '@emperor/protocol';
-import { ConfigParseError, ConfigReadError, ConfigValueError, formatWarning } from '@emperor/config';
+import { ConfigError, ConfigParseError, ConfigReadError, ConfigValueError, formatWarning } from '@emperor/config';
 
 test('each config error has its literal code, name, location and cause', () => {
   const cause = new Error('low level');
@@ -11,6 +11,7 @@ test('each config error has its literal code, name, location and cause', () => {
   assert.deepEqual([read.code, parse.code, value.code], ['ERR_CONFIG_READ', 'ERR_CONFIG_PARSE', 'ERR_CONFIG_VALUE']);
   assert.deepEqual([read.name, parse.name, value.name], ['ConfigReadError', 'ConfigParseError', 'ConfigValueError']);
   assert.ok(read instanceof EmperorError && parse instanceof EmperorError && value instanceof EmperorError);
+  assert.ok(read instanceof ConfigError && parse instanceof ConfigError && value instanceof ConfigError);
   assert.equal(read.cause, cause);
   assert.equal(read.message, 'a.ini: cannot read: no such file');
   assert.equal(parse.message, 'b.xml:3: expected closing tag </socket>, got </uwsgi>');

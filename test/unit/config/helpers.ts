@@ -19,6 +19,11 @@ export function parse(text: string, format: ConfigFormat = 'ini', file = SHOP): 
   return parseConfigText(text, file, format);
 }
 
+/** `[line, name, value]` of each option, for compact assertions. */
+export function pairs(raw: RawConfig): (string | number)[][] {
+  return raw.options.map((o) => [o.line, o.name, o.value]);
+}
+
 /** `[uwsgi]` + `body` parsed as INI. */
 export function ini(body: string, file = SHOP): RawConfig {
   return parse(`[uwsgi]\n${body}`, 'ini', file);

@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigParseError, type RawConfig } from '@emperor/config';
-import { parse, throwsExactly } from './helpers.js';
+import { ConfigParseError } from '@emperor/config';
+import { pairs, parse, throwsExactly } from './helpers.js';
 
-const pairs = (raw: RawConfig) => raw.options.map((o) => [o.line, o.name, o.value]);
 
 test('INI: uWSGI line rules (inline ; and # kept, bare key, first = splits, trimming)', () => {
   const raw = parse([

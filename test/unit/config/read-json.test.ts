@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigParseError, type RawConfig } from '@emperor/config';
-import { parse, throwsExactly } from './helpers.js';
+import { ConfigParseError } from '@emperor/config';
+import { pairs, parse, throwsExactly } from './helpers.js';
 
 const FILE = 'emperor.d/shop.json';
-const pairs = (raw: RawConfig) => raw.options.map((o) => [o.line, o.name, o.value]);
 const json = (text: string) => parse(text, 'json', FILE);
 const fails = (text: string, message: string) => throwsExactly(() => json(text), ConfigParseError, `${FILE}:${message}`);
 

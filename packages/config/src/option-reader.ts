@@ -38,7 +38,7 @@ export interface OptionReader {
   choice(name: string): string;
   /** The winning occurrence through `parse`, or `undefined` when unset. */
   parsed<T>(name: string, parse: (option: ResolvedOption) => T): T | undefined;
-  /** Resolves a value as a path the way `path()` does (for values whose base depends on other options). */
+  /** The directory a relative path in this occurrence resolves against (for paths whose base depends on other options). */
   baseDirOf(location: SourceLocation): string;
   /** Adds a warning about `option`. */
   warn(option: ResolvedOption, code: ConfigWarningCode, message: string): void;

@@ -10,8 +10,11 @@
 import type { ConfigWarning, RawOption, ResolvedOption } from './types.js';
 import { invalid } from './values.js';
 
-/** What `%(name)` may expand to, at most: placeholders referring to each other twice per level would otherwise double per level. */
-export const MAX_EXPANDED_CHARS = 64 * 1024;
+/**
+ * Longest value after `%(name)` expansion. Without a cap, `b = %(a)%(a)`, `c = %(b)%(b)`, ...
+ * doubles per line: a "billion laughs" made of placeholders.
+ */
+const MAX_EXPANDED_CHARS = 64 * 1024;
 /** Longest chain of `%(a)` → `%(b)` → ... followed. */
 const MAX_PLACEHOLDER_DEPTH = 32;
 

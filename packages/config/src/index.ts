@@ -1,1 +1,18 @@
 export type * from './types.js';
+export * from './errors.js';
+export { parseConfigText, readConfigFile, MAX_CONFIG_BYTES, type ReadConfigOptions } from './read.js';
+export { configFormatFromPath, isVassalFileName } from './file-name.js';
+export { MAGIC_PLACEHOLDERS } from './magic.js';
+export { EMPEROR_VERSION } from './version.js';
+export {
+  OPTIONS, OPTION_GROUPS, UNSUPPORTED_UWSGI_OPTIONS, findOption, findUnsupportedOption, suggestOptionName,
+  type OptionGroup, type OptionScope, type OptionSpec, type OptionType, type OptionUnit, type UnsupportedOption,
+} from './options.js';
+export { COMMAND_LINE } from './option-reader.js';
+export {
+  loadVassalConfig, resolveVassalConfig, loadEmperorConfig, resolveEmperorConfig,
+  type LoadVassalConfigOptions, type LoadedConfig, type ResolveConfigOptions,
+} from './resolve.js';
+export { MIN_NODE_LIMIT_AS_MB } from './vassal-config.js';
+export { formatWarning } from './warnings.js';
+export { renderConfigurationReference } from './reference-docs.js';

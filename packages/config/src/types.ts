@@ -122,7 +122,7 @@ export interface VassalConfig {
   readonly home: string | undefined;
   /** `chdir`: absolute directory the workers run in; the app's relative paths resolve here. */
   readonly chdir: string | undefined;
-  /** `env` (repeatable, `KEY=VALUE`): in file order; a later key wins. */
+  /** `env` (repeatable, `KEY=VALUE`): one entry per key, in order of first appearance, with the key's last value. */
   readonly env: readonly (readonly [key: string, value: string])[];
   /** `uid`: the user the master and workers run as. Needs root unless it is the current user. */
   readonly uid: Principal | undefined;
@@ -200,7 +200,7 @@ export interface VassalConfig {
   // --- cheaper (uWSGI core/cheaper.c) ----------------------------------------------
   /** `cheaper`: minimum workers; 0 = a fixed pool of `processes`. Must be < processes. */
   readonly cheaper: number;
-  /** `cheaper-initial`: workers at start. @default cheaper */
+  /** `cheaper-initial`: workers at start, within [cheaper, processes]; `processes` when cheaper is off. @default cheaper */
   readonly cheaperInitial: number;
   /** `cheaper-step`: workers spawned at once when growing. @default 1 */
   readonly cheaperStep: number;
@@ -280,7 +280,9 @@ export type ConfigWarningCode =
   /** An option of the other kind of file (a vassal option in the emperor's file, or the reverse). */
   | 'misplaced-option'
   /** Accepted for compatibility but has no effect (with the reason). */
-  | 'no-effect';
+  | 'no-effect'
+  /** `$(NAME)` of an environment variable that is not set; it expanded to "". */
+  | 'unset-variable';
 
 /** A problem reported once that does not stop the vassal. */
 export interface ConfigWarning extends SourceLocation {

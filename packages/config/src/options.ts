@@ -1,0 +1,343 @@
+/**
+ * The option table: the ONLY place options are defined. The resolver looks names up here,
+ * docs/configuration.md is generated from it, and unknown-option suggestions come from it.
+ *
+ * Names, units and defaults are uWSGI 2.0's (core/uwsgi.c `uwsgi_base_options`, the python
+ * plugin, plugins/cheaper_busyness, core/emperor.c) unless the doc says otherwise.
+ */
+
+/** Which file an option belongs in: a vassal file, the emperor's own file, or either. */
+export type OptionScope = 'vassal' | 'emperor' | 'both';
+
+/**
+ * How a value is read.
+ * - `bool`: `true/false`, `1/0`, `yes/no`, `on/off` (any case); a bare key is true.
+ * - `uint`: whole number `^\d+$`, within `min`..`max`, then converted by `unit`.
+ * - `string`, `identifier` (a Python identifier), `choice` (one of `choices`).
+ * - `path`: resolved once to an absolute path.
+ * - `socket`, `address`: `host:port`, `:port`, `[v6]:port`, `@abstract`, or a unix path.
+ * - `mode`: 3 octal digits; empty or `1` means 666. `owner`: `user[:group]`.
+ * - `principal`: a user/group name or number. `env`: `KEY=VALUE`.
+ * - `placeholder`: `name=value` (defines `%(name)`). `plugins`: comma/space separated names.
+ */
+export type OptionType =
+  | 'bool'
+  | 'uint'
+  | 'string'
+  | 'identifier'
+  | 'choice'
+  | 'path'
+  | 'socket'
+  | 'address'
+  | 'mode'
+  | 'owner'
+  | 'principal'
+  | 'env'
+  | 'placeholder'
+  | 'plugins';
+
+/**
+ * The unit a number is written in (uWSGI's). Conversion happens once, in the resolver:
+ * `seconds` → milliseconds (×1000), `megabytes` → bytes (MiB, ×1024×1024); `milliseconds`,
+ * `bytes` and `percent` are kept.
+ */
+export type OptionUnit = 'seconds' | 'milliseconds' | 'megabytes' | 'bytes' | 'percent';
+
+/** Sections of docs/configuration.md, in order. */
+export type OptionGroup = 'app' | 'sockets' | 'files' | 'health' | 'cheaper' | 'logging' | 'general' | 'emperor';
+
+/** One option. */
+export interface OptionSpec {
+  /** Canonical name, as uWSGI spells it. */
+  readonly name: string;
+  /** Other names uWSGI accepts for it (`workers` for `processes`). */
+  readonly aliases: readonly string[];
+  readonly scope: OptionScope;
+  readonly group: OptionGroup;
+  readonly type: OptionType;
+  /** Repeated occurrences accumulate (in order) instead of the last one winning. */
+  readonly repeatable: boolean;
+  /** The default as the docs show it, in `unit`; absent when "unset" is the default. */
+  readonly default?: string;
+  readonly unit?: OptionUnit;
+  /** Smallest accepted value, in `unit` (`uint` only). @default 0 */
+  readonly min?: number;
+  /** Largest accepted value, in `unit` (`uint` only). @default Number.MAX_SAFE_INTEGER */
+  readonly max?: number;
+  /** Accepted values (`choice` only). */
+  readonly choices?: readonly string[];
+  /** One or two sentences for docs/configuration.md. */
+  readonly doc: string;
+}
+
+/** A real uWSGI option we do not implement: reported once by name and ignored. */
+export interface UnsupportedOption {
+  readonly name: string;
+  /** Why, in a few words, for the warning and the docs. */
+  readonly reason: string;
+}
+
+/** Titles of the option groups, in docs order. */
+export const OPTION_GROUPS: readonly { readonly group: OptionGroup; readonly title: string }[] = [
+  { group: 'app', title: 'Application and processes' },
+  { group: 'sockets', title: 'Sockets' },
+  { group: 'files', title: 'Pidfile and stats' },
+  { group: 'health', title: 'Worker health, recycling and reloads' },
+  { group: 'cheaper', title: 'Cheaper (adaptive pool size)' },
+  { group: 'logging', title: 'Request logging' },
+  { group: 'general', title: 'Placeholders and checking' },
+  { group: 'emperor', title: 'Emperor' },
+];
+
+/** The largest whole seconds whose milliseconds still fit a Node timer (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_SECONDS = 2_147_483;
+const MAX_TIMER_MS = 2_147_483_647;
+/** 128 TiB, the x86-64 user address space: no memory limit can usefully be larger. */
+const MAX_MEGABYTES = 134_217_728;
+/** Upper bound of `processes`, and of anything counted in workers. */
+const MAX_WORKERS = 1024;
+
+type OptionInit = Omit<OptionSpec, 'name' | 'aliases' | 'repeatable' | 'scope'> &
+  Partial<Pick<OptionSpec, 'aliases' | 'repeatable' | 'scope'>>;
+
+function option(name: string, init: OptionInit): OptionSpec {
+  return { name, aliases: [], repeatable: false, scope: 'vassal', ...init };
+}
+
+const flag = (group: OptionGroup, doc: string, scope: OptionScope = 'vassal'): OptionInit => ({ group, type: 'bool', default: 'false', doc, scope });
+const seconds = (group: OptionGroup, fallback: string, doc: string, min = 0): OptionInit => ({
+  group, type: 'uint', unit: 'seconds', default: fallback, min, max: MAX_TIMER_SECONDS, doc,
+});
+const megabytes = (doc: string): OptionInit => ({ group: 'health', type: 'uint', unit: 'megabytes', default: '0', max: MAX_MEGABYTES, doc });
+const busyness = (fallback: string, min: number, max: number, doc: string, unit?: OptionUnit): OptionInit => ({
+  group: 'cheaper', type: 'uint', default: fallback, min, max, doc, ...(unit === undefined ? {} : { unit }),
+});
+
+/** Every option Emperor implements. */
+export const OPTIONS: readonly OptionSpec[] = [
+  // --- application and processes ----------------------------------------------------
+  option('processes', { aliases: ['workers'], group: 'app', type: 'uint', default: '1', min: 1, max: MAX_WORKERS,
+    doc: 'Number of workers; with `cheaper`, the most workers.' }),
+  option('master', flag('app', 'Accepted for compatibility: the vassal master always runs.')),
+  option('plugin', { aliases: ['plugins'], group: 'app', type: 'plugins', repeatable: true,
+    doc: 'Worker runtime: `node`/`nodejs` or `python`/`python3`/`python3NN`, comma or space separated. Other uWSGI plugins are reported and ignored. Without it the runtime is inferred from `module`/`wsgi-file`.' }),
+  option('module', { aliases: ['wsgi'], group: 'app', type: 'string',
+    doc: 'The app. Node: a `.js`/`.mjs`/`.cjs` file, resolved against `chdir` if set, else the vassal file\'s directory. Python: a dotted module, `pkg.app` or `pkg.app:callable`.' }),
+  option('wsgi-file', { aliases: ['file'], group: 'app', type: 'path', doc: 'Python: a file defining the WSGI callable (instead of `module`).' }),
+  option('callable', { group: 'app', type: 'identifier', default: 'application', doc: 'Python: name of the WSGI callable in the module or file.' }),
+  option('pythonpath', { aliases: ['python-path', 'pp'], group: 'app', type: 'path', repeatable: true, doc: 'Python: a directory to prepend to `sys.path`.' }),
+  option('home', { aliases: ['virtualenv', 'venv', 'pyhome'], group: 'app', type: 'path', doc: 'Python: the virtual environment to run in.' }),
+  option('chdir', { group: 'app', type: 'path', doc: 'Directory the workers run in.' }),
+  option('env', { group: 'app', type: 'env', repeatable: true, doc: '`KEY=VALUE` set in the workers\' environment; for a repeated key the last value wins.' }),
+  option('uid', { group: 'app', type: 'principal', doc: 'User (name or number) the master and workers run as; needs root unless it is the current user.' }),
+  option('gid', { group: 'app', type: 'principal', doc: 'Group (name or number); with `uid`, the user\'s supplementary groups are added.' }),
+  option('lazy-apps', flag('app', 'Accepted: apps always load in each worker after it starts.')),
+  option('lazy', flag('app', 'Accepted, as `lazy-apps`.')),
+
+  // --- sockets ----------------------------------------------------------------------
+  option('http-socket', { group: 'sockets', type: 'socket', repeatable: true, doc: 'Listen for HTTP/1.1, parsed in the workers (not uWSGI\'s HTTP router).' }),
+  option('socket', { group: 'sockets', type: 'socket', repeatable: true, doc: 'Listen for the uwsgi binary protocol (nginx `uwsgi_pass`).' }),
+  option('uwsgi-socket', { group: 'sockets', type: 'socket', repeatable: true, doc: 'Same as `socket`.' }),
+  option('chmod-socket', { group: 'sockets', type: 'mode', doc: 'Mode of unix sockets: 3 octal digits (`660`); alone or `1` means `666`. Default: the umask decides.' }),
+  option('chown-socket', { group: 'sockets', type: 'owner', doc: '`user[:group]` owning unix sockets (names or numbers).' }),
+  option('listen', { group: 'sockets', type: 'uint', default: '100', min: 1, max: 65535, doc: 'Listen backlog of every socket (capped by `net.core.somaxconn`).' }),
+  option('buffer-size', { group: 'sockets', type: 'uint', unit: 'bytes', default: '4096', min: 1, max: 65535,
+    doc: 'Largest uwsgi packet variable block or HTTP header block. Values above 65535 are lowered to 65535, as uWSGI does.' }),
+
+  // --- pidfile and stats ------------------------------------------------------------
+  option('pidfile', { scope: 'both', group: 'files', type: 'path', doc: 'Write the master\'s (or the emperor\'s) pid here.' }),
+  option('vacuum', flag('files', 'Remove unix sockets and the pidfile on exit.')),
+  option('stats', { aliases: ['stats-server'], group: 'files', type: 'address', doc: 'Serve the stats JSON (uWSGI\'s shape) on this address.' }),
+  option('stats-http', flag('files', 'Wrap the stats JSON in an HTTP response.')),
+  option('stats-minified', { ...flag('files', 'Stats JSON without newlines or indentation.'), aliases: ['stats-min'] }),
+
+  // --- worker health, recycling, reloads (uWSGI core/master_checks.c) ----------------
+  option('harakiri', seconds('health', '0', 'End a request (and, for a sync worker, the worker) that runs longer than this; 0 = off.')),
+  option('harakiri-verbose', flag('health', 'Log the worker\'s stack before a harakiri kill.')),
+  option('max-requests', { group: 'health', type: 'uint', default: '0', doc: 'Recycle a worker after this many requests; 0 = off.' }),
+  option('max-requests-delta', { group: 'health', type: 'uint', default: '0', doc: 'Worker N recycles after `max-requests + (N-1) * delta` requests, so they do not all restart at once.' }),
+  option('min-worker-lifetime', seconds('health', '10', 'A worker younger than this is not recycled by `max-requests` or the memory limits.')),
+  option('max-worker-lifetime', seconds('health', '0', 'Recycle a worker after this long; 0 = off.')),
+  option('max-worker-lifetime-delta', seconds('health', '0', 'Worker N waits `(N-1) * delta` longer than `max-worker-lifetime`.')),
+  option('reload-on-rss', megabytes('Recycle a worker (gracefully, after its request) whose RSS exceeds this; 0 = off.')),
+  option('reload-on-as', megabytes('Recycle a worker whose address space exceeds this; 0 = off.')),
+  option('evil-reload-on-rss', megabytes('Kill (SIGKILL) a worker whose RSS exceeds this, checked by the master; 0 = off.')),
+  option('evil-reload-on-as', megabytes('Kill a worker whose address space exceeds this; 0 = off.')),
+  option('limit-as', megabytes('RLIMIT_AS of each worker; 0 = off. Node needs about 720 MB of address space just to start, so a Node vassal is refused below 1024.')),
+  option('cpu-affinity', { group: 'health', type: 'uint', default: '0', max: MAX_WORKERS, doc: 'CPUs per worker, assigned round-robin; 0 = off.' }),
+  option('no-orphans', flag('health', 'Accepted: workers and master always exit when their parent dies.')),
+  option('worker-reload-mercy', seconds('health', '60', 'Grace a stopping worker gets before SIGKILL.')),
+  option('reload-mercy', seconds('health', '0', 'Bound on a whole vassal stop or reload; 0 = unset.')),
+  option('touch-reload', { group: 'health', type: 'path', repeatable: true, doc: 'Reload the workers when this file\'s mtime changes (or it is deleted).' }),
+  option('touch-chain-reload', { group: 'health', type: 'path', repeatable: true, doc: 'Chain-reload (one worker at a time) when this file\'s mtime changes.' }),
+  option('die-on-term', flag('health', 'Accepted: SIGTERM always stops (uWSGI 2.1 semantics).', 'both')),
+  option('heartbeat', seconds('health', '5', 'How often the master tells the emperor it is alive. Emperor\'s default; uWSGI has none.', 1)),
+
+  // --- cheaper (uWSGI core/cheaper.c, plugins/cheaper_busyness) -----------------------
+  option('cheaper', { group: 'cheaper', type: 'uint', default: '0', max: MAX_WORKERS - 1, doc: 'Fewest workers; must be below `processes`. 0 = a fixed pool.' }),
+  option('cheaper-initial', { group: 'cheaper', type: 'uint', max: MAX_WORKERS, doc: 'Workers at start; defaults to `cheaper` and is clamped into [`cheaper`, `processes`].' }),
+  option('cheaper-step', { group: 'cheaper', type: 'uint', default: '1', min: 1, max: MAX_WORKERS, doc: 'Workers spawned at once when growing.' }),
+  option('cheaper-algo', { group: 'cheaper', type: 'choice', default: 'spare', choices: ['spare', 'backlog', 'busyness'], doc: 'How the pool grows and shrinks: `spare`, `backlog` or `busyness`.' }),
+  option('cheaper-overload', { group: 'cheaper', type: 'uint', default: '3', min: 1, max: MAX_TIMER_SECONDS,
+    doc: 'spare: checks with every worker busy before growing; backlog: queued connections; busyness: seconds between checks.' }),
+  option('cheaper-busyness-max', busyness('50', 0, 100, 'Grow when the average busyness is above this.', 'percent')),
+  option('cheaper-busyness-min', busyness('25', 0, 100, 'Shrink when the average busyness is below this.', 'percent')),
+  option('cheaper-busyness-multiplier', busyness('10', 1, 1000, 'Shrink at most every `overload * multiplier` seconds.')),
+  option('cheaper-busyness-penalty', busyness('2', 1, 1000, 'Added to the multiplier when a worker was shrunk too soon.')),
+  option('cheaper-busyness-verbose', flag('cheaper', 'Log each busyness decision.')),
+  option('cheaper-busyness-backlog-alert', busyness('33', 0, 65535, 'Queued connections that spawn emergency workers.')),
+  option('cheaper-busyness-backlog-multiplier', busyness('3', 1, 1000, 'Emergency workers are shrunk after `overload * this` seconds.')),
+  option('cheaper-busyness-backlog-step', busyness('1', 1, MAX_WORKERS, 'Emergency workers spawned at once.')),
+  option('cheaper-busyness-backlog-nonzero', seconds('cheaper', '60', 'Spawn a worker when the backlog has been non-zero this long.')),
+  option('cheaper-rss-limit-soft', { group: 'cheaper', type: 'uint', unit: 'bytes', default: '0', doc: 'Do not grow while the workers\' total RSS is above this (bytes, as in uWSGI); 0 = off.' }),
+  option('cheaper-rss-limit-hard', { group: 'cheaper', type: 'uint', unit: 'bytes', default: '0', doc: 'Shrink by one while the workers\' total RSS is above this; 0 = off.' }),
+  option('idle', seconds('cheaper', '0', 'After this long without a request, shrink the pool to its minimum; 0 = off.')),
+
+  // --- request logging ----------------------------------------------------------------
+  option('disable-logging', flag('logging', 'No request log lines (except those `log-4xx`, `log-5xx` and `log-slow` ask for).')),
+  option('log-4xx', flag('logging', 'With `disable-logging`, still log 4xx responses.')),
+  option('log-5xx', flag('logging', 'With `disable-logging`, still log 5xx responses.')),
+  option('log-slow', { group: 'logging', type: 'uint', unit: 'milliseconds', default: '0', max: MAX_TIMER_MS, doc: 'With `disable-logging`, still log requests slower than this; 0 = off.' }),
+  option('logto', { group: 'logging', type: 'path', doc: 'Append logs to this file instead of stderr (reopened on SIGUSR2).' }),
+
+  // --- placeholders and checking ------------------------------------------------------
+  option('strict', flag('general', 'Unknown options are errors instead of warnings.', 'both')),
+  option('set-placeholder', { aliases: ['set-ph'], scope: 'both', group: 'general', type: 'placeholder', repeatable: true,
+    doc: '`name=value`: defines `%(name)` without defining an option.' }),
+
+  // --- emperor (uWSGI core/emperor.c) -------------------------------------------------
+  option('emperor', { scope: 'emperor', group: 'emperor', type: 'path', repeatable: true, doc: 'A directory (or glob) of vassal files.' }),
+  option('emperor-stats', { aliases: ['emperor-stats-server'], scope: 'emperor', group: 'emperor', type: 'address', doc: 'Serve the emperor stats JSON on this address.' }),
+  option('emperor-tyrant', flag('emperor', 'Run each vassal as the owner of its file.', 'emperor')),
+  option('emperor-tyrant-nofollow', flag('emperor', 'In tyrant mode, judge a symlinked vassal by the link\'s owner, not the target\'s.', 'emperor')),
+  option('emperor-freq', { ...seconds('emperor', '3', 'Rescan interval behind the file watch.', 1), scope: 'emperor' }),
+  option('emperor-throttle', { scope: 'emperor', group: 'emperor', type: 'uint', unit: 'milliseconds', default: '1000', min: 1, max: MAX_TIMER_MS,
+    doc: 'First respawn delay of a failing vassal; it doubles up to `emperor-max-throttle`.' }),
+  option('emperor-max-throttle', { scope: 'emperor', group: 'emperor', type: 'uint', unit: 'milliseconds', default: '180000', min: 1, max: MAX_TIMER_MS,
+    doc: 'Largest respawn delay.' }),
+  option('emperor-required-heartbeat', { ...seconds('emperor', '30', 'Restart a vassal whose heartbeat stops this long; 0 = off.'), scope: 'emperor' }),
+  option('vassals-inherit', { scope: 'emperor', group: 'emperor', type: 'path', repeatable: true,
+    doc: 'A file whose options every vassal gets first; the vassal\'s own scalar options win (uWSGI lets the template win).' }),
+  option('emperor-pidfile', { scope: 'emperor', group: 'emperor', type: 'path', doc: 'Same as `pidfile`, for the emperor.' }),
+];
+
+function unsupported(reason: string, names: string): UnsupportedOption[] {
+  return names.trim().split(/\s+/).map((name) => ({ name, reason }));
+}
+
+/** Real uWSGI options we do not implement. Each is reported once (`unsupported-option`) and ignored. */
+export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
+  ...unsupported('workers are single-threaded processes', `
+    threads enable-threads threads-stacksize thread-stacksize single-interpreter async ugreen gevent greenlet asyncio`),
+  ...unsupported('workers accept() on the shared socket and the kernel wakes one', 'thunder-lock'),
+  ...unsupported('request bodies are streamed to the app', `
+    post-buffering post-buffering-bufsize body-read-warning upload-progress limit-post socket-timeout`),
+  ...unsupported('serve static files from a web server or the app', `
+    offload-threads static-map static-map2 static-skip-ext static-index static-gzip-all static-expires static-safe check-static file-serve-mode`),
+  ...unsupported('the internal routing language is not implemented', `
+    route route-if route-if-not route-run route-host route-uri route-qs route-remote-addr route-user-agent route-referer
+    route-label final-route error-route response-route add-header`),
+  ...unsupported('logs go to stderr or `logto` in one format', `
+    logger req-logger logger-req log-format logformat log-encoder log-route log-master log-reopen log-maxsize log-backupname
+    logdate log-date log-micros log-x-forwarded-for log-zero log-ioerror log-drain threaded-logger logfile-chown logfile-chmod
+    memory-report`),
+  ...unsupported('run Emperor under systemd or another supervisor instead', 'daemonize daemonize2'),
+  ...unsupported('no spooler, mules, cron or legions', `
+    spooler spooler-processes spooler-frequency spooler-harakiri mule mules farm mule-harakiri mule-reload-mercy
+    cron cron2 unique-cron cron-harakiri legion legion-node`),
+  ...unsupported('run other daemons as their own services', `
+    attach-daemon attach-daemon2 attach-control-daemon smart-attach-daemon smart-attach-daemon2 worker-exec`),
+  ...unsupported('no jails or namespaces; use systemd sandboxing or containers', 'cap unshare chroot pivot_root jail setns namespace emperor-cap vassals-cap'),
+  ...unsupported('process titles are not changed', `
+    procname procname-prefix procname-prefix-spaced procname-append procname-master auto-procname emperor-procname`),
+  ...unsupported('use touch-reload for code reloads', `
+    py-autoreload python-autoreload py-tracebacker py-programname pyargv wsgi-env-behaviour wsgi-disable-file-wrapper
+    py-call-osafterfork import pymodule-alias`),
+  ...unsupported('one app per vassal, mounted at /', 'mount manage-script-name vhost vhost-host'),
+  ...unsupported('a vassal without an app is always an error', 'need-app'),
+  ...unsupported('uWSGI\'s routers and extra protocols are not implemented; use http-socket or socket', `
+    http https http-to http-keepalive http-processes http-auto-chunked http-timeout http-websockets https-socket
+    fastcgi-socket scgi-socket suwsgi-socket puwsgi-socket zerg zerg-server shared-socket fastrouter socket-protocol protocol
+    http-socket-modifier1 enable-proxy-protocol`),
+  ...unsupported('no cheap, on-demand or broodlord mode', `
+    cheap emperor-use-clone emperor-on-demand-directory emperor-on-demand-extension emperor-on-demand-exec
+    emperor-broodlord emperor-magic-exec emperor-extra-extension emperor-no-blacklist emperor-curse-tolerance
+    emperor-nofollow emperor-graceful-shutdown early-emperor emperor-proxy-socket emperor-collect-attr
+    emperor-command-socket emperor-wrapper vassal-sos vassal-sos-backlog`),
+  ...unsupported('vassals inherit only through vassals-inherit', `
+    vassals-include vassals-include-before vassals-inherit-before vassals-set vassal-set vassals-start-hook vassals-stop-hook`),
+  ...unsupported('control the vassal through signals and touch files', `
+    master-fifo touch-workers-reload touch-mules-reload touch-spoolers-reload touch-logrotate touch-logreopen touch-exec
+    touch-signal fs-reload fs-brutal-reload fs-signal reload-on-fd brutal-reload-on-fd reload-on-exception`),
+  ...unsupported('harakiri is not tunable beyond harakiri and harakiri-verbose', `
+    harakiri-graceful-timeout harakiri-graceful-signal harakiri-queue-threshold harakiri-no-arh no-harakiri-arh
+    no-harakiri-after-req-hook`),
+  ...unsupported('fixed internally', `
+    check-interval forkbomb-delay mem-collector-freq ignore-sigpipe ignore-write-errors disable-write-exception
+    max-fd reaper catch-exceptions honour-stdin honour-range skip-atexit disable-sendfile close-on-exec umask
+    reuse-port tcp-nodelay so-keepalive so-send-timeout freebind no-defer-accept`),
+  ...unsupported('use pidfile', 'pidfile2 safe-pidfile safe-pidfile2'),
+  ...unsupported('hooks and exec options run commands', `
+    exec-asap exec-pre-jail exec-post-jail exec-in-jail exec-as-root exec-as-user exec-as-user-atexit exec-pre-app
+    exec-post-app exec-as-vassal exec-as-emperor hook-asap hook-pre-jail hook-post-jail hook-as-root hook-as-user
+    hook-as-user-atexit hook-pre-app hook-post-app hook-accepting hook-accepting1 hook-as-vassal hook-as-emperor call-asap`),
+  ...unsupported('plugins are not loaded; set the runtime with plugin', 'autoload plugin-dir plugins-dir plugins-list need-plugin need-plugins'),
+  ...unsupported('one file per vassal, plus vassals-inherit; no includes or config logic', `
+    inherit include ini xml json yaml yml config set declare-option for endfor if-env if-not-env if-exists
+    if-not-exists if-file if-dir if-opt if-reload endif`),
+  ...unsupported('privileges are dropped once, to uid/gid', 'immediate-uid immediate-gid add-gid master-as-root chdir2 unenv no-server'),
+  ...unsupported('no caches, shared areas, queues, subscriptions, alarms or metrics push', `
+    cache cache2 cache-blocksize sharedarea queue subscribe-to carbon enable-metrics stats-push alarm alarm-log`),
+];
+
+const BY_NAME: ReadonlyMap<string, OptionSpec> = new Map(OPTIONS.flatMap((spec) => [spec.name, ...spec.aliases].map((name) => [name, spec] as const)));
+const UNSUPPORTED_BY_NAME: ReadonlyMap<string, UnsupportedOption> = new Map(UNSUPPORTED_UWSGI_OPTIONS.map((entry) => [entry.name, entry]));
+
+/** The option called `name` (canonical or alias; case-sensitive, as in uWSGI), if Emperor implements it. */
+export function findOption(name: string): OptionSpec | undefined {
+  return BY_NAME.get(name);
+}
+
+/** The unsupported uWSGI option called `name`, if it is one. */
+export function findUnsupportedOption(name: string): UnsupportedOption | undefined {
+  return UNSUPPORTED_BY_NAME.get(name);
+}
+
+/** Edit distance at which an unknown name is probably a typo of a known one. */
+const MAX_SUGGESTION_DISTANCE = 2;
+
+/**
+ * The known option name (canonical or alias) closest to `name`, when at most 2 edits away
+ * and fewer edits than `name` has characters (so `x` does not suggest `pp`).
+ */
+export function suggestOptionName(name: string): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.min(MAX_SUGGESTION_DISTANCE, name.length - 1) + 1;
+  for (const candidate of BY_NAME.keys()) {
+    if (Math.abs(candidate.length - name.length) >= bestDistance) continue;
+    const distance = editDistance(name, candidate, bestDistance);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance, giving up (returning `limit`) once every path costs at least `limit`. */
+function editDistance(a: string, b: string, limit: number): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      const value = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+      current.push(value);
+      rowMin = Math.min(rowMin, value);
+    }
+    if (rowMin >= limit) return limit;
+    previous = current;
+  }
+  return previous[b.length] ?? limit;
+}

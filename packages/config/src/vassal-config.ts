@@ -1,0 +1,242 @@
+/**
+ * Builds the filled, validated {@link VassalConfig} from the options that apply to a vassal.
+ * Cross-option rules live here: the runtime and app, the sockets, cheaper's bounds.
+ */
+import { basename, dirname, resolve } from 'node:path';
+import type { CollectedOptions } from './collect.js';
+import { ConfigValueError } from './errors.js';
+import { createOptionReader, type OptionReader } from './option-reader.js';
+import { describeLocation } from './text.js';
+import type { CheaperAlgo, RawConfig, ResolvedOption, SocketSpec, VassalConfig, WorkerRuntime } from './types.js';
+import { invalid, parseAddress, parseEnv, parseMode, parseOwner, parsePlugins, parsePrincipal, runtimeOfPlugin } from './values.js';
+
+/** Node reserves about 710 MiB of address space at start and hangs under a smaller RLIMIT_AS (measured, DESIGN.md). */
+export const MIN_NODE_LIMIT_AS_MB = 1024;
+/** uWSGI stores buffer-size in 16 bits and lowers larger values to this. */
+const MAX_BUFFER_SIZE = 65535;
+const NODE_MODULE = /\.(?:c|m)?js$/;
+const PYTHON_MODULE = /^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*)?$/;
+/** Options that only mean something to Python workers. */
+const PYTHON_ONLY = ['home', 'pythonpath', 'callable'];
+
+/**
+ * @param vassal the vassal's own file (the last source): its path names the vassal and anchors relative paths
+ * @throws {ConfigValueError} any invalid value or missing/contradictory option
+ */
+export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions): VassalConfig {
+  const file = resolve(vassal.file);
+  const baseDir = dirname(file);
+  const read = createOptionReader(collected, () => baseDir);
+  const processes = read.uint('processes');
+  const chdir = read.path('chdir');
+  const app = resolveApp(read, vassal.file, chdir);
+  const limitAsBytes = read.uint('limit-as');
+  const limitAs = read.last('limit-as');
+  if (limitAs !== undefined && app.runtime === 'node' && limitAsBytes > 0 && limitAsBytes < MIN_NODE_LIMIT_AS_MB * 1024 * 1024) {
+    invalid(limitAs, `0 (off) or >= ${MIN_NODE_LIMIT_AS_MB} for a Node vassal`,
+      `must be >= ${MIN_NODE_LIMIT_AS_MB} for a Node vassal (Node reserves about 710 MB of address space at start)`);
+  }
+
+  return {
+    file,
+    name: basename(file),
+    format: vassal.format,
+    baseDir,
+    processes,
+    master: read.bool('master'),
+    ...app,
+    callable: read.identifier('callable'),
+    pythonpath: read.paths('pythonpath'),
+    home: read.path('home'),
+    chdir,
+    env: [...new Map(read.all('env').map(parseEnv))],
+    uid: read.parsed('uid', parsePrincipal),
+    gid: read.parsed('gid', parsePrincipal),
+    sockets: readSockets(read, collected, vassal.file),
+    chmodSocket: read.parsed('chmod-socket', parseMode),
+    chownSocket: read.parsed('chown-socket', parseOwner),
+    listen: read.uint('listen'),
+    bufferSize: readBufferSize(read),
+    pidfile: read.path('pidfile'),
+    vacuum: read.bool('vacuum'),
+    stats: read.address('stats'),
+    statsHttp: read.bool('stats-http'),
+    statsMinified: read.bool('stats-minified'),
+    harakiriMs: read.uint('harakiri'),
+    harakiriVerbose: read.bool('harakiri-verbose'),
+    maxRequests: read.uint('max-requests'),
+    maxRequestsDelta: read.uint('max-requests-delta'),
+    minWorkerLifetimeMs: read.uint('min-worker-lifetime'),
+    maxWorkerLifetimeMs: read.uint('max-worker-lifetime'),
+    maxWorkerLifetimeDeltaMs: read.uint('max-worker-lifetime-delta'),
+    reloadOnRssBytes: read.uint('reload-on-rss'),
+    reloadOnAsBytes: read.uint('reload-on-as'),
+    evilReloadOnRssBytes: read.uint('evil-reload-on-rss'),
+    evilReloadOnAsBytes: read.uint('evil-reload-on-as'),
+    limitAsBytes,
+    cpuAffinity: read.uint('cpu-affinity'),
+    noOrphans: read.bool('no-orphans'),
+    workerReloadMercyMs: read.uint('worker-reload-mercy'),
+    reloadMercyMs: read.uint('reload-mercy'),
+    touchReload: read.paths('touch-reload'),
+    touchChainReload: read.paths('touch-chain-reload'),
+    lazyApps: read.bool('lazy-apps') || read.bool('lazy'),
+    dieOnTerm: read.bool('die-on-term'),
+    heartbeatMs: read.uint('heartbeat'),
+    ...readCheaper(read, collected, processes),
+    disableLogging: read.bool('disable-logging'),
+    log4xx: read.bool('log-4xx'),
+    log5xx: read.bool('log-5xx'),
+    logSlowMs: read.uint('log-slow'),
+    logto: read.path('logto'),
+    resolved: collected.resolved,
+  };
+}
+
+/** The runtime, `module` and `wsgi-file`, from `plugin` or inferred (see VassalConfig.runtime). */
+function resolveApp(read: OptionReader, file: string, chdir: string | undefined): Pick<VassalConfig, 'runtime' | 'module' | 'wsgiFile'> {
+  const module = read.last('module');
+  const wsgiFile = read.last('wsgi-file');
+  if (module !== undefined && wsgiFile !== undefined) {
+    invalid(wsgiFile, 'module or wsgi-file, not both', `module (${describeLocation(module.file, module.line)}) and wsgi-file are both set; keep one`);
+  }
+  const app = module ?? wsgiFile;
+  if (app === undefined) {
+    throw new ConfigValueError({
+      file, line: 0, option: 'module', value: undefined, expected: 'module or wsgi-file', subject: 'no app',
+      problem: 'set module (a .js file for Node, a Python module) or wsgi-file',
+    });
+  }
+  const runtime = runtimeFromPlugins(read) ?? inferRuntime(app, module !== undefined);
+  if (runtime === 'node') {
+    if (wsgiFile !== undefined) invalid(wsgiFile, 'a Python vassal', 'wsgi-file needs the python runtime, but plugin selects node');
+    for (const name of PYTHON_ONLY) {
+      const option = read.last(name);
+      if (option !== undefined) read.warn(option, 'no-effect', 'applies to Python apps only; this vassal runs Node');
+    }
+  }
+  if (module === undefined) return { runtime, module: undefined, wsgiFile: resolve(read.baseDirOf(app), app.value) };
+  if (runtime === 'node') return { runtime, module: resolve(chdir ?? read.baseDirOf(module), module.value), wsgiFile: undefined };
+  if (!PYTHON_MODULE.test(module.value)) invalid(module, 'a dotted Python module such as pkg.app or pkg.app:callable');
+  return { runtime, module: module.value, wsgiFile: undefined };
+}
+
+/** Without `plugin`: a `.js`/`.mjs`/`.cjs` module is Node (checked first: `app.js` is also a valid dotted name), `wsgi-file` or a dotted module is Python. */
+function inferRuntime(app: ResolvedOption, isModule: boolean): WorkerRuntime {
+  if (isModule && NODE_MODULE.test(app.value)) return 'node';
+  if (!isModule || PYTHON_MODULE.test(app.value)) return 'python';
+  return invalid(app, 'a .js, .mjs or .cjs file (Node) or a dotted Python module such as pkg.app');
+}
+
+/** The runtime `plugin` asks for; other plugins are reported once each and ignored. */
+function runtimeFromPlugins(read: OptionReader): WorkerRuntime | undefined {
+  let runtime: { readonly kind: WorkerRuntime; readonly name: string } | undefined;
+  const reported = new Set<string>();
+  for (const option of read.all('plugin')) {
+    for (const name of parsePlugins(option)) {
+      const kind = runtimeOfPlugin(name);
+      if (kind === undefined) {
+        if (!reported.has(name)) read.warn(option, 'unsupported-option', `plugin ${JSON.stringify(name)} is a uWSGI plugin Emperor does not support; ignored`);
+        reported.add(name);
+      } else if (runtime !== undefined && runtime.kind !== kind) {
+        invalid(option, 'one runtime per vassal', `plugins ${runtime.name} and ${name} select two runtimes; a vassal has one`);
+      } else {
+        runtime = { kind, name };
+      }
+    }
+  }
+  return runtime?.kind;
+}
+
+function readSockets(read: OptionReader, collected: CollectedOptions, file: string): readonly SocketSpec[] {
+  const sockets: SocketSpec[] = [];
+  const seen = new Map<string, ResolvedOption>();
+  for (const { spec, option } of collected.applied) {
+    if (spec.type !== 'socket') continue;
+    const address = parseAddress(option, read.baseDirOf(option));
+    const key = address.kind === 'tcp' ? `${address.host}:${address.port}` : `${address.abstract ? '@' : ''}${address.path}`;
+    const first = seen.get(key);
+    if (first !== undefined && !(address.kind === 'tcp' && address.port === 0)) {
+      invalid(option, 'each address once', `the same address is already declared at ${describeLocation(first.file, first.line)}`);
+    }
+    seen.set(key, option);
+    sockets.push({ file: option.file, line: option.line, name: option.value, address, protocol: spec.name === 'http-socket' ? 'http' : 'uwsgi', option: spec.name });
+  }
+  if (sockets.length === 0) {
+    throw new ConfigValueError({
+      file, line: 0, option: 'socket', value: undefined, expected: 'http-socket, socket or uwsgi-socket', subject: 'no socket',
+      problem: 'set http-socket, socket or uwsgi-socket',
+    });
+  }
+  return sockets;
+}
+
+/** `buffer-size` above 65535 is lowered, as uWSGI does, with a warning instead of an error. */
+function readBufferSize(read: OptionReader): number {
+  const option = read.last('buffer-size');
+  if (option !== undefined && /^\d+$/.test(option.value) && Number(option.value) > MAX_BUFFER_SIZE) {
+    read.warn(option, 'no-effect', `more than ${MAX_BUFFER_SIZE}; using ${MAX_BUFFER_SIZE}, as uWSGI does`);
+    return MAX_BUFFER_SIZE;
+  }
+  return read.uint('buffer-size');
+}
+
+type CheaperFields = Pick<VassalConfig,
+  'cheaper' | 'cheaperInitial' | 'cheaperStep' | 'cheaperAlgo' | 'cheaperOverload' | 'cheaperBusyness' |
+  'cheaperRssLimitSoftBytes' | 'cheaperRssLimitHardBytes' | 'idleMs'>;
+
+/** uWSGI core/cheaper.c rules: cheaper < processes; cheaper-initial clamped into [cheaper, processes]. */
+function readCheaper(read: OptionReader, collected: CollectedOptions, processes: number): CheaperFields {
+  const cheaper = read.uint('cheaper');
+  const cheaperOption = read.last('cheaper');
+  if (cheaperOption !== undefined && cheaper > 0 && cheaper >= processes) {
+    invalid(cheaperOption, `fewer than processes (${processes})`, `must be lower than processes (${processes})`);
+  }
+  // The table's choices for cheaper-algo are exactly CheaperAlgo's members (a unit test holds them equal).
+  const cheaperAlgo = read.choice('cheaper-algo') as CheaperAlgo;
+  const busyness = {
+    max: read.uint('cheaper-busyness-max'),
+    min: read.uint('cheaper-busyness-min'),
+    multiplier: read.uint('cheaper-busyness-multiplier'),
+    penalty: read.uint('cheaper-busyness-penalty'),
+    verbose: read.bool('cheaper-busyness-verbose'),
+    backlogAlert: read.uint('cheaper-busyness-backlog-alert'),
+    backlogMultiplier: read.uint('cheaper-busyness-backlog-multiplier'),
+    backlogStep: read.uint('cheaper-busyness-backlog-step'),
+    backlogNonzeroMs: read.uint('cheaper-busyness-backlog-nonzero'),
+  };
+  const minOption = read.last('cheaper-busyness-min');
+  if (minOption !== undefined && busyness.min > busyness.max) {
+    invalid(minOption, `at most cheaper-busyness-max (${busyness.max})`, `must be <= cheaper-busyness-max (${busyness.max})`);
+  }
+
+  // Tuning that cannot matter is accepted and reported once per name.
+  const reported = new Set<string>();
+  for (const { spec, option } of collected.applied) {
+    if (spec.group !== 'cheaper' || spec.name === 'cheaper' || spec.name === 'idle' || reported.has(spec.name)) continue;
+    if (cheaper === 0) read.warn(option, 'no-effect', 'has no effect without cheaper');
+    else if (spec.name.startsWith('cheaper-busyness-') && cheaperAlgo !== 'busyness') read.warn(option, 'no-effect', `applies to cheaper-algo = busyness only, not ${cheaperAlgo}`);
+    else continue;
+    reported.add(spec.name);
+  }
+
+  let cheaperInitial = cheaper === 0 ? processes : (read.optionalUint('cheaper-initial') ?? cheaper);
+  const initialOption = read.last('cheaper-initial');
+  if (cheaper > 0 && initialOption !== undefined && (cheaperInitial < cheaper || cheaperInitial > processes)) {
+    const clamped = Math.min(Math.max(cheaperInitial, cheaper), processes);
+    read.warn(initialOption, 'no-effect', `${cheaperInitial} is outside [cheaper, processes] = [${cheaper}, ${processes}]; using ${clamped}`);
+    cheaperInitial = clamped;
+  }
+
+  return {
+    cheaper,
+    cheaperInitial,
+    cheaperStep: read.uint('cheaper-step'),
+    cheaperAlgo,
+    cheaperOverload: read.uint('cheaper-overload'),
+    cheaperBusyness: busyness,
+    cheaperRssLimitSoftBytes: read.uint('cheaper-rss-limit-soft'),
+    cheaperRssLimitHardBytes: read.uint('cheaper-rss-limit-hard'),
+    idleMs: read.uint('idle'),
+  };
+}

@@ -1,0 +1,87 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { OPTIONS, OPTION_GROUPS, UNSUPPORTED_UWSGI_OPTIONS, findOption, findUnsupportedOption, suggestOptionName } from '@emperor/config';
+
+test('every option name and alias is unique and not also listed as unsupported', () => {
+  const names = OPTIONS.flatMap((spec) => [spec.name, ...spec.aliases]);
+  assert.equal(new Set(names).size, names.length);
+  const unsupported = UNSUPPORTED_UWSGI_OPTIONS.map((entry) => entry.name);
+  assert.equal(new Set(unsupported).size, unsupported.length);
+  assert.deepEqual(unsupported.filter((name) => names.includes(name)), []);
+  assert.ok(unsupported.length >= 120, `only ${unsupported.length} unsupported options`);
+  for (const name of ['threads', 'enable-threads', 'thunder-lock', 'post-buffering', 'static-map', 'route', 'logger', 'log-format', 'logformat',
+    'spooler', 'mule', 'cron', 'attach-daemon', 'cap', 'unshare', 'chroot', 'procname', 'auto-procname', 'single-interpreter', 'py-autoreload',
+    'mount', 'manage-script-name', 'need-app', 'http', 'https', 'fastcgi-socket', 'scgi-socket', 'memory-report', 'cheap',
+    'emperor-use-clone', 'emperor-on-demand-directory', 'emperor-broodlord', 'vassals-include', 'offload-threads']) {
+    assert.ok(findUnsupportedOption(name), name);
+  }
+});
+
+test('every option is in a documented group, and every default parses as its type', () => {
+  const groups = new Set(OPTION_GROUPS.map((g) => g.group));
+  for (const spec of OPTIONS) {
+    assert.ok(groups.has(spec.group), spec.name);
+    assert.ok(spec.doc.length > 0, spec.name);
+    if (spec.type === 'uint' && spec.default !== undefined) {
+      const n = Number(spec.default);
+      assert.ok(/^\d+$/.test(spec.default) && n >= (spec.min ?? 0) && n <= (spec.max ?? Number.MAX_SAFE_INTEGER), spec.name);
+    }
+    if (spec.type === 'bool') assert.equal(spec.default, 'false', spec.name);
+    if (spec.type === 'choice') assert.ok(spec.default !== undefined && spec.choices?.includes(spec.default), spec.name);
+  }
+});
+
+test('defaults and units are uWSGI\'s', () => {
+  const row = (name: string) => {
+    const spec = findOption(name);
+    assert.ok(spec, name);
+    return [spec.default, spec.unit];
+  };
+  assert.deepEqual(row('listen'), ['100', undefined]);
+  assert.deepEqual(row('buffer-size'), ['4096', 'bytes']);
+  assert.deepEqual(row('worker-reload-mercy'), ['60', 'seconds']);
+  assert.deepEqual(row('min-worker-lifetime'), ['10', 'seconds']);
+  assert.deepEqual(row('harakiri'), ['0', 'seconds']);
+  assert.deepEqual(row('limit-as'), ['0', 'megabytes']);
+  assert.deepEqual(row('reload-on-rss'), ['0', 'megabytes']);
+  assert.deepEqual(row('cheaper-rss-limit-soft'), ['0', 'bytes']);
+  assert.deepEqual(row('log-slow'), ['0', 'milliseconds']);
+  assert.deepEqual(row('emperor-freq'), ['3', 'seconds']);
+  assert.deepEqual(row('emperor-throttle'), ['1000', 'milliseconds']);
+  assert.deepEqual(row('emperor-max-throttle'), ['180000', 'milliseconds']);
+  assert.deepEqual(row('emperor-required-heartbeat'), ['30', 'seconds']);
+  assert.deepEqual(row('cheaper-overload'), ['3', undefined]);
+  assert.deepEqual(row('cheaper-busyness-max'), ['50', 'percent']);
+  assert.deepEqual(row('cheaper-busyness-min'), ['25', 'percent']);
+  assert.deepEqual(row('cheaper-busyness-multiplier'), ['10', undefined]);
+  assert.deepEqual(row('cheaper-busyness-penalty'), ['2', undefined]);
+  assert.deepEqual(row('cheaper-busyness-backlog-alert'), ['33', undefined]);
+  assert.deepEqual(row('cheaper-busyness-backlog-multiplier'), ['3', undefined]);
+  assert.deepEqual(row('cheaper-busyness-backlog-step'), ['1', undefined]);
+  assert.deepEqual(row('cheaper-busyness-backlog-nonzero'), ['60', 'seconds']);
+  assert.deepEqual(row('heartbeat'), ['5', 'seconds']);
+  assert.deepEqual(findOption('cheaper-algo')?.choices, ['spare', 'backlog', 'busyness']);
+});
+
+test('aliases and scopes', () => {
+  const canonical = (name: string) => findOption(name)?.name;
+  assert.deepEqual(
+    ['workers', 'plugins', 'python-path', 'virtualenv', 'venv', 'pyhome', 'stats-server', 'stats-min', 'set-ph', 'emperor-stats-server', 'file', 'wsgi'].map(canonical),
+    ['processes', 'plugin', 'pythonpath', 'home', 'home', 'home', 'stats', 'stats-minified', 'set-placeholder', 'emperor-stats', 'wsgi-file', 'module'],
+  );
+  assert.deepEqual(['pidfile', 'die-on-term', 'strict', 'set-placeholder'].map((n) => findOption(n)?.scope), ['both', 'both', 'both', 'both']);
+  assert.deepEqual(['emperor', 'vassals-inherit', 'emperor-pidfile'].map((n) => findOption(n)?.scope), ['emperor', 'emperor', 'emperor']);
+  assert.equal(findOption('harakiri')?.scope, 'vassal');
+  assert.equal(findOption('Harakiri'), undefined, 'names are case-sensitive, as in uWSGI');
+});
+
+test('suggestions: the closest known name within 2 edits', () => {
+  assert.equal(suggestOptionName('harakiry'), 'harakiri');
+  assert.equal(suggestOptionName('proceses'), 'processes');
+  assert.equal(suggestOptionName('http-sockett'), 'http-socket');
+  assert.equal(suggestOptionName('workres'), 'workers');
+  assert.equal(suggestOptionName('completely-different'), undefined);
+  assert.equal(suggestOptionName('ui'), 'uid');
+  assert.equal(suggestOptionName('x'), undefined);
+  assert.equal(suggestOptionName('xy'), undefined);
+});

@@ -3,7 +3,7 @@ export * from './errors.js';
 export { parseConfigText, readConfigFile, MAX_CONFIG_BYTES, type ReadConfigOptions } from './read.js';
 export { configFormatFromPath, isVassalFileName } from './file-name.js';
 export { MAGIC_PLACEHOLDERS } from './magic.js';
-export { EMPEROR_VERSION } from './version.js';
+export { VERSION as EMPEROR_VERSION } from '@emperor/protocol';
 export {
   OPTIONS, OPTION_GROUPS, UNSUPPORTED_UWSGI_OPTIONS, findOption, findUnsupportedOption, suggestOptionName,
   type OptionGroup, type OptionScope, type OptionSpec, type OptionType, type OptionUnit, type UnsupportedOption,

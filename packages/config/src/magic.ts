@@ -10,7 +10,7 @@ import { availableParallelism, hostname, userInfo } from 'node:os';
 import { basename, dirname, extname, resolve } from 'node:path';
 import type { RawOption } from './types.js';
 import { invalid } from './values.js';
-import { EMPEROR_VERSION } from './version.js';
+import { VERSION as EMPEROR_VERSION } from '@emperor/protocol';
 
 /** The placeholders we expand, for messages and docs. */
 export const MAGIC_PLACEHOLDERS = '%p %s %n %e %d %c %0..%9 %h %k %v %V %u %U %g %G %%';

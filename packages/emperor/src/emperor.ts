@@ -32,7 +32,7 @@ export class Emperor {
   readonly #spawn: SpawnMaster;
   #stats: StatsServer | undefined;
   #shuttingDown: Promise<void> | undefined;
-  #scanQueued = false;
+  #settleTimer: NodeJS.Timeout | undefined;
 
   constructor(options: EmperorOptions) {
     this.#config = options.config;
@@ -86,10 +86,10 @@ export class Emperor {
   #scan(): void {
     if (this.#shuttingDown !== undefined) return;
     const desired = new Map<string, VassalFile>();
-    let unsettled = false;
+    let settleInMs = 0;
     for (const source of this.#sources) {
       const found = source.scan();
-      unsettled ||= found.unsettled;
+      if (found.settleInMs > 0) settleInMs = settleInMs === 0 ? found.settleInMs : Math.min(settleInMs, found.settleInMs);
       for (const [name, file] of found.files) {
         if (desired.has(name)) {
           this.#logger.warn(`${file.path}: a vassal named ${name} is already managed from ${desired.get(name)?.path}; ignored`);
@@ -99,12 +99,12 @@ export class Emperor {
       }
     }
     for (const action of reconcile(desired, this.#vassals)) this.#apply(action);
-    if (unsettled && !this.#scanQueued) {
-      this.#scanQueued = true;
-      setTimeout(() => {
-        this.#scanQueued = false;
+    // A file still being written: look again the moment it has been quiet long enough.
+    if (settleInMs > 0 && this.#settleTimer === undefined) {
+      this.#settleTimer = setTimeout(() => {
+        this.#settleTimer = undefined;
         this.#scan();
-      }, 200);
+      }, settleInMs);
     }
   }
 
@@ -157,6 +157,7 @@ export class Emperor {
     }
     this.#logger.info(`emperor stopping ${this.#vassals.size} vassal(s)`);
     for (const source of this.#sources) source.close();
+    if (this.#settleTimer !== undefined) clearTimeout(this.#settleTimer);
     this.#shuttingDown = (async () => {
       await Promise.all([...this.#vassals.values()].map((v) => v.stop()));
       await this.#stats?.close();

@@ -56,13 +56,16 @@ export interface VassalSource extends EventEmitter<{ change: [] }> {
   readonly monitor: string;
   /** Starts watching; `change` is emitted when a rescan is worthwhile. */
   start(): void;
-  /** Lists the vassal files now. Files modified in the last {@link SETTLE_MS} are left for the next scan. */
-  scan(now?: number): { files: Map<string, VassalFile>; unsettled: boolean };
+  /**
+   * Lists the vassal files now. A new file modified in the last {@link SETTLE_MS} is left
+   * out; `settleInMs` says when to look again (0 when nothing is pending).
+   */
+  scan(now?: number): { files: Map<string, VassalFile>; settleInMs: number };
   close(): void;
 }
 
 /** A file younger than this (by mtime) may still be being written: wait one more scan. */
-export const SETTLE_MS = 150;
+export const SETTLE_MS = 100;
 /** Events are coalesced over this window before a rescan, ms. */
 export const DEBOUNCE_MS = 50;
 
@@ -115,20 +118,15 @@ export class DirectorySource extends EventEmitter<{ change: [] }> implements Vas
     }, DEBOUNCE_MS);
   }
 
-  /** Asks for a rescan soon (used to revisit unsettled files). */
-  poke(): void {
-    this.#poke();
-  }
-
-  scan(now = Date.now()): { files: Map<string, VassalFile>; unsettled: boolean } {
+  scan(now = Date.now()): { files: Map<string, VassalFile>; settleInMs: number } {
     const files = new Map<string, VassalFile>();
-    let unsettled = false;
+    let settleInMs = 0;
     if (this.#watcher === undefined && this.#timer !== undefined) this.#startWatch(); // the directory may exist now
     let names: string[];
     try {
       names = readdirSync(this.monitor);
     } catch {
-      return { files, unsettled };
+      return { files, settleInMs };
     }
     const seen = new Set<string>();
     for (const name of names) {
@@ -145,7 +143,8 @@ export class DirectorySource extends EventEmitter<{ change: [] }> implements Vas
       }
       if (!st.isFile()) continue;
       if (now - st.mtimeMs < SETTLE_MS && now >= st.mtimeMs) {
-        unsettled = true;
+        const wait = SETTLE_MS - (now - st.mtimeMs) + 1;
+        settleInMs = settleInMs === 0 ? wait : Math.min(settleInMs, wait);
         const prev = this.#known.get(path);
         if (prev === undefined) continue; // new and still being written: next scan
         files.set(name, { name, path, format, monitor: this.monitor, fingerprint: prev, uid: st.uid, gid: st.gid });
@@ -174,7 +173,7 @@ export class DirectorySource extends EventEmitter<{ change: [] }> implements Vas
       files.set(name, { name, path, format, monitor: this.monitor, fingerprint, uid: st.uid, gid: st.gid });
     }
     for (const path of this.#known.keys()) if (!seen.has(path)) this.#known.delete(path);
-    return { files, unsettled };
+    return { files, settleInMs };
   }
 
   close(): void {

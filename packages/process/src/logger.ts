@@ -30,7 +30,7 @@ export function createLogger(bindings: Record<string, unknown>, options: LoggerO
   const destination =
     options.destination ??
     (wantPretty
-      ? pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' })
+      ? pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname', singleLine: true })
       : pino.destination({ dest: 2, sync: true }));
   return pino({ level, base: { pid: process.pid, ...bindings } }, destination);
 }

@@ -40,10 +40,19 @@ export type MasterToWorker =
   /** Stop accepting, finish in-flight requests, exit 0. The master SIGKILLs after the mercy. */
   | { readonly v: 1; readonly type: 'stop' };
 
+/** Why a worker asks to be replaced. */
+export type RecycleReason = 'max-requests';
+
 /** Worker → vassal master. */
 export type WorkerToMaster =
   /** The app is loaded and the worker accepts on every inherited socket. */
-  | { readonly v: 1; readonly type: 'ready' };
+  | { readonly v: 1; readonly type: 'ready' }
+  /**
+   * The worker reached a limit it checks itself (uWSGI checks `max-requests` in the
+   * worker after each request). It has stopped accepting new connections and keeps
+   * serving what it has; the master starts a replacement and then sends `stop`.
+   */
+  | { readonly v: 1; readonly type: 'recycle'; readonly reason: RecycleReason };
 
 /** Thrown when a received IPC message is not one we know. */
 export class IpcMessageError extends EmperorError {
@@ -108,7 +117,10 @@ export function parseMasterToWorker(raw: unknown): MasterToWorker {
 
 /** Parses a worker → master message. @throws IpcMessageError */
 export function parseWorkerToMaster(raw: unknown): WorkerToMaster {
-  return parseWith<WorkerToMaster>(raw, 'worker→master', { ready: always });
+  return parseWith<WorkerToMaster>(raw, 'worker→master', {
+    ready: always,
+    recycle: (m) => m.reason === 'max-requests',
+  });
 }
 
 /**

@@ -237,6 +237,9 @@ export class Master extends EventEmitter<MasterEvents> {
       harakiriMs: config.harakiriMs,
       harakiriVerbose: config.harakiriVerbose,
       heartbeatIntervalMs: config.harakiriMs > 0 ? Math.min(250, Math.max(50, config.harakiriMs / 8)) : 1000,
+      maxRequests: config.maxRequests > 0 ? config.maxRequests + (slot.id - 1) * config.maxRequestsDelta : 0,
+      minWorkerLifetimeMs: config.minWorkerLifetimeMs,
+      stackFile: undefined,
       app:
         config.runtime === 'node'
           ? { runtime: 'node', module: config.module ?? '' }
@@ -329,8 +332,11 @@ export class Master extends EventEmitter<MasterEvents> {
         this.#logger.info({ worker: proc.id, worker_pid: proc.child.pid }, `worker ${proc.id} (pid ${proc.child.pid}) accepting`);
         this.#announce();
         return;
+      case 'recycle':
+        // Implemented with the worker health checks (max-requests).
+        return;
       default: {
-        const never: never = message.type;
+        const never: never = message;
         void never;
       }
     }

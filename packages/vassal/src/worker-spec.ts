@@ -60,6 +60,23 @@ export interface WorkerSpec {
   readonly harakiriVerbose: boolean;
   /** How often the worker writes its slot (and so its heartbeat), ms. */
   readonly heartbeatIntervalMs: number;
+  /**
+   * Requests after which the worker asks to be recycled (`max-requests` plus this
+   * worker's `max-requests-delta` share, already added by the master); 0 = off.
+   * Checked after each request, and only once the worker has lived
+   * `minWorkerLifetimeMs` (uWSGI core/utils.c semantics): then it sends
+   * `{type:'recycle', reason:'max-requests'}` once and stops accepting new connections.
+   */
+  readonly maxRequests: number;
+  /** `min-worker-lifetime` in ms: gates `maxRequests`. */
+  readonly minWorkerLifetimeMs: number;
+  /**
+   * With `harakiri-verbose`: a file (absolute path, mode 0600) where the worker writes
+   * its stack when the master asks, just before a harakiri kill. Python: register
+   * `faulthandler` for SIGUSR2 on this file (all threads). Node: a watchdog thread
+   * writes the main thread's stack. The master reads and logs it. Undefined otherwise.
+   */
+  readonly stackFile: string | undefined;
   readonly app: NodeApp | PythonApp;
 }
 

@@ -17,6 +17,8 @@ import { createLogger } from '@emperor/process';
 import { VERSION, isEmperorError, readStats } from '@emperor/protocol';
 import { MASTER_ENTRY, runVassal } from '@emperor/vassal';
 import { COMMAND_LINE, optionsFromArgv } from './argv.js';
+import { runCheck } from './check.js';
+import { printSnapshot, runTop } from './top/terminal.js';
 
 const BOOLEAN_FLAGS = new Set([
   'master', 'vacuum', 'no-orphans', 'lazy-apps', 'lazy', 'die-on-term', 'harakiri-verbose', 'stats-http', 'stats-minified',
@@ -54,14 +56,19 @@ export async function main(argv: readonly string[]): Promise<number> {
     )
     .command(
       'stats <address>',
-      'Print one snapshot of a stats socket (vassal or emperor, ours or uWSGI\'s)',
+      'Print one snapshot of a stats socket (vassal or emperor, ours or uWSGI\'s), as text or JSON',
       (y) =>
         y
-          .positional('address', { type: 'string', demandOption: true, describe: 'host:port, a unix socket path, or http://...' })
-          .option('json', { type: 'boolean', default: true, describe: 'Print the JSON document' })
-          .example('$0 stats 127.0.0.1:9190', 'the emperor started by npm start')
-          .example('$0 stats /run/shop.stats', 'a vassal on a unix socket'),
+          .positional('address', { type: 'string', demandOption: true, describe: 'host:port, a unix socket path, @abstract, or http://...' })
+          .option('json', { type: 'boolean', default: false, describe: 'Print the JSON document as served' })
+          .example('$0 stats 127.0.0.1:9190', 'the emperor started by npm start: its vassals')
+          .example('$0 stats 127.0.0.1:9191', 'a vassal: its workers, as emperor top shows them')
+          .example('$0 stats /run/shop.stats --json', 'the raw JSON of a vassal on a unix socket'),
       async (args) => {
+        if (!args.json) {
+          code = await printSnapshot(args.address, process);
+          return;
+        }
         try {
           const doc = await readStats(args.address);
           process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
@@ -69,6 +76,41 @@ export async function main(argv: readonly string[]): Promise<number> {
           process.stderr.write(`emperor stats: ${(err as Error).message}\n`);
           code = 1;
         }
+      },
+    )
+    .command(
+      'top <address>',
+      'Live view of a stats socket, like uwsgitop: workers of a vassal, or the vassals of an emperor',
+      (y) =>
+        y
+          .positional('address', { type: 'string', demandOption: true, describe: 'host:port, a unix socket path, @abstract, or http://...' })
+          .option('interval', { type: 'string', default: '1', describe: 'Seconds between refreshes (decimals allowed, at least 0.1)' })
+          .example('$0 top 127.0.0.1:9191', 'a vassal: per worker requests, req/s, average time, memory, harakiri, respawns')
+          .example('$0 top 127.0.0.1:9190 --interval 5', 'the emperor: vassals with state, pid, respawns and uptime')
+          .example('$0 top /run/shop.stats | cat', 'not a terminal: one snapshot as text')
+          .epilog('Keys: s sorts by the next column, r reverses the order, q quits.'),
+      async (args) => {
+        const seconds = Number(args.interval);
+        if (!Number.isFinite(seconds) || seconds < 0.1) {
+          code = fail(`--interval: expected seconds >= 0.1, got ${JSON.stringify(args.interval)}`);
+          return;
+        }
+        code = await runTop(args.address, { intervalMs: Math.round(seconds * 1000) });
+      },
+    )
+    .command(
+      'check <files..>',
+      'Validate vassal files (or an emperor file, one with `emperor =`) without running them',
+      (y) =>
+        y
+          .positional('files', { type: 'string', array: true, demandOption: true, describe: 'INI, XML or JSON files' })
+          .option('print', { type: 'boolean', default: false, describe: 'Also print the resolved options: placeholders expanded, defaults filled' })
+          .option('inherit', { type: 'string', array: true, default: [] as string[], describe: 'A vassals-inherit file applied first (repeatable)' })
+          .example('$0 check /etc/emperor.d/*.ini', 'every problem as file:line: option: message; exit 1 if any file is invalid')
+          .example('$0 check shop.ini --print', 'the options the master would run with')
+          .example('$0 check shop.ini --inherit /etc/emperor/base.ini', 'as the emperor would load it with vassals-inherit'),
+      (args) => {
+        code = runCheck(args.files, { print: args.print, inherit: args.inherit }, process.stdout);
       },
     )
     .epilog(EPILOG)

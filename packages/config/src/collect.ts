@@ -29,6 +29,7 @@ export type ConfigKind = Exclude<OptionScope, 'both'>;
 
 const PLACEHOLDER_DEFINER = 'set-placeholder';
 const STRICT = 'strict';
+const LOG_FORMAT = 'log-format';
 
 /**
  * Expands placeholders, reads `strict`, and classifies every occurrence.
@@ -41,7 +42,13 @@ export function collectOptions(
   kind: ConfigKind,
   env: Readonly<Record<string, string | undefined>>,
 ): CollectedOptions {
-  const expanded = expandPlaceholders({ options, env, keyOf: (name) => findOption(name)?.name ?? name, definer: PLACEHOLDER_DEFINER });
+  const expanded = expandPlaceholders({
+    options,
+    env,
+    keyOf: (name) => findOption(name)?.name ?? name,
+    definer: PLACEHOLDER_DEFINER,
+    keepsUndefined: (key) => key === LOG_FORMAT,
+  });
   const warnings = [...expanded.warnings];
   const strictOption = expanded.options.findLast((option) => findOption(option.name)?.name === STRICT);
   const strict = strictOption !== undefined && parseBool(strictOption);

@@ -38,6 +38,9 @@ export function buildEmperorConfig(where: string, collected: CollectedOptions): 
   return {
     emperor,
     emperorStats: read.address('emperor-stats'),
+    statsHttp: read.bool('stats-http'),
+    statsMinified: read.bool('stats-minified'),
+    emperorPrometheus: read.address('emperor-prometheus'),
     emperorTyrant: tyrant,
     emperorTyrantNofollow: read.bool('emperor-tyrant-nofollow'),
     emperorFreqMs: read.uint('emperor-freq'),

@@ -81,10 +81,10 @@ export interface UnsupportedOption {
 export const OPTION_GROUPS: readonly { readonly group: OptionGroup; readonly title: string }[] = [
   { group: 'app', title: 'Application and processes' },
   { group: 'sockets', title: 'Sockets' },
-  { group: 'files', title: 'Pidfile and stats' },
+  { group: 'files', title: 'Pidfile, stats and metrics' },
   { group: 'health', title: 'Worker health, recycling and reloads' },
   { group: 'cheaper', title: 'Cheaper (adaptive pool size)' },
-  { group: 'logging', title: 'Request logging' },
+  { group: 'logging', title: 'Logging' },
   { group: 'general', title: 'Placeholders and checking' },
   { group: 'emperor', title: 'Emperor' },
 ];
@@ -148,8 +148,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   option('pidfile', { scope: 'both', group: 'files', type: 'path', doc: 'Write the master\'s (or the emperor\'s) pid here.' }),
   option('vacuum', flag('files', 'Remove unix sockets and the pidfile on exit.')),
   option('stats', { aliases: ['stats-server'], group: 'files', type: 'address', doc: 'Serve the stats JSON (uWSGI\'s shape) on this address.' }),
-  option('stats-http', flag('files', 'Wrap the stats JSON in an HTTP response.')),
-  option('stats-minified', { ...flag('files', 'Stats JSON without newlines or indentation.'), aliases: ['stats-min'] }),
+  option('stats-http', flag('files', 'Serve the stats JSON over HTTP instead of a raw socket (the vassal\'s `stats` and the emperor\'s `emperor-stats`); such a server also answers `GET /metrics` like `prometheus`.', 'both')),
+  option('stats-minified', { ...flag('files', 'Stats JSON without newlines or indentation.', 'both'), aliases: ['stats-min'] }),
+  option('prometheus', { group: 'files', type: 'address',
+    doc: 'Serve Prometheus metrics (text format) on `GET /metrics` at this address: per worker requests, exceptions, harakiri, respawns, memory, state; per socket listen queue. Emperor\'s addition; uWSGI needs an exporter. See docs/metrics.md.' }),
 
   // --- worker health, recycling, reloads (uWSGI core/master_checks.c) ----------------
   option('harakiri', seconds('health', '0', 'End a request (and, for a sync worker, the worker) that runs longer than this; 0 = off.')),
@@ -198,7 +200,15 @@ export const OPTIONS: readonly OptionSpec[] = [
   option('log-4xx', flag('logging', 'With `disable-logging`, still log 4xx responses.')),
   option('log-5xx', flag('logging', 'With `disable-logging`, still log 5xx responses.')),
   option('log-slow', { group: 'logging', type: 'uint', unit: 'milliseconds', default: '0', max: MAX_TIMER_MS, doc: 'With `disable-logging`, still log requests slower than this; 0 = off.' }),
-  option('logto', { group: 'logging', type: 'path', doc: 'Append logs to this file instead of stderr (reopened on SIGUSR2).' }),
+  option('log-zero', flag('logging', 'With `disable-logging`, still log responses with an empty body.')),
+  option('log-big', { group: 'logging', type: 'uint', unit: 'bytes', default: '0', doc: 'With `disable-logging`, still log responses whose body is at least this big; 0 = off.' }),
+  option('log-format', { aliases: ['logformat'], group: 'logging', type: 'string',
+    doc: 'Request log line template with uWSGI\'s `%(var)` variables (`%(addr) %(method) %(uri) %(status) %(msecs) ...`, `%(HTTP_X_NAME)` for a request header); see docs/logging.md. Default: uWSGI\'s own line.' }),
+  option('log-json', flag('logging', 'Request log lines as JSON objects (pino), one per line, instead of text. Emperor\'s addition.')),
+  option('log-micros', flag('logging', 'Response times in the default request line in microseconds (`in 512 micros`) instead of milliseconds.')),
+  option('log-x-forwarded-for', flag('logging', 'Log the first address of `X-Forwarded-For` (set by a proxy such as nginx) as the client address.')),
+  option('logto', { group: 'logging', type: 'path', doc: 'Append the master\'s and workers\' logs, request lines included, to this file instead of stderr. SIGUSR2 to the master (or the emperor) reopens it, for logrotate.' }),
+  option('touch-logreopen', { group: 'logging', type: 'path', repeatable: true, doc: 'Reopen the `logto` file when this file\'s mtime changes (logrotate `postrotate touch FILE` without signals).' }),
 
   // --- placeholders and checking ------------------------------------------------------
   option('strict', flag('general', 'Unknown options are errors instead of warnings.', 'both')),
@@ -208,6 +218,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   // --- emperor (uWSGI core/emperor.c) -------------------------------------------------
   option('emperor', { scope: 'emperor', group: 'emperor', type: 'path', repeatable: true, doc: 'A directory (or glob) of vassal files.' }),
   option('emperor-stats', { aliases: ['emperor-stats-server'], scope: 'emperor', group: 'emperor', type: 'address', doc: 'Serve the emperor stats JSON on this address.' }),
+  option('emperor-prometheus', { scope: 'emperor', group: 'emperor', type: 'address',
+    doc: 'Serve the emperor\'s Prometheus metrics on `GET /metrics` at this address: vassals by state, per vassal readiness and respawns. Emperor\'s addition.' }),
   option('emperor-tyrant', flag('emperor', 'Run each vassal as the owner of its file.', 'emperor')),
   option('emperor-tyrant-nofollow', flag('emperor', 'In tyrant mode, judge a symlinked vassal by the link\'s owner, not the target\'s.', 'emperor')),
   option('emperor-freq', { ...seconds('emperor', '3', 'Rescan interval behind the file watch.', 1), scope: 'emperor' }),
@@ -237,10 +249,9 @@ export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
   ...unsupported('the internal routing language is not implemented', `
     route route-if route-if-not route-run route-host route-uri route-qs route-remote-addr route-user-agent route-referer
     route-label final-route error-route response-route add-header`),
-  ...unsupported('logs go to stderr or `logto` in one format', `
-    logger req-logger logger-req log-format logformat log-encoder log-route log-master log-reopen log-maxsize log-backupname
-    logdate log-date log-micros log-x-forwarded-for log-zero log-ioerror log-drain threaded-logger logfile-chown logfile-chmod
-    memory-report`),
+  ...unsupported('logs go to stderr or `logto`; request lines as text, `log-format` or `log-json`', `
+    logger req-logger logger-req log-encoder log-route log-master log-reopen log-maxsize log-backupname
+    logdate log-date log-ioerror log-drain threaded-logger logfile-chown logfile-chmod memory-report`),
   ...unsupported('run Emperor under systemd or another supervisor instead', 'daemonize daemonize2'),
   ...unsupported('no spooler, mules, cron or legions', `
     spooler spooler-processes spooler-frequency spooler-harakiri mule mules farm mule-harakiri mule-reload-mercy
@@ -267,7 +278,7 @@ export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
   ...unsupported('vassals inherit only through vassals-inherit', `
     vassals-include vassals-include-before vassals-inherit-before vassals-set vassal-set vassals-start-hook vassals-stop-hook`),
   ...unsupported('control the vassal through signals and touch files', `
-    master-fifo touch-workers-reload touch-mules-reload touch-spoolers-reload touch-logrotate touch-logreopen touch-exec
+    master-fifo touch-workers-reload touch-mules-reload touch-spoolers-reload touch-logrotate touch-exec
     touch-signal fs-reload fs-brutal-reload fs-signal reload-on-fd brutal-reload-on-fd reload-on-exception`),
   ...unsupported('harakiri is not tunable beyond harakiri and harakiri-verbose', `
     harakiri-graceful-timeout harakiri-graceful-signal harakiri-queue-threshold harakiri-no-arh no-harakiri-arh

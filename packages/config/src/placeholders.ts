@@ -33,6 +33,12 @@ export interface PlaceholderInput {
   readonly keyOf: (name: string) => string;
   /** Canonical name of the option that defines placeholders (`set-placeholder`). */
   readonly definer: string;
+  /**
+   * Options whose values keep a `%(name)` that nothing defines, verbatim: `log-format`,
+   * whose `%(addr)`, `%(status)` ... are the request logger's variables (uWSGI leaves an
+   * undefined placeholder as written, which is what makes its logformat lines work).
+   */
+  readonly keepsUndefined?: (key: string) => boolean;
 }
 
 /** Result of {@link expandPlaceholders}. */
@@ -102,6 +108,7 @@ export function expandPlaceholders(input: PlaceholderInput): PlaceholderOutput {
       }
       if (chain.length >= MAX_PLACEHOLDER_DEPTH) invalid(owner, `placeholders nested at most ${MAX_PLACEHOLDER_DEPTH} deep`);
       const definition = definitions.get(key);
+      if (definition === undefined && input.keepsUndefined?.(input.keyOf(owner.name)) === true) return whole;
       if (definition === undefined) invalid(owner, 'an option set somewhere', `${whole} refers to an option that is never set`);
       const value = expand(definition.option, definition.text, [...chain, key]);
       done.set(key, value);

@@ -152,6 +152,8 @@ export interface VassalConfig {
   readonly statsHttp: boolean;
   /** `stats-minified` / `stats-min`: no newlines or indentation. */
   readonly statsMinified: boolean;
+  /** `prometheus`: where the master serves Prometheus metrics (`GET /metrics`); ours. */
+  readonly prometheus: ListenAddress | undefined;
 
   // --- worker health (uWSGI core/master_checks.c) ----------------------------------
   /** `harakiri` seconds → ms; 0 = off. */
@@ -234,8 +236,22 @@ export interface VassalConfig {
   readonly log5xx: boolean;
   /** `log-slow` ms: with `disable-logging`, still log requests slower than this; 0 = off. */
   readonly logSlowMs: number;
-  /** `logto`: absolute path of the log file (reopened on SIGUSR2). */
+  /** `log-zero`: with `disable-logging`, still log responses with an empty body. */
+  readonly logZero: boolean;
+  /** `log-big` bytes: with `disable-logging`, still log response bodies at least this big; 0 = off. */
+  readonly logBigBytes: number;
+  /** `log-format` / `logformat`: a `%(var)` template for request lines; undefined = uWSGI's default line. */
+  readonly logFormat: string | undefined;
+  /** `log-json`: request lines as JSON objects (ours). */
+  readonly logJson: boolean;
+  /** `log-micros`: the default line gives response times in microseconds. */
+  readonly logMicros: boolean;
+  /** `log-x-forwarded-for`: the client address is the first `X-Forwarded-For` entry when present. */
+  readonly logXForwardedFor: boolean;
+  /** `logto`: absolute path of the log file of the master and workers (reopened on SIGUSR2). */
   readonly logto: string | undefined;
+  /** `touch-logreopen` (repeatable): absolute paths whose mtime change reopens `logto`. */
+  readonly touchLogreopen: readonly string[];
 
   /** Every option after all placeholder passes, in file order, for `emperor check --print`. */
   readonly resolved: readonly ResolvedOption[];
@@ -250,6 +266,12 @@ export interface EmperorConfig {
   readonly emperor: readonly string[];
   /** `emperor-stats` / `emperor-stats-server`. */
   readonly emperorStats: ListenAddress | undefined;
+  /** `stats-http`: serve the emperor stats over HTTP (uWSGI applies it to both stats servers). */
+  readonly statsHttp: boolean;
+  /** `stats-minified`: emperor stats JSON on one line. */
+  readonly statsMinified: boolean;
+  /** `emperor-prometheus`: where the emperor serves Prometheus metrics (`GET /metrics`); ours. */
+  readonly emperorPrometheus: ListenAddress | undefined;
   /** `emperor-tyrant`: each vassal runs as its file's owner. */
   readonly emperorTyrant: boolean;
   /** `emperor-tyrant-nofollow`: judge a symlinked vassal by the link's own owner. */

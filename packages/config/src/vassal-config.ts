@@ -8,6 +8,7 @@ import { ConfigValueError } from './errors.js';
 import { createOptionReader, type OptionReader } from './option-reader.js';
 import { describeLocation } from './text.js';
 import type { CheaperAlgo, RawConfig, ResolvedOption, SocketSpec, VassalConfig, WorkerRuntime } from './types.js';
+import { isLogFormatVariable, parseLogFormat } from './log-format.js';
 import { invalid, parseAddress, parseEnv, parseMode, parseOwner, parsePlugins, parsePrincipal, runtimeOfPlugin } from './values.js';
 
 /** Node reserves about 710 MiB of address space at start and hangs under a smaller RLIMIT_AS (measured, DESIGN.md). */
@@ -62,6 +63,7 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
     stats: read.address('stats'),
     statsHttp: read.bool('stats-http'),
     statsMinified: read.bool('stats-minified'),
+    prometheus: read.address('prometheus'),
     harakiriMs: read.uint('harakiri'),
     harakiriVerbose: read.bool('harakiri-verbose'),
     maxRequests: read.uint('max-requests'),
@@ -88,7 +90,13 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
     log4xx: read.bool('log-4xx'),
     log5xx: read.bool('log-5xx'),
     logSlowMs: read.uint('log-slow'),
+    logZero: read.bool('log-zero'),
+    logBigBytes: read.uint('log-big'),
+    ...readLogFormat(read),
+    logMicros: read.bool('log-micros'),
+    logXForwardedFor: read.bool('log-x-forwarded-for'),
     logto: read.path('logto'),
+    touchLogreopen: read.paths('touch-logreopen'),
     resolved: collected.resolved,
   };
 }
@@ -239,4 +247,20 @@ function readCheaper(read: OptionReader, collected: CollectedOptions, processes:
     cheaperRssLimitHardBytes: read.uint('cheaper-rss-limit-hard'),
     idleMs: read.uint('idle'),
   };
+}
+
+/**
+ * `log-format` and `log-json`. A variable we do not know is logged as "" (uWSGI logs a
+ * missing request var as nothing too), with a `no-effect` warning naming it.
+ */
+function readLogFormat(read: OptionReader): Pick<VassalConfig, 'logFormat' | 'logJson'> {
+  const logJson = read.bool('log-json');
+  const format = read.last('log-format');
+  if (format === undefined) return { logFormat: undefined, logJson };
+  if (logJson) read.warn(format, 'no-effect', 'log-json is set: request lines are JSON objects; log-format is ignored');
+  const unknown = parseLogFormat(format.value).flatMap((part) => (part.kind === 'var' && !isLogFormatVariable(part.name) ? [part.name] : []));
+  if (unknown.length > 0) {
+    read.warn(format, 'no-effect', `unknown variable(s) ${[...new Set(unknown)].map((n) => `%(${n})`).join(', ')} logged as "" (docs/logging.md lists the variables)`);
+  }
+  return { logFormat: format.value, logJson };
 }

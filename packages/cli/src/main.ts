@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
 import yargs from 'yargs';
 import {
+  formatListenAddress,
   formatWarning,
   loadEmperorConfig,
   readConfigFile,
@@ -13,7 +14,7 @@ import {
   type EmperorConfig,
 } from '@emperor/config';
 import { Emperor } from '@emperor/emperor';
-import { createLogger } from '@emperor/process';
+import { createLogger, emperorMetrics, serveMetrics, type StatsServer } from '@emperor/process';
 import { VERSION, isEmperorError, readStats } from '@emperor/protocol';
 import { MASTER_ENTRY, runVassal } from '@emperor/vassal';
 import { COMMAND_LINE, optionsFromArgv } from './argv.js';
@@ -198,6 +199,19 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
     await emperor.shutdown();
     return 1;
   }
+  let prometheus: StatsServer | undefined;
+  if (config.emperorPrometheus !== undefined) {
+    const address = config.emperorPrometheus;
+    try {
+      prometheus = await serveMetrics(address, emperorMetrics(() => emperor.stats()), {
+        onError: (err) => logger.error(`metrics: cannot render: ${err.message}`),
+      });
+      logger.info(`prometheus metrics on ${prometheus.address}/metrics`);
+    } catch (err) {
+      logger.error(`emperor-prometheus: cannot listen on ${formatListenAddress(address)}: ${(err as Error).message}; the emperor keeps running without metrics`);
+    }
+  }
   const exit = await done;
+  await prometheus?.close();
   process.exit(exit);
 }

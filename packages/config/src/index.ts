@@ -18,3 +18,4 @@ export { formatWarning } from './warnings.js';
 export { renderConfigurationReference } from './reference-docs.js';
 export { checkConfigFile, type CheckOptions, type CheckResult, type ConfigProblem } from './check.js';
 export { LOG_FORMAT_REQUEST_VARS, LOG_FORMAT_VARIABLES, isLogFormatVariable, parseLogFormat, type LogFormatPart } from './log-format.js';
+export { formatListenAddress } from './values.js';

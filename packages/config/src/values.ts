@@ -126,6 +126,12 @@ function parseTcpAddress(option: ResolvedOption): ListenAddress {
   return { kind: 'tcp', host, port: Number(port) };
 }
 
+/** An address as a user writes it: `host:port`, a unix path, or `@name` for an abstract socket. */
+export function formatListenAddress(address: ListenAddress): string {
+  if (address.kind === 'tcp') return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+  return address.abstract ? `@${address.path}` : address.path;
+}
+
 /** `chmod-socket`: empty or `1` → 0o666 (uWSGI), else exactly 3 octal digits. */
 export function parseMode(option: ResolvedOption): number {
   if (option.value === '' || option.value === '1') return DEFAULT_SOCKET_MODE;

@@ -6,7 +6,7 @@
 import { dirname } from 'node:path';
 import type { EmperorConfig } from '@emperor/config';
 import { VERSION, type EmperorStats, type EmperorVassalStats } from '@emperor/protocol';
-import { type Child, type Logger, renderStats, serveStats, spawnChild, type StatsServer } from '@emperor/process';
+import { type Child, type Logger, emperorMetrics, renderStats, serveStats, spawnChild, type StatsServer } from '@emperor/process';
 import { reconcile, type ReconcileAction } from './reconcile.js';
 import { DirectorySource, type VassalFile, type VassalSource } from './source.js';
 import { Vassal, type SpawnMaster } from './vassal.js';
@@ -77,7 +77,10 @@ export class Emperor {
     this.#logger.info({ emperor: this.#sources.map((s) => s.monitor) }, `emperor started, watching ${this.#sources.map((s) => s.monitor).join(', ')}`);
     this.#scan();
     if (this.#config.emperorStats !== undefined) {
-      this.#stats = await serveStats(this.#config.emperorStats, () => renderStats(this.stats(), false), { http: false });
+      this.#stats = await serveStats(this.#config.emperorStats, () => renderStats(this.stats(), this.#config.statsMinified), {
+        http: this.#config.statsHttp,
+        metrics: emperorMetrics(() => this.stats()),
+      });
       this.#logger.info(`emperor stats server on ${this.#stats.address}`);
     }
   }

@@ -3,3 +3,4 @@ export * from './child.js';
 export * from './backoff.js';
 export * from './resources.js';
 export * from './stats-server.js';
+export * from './metrics.js';

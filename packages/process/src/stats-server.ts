@@ -1,10 +1,13 @@
 /**
  * Serving a stats document (vassal or emperor) the way uWSGI's stats server does:
  * write the JSON and close (uwsgitop reads until EOF), or answer HTTP with `stats-http`.
+ * Also the Prometheus endpoint (`prometheus`, `emperor-prometheus`), and `GET /metrics`
+ * on a `stats-http` server (as uWSGI PR #2754 proposes).
  */
 import net from 'node:net';
 import http from 'node:http';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import type { MetricsSource } from './metrics.js';
 
 /** Where to listen: the shape of `ListenAddress` in @emperor/config. */
 export type StatsListenAddress =
@@ -16,10 +19,23 @@ export function renderStats(doc: unknown, minified: boolean): string {
   return minified ? JSON.stringify(doc) : `${JSON.stringify(doc, null, '\t')}\n`;
 }
 
-/** A running stats server; `close()` stops it and removes its unix socket. */
+/** A running stats (or metrics) server; `close()` stops it and removes its unix socket. */
 export interface StatsServer {
+  /** `host:port` (the real port when 0 was asked for) or the socket path. */
   readonly address: string;
   close(): Promise<void>;
+}
+
+/** Options of {@link serveStats}. */
+export interface ServeStatsOptions {
+  /** `stats-http`: answer HTTP requests instead of writing the document on connect. */
+  readonly http: boolean;
+  /** Mode of a unix socket. @default 0o600 */
+  readonly mode?: number | undefined;
+  /** With `http`: also answer `GET /metrics` with these. */
+  readonly metrics?: MetricsSource | undefined;
+  /** Called when rendering the metrics fails (the scrape gets a 500). */
+  readonly onError?: (err: Error) => void;
 }
 
 /**
@@ -28,13 +44,14 @@ export interface StatsServer {
  * `application/json` (uWSGI `stats-http`). A unix socket is created with mode 0600
  * unless `mode` says otherwise, after removing a stale socket file (never another file).
  */
-export async function serveStats(
-  address: StatsListenAddress,
-  render: () => string,
-  options: { http: boolean; mode?: number | undefined },
-): Promise<StatsServer> {
+export function serveStats(address: StatsListenAddress, render: () => string, options: ServeStatsOptions): Promise<StatsServer> {
+  const metrics = options.metrics;
   const server: net.Server = options.http
     ? http.createServer((req, res) => {
+        if (metrics !== undefined && pathOf(req) === '/metrics') {
+          answerMetrics(metrics, req, res, options.onError);
+          return;
+        }
         res.writeHead(200, { 'content-type': 'application/json', 'access-control-allow-origin': '*', connection: 'close' });
         res.end(render());
       })
@@ -42,6 +59,51 @@ export async function serveStats(
         socket.on('error', () => {});
         socket.end(render());
       });
+  return listen(server, address, options.mode);
+}
+
+/**
+ * Serves Prometheus metrics over HTTP: `GET /metrics` is the exposition text, `GET /`
+ * a one-line pointer to it, anything else 404.
+ */
+export function serveMetrics(address: StatsListenAddress, metrics: MetricsSource, options: { mode?: number | undefined; onError?: (err: Error) => void } = {}): Promise<StatsServer> {
+  const server = http.createServer((req, res) => {
+    const path = pathOf(req);
+    if (path === '/metrics') {
+      answerMetrics(metrics, req, res, options.onError);
+      return;
+    }
+    res.writeHead(path === '/' ? 200 : 404, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end(path === '/' ? 'Prometheus metrics are at /metrics\n' : 'not found; metrics are at /metrics\n');
+  });
+  return listen(server, address, options.mode);
+}
+
+function pathOf(req: http.IncomingMessage): string {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+function answerMetrics(metrics: MetricsSource, req: http.IncomingMessage, res: http.ServerResponse, onError: ((err: Error) => void) | undefined): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    return;
+  }
+  metrics.render().then(
+    (text) => {
+      res.writeHead(200, { 'content-type': metrics.contentType });
+      res.end(req.method === 'HEAD' ? undefined : text);
+    },
+    (err: unknown) => {
+      onError?.(err as Error);
+      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`cannot render metrics: ${(err as Error).message}\n`);
+    },
+  );
+}
+
+/** Listens on a TCP address or a unix socket (stale socket file removed first, then chmod). */
+async function listen(server: net.Server, address: StatsListenAddress, mode: number | undefined): Promise<StatsServer> {
   let path: string | undefined;
   if (address.kind === 'unix') {
     path = address.abstract ? `\0${address.path}` : address.path;
@@ -62,7 +124,7 @@ export async function serveStats(
     if (path !== undefined) server.listen(path, done);
     else if (address.kind === 'tcp') server.listen(address.port, address.host, done);
   });
-  if (path !== undefined && !path.startsWith('\0')) chmodSync(path, options.mode ?? 0o600);
+  if (path !== undefined && !path.startsWith('\0')) chmodSync(path, mode ?? 0o600);
   server.on('error', () => {});
   const shown = address.kind === 'tcp' ? `${address.host}:${(server.address() as net.AddressInfo).port}` : address.path;
   return {
@@ -70,6 +132,8 @@ export async function serveStats(
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
+        // An HTTP client's idle keep-alive connection would hold close() open.
+        if (server instanceof http.Server) server.closeIdleConnections();
         if (path !== undefined && !path.startsWith('\0')) {
           try {
             unlinkSync(path);

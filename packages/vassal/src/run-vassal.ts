@@ -5,9 +5,9 @@
  */
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { COMMAND_LINE, formatWarning, loadVassalConfig, resolveVassalConfig, type RawOption, type VassalConfig } from '@emperor/config';
+import { COMMAND_LINE, formatWarning, loadVassalConfig, resolveVassalConfig, formatListenAddress, type RawOption, type VassalConfig } from '@emperor/config';
 import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
-import { createLogger, renderStats, serveStats, type Logger, type StatsServer } from '@emperor/process';
+import { createLogger, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type StatsServer } from '@emperor/process';
 import { Master } from './master.js';
 import { buildVassalStats } from './stats.js';
 
@@ -74,8 +74,9 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   master.on('heartbeat', () => tell({ v: 1, type: 'heartbeat' }));
   master.on('reloaded', (ok) => tell({ v: 1, type: 'reloaded', ok }));
   let stats: StatsServer | undefined;
+  let prometheus: StatsServer | undefined;
   master.on('exit', (code) => {
-    void (stats?.close() ?? Promise.resolve()).finally(() => process.exit(code));
+    void Promise.all([stats?.close(), prometheus?.close()]).finally(() => process.exit(code));
   });
 
   process.on('SIGTERM', () => void master.stop('SIGTERM'));
@@ -125,15 +126,27 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
     master.destroy(ExitCode.UNAVAILABLE);
     return;
   }
+  const metrics = vassalMetrics(() => buildVassalStats(master));
+  const onScrapeError = (err: Error): void => logger.error(`metrics: cannot render: ${err.message}`);
   if (config.stats !== undefined) {
     try {
       stats = await serveStats(config.stats, () => renderStats(buildVassalStats(master), config.statsMinified), {
         http: config.statsHttp,
         mode: config.chmodSocket,
+        metrics,
+        onError: onScrapeError,
       });
       logger.info(`stats server on ${stats.address}`);
     } catch (err) {
-      logger.error(`stats: cannot listen on ${JSON.stringify(config.stats)}: ${(err as Error).message}`);
+      logger.error(`stats: cannot listen on ${formatListenAddress(config.stats)}: ${(err as Error).message}; the vassal keeps serving without stats`);
+    }
+  }
+  if (config.prometheus !== undefined) {
+    try {
+      prometheus = await serveMetrics(config.prometheus, metrics, { mode: config.chmodSocket, onError: onScrapeError });
+      logger.info(`prometheus metrics on ${prometheus.address}/metrics`);
+    } catch (err) {
+      logger.error(`prometheus: cannot listen on ${formatListenAddress(config.prometheus)}: ${(err as Error).message}; the vassal keeps serving without metrics`);
     }
   }
 }

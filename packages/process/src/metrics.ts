@@ -1,0 +1,129 @@
+/**
+ * Prometheus metrics (text exposition format, via prom-client) built at scrape time from
+ * the same documents the stats servers serve: `buildVassalStats(master)` for a vassal,
+ * `emperor.stats()` for the emperor. Nothing is counted per request; a scrape costs one
+ * stats document.
+ *
+ * Conventions (prometheus.io/docs/practices/naming): an `emperor_` prefix, base units
+ * (`_seconds`, `_bytes`), `_total` for counters, `vassal` and `worker` labels. Counters
+ * carry the totals of the stats document, which survive worker respawns (they count per
+ * worker id, as uWSGI's stats do), so `rate()` works across reloads. uwsgi_exporter's
+ * `uwsgi_worker_*` metrics map one to one (docs/metrics.md).
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { EmperorStats, VassalStats } from '@emperor/protocol';
+
+/** Something that renders the exposition text on demand. */
+export interface MetricsSource {
+  /** `text/plain; version=0.0.4; charset=utf-8`. */
+  readonly contentType: string;
+  /** The exposition text, built from a fresh document. */
+  render(): Promise<string>;
+}
+
+/** Worker statuses reported as a state set (one series per status, 1 for the current one). */
+const WORKER_STATUSES = ['idle', 'busy', 'starting', 'stopping', 'cheap'] as const;
+/** Vassal states (see docs/stats.md), always all present in `emperor_vassals`. */
+const VASSAL_STATES = ['starting', 'ready', 'reloading', 'stopping', 'dead', 'throttled', 'cursed', 'config-error'] as const;
+
+type Labels<K extends string> = Partial<Record<K, string | number>>;
+
+/**
+ * A registry whose values are all rewritten from one document per scrape: `fill(doc)`
+ * runs after every metric is reset, then the text is rendered.
+ */
+function documentMetrics<D>(snapshot: () => D, define: (registry: Registry) => (doc: D) => void): MetricsSource {
+  const registry = new Registry();
+  const fill = define(registry);
+  return {
+    contentType: registry.contentType,
+    render: () => {
+      const doc = snapshot();
+      registry.resetMetrics();
+      fill(doc);
+      return registry.metrics();
+    },
+  };
+}
+
+const gauge = <K extends string>(registry: Registry, name: string, help: string, labelNames: readonly K[]): Gauge<K> =>
+  new Gauge<K>({ name, help, labelNames, registers: [registry] });
+const counter = <K extends string>(registry: Registry, name: string, help: string, labelNames: readonly K[]): Counter<K> =>
+  new Counter<K>({ name, help, labelNames, registers: [registry] });
+/** A counter set to a total read from the document (prom-client counters only add). */
+const total = <K extends string>(c: Counter<K>, labels: Labels<K>, value: number): void => {
+  c.inc(labels, Math.max(0, value));
+};
+
+/** The metrics of one vassal master, from its stats document. */
+export function vassalMetrics(snapshot: () => VassalStats): MetricsSource {
+  return documentMetrics(snapshot, (r) => {
+    const w = ['vassal', 'worker'] as const;
+    const requests = counter(r, 'emperor_worker_requests_total', 'Requests served by this worker id, over all its processes.', w);
+    const exceptions = counter(r, 'emperor_worker_exceptions_total', 'Exceptions raised by the app while handling requests (answered 500).', w);
+    const harakiri = counter(r, 'emperor_worker_harakiri_total', 'Requests ended or workers killed for exceeding harakiri.', w);
+    const respawns = counter(r, 'emperor_worker_respawns_total', 'Processes started for this worker id after its first one.', w);
+    const tx = counter(r, 'emperor_worker_transmitted_bytes_total', 'Bytes sent, headers and bodies.', w);
+    const busyTime = counter(r, 'emperor_worker_response_time_seconds_total', 'Sum of response times.', w);
+    const avg = gauge(r, 'emperor_worker_average_response_time_seconds', 'Average response time as uWSGI computes it: a running (avg + rt) / 2.', w);
+    const rss = gauge(r, 'emperor_worker_rss_bytes', 'Resident memory of the worker\'s current process.', w);
+    const vsz = gauge(r, 'emperor_worker_vsz_bytes', 'Address space of the worker\'s current process.', w);
+    const inFlight = gauge(r, 'emperor_worker_in_flight_requests', 'Requests in flight in the worker\'s current process.', w);
+    const accepting = gauge(r, 'emperor_worker_accepting', '1 when the worker\'s current process accepts connections.', w);
+    const spawned = gauge(r, 'emperor_worker_last_spawn_timestamp_seconds', 'When the worker\'s current process was spawned (unix time).', w);
+    const status = gauge(r, 'emperor_worker_status', 'The worker\'s status: 1 for the current one, 0 for the others.', [...w, 'status']);
+    const queue = gauge(r, 'emperor_socket_queue_length', 'Connections waiting to be accepted on this socket now.', ['vassal', 'socket', 'proto']);
+    const maxQueue = gauge(r, 'emperor_socket_max_queue_length', 'The socket\'s listen backlog.', ['vassal', 'socket', 'proto']);
+    const listenQueue = gauge(r, 'emperor_vassal_listen_queue_length', 'The largest accept queue of the vassal\'s sockets now.', ['vassal']);
+    return (doc) => {
+      const vassal = doc.vassal;
+      listenQueue.set({ vassal }, doc.listen_queue);
+      for (const s of doc.sockets) {
+        queue.set({ vassal, socket: s.name, proto: s.proto }, s.queue);
+        maxQueue.set({ vassal, socket: s.name, proto: s.proto }, s.max_queue);
+      }
+      for (const wk of doc.workers) {
+        const labels = { vassal, worker: wk.id };
+        total(requests, labels, wk.requests);
+        total(exceptions, labels, wk.exceptions);
+        total(harakiri, labels, wk.harakiri_count);
+        total(respawns, labels, wk.respawn_count - 1);
+        total(tx, labels, wk.tx);
+        total(busyTime, labels, wk.running_time / 1e6);
+        avg.set(labels, wk.avg_rt / 1e6);
+        rss.set(labels, wk.rss);
+        vsz.set(labels, wk.vsz);
+        inFlight.set(labels, wk.in_flight);
+        accepting.set(labels, wk.accepting);
+        spawned.set(labels, wk.last_spawn);
+        for (const s of WORKER_STATUSES) status.set({ ...labels, status: s }, wk.status === s ? 1 : 0);
+      }
+    };
+  });
+}
+
+/** The emperor's metrics, from its stats document. */
+export function emperorMetrics(snapshot: () => EmperorStats): MetricsSource {
+  return documentMetrics(snapshot, (r) => {
+    const v = ['vassal'] as const;
+    const byState = gauge(r, 'emperor_vassals', 'Vassals in each state.', ['state']);
+    const state = gauge(r, 'emperor_vassal_state', 'The vassal\'s state (one series, value 1).', [...v, 'state']);
+    const respawns = counter(r, 'emperor_vassal_respawns_total', 'Reloads and respawns after a crash of this vassal\'s master.', v);
+    const ready = gauge(r, 'emperor_vassal_ready', '1 when every worker of the vassal\'s first generation accepts.', v);
+    const loyal = gauge(r, 'emperor_vassal_loyal', '1 once the vassal has served a request.', v);
+    const started = gauge(r, 'emperor_vassal_start_time_seconds', 'When the vassal\'s current master was spawned (unix time); 0 when none runs.', v);
+    const throttle = gauge(r, 'emperor_vassal_throttle_seconds', 'Time until the next respawn attempt while throttled or cursed.', v);
+    return (doc) => {
+      for (const s of new Set([...VASSAL_STATES, ...doc.vassals.map((x) => x.state)])) byState.set({ state: s }, doc.vassals.filter((x) => x.state === s).length);
+      for (const x of doc.vassals) {
+        const labels = { vassal: x.id };
+        state.set({ ...labels, state: x.state }, 1);
+        total(respawns, labels, x.respawns);
+        ready.set(labels, x.ready);
+        loyal.set(labels, x.loyal);
+        started.set(labels, x.pid > 0 ? x.born : 0);
+        throttle.set(labels, x.throttle_ms / 1000);
+      }
+    };
+  });
+}

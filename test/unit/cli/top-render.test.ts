@@ -60,7 +60,7 @@ test('sorting: by any column, either way; s cycles the columns', () => {
   assert.deepEqual(ids('WID', false), ['1', '2', '3']);
   assert.deepEqual(ids('REQ', true), ['2', '3', '1']);
   assert.deepEqual(ids('RSS', false), ['2', '3', '1']);
-  assert.deepEqual(nextSort('vassal', undefined), { column: 'WID', descending: false });
+  assert.deepEqual(nextSort('vassal', undefined), { column: '%', descending: true }, 'the first s leaves the default order');
   assert.deepEqual(nextSort('vassal', { column: 'WID', descending: false }), { column: '%', descending: true });
   assert.deepEqual(nextSort('vassal', { column: 'LastSpwn', descending: true }), { column: 'WID', descending: false });
   assert.deepEqual(nextSort('emperor', { column: 'VASSAL', descending: false }), { column: 'STATE', descending: false });

@@ -94,13 +94,18 @@ export function sortColumns(kind: 'vassal' | 'emperor'): readonly string[] {
   return (kind === 'vassal' ? WORKER_COLUMNS : VASSAL_COLUMNS).map((c) => c.header);
 }
 
+/** The order before any key is pressed: by worker id, or by vassal name. */
+export function defaultSort(kind: 'vassal' | 'emperor'): TopSort {
+  return { column: sortColumns(kind)[0] as string, descending: false };
+}
+
 /**
- * The next sort after `current` (key `s`): the next column; numbers sort largest first,
- * the id and name columns smallest first.
+ * The sort after `current` (key `s`; undefined is {@link defaultSort}): the next column.
+ * Numbers sort largest first, the id and name columns smallest first.
  */
 export function nextSort(kind: 'vassal' | 'emperor', current: TopSort | undefined): TopSort {
   const columns = sortColumns(kind);
-  const at = current === undefined ? -1 : columns.indexOf(current.column);
+  const at = columns.indexOf((current ?? defaultSort(kind)).column);
   const column = columns[(at + 1) % columns.length] as string;
   return { column, descending: !['WID', 'PID', 'VASSAL', 'STATUS', 'STATE', 'LAST ERROR'].includes(column) };
 }
@@ -124,7 +129,7 @@ export function renderTop(current: TopSample, previous: TopSample | undefined, o
   const view = toView(current.doc);
   const before = previous === undefined ? undefined : safeView(previous.doc);
   const head = view.kind === 'vassal' ? vassalHead(view, before?.kind === 'vassal' ? before : undefined, current, previous, options) : emperorHead(view, current, options);
-  const sort = options.sort ?? { column: view.kind === 'vassal' ? 'WID' : 'VASSAL', descending: false };
+  const sort = options.sort ?? defaultSort(view.kind);
   const footer: string[] = [];
   if (options.message !== undefined && options.message !== '') footer.push(options.message);
   if (options.interactive === true) {

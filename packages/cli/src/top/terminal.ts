@@ -7,7 +7,7 @@
  * line) keep it cheap: `pm2 monit` is known for burning CPU and flickering (PM2 #2793).
  */
 import { readStats } from '@emperor/protocol';
-import { kindOf, nextSort, renderTop, type TopSample, type TopSort } from './render.js';
+import { defaultSort, kindOf, nextSort, renderTop, type TopSample, type TopSort } from './render.js';
 
 /** Terminal control sequences (ECMA-48 / xterm). */
 const ALT_SCREEN_ON = '\x1b[?1049h';
@@ -169,7 +169,7 @@ class Live {
       const kind = kindOf(this.#current.doc);
       if (key === 's' && kind !== undefined) this.#sort = nextSort(kind, this.#sort);
       else if (key === 'r' && kind !== undefined) {
-        const sort = this.#sort ?? nextSort(kind, undefined);
+        const sort = this.#sort ?? defaultSort(kind);
         this.#sort = { column: sort.column, descending: !sort.descending };
       } else continue;
       this.#draw();

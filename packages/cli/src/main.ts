@@ -192,6 +192,12 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
     process.on('SIGQUIT', () => shutdown('SIGQUIT'));
   });
   process.on('SIGHUP', () => emperor.reloadAll());
+  // logrotate's postrotate can signal the emperor alone (systemctl kill --kill-whom=main -s USR2);
+  // a signal to every process would reach Python workers, whose SIGUSR2 dumps stacks.
+  process.on('SIGUSR2', () => {
+    logger.info(`SIGUSR2: asking ${emperor.vassals.size} vassal(s) to reopen their log files`);
+    for (const vassal of emperor.vassals.values()) vassal.reopenLogs();
+  });
   try {
     await emperor.start();
   } catch (err) {

@@ -9,7 +9,7 @@
  * these, `%(HTTP_NAME)` is the request header `Name` (`HTTP_X_REQUEST_ID` → `x-request-id`),
  * and the CGI names in {@link LOG_FORMAT_REQUEST_VARS} are the request's values.
  */
-export const LOG_FORMAT_VARIABLES: Readonly<Record<string, string>> = {
+export const LOG_FORMAT_VARIABLES = {
   uri: 'the request URI (path and query)',
   method: 'the request method',
   user: 'REMOTE_USER (empty over HTTP)',
@@ -48,7 +48,7 @@ export const LOG_FORMAT_VARIABLES: Readonly<Record<string, string>> = {
   werr: 'always 0',
   rerr: 'always 0',
   ioerr: 'always 0',
-};
+} as const satisfies Readonly<Record<string, string>>;
 
 /** CGI variable names a template may use, as uWSGI looks up any request var by name. */
 export const LOG_FORMAT_REQUEST_VARS: readonly string[] = [

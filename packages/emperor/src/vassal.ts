@@ -256,6 +256,11 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.reload(this.#file);
   }
 
+  /** Asks the master to reopen its `logto` file and its workers' (emperor SIGUSR2, for logrotate). */
+  reopenLogs(): void {
+    this.#send({ v: 1, type: 'reopen-logs' });
+  }
+
   /**
    * Stops the vassal gracefully: the master stops its workers within their mercy and
    * exits; SIGKILL after `mercyMs`. Resolves when it is dead. Idempotent.

@@ -4,3 +4,4 @@ export * from './backoff.js';
 export * from './resources.js';
 export * from './stats-server.js';
 export * from './metrics.js';
+export * from './log-file.js';

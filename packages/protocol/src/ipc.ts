@@ -20,7 +20,9 @@ export type EmperorToMaster =
   /** Replace workers one at a time, each only after its successor is ready. */
   | { readonly v: 1; readonly type: 'chain-reload' }
   /** Stop gracefully: in-flight requests finish within the mercy, then exit 0 (uWSGI byte 2). */
-  | { readonly v: 1; readonly type: 'stop' };
+  | { readonly v: 1; readonly type: 'stop' }
+  /** Reopen the `logto` file (the emperor got SIGUSR2, e.g. from logrotate); the master tells its workers. */
+  | { readonly v: 1; readonly type: 'reopen-logs' };
 
 /** Vassal master → emperor. */
 export type MasterToEmperor =
@@ -38,7 +40,13 @@ export type MasterToEmperor =
 /** Vassal master → worker. */
 export type MasterToWorker =
   /** Stop accepting, finish in-flight requests, exit 0. The master SIGKILLs after the mercy. */
-  | { readonly v: 1; readonly type: 'stop' };
+  | { readonly v: 1; readonly type: 'stop' }
+  /**
+   * Reopen the `logto` file by its path, after the master reopened its own (SIGUSR2 or
+   * `touch-logreopen`). A message, not a signal: Python workers keep SIGUSR2 for
+   * faulthandler's stack dumps.
+   */
+  | { readonly v: 1; readonly type: 'reopen-logs' };
 
 /** Why a worker asks to be replaced. */
 export type RecycleReason = 'max-requests';
@@ -96,7 +104,7 @@ const always = (): boolean => true;
 
 /** Parses an emperor → master message. @throws IpcMessageError */
 export function parseEmperorToMaster(raw: unknown): EmperorToMaster {
-  return parseWith<EmperorToMaster>(raw, 'emperor→master', { reload: always, 'chain-reload': always, stop: always });
+  return parseWith<EmperorToMaster>(raw, 'emperor→master', { reload: always, 'chain-reload': always, stop: always, 'reopen-logs': always });
 }
 
 /** Parses a master → emperor message. @throws IpcMessageError */
@@ -112,7 +120,7 @@ export function parseMasterToEmperor(raw: unknown): MasterToEmperor {
 
 /** Parses a master → worker message. @throws IpcMessageError */
 export function parseMasterToWorker(raw: unknown): MasterToWorker {
-  return parseWith<MasterToWorker>(raw, 'master→worker', { stop: always });
+  return parseWith<MasterToWorker>(raw, 'master→worker', { stop: always, 'reopen-logs': always });
 }
 
 /** Parses a worker → master message. @throws IpcMessageError */

@@ -5,6 +5,7 @@ export * from './worker-spec.js';
 export * from './master.js';
 export * from './health.js';
 export * from './stats.js';
+export * from './request-log.js';
 export { runVassal, WORKER_ENTRIES, type RunVassalOptions } from './run-vassal.js';
 
 /** Absolute path of the master entry the emperor spawns. */

@@ -28,6 +28,7 @@ import { checkHealth, cpusForWorker, nextHarakiriDeadline, type HealthAction, ty
 import { captureStack, stackFileFor, type StackRequest } from './stack-dump.js';
 import { bindSockets, readTcpListenQueues, type BoundSocket } from './sockets.js';
 import { dropPrivileges, resolveCredentials, type Credentials } from './users.js';
+import { requestLogSpec } from './request-log.js';
 import { WORKER_SPEC_ENV, WORKER_SPEC_VERSION, type WorkerSpec } from './worker-spec.js';
 
 /** Master lifecycle states. */
@@ -115,6 +116,8 @@ export interface MasterOptions {
   readonly workerEntries: { readonly node: string; readonly python: string };
   /** Python interpreter for python workers; resolved by the caller. */
   readonly pythonInterpreter?: (config: VassalConfig) => string;
+  /** With `logto`: the log file's descriptor now, the workers' stdout and stderr (default: the master's own). */
+  readonly logFd?: () => number | undefined;
 }
 
 interface MasterEvents {
@@ -263,6 +266,8 @@ export class Master extends EventEmitter<MasterEvents> {
       minWorkerLifetimeMs: config.minWorkerLifetimeMs,
       stackFile: config.harakiriVerbose ? stackFileFor(process.pid, sbIndex) : undefined,
       stackPipeFd: config.harakiriVerbose && config.runtime === 'node' ? 3 + sockets.length + 1 : undefined,
+      requestLog: requestLogSpec(config),
+      logto: config.logto,
       app:
         config.runtime === 'node'
           ? { runtime: 'node', module: config.module ?? '' }
@@ -281,6 +286,7 @@ export class Master extends EventEmitter<MasterEvents> {
     // watchdog thread for the main thread's stack (signals cannot reach that thread).
     const stackPipe = spec.stackPipeFd !== undefined;
     const cpus = this.#cpusFor(slot.id, config);
+    const log = this.#options.logFd?.() ?? 'inherit';
     let child: Child;
     try {
       child = spawnChild(
@@ -291,7 +297,7 @@ export class Master extends EventEmitter<MasterEvents> {
           env,
           // Own process group: a terminal's Ctrl-C reaches the master, which stops workers in order.
           detached: true,
-          stdio: ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), scoreboard.fd, ...(stackPipe ? ['pipe' as const] : []), 'ipc'],
+          stdio: ['ignore', log, log, ...sockets.map((s) => s.fd), scoreboard.fd, ...(stackPipe ? ['pipe' as const] : []), 'ipc'],
           serialization: 'json',
         },
         { pdeathsig: true, limitAsBytes: config.limitAsBytes, cpus },
@@ -875,6 +881,11 @@ export class Master extends EventEmitter<MasterEvents> {
     return out;
   }
 
+  /** Asks every worker to reopen its `logto` file (SIGUSR2, `touch-logreopen`), once the master has reopened its own. */
+  reopenLogs(): void {
+    for (const p of this.processes()) p.child.send({ v: 1, type: 'reopen-logs' } satisfies MasterToWorker);
+  }
+
   /** Status string of a process for stats. */
   static statusOf(proc: WorkerProc | undefined): 'idle' | 'busy' | 'starting' | 'stopping' | 'cheap' {
     if (proc === undefined) return 'cheap';
@@ -885,7 +896,7 @@ export class Master extends EventEmitter<MasterEvents> {
 }
 
 /** mtime of a file in ms, or -1 when it does not exist. */
-function mtimeOf(file: string): number {
+export function mtimeOf(file: string): number {
   try {
     return statSync(file).mtimeMs;
   } catch {

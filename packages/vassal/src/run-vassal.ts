@@ -5,10 +5,10 @@
  */
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { COMMAND_LINE, formatWarning, loadVassalConfig, resolveVassalConfig, formatListenAddress, type RawOption, type VassalConfig } from '@emperor/config';
+import { COMMAND_LINE, formatListenAddress, formatWarning, loadVassalConfig, resolveVassalConfig, type ConfigWarning, type LoadedConfig, type RawOption, type VassalConfig } from '@emperor/config';
 import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
-import { createLogger, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type StatsServer } from '@emperor/process';
-import { Master } from './master.js';
+import { createLogger, openLogSink, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
+import { Master, mtimeOf } from './master.js';
 import { buildVassalStats } from './stats.js';
 
 /** Where the worker programs are, next to this file in the built package. */
@@ -16,6 +16,9 @@ export const WORKER_ENTRIES = {
   node: fileURLToPath(new URL('./runtimes/node/worker-main.js', import.meta.url)),
   python: join(dirname(fileURLToPath(import.meta.url)), '..', 'python', 'emperor_worker.py'),
 } as const;
+
+/** How often `touch-logreopen` files are checked, ms (uWSGI's master cycle). */
+const TOUCH_CHECK_MS = 1000;
 
 /** How long workers get to finish when the emperor dies, ms; with `no-orphans`, {@link NO_ORPHANS_MERCY_MS}. */
 export const ORPHAN_MERCY_MS = 3000;
@@ -30,17 +33,41 @@ export interface RunVassalOptions {
   readonly overrides?: readonly RawOption[];
 }
 
-function load(file: string | undefined, options: RunVassalOptions, logger: Logger): VassalConfig {
-  const { config, warnings } =
-    file === undefined
-      ? // `emperor --http-socket :8080 --module app.js`: the command line is the vassal.
-        resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: options.overrides ?? [] }])
-      : loadVassalConfig(file, {
-          ...(options.inherit ? { inherit: options.inherit } : {}),
-          ...(options.overrides ? { overrides: options.overrides } : {}),
-        });
+function read(file: string | undefined, options: RunVassalOptions): LoadedConfig<VassalConfig> {
+  return file === undefined
+    ? // `emperor --http-socket :8080 --module app.js`: the command line is the vassal.
+      resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: options.overrides ?? [] }])
+    : loadVassalConfig(file, {
+        ...(options.inherit ? { inherit: options.inherit } : {}),
+        ...(options.overrides ? { overrides: options.overrides } : {}),
+      });
+}
+
+function warn(logger: Logger, warnings: readonly ConfigWarning[]): void {
   for (const w of warnings) logger.warn({ code: w.code, file: w.file, line: w.line, option: w.option }, formatWarning(w));
+}
+
+function load(file: string | undefined, options: RunVassalOptions, logger: Logger): VassalConfig {
+  const { config, warnings } = read(file, options);
+  warn(logger, warnings);
   return config;
+}
+
+/**
+ * `logto`: the master's lines go to the file, written at once (they are few), and the
+ * workers get its descriptor as their stdout and stderr. A file that cannot be opened is
+ * one error line, and the vassal runs logging to stderr.
+ */
+function openLog(name: string, config: VassalConfig, stderr: Logger): { logger: Logger; file: LogSink | undefined } {
+  if (config.logto === undefined) return { logger: stderr, file: undefined };
+  try {
+    const file = openLogSink({ path: config.logto, buffered: false, onError: (err) => stderr.error(`logto: cannot write ${config.logto}: ${err.message}`) });
+    stderr.info(`logging to ${config.logto}`);
+    return { logger: createLogger({ vassal: name }, { destination: { write: (line: string) => file.write(line) } }), file };
+  } catch (err) {
+    stderr.error(`logto: cannot open ${config.logto}: ${(err as Error).message}; logging to stderr`);
+    return { logger: stderr, file: undefined };
+  }
 }
 
 /**
@@ -52,19 +79,22 @@ function load(file: string | undefined, options: RunVassalOptions, logger: Logge
  */
 export async function runVassal(file: string | undefined, options: RunVassalOptions = {}): Promise<void> {
   const name = file === undefined ? 'command-line' : basename(file);
-  const logger = createLogger({ vassal: name });
+  const stderr = createLogger({ vassal: name });
   const underEmperor = typeof process.send === 'function';
   process.title = `emperor vassal ${name}`;
-  let config: VassalConfig;
+  let loaded: LoadedConfig<VassalConfig>;
   try {
-    config = load(file, options, logger);
+    loaded = read(file, options);
   } catch (err) {
     const e = err as { code?: string; file?: string; line?: number; option?: string; message: string };
-    logger.error({ code: e.code, file: e.file, line: e.line, option: e.option }, isEmperorError(err) ? e.message : `${file ?? COMMAND_LINE}: ${e.message}`);
+    stderr.error({ code: e.code, file: e.file, line: e.line, option: e.option }, isEmperorError(err) ? e.message : `${file ?? COMMAND_LINE}: ${e.message}`);
     process.exit(ExitCode.CONFIG);
   }
+  const config = loaded.config;
+  const { logger, file: logFile } = openLog(name, config, stderr);
+  warn(logger, loaded.warnings);
 
-  const master = new Master({ config, logger, reloadConfig: () => load(file, options, logger), workerEntries: WORKER_ENTRIES });
+  const master = new Master({ config, logger, reloadConfig: () => load(file, options, logger), workerEntries: WORKER_ENTRIES, logFd: () => logFile?.fd });
   const tell = (message: MasterToEmperor): void => {
     if (underEmperor && process.connected) process.send?.(message);
   };
@@ -85,6 +115,23 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
     void master.stop('SIGINT');
   });
   process.on('SIGHUP', () => void master.reload('graceful'));
+  // logrotate: the master reopens `logto` and tells its workers (a message: Python
+  // workers keep SIGUSR2 for their stack dumps). `logto` itself is read at start only.
+  const reopenLogs = (why: string): void => {
+    if (logFile === undefined) {
+      logger.info(`${why}: no logto file to reopen`);
+      return;
+    }
+    try {
+      logFile.reopen();
+      logger.info(`${why}: reopened ${logFile.path}`);
+    } catch (err) {
+      logger.error(`logto: cannot reopen ${logFile.path}: ${(err as Error).message}; still writing to the old file`);
+    }
+    master.reopenLogs();
+  };
+  process.on('SIGUSR2', () => reopenLogs('SIGUSR2'));
+  watchTouches(config.touchLogreopen, (touched) => reopenLogs(`${touched} touched`));
   if (underEmperor) {
     process.on('message', (raw) => {
       let message;
@@ -103,6 +150,9 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
           return;
         case 'stop':
           void master.stop('emperor');
+          return;
+        case 'reopen-logs':
+          reopenLogs('the emperor asked');
           return;
         default: {
           const never: never = message;
@@ -149,4 +199,21 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
       logger.error(`prometheus: cannot listen on ${formatListenAddress(config.prometheus)}: ${(err as Error).message}; the vassal keeps serving without metrics`);
     }
   }
+}
+
+/**
+ * `touch-logreopen`: checks the files' mtimes once a second (uWSGI's master cycle) and
+ * calls `onTouch` when one changed or vanished.
+ */
+function watchTouches(files: readonly string[], onTouch: (file: string) => void): void {
+  if (files.length === 0) return;
+  const seen = new Map(files.map((f) => [f, mtimeOf(f)]));
+  setInterval(() => {
+    for (const [f, before] of seen) {
+      const now = mtimeOf(f);
+      if (now === before) continue;
+      seen.set(f, now);
+      onTouch(f);
+    }
+  }, TOUCH_CHECK_MS).unref();
 }

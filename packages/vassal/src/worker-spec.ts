@@ -4,6 +4,7 @@
  * app loads). Both runtimes (Node and Python) read it; change them together.
  */
 import type { SocketProtocol } from '@emperor/config';
+import type { RequestLogSpec } from './request-log.js';
 
 /** Version of the spec; a worker refuses any other. */
 export const WORKER_SPEC_VERSION = 1;
@@ -79,6 +80,13 @@ export interface WorkerSpec {
   readonly stackFile: string | undefined;
   /** Node workers with `stackFile`: the fd of the pipe the master writes a byte to when it wants the stack. */
   readonly stackPipeFd: number | undefined;
+  /** Which requests to log and how (uWSGI's default line, `log-format`, or JSON). */
+  readonly requestLog: RequestLogSpec;
+  /**
+   * `logto`: the file the worker's lines go to (absolute). Its stdout and stderr already
+   * are that file; on `{type:'reopen-logs'}` it opens the path again, after logrotate.
+   */
+  readonly logto: string | undefined;
   readonly app: NodeApp | PythonApp;
 }
 

@@ -10,10 +10,10 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ExitCode, parseMasterToWorker, type WorkerToMaster } from '@emperor/protocol';
-import { createLogger } from '@emperor/process';
 import { ScoreboardWriter, SlotStatus, type SlotData } from '../../scoreboard.js';
 import { readWorkerSpec, WORKER_SPEC_ENV, type WorkerSpec } from '../../worker-spec.js';
 import { loadApp, realListen, type AppEntry } from './app-loader.js';
+import { setUpLogging } from './logging.js';
 import { fetchListener } from './fetch-adapter.js';
 import { startStackWatchdog } from './stack-watchdog.js';
 
@@ -44,7 +44,8 @@ delete process.env.LISTEN_FDS;
 delete process.env.LISTEN_FDNAMES;
 process.title = `emperor worker ${spec.id} ${spec.vassal}`;
 
-const logger = createLogger({ vassal: spec.vassal, worker: spec.id });
+const logging = setUpLogging(spec);
+const logger = logging.logger;
 const writer = new ScoreboardWriter(spec.scoreboard.fd, spec.scoreboard.index);
 const inFlight = new Map<IncomingMessage, InFlight>();
 const servers: net.Server[] = [];
@@ -142,8 +143,10 @@ function track(req: IncomingMessage, res: ServerResponse): void {
     requests += 1;
     runningTimeUs += rtUs;
     avgRtUs = avgRtUs === 0 ? rtUs : (avgRtUs + rtUs) / 2; // uWSGI's running average
-    txBytes += socket.bytesWritten - tx0;
+    const sent = socket.bytesWritten - tx0;
+    txBytes += sent;
     lastRequestEndMs = Date.now();
+    logging.request(req, res, startMs, rtUs, sent, requests);
     if (inFlight.size === 0 && lastRequestEndMs - lastPublishMs >= IDLE_PUBLISH_MS) publish();
     checkMaxRequests();
   });
@@ -292,8 +295,11 @@ process.on('message', (raw) => {
       case 'stop':
         void stop();
         return;
+      case 'reopen-logs':
+        logging.reopen();
+        return;
       default: {
-        const never: never = message.type;
+        const never: never = message;
         void never;
       }
     }

@@ -1,0 +1,144 @@
+/**
+ * The Node worker's logging: its own event lines (pino), one request line per finished
+ * request (uWSGI's format, `log-format` or JSON), and with `logto` the app's console
+ * output, all to the `logto` file or stderr. Request lines go through a buffered sink,
+ * so a line costs a string append; the buffer is written every 4 KiB or 250 ms and at
+ * exit.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createLogger, openLogSink, type Logger, type LogSink } from '@emperor/process';
+import { compileLogFormat, countVars, formatDefaultLine, requestJson, shouldLog, type RequestFacts } from '../../request-log.js';
+import type { WorkerSpec } from '../../worker-spec.js';
+
+/** What {@link setUpLogging} gives the worker. */
+export interface WorkerLogging {
+  readonly logger: Logger;
+  /**
+   * Logs one finished request if the spec says so.
+   * @param sentBytes bytes written on the connection for this response, headers included
+   * @param n requests this process has finished, this one included
+   */
+  request(req: IncomingMessage, res: ServerResponse, startMs: number, durationUs: number, sentBytes: number, n: number): void;
+  /** `reopen-logs`: opens `logto` again; logs (and keeps the old file) when that fails. */
+  reopen(): void;
+}
+
+/** Node's serialised response head (`HTTP/1.1 200 OK\r\n...\r\n\r\n`), set once headers are sent. */
+function headOf(res: ServerResponse): string {
+  const head = (res as unknown as { _header?: unknown })._header;
+  return typeof head === 'string' ? head : '';
+}
+
+/** Response header count: the CRLFs of the head, less the status line's and the final one. */
+function headerCount(head: string): number {
+  let lines = 0;
+  for (let at = head.indexOf('\r\n'); at !== -1; at = head.indexOf('\r\n', at + 2)) lines++;
+  return Math.max(0, lines - 2);
+}
+
+export function setUpLogging(spec: WorkerSpec): WorkerLogging {
+  const bindings = { vassal: spec.vassal, worker: spec.id };
+  let stderr: Logger | undefined;
+  const warnOnce = (message: string): void => {
+    stderr ??= createLogger(bindings);
+    stderr.error(message);
+  };
+  let reported = false;
+  const onWriteError = (err: Error): void => {
+    if (reported) return; // one line, not one per request
+    reported = true;
+    warnOnce(`request log: cannot write (${err.message}); later lines may be lost`);
+  };
+  let sink: LogSink;
+  try {
+    sink = openLogSink({ path: spec.logto, buffered: true, onError: onWriteError });
+  } catch (err) {
+    // Our stderr is the same file, opened by the master (for example as root, before it
+    // dropped privileges): keep writing there, but a reopen cannot work.
+    warnOnce(`logto: cannot open ${spec.logto} as this worker's user (${(err as Error).message}); writing to the master's descriptor, which logrotate cannot reopen`);
+    sink = openLogSink({ buffered: true, onError: onWriteError });
+  }
+  process.on('exit', () => sink.flushSync());
+  const toFile = spec.logto !== undefined;
+  // Event lines are rare and must not wait in the buffer: each one starts a write.
+  const eventLines = { write: (line: string): void => { sink.write(line); sink.flush(); } };
+  const logger = toFile ? createLogger(bindings, { destination: eventLines }) : createLogger(bindings);
+  if (toFile) redirectConsole(sink);
+
+  const log = spec.requestLog;
+  const render = log.json
+    ? jsonLines(sink, bindings)
+    : log.format !== undefined
+      ? compileLogFormat(log.format)
+      : (f: RequestFacts) => formatDefaultLine(f, log.micros);
+
+  return {
+    logger,
+    request(req, res, startMs, durationUs, sentBytes, n) {
+      const head = headOf(res);
+      const status = res.headersSent ? res.statusCode : 0;
+      const rsize = Math.max(0, sentBytes - head.length);
+      if (!shouldLog(log, status, durationUs, rsize)) return;
+      const socket = req.socket;
+      const forwarded = log.xForwardedFor ? firstForwarded(req.headers['x-forwarded-for']) : '';
+      const addr = forwarded || (socket.remoteAddress ?? '');
+      const method = req.method ?? '';
+      const uri = req.url ?? '';
+      const proto = `HTTP/${req.httpVersion}`;
+      const port = socket.remotePort ?? 0;
+      const host = req.headers.host ?? '';
+      const { vars, pktsize } = countVars(method, uri, proto, addr, port, host, req.rawHeaders);
+      const line = render({
+        pid: process.pid, wid: spec.id, n, method, uri, proto, status, addr, port, user: '', startMs, durationUs,
+        rsize, hsize: head.length, headers: headerCount(head), vars, pktsize,
+        header: (name) => {
+          const value = req.headers[name];
+          return value === undefined ? '' : Array.isArray(value) ? value.join(', ') : value;
+        },
+      });
+      if (line !== '') sink.write(line);
+    },
+    reopen() {
+      if (spec.logto === undefined) return;
+      try {
+        sink.reopen();
+      } catch (err) {
+        logger.error(`logto: cannot reopen ${spec.logto}: ${(err as Error).message}; still writing to the old file`);
+      }
+    },
+  };
+}
+
+function firstForwarded(value: string | string[] | undefined): string {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined) return '';
+  const comma = text.indexOf(',');
+  return (comma === -1 ? text : text.slice(0, comma)).trim();
+}
+
+/** `log-json`: pino serialises (fast, escaped) and writes to the sink itself, so the renderer returns "". */
+function jsonLines(sink: LogSink, bindings: Record<string, unknown>): (f: RequestFacts) => string {
+  // Request lines are not events: they follow `disable-logging`, not the log level.
+  const json = createLogger(bindings, { level: 'info', destination: { write: (line: string) => sink.write(line) } });
+  return (f) => {
+    json.info(requestJson(f));
+    return '';
+  };
+}
+
+/**
+ * With `logto`, what the app prints goes to the log file too, and follows it when it is
+ * reopened: uWSGI dup2()s the file onto fds 1 and 2, which Node cannot do, so the
+ * streams' `write` is pointed at the sink (fds 1 and 2 are the file already, for output
+ * that bypasses the streams).
+ */
+function redirectConsole(sink: LogSink): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.write = ((chunk: string | Uint8Array, encoding?: BufferEncoding | ((err?: Error) => void), done?: (err?: Error) => void): boolean => {
+      sink.write(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+      sink.flush();
+      (typeof encoding === 'function' ? encoding : done)?.();
+      return true;
+    }) as typeof stream.write;
+  }
+}

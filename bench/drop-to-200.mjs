@@ -1,7 +1,7 @@
 // Time from dropping a vassal file into the emperor's directory to its first HTTP 200.
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EMPEROR_BIN, ROOT, freePort, get200, median, percentile, start, table, tempDir, waitFor, ms } from './lib.mjs';
+import { EMPEROR_BIN, ROOT, freePort, get200, median, percentile, record, start, table, tempDir, waitFor, ms } from './lib.mjs';
 
 export async function dropTo200({ drops = 10 } = {}) {
   const dir = tempDir();
@@ -24,6 +24,7 @@ export async function dropTo200({ drops = 10 } = {}) {
 
 export async function run() {
   const times = await dropTo200();
+  record('drop-to-200', times);
   table('Drop a vassal file → first 200 (emperor on a directory, 1 Node worker)', ['runs', 'median', 'p95', 'min', 'max'], [
     [times.length, ms(median(times)), ms(percentile(times, 95)), ms(Math.min(...times)), ms(Math.max(...times))],
   ]);

@@ -110,8 +110,21 @@ export function percentile(values, p) {
 }
 export const median = (v) => percentile(v, 50);
 
-/** Prints a Markdown table (also readable in a terminal). */
+/**
+ * What a run measured, written by run.mjs to bench/results/ as JSON: every printed table,
+ * and per benchmark the numbers behind it (`record`), from which
+ * scripts/bench-report.mjs renders docs/benchmarks.md and its charts.
+ */
+export const results = { tables: [], data: {}, current: '' };
+
+/** Keeps `value` under `key` in the results JSON (the numbers a chart is drawn from). */
+export function record(key, value) {
+  results.data[key] = value;
+}
+
+/** Prints a Markdown table (also readable in a terminal) and keeps it for the results JSON. */
 export function table(title, headers, rows) {
+  results.tables.push({ bench: results.current, title, headers, rows: rows.map((r) => r.map(String)) });
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
   const line = (cells) => `| ${cells.map((c, i) => String(c).padEnd(widths[i])).join(' | ')} |`;
   console.log(`\n### ${title}\n`);
@@ -119,6 +132,41 @@ export function table(title, headers, rows) {
   console.log(`| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`);
   for (const r of rows) console.log(line(r));
 }
+
+/** The wrk settings of each load, the same for every Node benchmark. */
+export const LOADS = {
+  'keep-alive': { connections: 50 },
+  'new connection per request': { connections: 16, headers: ['Connection: close'] },
+};
+
+/**
+ * Starts a server with `startServer(port)` (resolving to its root pid), waits for a 200,
+ * warms it up for 2 s, then runs wrk for `seconds` under `mode` (a LOADS key) and ends
+ * every process it started. Returns wrk's figures and the CPU time per request of the
+ * server's whole process tree.
+ */
+export async function measureWrk(name, startServer, mode, seconds) {
+  const { wrk } = await import('./wrk.mjs');
+  const port = await freePort();
+  process.stderr.write(`  ${mode}: ${name} ...\n`);
+  const root = (await startServer(port)).pid;
+  const url = `http://127.0.0.1:${port}/`;
+  try {
+    await waitFor(() => get200(url), 30_000, 20);
+  } catch {
+    throw new Error(`${name} did not answer on ${url} within 30 s`);
+  }
+  const opts = LOADS[mode];
+  await wrk(url, { ...opts, seconds: 2 }); // warm-up
+  const cpu0 = treeCpuMs(root);
+  const r = await wrk(url, { ...opts, seconds });
+  const cpuMs = treeCpuMs(root) - cpu0;
+  await runCleanups();
+  return { ...r, cpuUsPerRequest: (cpuMs * 1000) / r.requests };
+}
+
+/** The mean of `f` over `items`. */
+export const mean = (items, f) => items.reduce((a, x) => a + f(x), 0) / items.length;
 
 export const ms = (n) => `${n.toFixed(0)} ms`;
 export const mib = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;

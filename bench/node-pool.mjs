@@ -3,16 +3,16 @@
 // load generator (wrk), same run. Also: harakiri detection delay over 20 kills.
 import { join } from 'node:path';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { EMPEROR_BIN, ROOT, freePort, get200, start, table, tempDir, waitFor, median, descendants, isAlive, runCleanups, treeCpuMs } from './lib.mjs';
+import { EMPEROR_BIN, ROOT, freePort, get200, start, table, tempDir, waitFor, median, descendants, isAlive, runCleanups, measureWrk, mean, record } from './lib.mjs';
 import { npmPeer } from './peers.mjs';
-import { wrk } from './wrk.mjs';
 
 const APPS = join(ROOT, 'bench', 'apps');
 const quiet = { ...process.env, EMPEROR_LOG_LEVEL: 'warn' };
 
 const contenders = {
+  // No request log, as the peers write none: `npm run bench request-log` measures its cost.
   async emperor(port) {
-    return start(process.execPath, [EMPEROR_BIN, '--http-socket', `127.0.0.1:${port}`, '--module', join(APPS, 'hello.mjs'), '--processes', '2', '--listen', '511'], { env: quiet });
+    return start(process.execPath, [EMPEROR_BIN, '--http-socket', `127.0.0.1:${port}`, '--module', join(APPS, 'hello.mjs'), '--processes', '2', '--listen', '511', '--disable-logging'], { env: quiet });
   },
   async bare(port) {
     return start(process.execPath, [join(APPS, 'bare.mjs')], { env: { ...process.env, PORT: String(port) } });
@@ -38,24 +38,7 @@ const contenders = {
   },
 };
 
-async function measure(name, mode, seconds) {
-  const port = await freePort();
-  process.stderr.write(`  ${mode}: ${name} ...\n`);
-  const root = (await contenders[name](port)).pid;
-  const url = `http://127.0.0.1:${port}/`;
-  try {
-    await waitFor(() => get200(url), 30_000, 20);
-  } catch {
-    throw new Error(`${name} did not answer on ${url} within 30 s`);
-  }
-  const opts = mode === 'keep-alive' ? { connections: 50 } : { connections: 16, headers: ['Connection: close'] };
-  await wrk(url, { ...opts, seconds: 2 }); // warm-up
-  const cpu0 = treeCpuMs(root);
-  const r = await wrk(url, { ...opts, seconds });
-  const cpuMs = treeCpuMs(root) - cpu0;
-  await runCleanups();
-  return { ...r, cpuUsPerRequest: (cpuMs * 1000) / r.requests };
-}
+const measure = (name, mode, seconds) => measureWrk(name, contenders[name], mode, seconds);
 
 // BENCH_SERVERS=bare,emperor and BENCH_LOADS=keep-alive narrow a run while iterating.
 export async function pool({ rounds = Number(process.env.BENCH_ROUNDS ?? 2), seconds = 8 } = {}) {
@@ -113,9 +96,9 @@ export async function harakiriDelay({ kills = 20, harakiri = 2 } = {}) {
 
 export async function run() {
   const results = await pool();
+  record('node-pool', results);
   const rows = [];
   for (const [mode, byName] of Object.entries(results)) {
-    const mean = (xs, f) => xs.reduce((a, x) => a + f(x), 0) / xs.length;
     const bare = mean(byName.bare, (r) => r.rps);
     for (const [name, rs] of Object.entries(byName)) {
       const rps = mean(rs, (r) => r.rps);
@@ -129,6 +112,7 @@ export async function run() {
     ['load', 'server', 'req/s', 'p99', 'req/s vs bare', 'CPU per request', 'CPU vs bare', 'errors', 'rounds (req/s)'], rows);
   if (process.env.BENCH_NO_HARAKIRI === '1') return;
   const delays = await harakiriDelay();
+  record('harakiri', delays);
   table('Harakiri detection (harakiri = 2 s, event loop blocked): request start → kill', ['kills', 'median', 'max', 'min'],
     [[delays.length, `${median(delays)} ms`, `${Math.max(...delays)} ms`, `${Math.min(...delays)} ms`]]);
 }

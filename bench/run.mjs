@@ -1,16 +1,20 @@
 #!/usr/bin/env node
 // npm run bench [-- name ...]: runs the benchmarks and prints their tables.
 // Benchmarks start real processes on 127.0.0.1 and end them by PID.
-import { runCleanups } from './lib.mjs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { results, runCleanups } from './lib.mjs';
 
 const all = {
   'drop-to-200': () => import('./drop-to-200.mjs'),
   'node-pool': () => import('./node-pool.mjs'),
+  'request-log': () => import('./request-log.mjs'),
 };
 
 const wanted = process.argv.slice(2);
 const names = wanted.length > 0 ? wanted : Object.keys(all);
-console.log(`# Emperor benchmarks (${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${(await import('node:os')).availableParallelism()} CPUs)`);
+const started = new Date();
+console.log(`# Emperor benchmarks (${started.toISOString().slice(0, 10)}, node ${process.version}, ${availableParallelism()} CPUs)`);
 for (const name of names) {
   const load = all[name];
   if (!load) {
@@ -18,6 +22,7 @@ for (const name of names) {
     process.exitCode = 2;
     continue;
   }
+  results.current = name;
   try {
     await (await load()).run();
   } catch (err) {
@@ -27,3 +32,23 @@ for (const name of names) {
     await runCleanups();
   }
 }
+
+// The numbers behind the tables, for scripts/bench-report.mjs (docs/benchmarks.md and its
+// charts). latest.json keeps the benchmarks this run did not repeat from the previous one.
+const dir = new URL('./results/', import.meta.url);
+mkdirSync(dir, { recursive: true });
+let previous = { tables: [], data: {}, runs: {} };
+try {
+  previous = JSON.parse(readFileSync(new URL('latest.json', dir), 'utf8'));
+} catch {
+  // the first run
+}
+const run = { date: started.toISOString(), node: process.version, cpus: availableParallelism(), loadavg: loadavg().map((l) => Number(l.toFixed(2))) };
+const latest = {
+  tables: [...previous.tables.filter((t) => !names.includes(t.bench)), ...results.tables],
+  data: { ...previous.data, ...results.data },
+  runs: { ...previous.runs, ...Object.fromEntries(names.map((n) => [n, run])) },
+};
+writeFileSync(new URL(`${started.toISOString().replace(/[:.]/g, '-')}.json`, dir), `${JSON.stringify({ ...run, benchmarks: names, tables: results.tables, data: results.data }, null, 2)}\n`);
+writeFileSync(new URL('latest.json', dir), `${JSON.stringify(latest, null, 2)}\n`);
+console.log('\nresults: bench/results/latest.json; npm run bench:report renders docs/benchmarks.md from it');

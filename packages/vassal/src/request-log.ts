@@ -135,24 +135,26 @@ export function formatDefaultLine(f: RequestFacts, micros: boolean): string {
   return `[pid: ${f.pid}|app: 0|req: ${f.n}/${f.n}] ${f.addr} (${f.user}) {${f.vars} vars in ${f.pktsize} bytes} [${ctime(f.startMs)}] ${f.method} ${f.uri} => generated ${f.rsize} bytes in ${time} (${f.proto} ${f.status}) ${f.headers} headers in ${f.hsize} bytes (1 switches on core 0)\n`;
 }
 
-/** The JSON object of a request (`log-json`); `msg` reads like the start of the default line. */
-export function requestJson(f: RequestFacts): Record<string, string | number> {
-  return {
-    msg: `${f.method} ${f.uri} ${f.status}`,
-    addr: f.addr,
-    user: f.user,
-    method: f.method,
-    uri: f.uri,
-    proto: f.proto,
-    status: f.status,
-    size: f.rsize,
-    hsize: f.hsize,
-    headers: f.headers,
-    micros: Math.round(f.durationUs),
-    start: f.startMs,
-    req: f.n,
-    host: f.header('host'),
-  };
+/**
+ * `log-json`: a renderer of one JSON object per request, in the shape of the event lines
+ * (pino's `level`, `time`, `pid`, then the bindings, then `msg`), so one parser reads
+ * both. Written by hand: pino's generic serialiser costs 2.2 µs per line here, this 0.5.
+ * @param bindings fixed fields after `pid`, e.g. `{ vassal: 'shop.ini', worker: 2 }`
+ */
+export function jsonRenderer(bindings: Readonly<Record<string, string | number>>): (f: RequestFacts) => string {
+  const fixed = Object.entries(bindings).map(([k, v]) => `,${JSON.stringify(k)}:${JSON.stringify(v)}`).join('');
+  return (f) =>
+    `{"level":30,"time":${Date.now()},"pid":${f.pid}${fixed},"msg":${q(`${f.method} ${f.uri} ${f.status}`)},"addr":${q(f.addr)},"user":${q(f.user)}` +
+    `,"method":${q(f.method)},"uri":${q(f.uri)},"proto":${q(f.proto)},"status":${f.status},"size":${f.rsize},"hsize":${f.hsize}` +
+    `,"headers":${f.headers},"micros":${Math.round(f.durationUs)},"start":${f.startMs},"req":${f.n},"host":${q(f.header('host'))}}\n`;
+}
+
+/** Characters a JSON string must escape (and surrogates, which JSON.stringify escapes when alone). */
+const JSON_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** A JSON string literal; the common case (nothing to escape) without JSON.stringify. */
+function q(text: string): string {
+  return JSON_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
 }
 
 type Render = (f: RequestFacts) => string;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileLogFormat, countVars, ctime, formatDefaultLine, ltime, shouldLog, type RequestFacts, type RequestLogSpec } from '@emperor/vassal';
+import { compileLogFormat, countVars, ctime, formatDefaultLine, jsonRenderer, ltime, shouldLog, type RequestFacts, type RequestLogSpec } from '@emperor/vassal';
 
 process.env.TZ = 'UTC';
 const START = Date.UTC(2026, 10, 22, 3, 9, 30, 250);
@@ -59,4 +59,17 @@ test('request variables are counted as uWSGI counts them: two slots each, and th
   const one = countVars('GET', '/', 'HTTP/1.1', '1.2.3.4', 5, 'h:80', ['Host', 'h:80', 'Content-Type', 'x']);
   assert.equal(one.vars, 24);
   assert.equal(one.pktsize, none.pktsize + (5 + 4 + 4 + 4) + (12 + 1 + 4), 'HTTP_HOST, and CONTENT_TYPE without HTTP_');
+});
+
+test('log-json: one JSON object in the event lines\' shape, escaping only what must be escaped', () => {
+  const render = jsonRenderer({ vassal: 'shop.ini', worker: 2 });
+  const line = render(facts({ uri: '/a"b\\c\u0001\ud800' }));
+  assert.ok(line.endsWith('}\n'));
+  const o = JSON.parse(line) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(o).slice(0, 6), ['level', 'time', 'pid', 'vassal', 'worker', 'msg']);
+  assert.equal(o.uri, '/a"b\\c\u0001\ud800');
+  assert.deepEqual({ ...o, time: 0 }, {
+    level: 30, time: 0, pid: 16217, vassal: 'shop.ini', worker: 2, msg: `GET ${String(o.uri)} 200`, addr: '10.0.0.1', user: '', method: 'GET', uri: o.uri,
+    proto: 'HTTP/1.1', status: 200, size: 6, hsize: 45, headers: 1, micros: 812, start: START, req: 1, host: 'example.com',
+  });
 });

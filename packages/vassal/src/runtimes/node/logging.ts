@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createLogger, openLogSink, type Logger, type LogSink } from '@emperor/process';
-import { compileLogFormat, countVars, formatDefaultLine, requestJson, shouldLog, type RequestFacts } from '../../request-log.js';
+import { compileLogFormat, countVars, formatDefaultLine, jsonRenderer, shouldLog, type RequestFacts } from '../../request-log.js';
 import type { WorkerSpec } from '../../worker-spec.js';
 
 /** What {@link setUpLogging} gives the worker. */
@@ -67,7 +67,7 @@ export function setUpLogging(spec: WorkerSpec): WorkerLogging {
 
   const log = spec.requestLog;
   const render = log.json
-    ? jsonLines(sink, bindings)
+    ? jsonRenderer(bindings)
     : log.format !== undefined
       ? compileLogFormat(log.format)
       : (f: RequestFacts) => formatDefaultLine(f, log.micros);
@@ -96,7 +96,7 @@ export function setUpLogging(spec: WorkerSpec): WorkerLogging {
           return value === undefined ? '' : Array.isArray(value) ? value.join(', ') : value;
         },
       });
-      if (line !== '') sink.write(line);
+      sink.write(line);
     },
     reopen() {
       if (spec.logto === undefined) return;
@@ -114,16 +114,6 @@ function firstForwarded(value: string | string[] | undefined): string {
   if (text === undefined) return '';
   const comma = text.indexOf(',');
   return (comma === -1 ? text : text.slice(0, comma)).trim();
-}
-
-/** `log-json`: pino serialises (fast, escaped) and writes to the sink itself, so the renderer returns "". */
-function jsonLines(sink: LogSink, bindings: Record<string, unknown>): (f: RequestFacts) => string {
-  // Request lines are not events: they follow `disable-logging`, not the log level.
-  const json = createLogger(bindings, { level: 'info', destination: { write: (line: string) => sink.write(line) } });
-  return (f) => {
-    json.info(requestJson(f));
-    return '';
-  };
 }
 
 /**

@@ -9,6 +9,7 @@ const all = {
   'drop-to-200': () => import('./drop-to-200.mjs'),
   'node-pool': () => import('./node-pool.mjs'),
   'request-log': () => import('./request-log.mjs'),
+  cheaper: () => import('./cheaper.mjs'),
 };
 
 const wanted = process.argv.slice(2);

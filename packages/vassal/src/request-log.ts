@@ -7,7 +7,9 @@
  * functions; docs/logging.md describes the output.
  */
 import { readFileSync } from 'node:fs';
-import { parseLogFormat, type LOG_FORMAT_VARIABLES, type VassalConfig } from '@emperor/config';
+import type { VassalConfig } from '@emperor/config';
+// The subpath: Node workers load this module, and not the whole config package.
+import { parseLogFormat, type LOG_FORMAT_VARIABLES } from '@emperor/config/log-format';
 
 /** What the master tells each worker about request logging (part of the worker spec). */
 export interface RequestLogSpec {

@@ -3,7 +3,6 @@
  * `uwsgi_master_generate_stats`), built from the master's worker table and the
  * scoreboard readings of the last tick.
  */
-import { readFileSync } from 'node:fs';
 import { VERSION, type VassalStats, type WorkerStats } from '@emperor/protocol';
 import { Master, type WorkerSlot } from './master.js';
 
@@ -23,7 +22,7 @@ function workerStats(slot: WorkerSlot): WorkerStats {
     harakiri_count: slot.harakiriBefore + (d?.harakiriCount ?? 0),
     signals: 0,
     signal_queue: 0,
-    status: Master.statusOf(p),
+    status: Master.statusOf(slot),
     rss: p?.rss ?? 0,
     vsz: p?.vsz ?? 0,
     running_time: Math.round(slot.runningTimeBefore + (d?.runningTimeUs ?? 0)),
@@ -62,29 +61,13 @@ function workerStats(slot: WorkerSlot): WorkerStats {
   };
 }
 
-/** `net.core.somaxconn`: the kernel caps every listen backlog at this (read once; 4096 since Linux 5.4). */
-let somaxconn: number | undefined;
-function maxBacklog(): number {
-  if (somaxconn === undefined) {
-    try {
-      somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim()) || 4096;
-    } catch {
-      somaxconn = 4096;
-    }
-  }
-  return somaxconn;
-}
-
 /** Builds the stats document from the master's current state. */
 export function buildVassalStats(master: Master): VassalStats {
   const queues = master.listenQueues();
   const config = master.config;
-  // The backlog the kernel applies: /proc/net/tcp has no column for it (its tx_queue of
-  // a listening socket is 0), uWSGI reads it with TCP_INFO; listen() caps it at somaxconn.
-  const backlog = Math.min(config.listen, maxBacklog());
   const sockets = master.sockets.map((s) => {
-    const queue = queues.get(s.spec.name)?.queue ?? 0;
-    return { name: s.spec.name, proto: s.spec.protocol, queue, max_queue: backlog, shared: 0 as const, can_offload: 0 as const };
+    const q = queues.get(s.spec.name) ?? { queue: 0, max: config.listen };
+    return { name: s.spec.name, proto: s.spec.protocol, queue: q.queue, max_queue: q.max, shared: 0 as const, can_offload: 0 as const };
   });
   const listenQueue = sockets.reduce((m, s) => Math.max(m, s.queue), 0);
   return {

@@ -6,7 +6,9 @@
  * exit.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createLogger, openLogSink, type Logger, type LogSink } from '@emperor/process';
+// Subpaths, not the package index: a worker loads only what it needs (start time, memory).
+import { createLogger, type Logger } from '@emperor/process/logger';
+import { openLogSink, type LogSink } from '@emperor/process/log-file';
 import { compileLogFormat, countVars, formatDefaultLine, jsonRenderer, shouldLog, type RequestFacts } from '../../request-log.js';
 import type { WorkerSpec } from '../../worker-spec.js';
 

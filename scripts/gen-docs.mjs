@@ -1,10 +1,20 @@
 #!/usr/bin/env node
-// Writes docs/configuration.md from the option table in packages/config/src/options.ts.
-// Run `npm run docs` after changing options; a unit test fails while the file is stale.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { renderConfigurationReference } from '@emperor/config';
+// Writes what the docs take from the code, so they cannot drift (a unit test fails while
+// any of it is stale): docs/configuration.md from the option table, and the generated
+// parts of docs/migrating-from-uwsgi.md (option coverage) and docs/logging.md (log-format
+// variables). Run `npm run docs` after changing options.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { renderConfigurationReference, renderLogFormatVariables, renderUwsgiCoverage, replaceGenerated } from '@emperor/config';
 
 const docs = new URL('../docs/', import.meta.url);
 mkdirSync(docs, { recursive: true });
 writeFileSync(new URL('configuration.md', docs), renderConfigurationReference());
 console.log('wrote docs/configuration.md');
+for (const [file, name, render] of [
+  ['migrating-from-uwsgi.md', 'uwsgi-coverage', renderUwsgiCoverage],
+  ['logging.md', 'log-format-variables', renderLogFormatVariables],
+]) {
+  const url = new URL(file, docs);
+  writeFileSync(url, replaceGenerated(readFileSync(url, 'utf8'), name, render()));
+  console.log(`updated the generated part of docs/${file}`);
+}

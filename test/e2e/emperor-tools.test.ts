@@ -8,7 +8,8 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { EMPEROR_BIN, FIXTURES, freePort, httpGet, spawnEmperor, tempDir, waitFor, type EmperorStatsDoc } from '../helpers/index.js';
+import { userInfo } from 'node:os';
+import { EMPEROR_BIN, FIXTURES, ROOT, freePort, httpGet, spawnEmperor, tempDir, waitFor, type EmperorStatsDoc } from '../helpers/index.js';
 import { promtoolProblems, sample } from '../helpers/promtool.js';
 
 const run = promisify(execFile);
@@ -49,4 +50,31 @@ test('an emperor with stats-http and emperor-prometheus: JSON and metrics over H
   await httpGet(`http://127.0.0.1:${port}/after`);
   await waitFor(() => readFileSync(log, 'utf8').includes('GET /after =>'), { message: 'the worker writing to the new a.log' });
   assert.equal(emperor.child.exitCode, null, 'SIGUSR2 does not end the emperor');
+});
+
+test('the shipped logrotate configuration rotates a vassal\'s logto file, and the vassal moves on to the new file', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  writeFileSync(join(dir, 'a.ini'), `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nlogto = %d%n.log\n`);
+  const emperor = spawnEmperor(t, ['--emperor', dir]);
+  const log = join(dir, 'a.log');
+  await waitFor(async () => (await httpGet(`http://127.0.0.1:${port}/before`)).status === 200, { message: 'a.ini serving', timeoutMs: 20_000 });
+  await waitFor(() => existsSync(log) && readFileSync(log, 'utf8').includes('GET /before =>'), { message: 'a request line in a.log' });
+  // docs/logrotate/emperor as shipped, pointed at this directory, this user, and this emperor.
+  const user = userInfo();
+  const group = (await run('id', ['-gn'])).stdout.trim();
+  const shipped = readFileSync(join(ROOT, 'docs', 'logrotate', 'emperor'), 'utf8');
+  const config = shipped
+    .replace('/var/log/emperor/*.log', `${dir}/*.log`)
+    .replace('create 0640 www-data adm', `create 0640 ${user.username} ${group}`)
+    .replace(/systemctl kill --kill-whom=main --signal=USR2 emperor\.service/, `kill -USR2 ${emperor.pid}`);
+  assert.notEqual(config, shipped);
+  const conf = join(dir, 'logrotate.conf');
+  writeFileSync(conf, config, { mode: 0o644 });
+  await run('/usr/sbin/logrotate', ['-f', '-s', join(dir, 'logrotate.state'), conf]);
+  assert.match(readFileSync(`${log}.1`, 'utf8'), /GET \/before =>/);
+  await waitFor(() => existsSync(log) && readFileSync(log, 'utf8').includes('the emperor asked: reopened'), { message: 'the master reopening a.log' });
+  await httpGet(`http://127.0.0.1:${port}/after`);
+  await waitFor(() => readFileSync(log, 'utf8').includes('GET /after =>'), { message: 'the worker writing to the new a.log' });
+  assert.doesNotMatch(readFileSync(`${log}.1`, 'utf8'), /GET \/after/);
 });

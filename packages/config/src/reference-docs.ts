@@ -2,6 +2,7 @@
  * docs/configuration.md, rendered from the option table so the two cannot drift
  * (`npm run docs` writes it; a unit test fails when the committed file is stale).
  */
+import { LOG_FORMAT_REQUEST_VARS, LOG_FORMAT_VARIABLES } from './log-format.js';
 import { MAGIC_PLACEHOLDERS } from './magic.js';
 import { OPTION_GROUPS, OPTIONS, UNSUPPORTED_UWSGI_OPTIONS, type OptionSpec, type OptionType, type OptionUnit } from './options.js';
 import { MAX_CONFIG_BYTES } from './read.js';
@@ -138,3 +139,54 @@ Problems that do not stop a vassal are reported once per option name:
 \`strict = true\`), \`unsupported-option\` (below), \`misplaced-option\` (an emperor option in a
 vassal file or the reverse), \`no-effect\` (accepted but changes nothing, e.g. a clamped
 \`cheaper-initial\`), \`unset-variable\`. Errors are listed in [errors.md](errors.md).`;
+
+/**
+ * The option coverage table of docs/migrating-from-uwsgi.md: every uWSGI option name we
+ * know, alphabetically, with what Emperor does with it. Options whose doc starts with
+ * "Accepted" are taken and change nothing; options whose doc says "Emperor's addition"
+ * are not uWSGI's.
+ */
+export function renderUwsgiCoverage(): string {
+  const rows: [name: string, status: string, note: string][] = [];
+  for (const spec of OPTIONS) {
+    const names = [spec.name, ...spec.aliases].map((n) => `\`${n}\``).join(', ');
+    const status = /^Accepted\b/.test(spec.doc) ? 'accepted, no effect' : /Emperor's addition/.test(spec.doc) ? 'Emperor only' : 'supported';
+    rows.push([names, status, spec.doc]);
+  }
+  for (const { name, reason } of UNSUPPORTED_UWSGI_OPTIONS) rows.push([`\`${name}\``, 'not supported', `${reason[0]?.toUpperCase()}${reason.slice(1)}.`]);
+  const key = (row: readonly string[]): string => (row[0] ?? '').replace(/`/g, '');
+  rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  const count = (status: string): number => rows.filter((r) => r[1] === status).length;
+  return [
+    `${count('supported')} options supported, ${count('accepted, no effect')} accepted with no effect, ${count('not supported')} uWSGI options not supported (reported once and ignored; the vassal still starts), ${count('Emperor only')} of Emperor's own.`,
+    '',
+    '| option | status | what it does here |',
+    '| --- | --- | --- |',
+    ...rows.map(([name, status, note]) => `| ${name} | ${status} | ${cell(note)} |`),
+  ].join('\n');
+}
+
+/** The `log-format` variable table of docs/logging.md. */
+export function renderLogFormatVariables(): string {
+  return [
+    '| variable | value |',
+    '| --- | --- |',
+    ...Object.entries(LOG_FORMAT_VARIABLES).map(([name, meaning]) => `| \`%(${name})\` | ${cell(meaning)} |`),
+    `| ${LOG_FORMAT_REQUEST_VARS.map((n) => `\`%(${n})\``).join(', ')} | the request's CGI variable of that name |`,
+    '| `%(HTTP_NAME)` | the request header `Name` (`%(HTTP_X_REQUEST_ID)` is `X-Request-Id`); "" when absent |',
+  ].join('\n');
+}
+
+/**
+ * Replaces the generated part of a hand-written page: the text between
+ * `<!-- generated:NAME -->` and `<!-- end generated:NAME -->`.
+ * @throws Error when the page has no such markers
+ */
+export function replaceGenerated(page: string, name: string, content: string): string {
+  const begin = `<!-- generated:${name} (npm run docs; do not edit by hand) -->`;
+  const end = `<!-- end generated:${name} -->`;
+  const from = page.indexOf(begin);
+  const to = page.indexOf(end);
+  if (from === -1 || to < from) throw new Error(`no ${begin} ... ${end} markers`);
+  return `${page.slice(0, from + begin.length)}\n${content}\n${page.slice(to)}`;
+}

@@ -5,10 +5,11 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { EMPEROR_BIN, FIXTURES, httpGet, serving, startVassal, statsUntil, tempDir, waitFor, type VassalStatsDoc } from '../helpers/index.js';
+import { EMPEROR_BIN, FIXTURES, descendants, httpGet, isAlive, serving, startVassal, statsUntil, tempDir, waitFor, type VassalStatsDoc } from '../helpers/index.js';
 
 const run = promisify(execFile);
 const APP = join(FIXTURES, 'apps', 'basic.mjs');
@@ -21,17 +22,36 @@ async function twoWorkers(t: TestContext): Promise<{ stats: string; doc: VassalS
   return { stats: v.stats, doc, url: v.url };
 }
 
-/** A private tmux server (its own socket in a temp dir), killed after the test. */
+/**
+ * A private tmux server (its own socket in its own temp dir). After the test it is killed
+ * with every process in its panes, by PID, before its directory is removed.
+ */
 function tmux(t: TestContext): (...args: string[]) => string {
-  const socket = join(tempDir(t, 'emperor-tmux-'), 'tmux.sock');
+  const dir = mkdtempSync(join(tmpdir(), 'emperor-tmux-'));
+  const socket = join(dir, 'tmux.sock');
   const call = (...args: string[]): string => execFileSync('tmux', ['-S', socket, ...args], { encoding: 'utf8', timeout: 10_000 });
   t.after(() => {
-    if (!existsSync(socket)) return;
+    let pids: number[] = [];
+    try {
+      pids = call('list-panes', '-a', '-F', '#{pid} #{pane_pid}').split(/\s+/).filter((p) => p !== '').map(Number);
+    } catch {
+      // the server is gone already (its last session ended)
+    }
+    const all = [...new Set(pids)].flatMap((pid) => [pid, ...descendants(pid)]);
     try {
       call('kill-server');
     } catch {
-      // already gone with its last session
+      // gone
     }
+    for (const pid of all) {
+      if (!isAlive(pid)) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
   });
   return call;
 }

@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { COMMAND_LINE, formatListenAddress, formatWarning, loadVassalConfig, resolveVassalConfig, type ConfigWarning, type LoadedConfig, type RawOption, type VassalConfig } from '@emperor/config';
 import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
 import { createLogger, openLogSink, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
+import { fchownSync } from 'node:fs';
 import { Master, mtimeOf } from './master.js';
+import { resolveCredentials } from './users.js';
 import { buildVassalStats } from './stats.js';
 
 /** Where the worker programs are, next to this file in the built package. */
@@ -57,11 +59,23 @@ function load(file: string | undefined, options: RunVassalOptions, logger: Logge
  * `logto`: the master's lines go to the file, written at once (they are few), and the
  * workers get its descriptor as their stdout and stderr. A file that cannot be opened is
  * one error line, and the vassal runs logging to stderr.
+ *
+ * A master about to drop to `uid`/`gid` gives the file to them (what uWSGI's
+ * `logfile-chown` does): its workers reopen the file by path after logrotate, as that user.
  */
 function openLog(name: string, config: VassalConfig, stderr: Logger): { logger: Logger; file: LogSink | undefined } {
   if (config.logto === undefined) return { logger: stderr, file: undefined };
   try {
     const file = openLogSink({ path: config.logto, buffered: false, onError: (err) => stderr.error(`logto: cannot write ${config.logto}: ${err.message}`) });
+    if (process.getuid?.() === 0 && (config.uid !== undefined || config.gid !== undefined)) {
+      try {
+        const to = resolveCredentials(config.uid, config.gid);
+        fchownSync(file.fd, to.uid ?? -1, to.gid ?? -1);
+      } catch (err) {
+        // An unknown user stops the master a moment later, with its own error line.
+        stderr.warn(`logto: cannot give ${config.logto} to ${String(config.uid ?? '')}:${String(config.gid ?? '')}: ${(err as Error).message}`);
+      }
+    }
     stderr.info(`logging to ${config.logto}`);
     return { logger: createLogger({ vassal: name }, { destination: { write: (line: string) => file.write(line) } }), file };
   } catch (err) {

@@ -81,22 +81,21 @@ export function setUpLogging(spec: WorkerSpec): WorkerLogging {
       const status = res.headersSent ? res.statusCode : 0;
       const rsize = Math.max(0, sentBytes - head.length);
       if (!shouldLog(log, status, durationUs, rsize)) return;
+      // Headers are read from rawHeaders: `req.headers` would build an object per request.
+      const raw = req.rawHeaders;
       const socket = req.socket;
-      const forwarded = log.xForwardedFor ? firstForwarded(req.headers['x-forwarded-for']) : '';
+      const forwarded = log.xForwardedFor ? firstForwarded(rawHeader(raw, 'x-forwarded-for')) : '';
       const addr = forwarded || (socket.remoteAddress ?? '');
       const method = req.method ?? '';
       const uri = req.url ?? '';
-      const proto = `HTTP/${req.httpVersion}`;
+      const proto = req.httpVersion === '1.1' ? 'HTTP/1.1' : `HTTP/${req.httpVersion}`;
       const port = socket.remotePort ?? 0;
-      const host = req.headers.host ?? '';
-      const { vars, pktsize } = countVars(method, uri, proto, addr, port, host, req.rawHeaders);
+      const host = rawHeader(raw, 'host');
+      const { vars, pktsize } = countVars(method, uri, proto, addr, port, host, raw);
       const line = render({
         pid: process.pid, wid: spec.id, n, method, uri, proto, status, addr, port, user: '', startMs, durationUs,
         rsize, hsize: head.length, headers: headerCount(head), vars, pktsize,
-        header: (name) => {
-          const value = req.headers[name];
-          return value === undefined ? '' : Array.isArray(value) ? value.join(', ') : value;
-        },
+        header: (name) => (name === 'host' ? host : rawHeader(raw, name)),
       });
       sink.write(line);
     },
@@ -111,11 +110,20 @@ export function setUpLogging(spec: WorkerSpec): WorkerLogging {
   };
 }
 
-function firstForwarded(value: string | string[] | undefined): string {
-  const text = Array.isArray(value) ? value[0] : value;
-  if (text === undefined) return '';
-  const comma = text.indexOf(',');
-  return (comma === -1 ? text : text.slice(0, comma)).trim();
+/** A request header by lower-case name, from Node's rawHeaders (name, value, ...); repeated ones joined with ", ". */
+function rawHeader(raw: readonly string[], name: string): string {
+  let found: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const key = raw[i] as string;
+    if (key.length !== name.length || key.toLowerCase() !== name) continue;
+    found = found === undefined ? (raw[i + 1] as string) : `${found}, ${raw[i + 1] as string}`;
+  }
+  return found ?? '';
+}
+
+function firstForwarded(value: string): string {
+  const comma = value.indexOf(',');
+  return (comma === -1 ? value : value.slice(0, comma)).trim();
 }
 
 /**

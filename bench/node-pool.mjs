@@ -108,7 +108,8 @@ export async function run() {
         `${cpu.toFixed(1)} µs`, `${((cpu / bareCpu - 1) * 100).toFixed(1)}%`, rs.reduce((a, r) => a + r.errors, 0), rs.map((r) => Math.round(r.rps)).join(' / ')]);
     }
   }
-  table('Node hello world, 2 workers, wrk on 127.0.0.1 (-t2; keep-alive: -c50, new connection: -c16 + Connection: close; 8 s, 2 rounds)',
+  const rounds = Object.values(Object.values(results)[0] ?? {})[0]?.length ?? 0;
+  table(`Node hello world, 2 workers, wrk on 127.0.0.1 (-t2; keep-alive: -c50, new connection: -c16 + Connection: close; 8 s, ${rounds} rounds)`,
     ['load', 'server', 'req/s', 'p99', 'req/s vs bare', 'CPU per request', 'CPU vs bare', 'errors', 'rounds (req/s)'], rows);
   if (process.env.BENCH_NO_HARAKIRI === '1') return;
   const delays = await harakiriDelay();

@@ -250,12 +250,13 @@ export class Master extends EventEmitter<MasterEvents> {
     env[WORKER_SPEC_ENV] = JSON.stringify(spec);
     env.LISTEN_FDS = String(sockets.length);
     env.LISTEN_FDNAMES = sockets.map((s) => s.spec.name.replaceAll(':', '_')).join(':');
-    const [command, args] =
-      config.runtime === 'node'
-        ? [process.execPath, [this.#options.workerEntries.node]]
-        : [this.#options.pythonInterpreter?.(config) ?? 'python3', [this.#options.workerEntries.python]];
     let child: Child;
     try {
+      // Python: -u, so what the app prints reaches the log at once, as under uWSGI.
+      const [command, args] =
+        config.runtime === 'node'
+          ? [process.execPath, [this.#options.workerEntries.node]]
+          : [this.#options.pythonInterpreter?.(config) ?? 'python3', ['-u', this.#options.workerEntries.python]];
       child = spawnChild(
         command,
         args,

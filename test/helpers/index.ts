@@ -199,7 +199,12 @@ export interface Spawned {
  * then SIGKILL after 5 s, then SIGKILL to any descendant still alive (by PID).
  */
 export function spawnNode(t: TestContext, script: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Spawned {
-  const child = spawn(process.execPath, [script, ...args], {
+  return spawnProcess(t, process.execPath, [script, ...args], options);
+}
+
+/** Spawns any program with the same logging and cleanup as {@link spawnNode}. */
+export function spawnProcess(t: TestContext, file: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Spawned {
+  const child = spawn(file, args, {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, EMPEROR_LOG_PRETTY: '0', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -268,4 +273,37 @@ export interface EmperorStatsDoc {
   emperor: string[];
   vassals: { id: string; pid: number; ready: number; accepting: number; loyal: number; respawns: number; state: string; last_error: string; cursed: number; throttle_ms: number }[];
   blacklist: { id: string; throttle_level: number; attempt: number }[];
+}
+
+/** A vassal run standalone by a test. */
+export interface TestVassal {
+  readonly dir: string;
+  readonly port: number;
+  readonly url: string;
+  readonly file: string;
+  /** Unix stats socket of the vassal. */
+  readonly stats: string;
+  readonly proc: Spawned;
+}
+
+/**
+ * Writes `[uwsgi]` + `body(port, dir)` + `stats = <dir>/stats.sock` to a temp vassal file
+ * and runs it with `emperor --ini`. `port` is a free port for the first socket.
+ */
+export async function startVassal(t: TestContext, body: (port: number, dir: string) => string, options: { env?: NodeJS.ProcessEnv } = {}): Promise<TestVassal> {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const file = join(dir, 'v.ini');
+  const stats = join(dir, 'stats.sock');
+  writeFileSync(file, `[uwsgi]\n${body(port, dir)}\nstats = ${stats}\n`);
+  const proc = spawnEmperor(t, ['--ini', file], options.env ? { env: options.env } : {});
+  return { dir, port, file, stats, proc, url: `http://127.0.0.1:${port}` };
+}
+
+/** Polls the vassal's stats until every worker accepts; returns them. */
+export function workersAccepting(v: TestVassal, count: number, options: WaitOptions = {}): Promise<VassalStatsDoc> {
+  return waitFor(async () => {
+    const doc = await readStats(v.stats, { timeoutMs: 2000 }) as VassalStatsDoc;
+    return doc.workers.length === count && doc.workers.every((w) => w.accepting === 1 && w.pid > 0) ? doc : undefined;
+  }, { timeoutMs: 20_000, message: `${count} worker(s) accepting (logs: ${v.proc.logs.tail(5)})`, ...options });
 }

@@ -687,6 +687,9 @@ class Worker:
             if self.stopping and not self.conns:
                 break
             events = self.selector.select(self.heartbeat_s)
+            # Requests on connections we hold come first; we accept only when we had none
+            # to serve, so a new connection goes to a worker with nothing to do.
+            had_work = any(key.data[0] == "conn" for key, _ in events)
             for key, _ in events:
                 kind = key.data[0]
                 if kind == "conn":
@@ -694,7 +697,8 @@ class Worker:
                     if conn.fd in self.conns:
                         self.serve(conn)
                 elif kind == "listener":
-                    self.accept(key.fileobj, key.data[1], key.data[2])
+                    if not had_work:
+                        self.accept(key.fileobj, key.data[1], key.data[2])
                 elif kind == "channel":
                     self.on_channel()
                 else:

@@ -9,3 +9,4 @@ export { runVassal, WORKER_ENTRIES, type RunVassalOptions } from './run-vassal.j
 
 /** Absolute path of the master entry the emperor spawns. */
 export const MASTER_ENTRY = new URL('./bin/master.js', import.meta.url).pathname;
+export { encodeUwsgiPacket, parseUwsgiPacket, uwsgiToHttpHead, type UwsgiParse, type UwsgiPacket } from './runtimes/node/uwsgi-packet.js';

@@ -4,7 +4,7 @@
  * registered for cleanup; processes are ended by PID, never by name.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
@@ -275,35 +275,62 @@ export interface EmperorStatsDoc {
   blacklist: { id: string; throttle_level: number; attempt: number }[];
 }
 
-/** A vassal run standalone by a test. */
+/** A vassal run standalone by a test (`emperor --ini FILE`). */
 export interface TestVassal {
   readonly dir: string;
   readonly port: number;
-  readonly url: string;
   readonly file: string;
-  /** Unix stats socket of the vassal. */
+  readonly url: string;
+  /** The stats unix socket every test vassal gets. */
   readonly stats: string;
   readonly proc: Spawned;
 }
 
 /**
- * Writes `[uwsgi]` + `body(port, dir)` + `stats = <dir>/stats.sock` to a temp vassal file
- * and runs it with `emperor --ini`. `port` is a free port for the first socket.
+ * Writes `[uwsgi]` + `body(port, dir)` + a `stats` line to a fresh temp dir and runs it
+ * with `emperor --ini`. `port` is a free TCP port for the body to use.
  */
-export async function startVassal(t: TestContext, body: (port: number, dir: string) => string, options: { env?: NodeJS.ProcessEnv } = {}): Promise<TestVassal> {
+export async function startVassal(
+  t: TestContext,
+  body: (port: number, dir: string) => string,
+  options: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<TestVassal> {
   const dir = tempDir(t);
   const port = await freePort();
   const file = join(dir, 'v.ini');
   const stats = join(dir, 'stats.sock');
   writeFileSync(file, `[uwsgi]\n${body(port, dir)}\nstats = ${stats}\n`);
-  const proc = spawnEmperor(t, ['--ini', file], options.env ? { env: options.env } : {});
-  return { dir, port, file, stats, proc, url: `http://127.0.0.1:${port}` };
+  if (options.uid !== undefined) chmodSync(dir, 0o755);
+  const proc = spawnEmperor(t, ['--ini', file], options);
+  return { dir, port, file, url: `http://127.0.0.1:${port}`, stats, proc };
 }
 
-/** Polls the vassal's stats until every worker accepts; returns them. */
-export function workersAccepting(v: TestVassal, count: number, options: WaitOptions = {}): Promise<VassalStatsDoc> {
+/** Polls `url` until it answers 200; returns the body. */
+export function serving(url: string, options: WaitOptions = {}): Promise<string> {
   return waitFor(async () => {
-    const doc = await readStats(v.stats, { timeoutMs: 2000 }) as VassalStatsDoc;
-    return doc.workers.length === count && doc.workers.every((w) => w.accepting === 1 && w.pid > 0) ? doc : undefined;
-  }, { timeoutMs: 20_000, message: `${count} worker(s) accepting (logs: ${v.proc.logs.tail(5)})`, ...options });
+    const r = await httpGet(url);
+    return r.status === 200 ? r.body : undefined;
+  }, { message: `200 from ${url}`, timeoutMs: 15_000, ...options });
+}
+
+/** Polls the vassal's stats until `ready(doc)` is true; returns that document. */
+export function statsUntil(stats: string, ready: (doc: VassalStatsDoc) => boolean, options: WaitOptions = {}): Promise<VassalStatsDoc> {
+  return waitFor(async () => {
+    const doc = await statsOf<VassalStatsDoc>(stats);
+    return ready(doc) ? doc : undefined;
+  }, { message: `stats of ${stats}`, ...options });
+}
+
+/** The pid in a basic.mjs answer (`pid 123`, `slept 10 in 123`, ...). */
+export function pidIn(body: string): number {
+  return Number(/(\d+)\s*$/.exec(body.trim())?.[1] ?? NaN);
+}
+
+/** Polls the vassal's stats until `count` workers accept; returns that document. */
+export function workersAccepting(v: TestVassal, count: number, options: WaitOptions = {}): Promise<VassalStatsDoc> {
+  return statsUntil(v.stats, (doc) => doc.workers.length === count && doc.workers.every((w) => w.accepting === 1 && w.pid > 0), {
+    timeoutMs: 20_000,
+    message: `${count} worker(s) accepting`,
+    ...options,
+  });
 }

@@ -624,7 +624,7 @@ class Worker:
         stack_file = self.spec.get("stackFile")
         if stack_file:
             # harakiri-verbose: the master sends SIGUSR2 and reads this file before SIGKILL.
-            self._stack_file = open(stack_file, "w")
+            self._stack_file = open(os.open(stack_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w")
             faulthandler.register(signal.SIGUSR2, file=self._stack_file, all_threads=True)
         self.selector.register(self._wake_r, selectors.EVENT_READ, ("wake",))
         if self.channel is not None:
@@ -690,8 +690,8 @@ class Worker:
         ):
             self.recycling = True
             self.log.info(
-                "max-requests reached (%d requests); asking the master for a replacement" % self.requests,
-                {"requests": self.requests, "max_requests": self.max_requests},
+                "served %d requests (max-requests %d); asking to be replaced" % (self.requests, self.max_requests),
+                {"requests": self.requests},
             )
             self.stop_accepting()
             self.publish()

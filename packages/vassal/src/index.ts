@@ -3,6 +3,7 @@ export * from './sockets.js';
 export * from './users.js';
 export * from './worker-spec.js';
 export * from './master.js';
+export * from './health.js';
 export * from './stats.js';
 export * from './python-interpreter.js';
 export { runVassal, WORKER_ENTRIES, type RunVassalOptions } from './run-vassal.js';

@@ -7,8 +7,9 @@
  * Worker processes: `starting → ready → stopping → dead`.
  */
 import { EventEmitter } from 'node:events';
-import { writeFileSync, unlinkSync } from 'node:fs';
+import { writeFileSync, unlinkSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import type { Writable } from 'node:stream';
 import type { VassalConfig } from '@emperor/config';
 import { ExitCode, parseWorkerToMaster, type MasterToWorker } from '@emperor/protocol';
 import {
@@ -23,6 +24,8 @@ import {
   spawnChild,
 } from '@emperor/process';
 import { EMPTY_SLOT, Scoreboard, SlotStatus, type SlotData } from './scoreboard.js';
+import { checkHealth, cpusForWorker, nextHarakiriDeadline, type HealthAction, type HealthProc } from './health.js';
+import { captureStack, stackFileFor, type StackRequest } from './stack-dump.js';
 import { bindSockets, readTcpListenQueues, type BoundSocket } from './sockets.js';
 import { dropPrivileges, resolveCredentials, type Credentials } from './users.js';
 import { WORKER_SPEC_ENV, WORKER_SPEC_VERSION, type WorkerSpec } from './worker-spec.js';
@@ -59,8 +62,19 @@ export interface WorkerProc {
   state: WorkerProcState;
   /** Epoch ms when it reported ready; 0 before. */
   readyAt: number;
-  /** Why the master stopped it (`reload`, `max-requests`, ...); '' when it was not asked to. */
+  /** Why the master stopped it (`reload`, `max-requests`, `harakiri`, ...); '' when it was not asked to. */
   stopReason: string;
+  /**
+   * What to do if it exits while still the slot's current process: `backoff` (a crash,
+   * the default), `now` (killed by harakiri or an evil limit: respawn at once), `none`.
+   */
+  respawn: 'backoff' | 'now' | 'none';
+  /** The master is killing it (harakiri, evil limit): no other check applies. */
+  killing: boolean;
+  /** How often it writes its slot, ms. */
+  readonly heartbeatIntervalMs: number;
+  /** With harakiri-verbose: how to ask it for its stack. */
+  readonly stack: StackRequest | undefined;
   /** Latest scoreboard reading. */
   data: SlotData;
   rss: number;
@@ -87,6 +101,8 @@ export interface WorkerSlot {
   lastExitReason: string;
   backoff: BackoffState;
   respawnTimer: NodeJS.Timeout | undefined;
+  /** Epoch ms before which no graceful recycle is attempted (after a replacement failed). */
+  recycleNotBefore: number;
 }
 
 /** Options for {@link Master}. */
@@ -137,6 +153,10 @@ export class Master extends EventEmitter<MasterEvents> {
   #generation = 1;
   #tick: NodeJS.Timeout | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** One-shot timer at the next harakiri deadline, between ticks. */
+  #deadline: NodeJS.Timeout | undefined;
+  /** Last seen mtime (ms) of each `touch-reload` / `touch-chain-reload` file; -1 when missing. */
+  readonly #touched = new Map<string, number>();
   #sampling = false;
   #announced = { ready: false, accepting: false, loyal: false };
   #reloadQueued: 'graceful' | 'chain' | undefined;
@@ -194,6 +214,7 @@ export class Master extends EventEmitter<MasterEvents> {
       const slot = this.#newSlot(id);
       slot.current = this.#spawn(slot, config, this.#generation);
     }
+    for (const file of [...config.touchReload, ...config.touchChainReload]) this.#touched.set(file, mtimeOf(file));
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
     this.#heartbeat = setInterval(() => this.emit('heartbeat'), config.heartbeatMs);
   }
@@ -202,6 +223,7 @@ export class Master extends EventEmitter<MasterEvents> {
     const slot: WorkerSlot = {
       id, current: undefined, next: undefined, requestsBefore: 0, exceptionsBefore: 0, txBefore: 0, runningTimeBefore: 0,
       harakiriBefore: 0, respawnCount: 0, lastSpawn: 0, lastExitReason: '', backoff: INITIAL_BACKOFF, respawnTimer: undefined,
+      recycleNotBefore: 0,
     };
     this.#slots.set(id, slot);
     return slot;
@@ -239,7 +261,8 @@ export class Master extends EventEmitter<MasterEvents> {
       heartbeatIntervalMs: config.harakiriMs > 0 ? Math.min(250, Math.max(50, config.harakiriMs / 8)) : 1000,
       maxRequests: config.maxRequests > 0 ? config.maxRequests + (slot.id - 1) * config.maxRequestsDelta : 0,
       minWorkerLifetimeMs: config.minWorkerLifetimeMs,
-      stackFile: undefined,
+      stackFile: config.harakiriVerbose ? stackFileFor(process.pid, sbIndex) : undefined,
+      stackPipeFd: config.harakiriVerbose && config.runtime === 'node' ? 3 + sockets.length + 1 : undefined,
       app:
         config.runtime === 'node'
           ? { runtime: 'node', module: config.module ?? '' }
@@ -250,6 +273,10 @@ export class Master extends EventEmitter<MasterEvents> {
     env[WORKER_SPEC_ENV] = JSON.stringify(spec);
     env.LISTEN_FDS = String(sockets.length);
     env.LISTEN_FDNAMES = sockets.map((s) => s.spec.name.replaceAll(':', '_')).join(':');
+    // A Node worker with harakiri-verbose gets a pipe on which the master asks its
+    // watchdog thread for the main thread's stack (signals cannot reach that thread).
+    const stackPipe = spec.stackPipeFd !== undefined;
+    const cpus = this.#cpusFor(slot.id, config);
     let child: Child;
     try {
       // Python: -u, so what the app prints reaches the log at once, as under uWSGI.
@@ -265,25 +292,34 @@ export class Master extends EventEmitter<MasterEvents> {
           env,
           // Own process group: a terminal's Ctrl-C reaches the master, which stops workers in order.
           detached: true,
-          stdio: ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), scoreboard.fd, 'ipc'],
+          stdio: ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), scoreboard.fd, ...(stackPipe ? ['pipe' as const] : []), 'ipc'],
           serialization: 'json',
         },
-        { pdeathsig: true, limitAsBytes: config.limitAsBytes, cpus: this.#cpusFor(slot.id, config) },
+        { pdeathsig: true, limitAsBytes: config.limitAsBytes, cpus },
       );
     } catch (err) {
       scoreboard.release(sbIndex);
       this.#logger.error({ worker: slot.id, err }, `cannot spawn worker ${slot.id}: ${(err as Error).message}`);
       return undefined;
     }
+    const pipe = spec.stackPipeFd === undefined ? undefined : ((child.process.stdio[spec.stackPipeFd] as Writable | null) ?? undefined);
+    // The master's end of the pipe sees ECONNRESET when the worker dies: never let that throw.
+    pipe?.on('error', () => {});
     const proc: WorkerProc = {
-      id: slot.id, generation, child, sbIndex, config, state: 'starting', readyAt: 0, stopReason: '',
+      id: slot.id, generation, child, sbIndex, config, state: 'starting', readyAt: 0, stopReason: '', respawn: 'backoff', killing: false,
+      heartbeatIntervalMs: spec.heartbeatIntervalMs,
+      stack: spec.stackFile === undefined ? undefined
+        : { runtime: config.runtime, file: spec.stackFile, pipe },
       data: EMPTY_SLOT, rss: 0, vsz: 0,
     };
     slot.respawnCount += 1;
     slot.lastSpawn = Date.now();
     child.on('message', (raw) => this.#onWorkerMessage(proc, raw));
     child.once('exit', (exit) => this.#onWorkerExit(slot, proc, exit));
-    this.#logger.info({ worker: slot.id, worker_pid: child.pid, generation }, `spawned worker ${slot.id} (pid ${child.pid})`);
+    this.#logger.info(
+      { worker: slot.id, worker_pid: child.pid, generation, ...(cpus ? { cpus } : {}) },
+      `spawned worker ${slot.id} (pid ${child.pid})${cpus ? `, pinned to CPUs ${cpus.join(' ')}` : ''}`,
+    );
     const timer = setTimeout(() => {
       if (proc.state === 'starting') {
         this.#logger.error({ worker: slot.id, worker_pid: child.pid }, `worker ${slot.id} (pid ${child.pid}) not ready after ${WORKER_READY_TIMEOUT_MS / 1000} s; killing it`);
@@ -306,15 +342,11 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   /**
-   * CPUs for worker `id` under `cpu-affinity = k`: worker N starts at `(N-1)*k` modulo
-   * the CPU count and takes k consecutive CPUs, wrapping (uWSGI core/utils.c
-   * `uwsgi_set_cpu_affinity`).
+   * CPUs for worker `id` under `cpu-affinity` (see {@link cpusForWorker}).
    */
   #cpusFor(id: number, config: VassalConfig): number[] | undefined {
     if (config.cpuAffinity <= 0) return undefined;
-    const count = availableParallelism();
-    const base = ((id - 1) * config.cpuAffinity) % count;
-    return Array.from({ length: config.cpuAffinity }, (_, i) => (base + i) % count);
+    return cpusForWorker(id, config.cpuAffinity, availableParallelism());
   }
 
   #onWorkerMessage(proc: WorkerProc, raw: unknown): void {
@@ -333,9 +365,16 @@ export class Master extends EventEmitter<MasterEvents> {
         this.#logger.info({ worker: proc.id, worker_pid: proc.child.pid }, `worker ${proc.id} (pid ${proc.child.pid}) accepting`);
         this.#announce();
         return;
-      case 'recycle':
-        // Implemented with the worker health checks (max-requests).
+      case 'recycle': {
+        const slot = this.#slots.get(proc.id);
+        if (slot === undefined || slot.current !== proc || slot.next !== undefined || this.#state === 'stopping') return;
+        this.#logger.info(
+          { worker: proc.id, worker_pid: proc.child.pid, reason: message.reason, requests: proc.data.requests },
+          `worker ${proc.id} (pid ${proc.child.pid}) reached ${message.reason}; replacing it`,
+        );
+        void this.#recycle(slot, proc, message.reason, true);
         return;
+      }
       default: {
         const never: never = message;
         void never;
@@ -363,6 +402,13 @@ export class Master extends EventEmitter<MasterEvents> {
     const last = this.#scoreboard?.read(proc.sbIndex);
     if (last !== undefined && last.pid === proc.child.pid) proc.data = last;
     this.#scoreboard?.release(proc.sbIndex);
+    if (proc.stack !== undefined) {
+      try {
+        unlinkSync(proc.stack.file);
+      } catch {
+        // never written
+      }
+    }
     slot.requestsBefore += proc.data.requests;
     slot.exceptionsBefore += proc.data.exceptions;
     slot.txBefore += proc.data.txBytes;
@@ -375,27 +421,29 @@ export class Master extends EventEmitter<MasterEvents> {
     if (slot.next === proc) slot.next = undefined;
     const wasCurrent = slot.current === proc;
     if (wasCurrent) slot.current = undefined;
-
-    if (proc.stopReason !== '' && proc.stopReason !== 'not-ready') {
-      slot.lastExitReason = proc.stopReason;
-      this.#logger.info(fields, `worker ${proc.id} (pid ${proc.child.pid}) stopped (${proc.stopReason}): ${how}`);
-    } else {
-      slot.lastExitReason = proc.stopReason === 'not-ready' ? 'not-ready' : exit.code === ExitCode.APP_LOAD ? 'app-load' : 'crash';
-      if (this.#state === 'stopping' || this.#state === 'dead') return;
-      if (!wasCurrent) {
-        this.#logger.error(fields, `worker ${proc.id} (pid ${proc.child.pid}) died before it was ready: ${how}`);
-        return; // a replacement that failed; its reload or recycle handles it
-      }
-      slot.backoff = nextBackoff(slot.backoff, uptimeMs, Date.now(), WORKER_BACKOFF);
-      const delay = slot.backoff.delayMs;
-      const streak = slot.backoff.failures > 1 ? ` (${slot.backoff.failures} times in a row)` : '';
-      this.#logger.error(
-        { ...fields, respawn_in_ms: delay },
-        `worker ${proc.id} (pid ${proc.child.pid}) died: ${how} after ${(uptimeMs / 1000).toFixed(1)} s${streak}; ` +
-          (delay === 0 ? 'respawning' : `respawning in ${(delay / 1000).toFixed(1)} s`),
-      );
-      this.#scheduleRespawn(slot, delay);
+    const asked = proc.stopReason !== '' && proc.stopReason !== 'not-ready';
+    slot.lastExitReason = asked ? proc.stopReason : proc.stopReason === 'not-ready' ? 'not-ready' : exit.code === ExitCode.APP_LOAD ? 'app-load' : 'crash';
+    if (asked) this.#logger.info(fields, `worker ${proc.id} (pid ${proc.child.pid}) stopped (${proc.stopReason}): ${how}`);
+    if (this.#state === 'stopping' || this.#state === 'dead') return;
+    if (!wasCurrent) {
+      // A retired process, or a replacement that failed (its reload or recycle handles it).
+      if (!asked) this.#logger.error(fields, `worker ${proc.id} (pid ${proc.child.pid}) died before it took over: ${how}`);
+      return;
     }
+    if (proc.respawn === 'none') return;
+    if (proc.respawn === 'now') {
+      this.#scheduleRespawn(slot, 0);
+      return;
+    }
+    slot.backoff = nextBackoff(slot.backoff, uptimeMs, Date.now(), WORKER_BACKOFF);
+    const delay = slot.backoff.delayMs;
+    const streak = slot.backoff.failures > 1 ? ` (${slot.backoff.failures} times in a row)` : '';
+    this.#logger.error(
+      { ...fields, respawn_in_ms: delay },
+      `worker ${proc.id} (pid ${proc.child.pid}) died: ${how} after ${(uptimeMs / 1000).toFixed(1)} s${streak}; ` +
+        (delay === 0 ? 'respawning' : `respawning in ${(delay / 1000).toFixed(1)} s`),
+    );
+    this.#scheduleRespawn(slot, delay);
   }
 
   #scheduleRespawn(slot: WorkerSlot, delayMs: number): void {
@@ -435,13 +483,16 @@ export class Master extends EventEmitter<MasterEvents> {
    * Stops one worker process gracefully: it stops accepting, finishes its requests,
    * exits; SIGKILL after `worker-reload-mercy`.
    */
-  #retire(proc: WorkerProc, reason: string): Promise<unknown> {
+  #retire(proc: WorkerProc, reason: string, respawn: WorkerProc['respawn'] = 'none'): Promise<unknown> {
     if (proc.state === 'dead') return Promise.resolve();
     if (proc.stopReason === '') proc.stopReason = reason;
+    proc.respawn = respawn;
     proc.state = 'stopping';
     this.#retiring.add(proc);
     const stop: MasterToWorker = { v: 1, type: 'stop' };
-    return proc.child.stop({ message: stop, signal: 'SIGTERM', mercyMs: proc.config.workerReloadMercyMs });
+    // `reload-mercy`, when set, bounds a reload's retirements as it bounds a stop.
+    const bound = proc.config.reloadMercyMs > 0 ? Math.min(proc.config.reloadMercyMs, proc.config.workerReloadMercyMs) : proc.config.workerReloadMercyMs;
+    return proc.child.stop({ message: stop, signal: 'SIGTERM', mercyMs: bound });
   }
 
   /**
@@ -522,6 +573,7 @@ export class Master extends EventEmitter<MasterEvents> {
         return false;
       }
     }
+    for (const file of [...config.touchReload, ...config.touchChainReload]) if (!this.#touched.has(file)) this.#touched.set(file, mtimeOf(file));
     const generation = ++this.#generation;
     this.#logger.info({ generation }, `${kind === 'chain' ? 'chain' : 'graceful'} reload: starting generation ${generation} (${config.processes} worker(s))`);
     const ids = Array.from({ length: config.processes }, (_, i) => i + 1);
@@ -627,6 +679,7 @@ export class Master extends EventEmitter<MasterEvents> {
 
   #clearTimers(): void {
     if (this.#tick !== undefined) clearInterval(this.#tick);
+    if (this.#deadline !== undefined) clearTimeout(this.#deadline);
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     for (const slot of this.#slots.values()) if (slot.respawnTimer !== undefined) clearTimeout(slot.respawnTimer);
   }
@@ -647,20 +700,154 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   #onTick(): void {
-    const scoreboard = this.#scoreboard;
-    if (scoreboard === undefined || this.#state === 'dead') return;
-    const slots = scoreboard.readAll();
+    if (this.#scoreboard === undefined || this.#state === 'dead') return;
+    const served = this.#readScoreboard();
+    if (!this.#announced.loyal && (served || [...this.#slots.values()].some((s) => s.requestsBefore > 0))) {
+      this.#announced.loyal = true;
+      this.emit('loyal');
+    }
+    this.#checkTouches();
+    this.#checkHealth();
+    void this.#sampleMemory().then(() => this.#checkHealth());
+  }
+
+  /** Reads every slot; returns whether any live process has served a request. */
+  #readScoreboard(): boolean {
+    const slots = this.#scoreboard?.readAll() ?? [];
     let served = false;
     for (const proc of this.processes()) {
       const data = slots[proc.sbIndex];
       if (data !== undefined && data.pid === proc.child.pid) proc.data = data;
       if (proc.data.requests > 0) served = true;
     }
-    if (!this.#announced.loyal && (served || [...this.#slots.values()].some((s) => s.requestsBefore > 0))) {
-      this.#announced.loyal = true;
-      this.emit('loyal');
+    return served;
+  }
+
+  #healthView(): HealthProc[] {
+    const view: HealthProc[] = [];
+    for (const slot of this.#slots.values()) {
+      for (const proc of [slot.current, ...this.#retiring].filter((p): p is WorkerProc => p !== undefined && p.id === slot.id)) {
+        view.push({
+          id: proc.id, pid: proc.child.pid, runtime: proc.config.runtime, state: proc.state, spawnedAt: proc.child.spawnedAt,
+          data: proc.data, heartbeatIntervalMs: proc.heartbeatIntervalMs, rss: proc.rss, vsz: proc.vsz,
+          handled: proc.killing || (slot.current === proc && slot.next !== undefined),
+        });
+      }
     }
-    void this.#sampleMemory();
+    return view;
+  }
+
+  #procOf(view: HealthProc): WorkerProc | undefined {
+    for (const p of this.processes()) if (p.child.pid === view.pid) return p;
+    return undefined;
+  }
+
+  /** Runs the health checks, carries out what is due, and arms a timer for the next harakiri deadline. */
+  #checkHealth(): void {
+    if (this.#state === 'stopping' || this.#state === 'dead') return;
+    const now = Date.now();
+    const view = this.#healthView();
+    for (const action of checkHealth(view, this.#config, now)) this.#act(action, now);
+    if (this.#deadline !== undefined) clearTimeout(this.#deadline);
+    this.#deadline = undefined;
+    const next = nextHarakiriDeadline(this.#healthView(), this.#config.harakiriMs);
+    if (next !== undefined && next - now < TICK_MS) {
+      // uWSGI checks once per master cycle; a timer at the deadline kills on time instead.
+      this.#deadline = setTimeout(() => {
+        this.#deadline = undefined;
+        this.#readScoreboard();
+        this.#checkHealth();
+      }, Math.max(0, next - now) + 5);
+    }
+  }
+
+  #act(action: HealthAction, now: number): void {
+    const proc = this.#procOf(action.proc);
+    const slot = this.#slots.get(action.proc.id);
+    if (proc === undefined || slot === undefined) return;
+    switch (action.kind) {
+      case 'harakiri':
+        void this.#harakiri(slot, proc, action.cause, action.ranMs);
+        return;
+      case 'evil-kill':
+        proc.killing = true;
+        proc.stopReason = action.reason;
+        proc.respawn = slot.current === proc ? 'now' : 'none';
+        this.#logger.error(
+          { worker: proc.id, worker_pid: proc.child.pid, reason: action.reason, rss: proc.rss, vsz: proc.vsz },
+          `*** EVIL RELOAD ON WORKER ${proc.id} (pid ${proc.child.pid}): ${action.detail} (${action.reason}) ***`,
+        );
+        proc.child.kill('SIGKILL');
+        return;
+      case 'recycle':
+        if (slot.current !== proc || now < slot.recycleNotBefore) return;
+        this.#logger.info(
+          { worker: proc.id, worker_pid: proc.child.pid, reason: action.reason, rss: proc.rss, vsz: proc.vsz },
+          `worker ${proc.id} (pid ${proc.child.pid}): ${action.detail} (${action.reason}); replacing it gracefully`,
+        );
+        void this.#recycle(slot, proc, action.reason, false);
+        return;
+      default: {
+        const never: never = action;
+        void never;
+      }
+    }
+  }
+
+  /**
+   * Replaces a worker that reached a limit: its replacement starts first and takes over
+   * once ready, then the old one finishes its requests and exits. If the replacement
+   * fails, the old worker keeps serving and no recycle is tried for a while, unless it
+   * has stopped accepting on its own (`max-requests`): then it is stopped and the slot
+   * respawns with backoff.
+   */
+  async #recycle(slot: WorkerSlot, proc: WorkerProc, reason: string, stoppedAccepting: boolean): Promise<void> {
+    if (await this.#replace(slot, this.#config, this.#generation, reason)) return;
+    if (this.#state === 'stopping' || this.#state === 'dead' || slot.current !== proc) return;
+    slot.backoff = nextBackoff(slot.backoff, 0, Date.now(), WORKER_BACKOFF);
+    slot.recycleNotBefore = Date.now() + slot.backoff.delayMs;
+    this.#logger.error({ worker: proc.id, worker_pid: proc.child.pid, reason }, `worker ${proc.id}: its replacement failed; ${stoppedAccepting ? 'stopping it anyway' : 'it keeps serving'}`);
+    if (stoppedAccepting) void this.#retire(proc, reason, 'backoff');
+  }
+
+  /**
+   * Harakiri: logs the request (and with `harakiri-verbose` the worker's stack), kills
+   * the worker with SIGKILL and respawns it at once (uWSGI `trigger_harakiri`).
+   */
+  async #harakiri(slot: WorkerSlot, proc: WorkerProc, cause: 'request' | 'heartbeat', ranMs: number): Promise<void> {
+    proc.killing = true;
+    proc.stopReason = 'harakiri';
+    proc.respawn = slot.current === proc ? 'now' : 'none';
+    slot.harakiriBefore += 1;
+    const d = proc.data;
+    const what = d.method !== '' ? `${d.method} ${d.uri}` : 'no request';
+    const limit = this.#config.harakiriMs / 1000;
+    const fields = { worker: proc.id, worker_pid: proc.child.pid, method: d.method, uri: d.uri, ran_ms: ranMs, harakiri_ms: this.#config.harakiriMs, cause };
+    const message =
+      cause === 'request'
+        ? `HARAKIRI ON WORKER ${proc.id} (pid ${proc.child.pid}): ${what} ran for ${(ranMs / 1000).toFixed(1)} s (harakiri ${limit} s)`
+        : `HARAKIRI ON WORKER ${proc.id} (pid ${proc.child.pid}): event loop blocked for ${(ranMs / 1000).toFixed(1)} s (harakiri ${limit} s); oldest request in flight: ${what}`;
+    if (proc.stack !== undefined) {
+      const stack = await captureStack(proc.child.pid, proc.stack);
+      this.#logger.error({ ...fields, stack }, `${message}; stack:\n${stack}`);
+    } else {
+      this.#logger.error(fields, message);
+    }
+    proc.child.kill('SIGKILL');
+  }
+
+  /** `touch-reload` / `touch-chain-reload`: a file whose mtime changed (or that vanished) triggers a reload. */
+  #checkTouches(): void {
+    let kind: 'graceful' | 'chain' | undefined;
+    for (const [file, before] of this.#touched) {
+      const now = mtimeOf(file);
+      if (now === before) continue;
+      this.#touched.set(file, now);
+      const chain = this.#config.touchChainReload.includes(file) && !this.#config.touchReload.includes(file);
+      this.#logger.info({ file }, `*** ${file} has been touched... ${chain ? 'chain reload' : 'grace them all'} !!! ***`);
+      kind = kind === 'graceful' || !chain ? 'graceful' : 'chain';
+    }
+    if (kind !== undefined) void this.reload(kind);
   }
 
   async #sampleMemory(): Promise<void> {
@@ -695,5 +882,14 @@ export class Master extends EventEmitter<MasterEvents> {
     if (proc.state === 'starting') return 'starting';
     if (proc.state === 'stopping') return 'stopping';
     return proc.data.status === SlotStatus.BUSY || proc.data.inFlight > 0 ? 'busy' : 'idle';
+  }
+}
+
+/** mtime of a file in ms, or -1 when it does not exist. */
+function mtimeOf(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return -1;
   }
 }

@@ -335,3 +335,37 @@ test('graceful reload: the request in flight finishes, the old worker exits 0', 
   assert.notEqual(fresh.workers[0]?.pid, oldPid);
   assert.match((await httpGet(`${v.url}/`)).body, new RegExp(`^pid ${fresh.workers[0]?.pid}`));
 });
+
+test('harakiri on a sync Python worker: killed at the deadline from its request start, the Python stack logged', async (t) => {
+  const v = await pythonVassal(t, 'harakiri = 1\nharakiri-verbose = true');
+  const doc = await ready(v);
+  const first = doc.workers[0]?.pid;
+  const started = Date.now();
+  const stuck = httpGet(`${v.url}/sleep?ms=20000`).catch((err: unknown) => err);
+  const line = await v.proc.logs.waitFor((l) => /^HARAKIRI ON WORKER 1 /.test(l.msg ?? ''), { timeoutMs: 6000 });
+  const elapsed = (line.time as number) - started;
+  assert.ok(elapsed >= 1000 && elapsed <= 2200, `killed ${elapsed} ms after the request started (harakiri 1 s)`);
+  assert.match(line.msg ?? '', /GET \/sleep\?ms=20000 ran for 1\.\d s \(harakiri 1 s\)/);
+  // faulthandler's dump: the frame of the app that was sleeping.
+  assert.match(String(line.stack), /File ".*wsgi_app\.py", line \d+ in application/);
+  assert.ok((await stuck) instanceof Error, 'the stuck request failed');
+  const after = await workersAccepting(v, 1);
+  assert.notEqual(after.workers[0]?.pid, first);
+  assert.equal(after.workers[0]?.harakiri_count, 1);
+});
+
+test('max-requests recycles a Python worker after exactly N requests', async (t) => {
+  const v = await pythonVassal(t, 'max-requests = 4\nmin-worker-lifetime = 0');
+  await ready(v);
+  const pids: number[] = [];
+  for (let i = 0; i < 9; i++) pids.push(Number(/pid (\d+)/.exec((await httpGet(`${v.url}/`)).body)?.[1]));
+  const [a, b, c] = [...new Set(pids)];
+  assert.deepEqual(pids, [a, a, a, a, b, b, b, b, c], 'each process served 4');
+  const doc = await waitFor(async () => {
+    const d = await statsOf<VassalStatsDoc>(v.stats);
+    return d.workers[0]?.pid === c && d.workers[0]?.requests === 9 ? d : undefined;
+  }, { message: 'stats after two recycles' });
+  assert.equal(doc.workers[0]?.last_exit_reason, 'max-requests');
+  assert.equal(doc.workers[0]?.respawn_count, 3);
+  assert.equal(v.proc.logs.find((l) => /^served 4 requests \(max-requests 4\); asking to be replaced$/.test(l.msg ?? '')).length, 2);
+});

@@ -11,7 +11,7 @@ import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, httpGet, procStatus, statsOf, startVassal, waitFor, workersAccepting, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
+import { FIXTURES, descendants, httpGet, isAlive, procStatus, statsOf, startVassal, waitFor, workersAccepting, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
 import { exchange, nginxVars, parseResponse, uwsgiRequest } from '../helpers/wire.js';
 import { DEBIAN_PYTHON } from '../helpers/nginx.js';
 
@@ -368,4 +368,26 @@ test('max-requests recycles a Python worker after exactly N requests', async (t)
   assert.equal(doc.workers[0]?.last_exit_reason, 'max-requests');
   assert.equal(doc.workers[0]?.respawn_count, 3);
   assert.equal(v.proc.logs.find((l) => /^served 4 requests \(max-requests 4\); asking to be replaced$/.test(l.msg ?? '')).length, 2);
+});
+
+test('a unix http-socket; workers of a master killed with SIGKILL are gone within 1 s', async (t) => {
+  const v = await startVassal(t, (_port, d) => `http-socket = ${join(d, 'app.sock')}\nwsgi-file = ${APP}\nprocesses = 2`);
+  await ready(v, 2);
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = request({ socketPath: join(v.dir, 'app.sock'), path: '/environ', headers: { host: 'unix.test:8000' } }, (res) => {
+      let data = '';
+      res.on('data', (c: Buffer) => (data += c.toString()));
+      res.on('end', () => resolve(data));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const e = JSON.parse(body) as Record<string, unknown>;
+  assert.equal(e.SERVER_NAME, 'unix.test');
+  assert.equal(e.SERVER_PORT, '8000');
+  assert.equal(e.REMOTE_ADDR, '');
+  const workers = descendants(v.proc.pid);
+  assert.equal(workers.length, 2);
+  process.kill(v.proc.pid, 'SIGKILL');
+  await waitFor(() => workers.every((p) => !isAlive(p)), { timeoutMs: 1000, message: 'workers gone within 1 s' });
 });

@@ -120,7 +120,7 @@ class Log:
             extra = {k: v for k, v in record.items() if k not in ("level", "time", "pid", "msg")}
             line = "[%s.%03d] %s (%d): %s %s" % (
                 time.strftime("%H:%M:%S", t), record["time"] % 1000, self.NAMES.get(level, str(level)),
-                record["pid"], msg, json.dumps(extra, ensure_ascii=False, default=str),
+                record["pid"], msg, json.dumps(extra, ensure_ascii=False, separators=(",", ":"), default=str),
             )
         else:
             line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -592,7 +592,6 @@ class Worker:
         except BaseException as err:  # noqa: B036 - SystemExit at import is a load failure too
             self.log.error("cannot load app %s: %s: %s" % (target, type(err).__name__, err), {"module": target}, err)
             os._exit(EXIT_APP_LOAD)
-        self.log.info("app %s loaded (Python %s)" % (target, sys.version.split()[0]))
 
     def listen(self) -> None:
         for s in self.spec["sockets"]:

@@ -373,21 +373,33 @@ test('max-requests recycles a Python worker after exactly N requests', async (t)
 test('a unix http-socket; workers of a master killed with SIGKILL are gone within 1 s', async (t) => {
   const v = await startVassal(t, (_port, d) => `http-socket = ${join(d, 'app.sock')}\nwsgi-file = ${APP}\nprocesses = 2`);
   await ready(v, 2);
-  const body = await new Promise<string>((resolve, reject) => {
-    const req = request({ socketPath: join(v.dir, 'app.sock'), path: '/environ', headers: { host: 'unix.test:8000' } }, (res) => {
-      let data = '';
-      res.on('data', (c: Buffer) => (data += c.toString()));
-      res.on('end', () => resolve(data));
+  const get = (path: string): Promise<string> =>
+    new Promise<string>((resolve, reject) => {
+      const req = request({ socketPath: join(v.dir, 'app.sock'), path, headers: { host: 'unix.test:8000', connection: 'close' } }, (res) => {
+        let data = '';
+        res.on('data', (c: Buffer) => (data += c.toString()));
+        res.on('end', () => resolve(data));
+      });
+      req.on('error', reject);
+      req.end();
     });
-    req.on('error', reject);
-    req.end();
-  });
-  const e = JSON.parse(body) as Record<string, unknown>;
+  const e = JSON.parse(await get('/environ')) as Record<string, unknown>;
   assert.equal(e.SERVER_NAME, 'unix.test');
   assert.equal(e.SERVER_PORT, '8000');
   assert.equal(e.REMOTE_ADDR, '');
   const workers = descendants(v.proc.pid);
   assert.equal(workers.length, 2);
+  // SIGINT and SIGHUP (a terminal, a session ending) do not stop a worker: the master decides.
+  for (const pid of workers) {
+    process.kill(pid, 'SIGINT');
+    process.kill(pid, 'SIGHUP');
+  }
+  // Both processes still answer (a dead one never would).
+  const answered = new Set<number>();
+  await waitFor(async () => {
+    answered.add(Number(/pid (\d+)/.exec(await get('/'))?.[1]));
+    return workers.every((p) => answered.has(p));
+  }, { message: `answers from both ${workers.join(', ')}` });
   process.kill(v.proc.pid, 'SIGKILL');
   await waitFor(() => workers.every((p) => !isAlive(p)), { timeoutMs: 1000, message: 'workers gone within 1 s' });
 });

@@ -531,6 +531,7 @@ class Worker:
         self.conns: dict = {}
         self.accepting = False
         self.stopping = False
+        self.stop_requested = False  # set by SIGTERM; acted on by the loop, not in the handler
         self.recycling = False
         self.status = STARTING
         self.current: Optional[tuple] = None  # (start epoch ms, method, uri) of the request in flight
@@ -614,17 +615,29 @@ class Worker:
             self.listeners.append(sock)
             self.selector.register(sock, selectors.EVENT_READ, ("listener", s["protocol"], server))
 
+    def _on_sigterm(self, *_: Any) -> None:
+        # Python runs this between any two bytecodes of the main thread, maybe in the
+        # middle of the loop's bookkeeping: only set a flag (the wake-up fd ends select).
+        self.stop_requested = True
+
+    def going_away(self) -> bool:
+        """This process will stop soon: its responses tell clients to reconnect elsewhere."""
+        return self.stopping or self.stop_requested or self.recycling
+
     def install_signals(self) -> None:
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        signal.signal(signal.SIGTERM, lambda *_: self.begin_stop())
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         # SIGINT and SIGHUP come from a terminal or a session ending; the master decides.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         stack_file = self.spec.get("stackFile")
         if stack_file:
             # harakiri-verbose: the master sends SIGUSR2 and reads this file before SIGKILL.
-            self._stack_file = open(os.open(stack_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w")
-            faulthandler.register(signal.SIGUSR2, file=self._stack_file, all_threads=True)
+            try:
+                self._stack_file = open(os.open(stack_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w")
+                faulthandler.register(signal.SIGUSR2, file=self._stack_file, all_threads=True)
+            except OSError as err:
+                self.log.error("harakiri-verbose: cannot open the stack file %s: %s; no stacks will be logged" % (stack_file, err))
         self.selector.register(self._wake_r, selectors.EVENT_READ, ("wake",))
         if self.channel is not None:
             self.selector.register(self.channel.fd, selectors.EVENT_READ, ("channel",))
@@ -708,6 +721,8 @@ class Worker:
         self.send({"v": IPC_VERSION, "type": "ready"})
         last_sweep = time.monotonic()
         while True:
+            if self.stop_requested and not self.stopping:
+                self.begin_stop()
             if self.stopping and not self.conns:
                 break
             events = self.selector.select(self.heartbeat_s)
@@ -744,6 +759,8 @@ class Worker:
     def accept(self, listener: socket.socket, proto: str, server: tuple) -> None:
         # One connection per wake-up: the other workers woke too and take the next ones,
         # which spreads keep-alive connections over the pool.
+        if not self.accepting:
+            return  # stopped accepting earlier in this round of events
         try:
             sock, peer = listener.accept()
         except (BlockingIOError, InterruptedError):
@@ -869,7 +886,7 @@ class Worker:
         keep_alive = self.call_app(conn, environ, body, "HTTP/1.1", http11, keep_alive)
         if keep_alive and not body.eof:
             keep_alive = body.drain()
-        return keep_alive and not (self.stopping or self.recycling)
+        return keep_alive and not self.going_away()
 
     def parse_http(self, conn: Conn, head: bytes) -> tuple:
         lines = head.split(b"\r\n")
@@ -1069,7 +1086,7 @@ class Worker:
         def head_bytes(known_length: Optional[int]) -> bytes:
             """The status line and headers, with the framing decided now."""
             nonlocal keep
-            if self.stopping or self.recycling:
+            if self.going_away():
                 keep = False  # this process is going away: clients reconnect to another one
             status = st["status"]
             code = int(status[:3])
@@ -1283,6 +1300,13 @@ def main() -> None:
     for name in ("LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "NODE_CHANNEL_SERIALIZATION_MODE"):
         os.environ.pop(name, None)
     channel = os.environ.pop("NODE_CHANNEL_FD", None)
+    # The inherited fds are ours alone: a subprocess the app starts must not keep the
+    # listening sockets, the scoreboard or the master's channel open.
+    for fd in [s["fd"] for s in spec["sockets"]] + [spec["scoreboard"]["fd"]] + ([int(channel)] if channel else []):
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            pass
     faulthandler.enable()  # a crash in C code leaves its Python stack on stderr
     app = spec["app"]
     # sys.path[0] is this file's directory: the app's directory (the cwd, uWSGI's chdir)

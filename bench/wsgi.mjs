@@ -9,6 +9,7 @@
 // BENCH_ROUNDS how many times each is measured (default 3; the median is reported).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { EMPEROR_BIN, freePort, get200, start, table, tempDir, waitFor } from './lib.mjs';
@@ -68,6 +69,30 @@ function wrk(url, seconds, extra = []) {
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const socketErrors = sock ? Number(sock[1]) + Number(sock[3]) + Number(sock[4]) : 0;
   return { rps, p99, errors: non2xx + socketErrors };
+}
+
+/**
+ * How many of `clients` keep-alive clients, each sending requests one after another for
+ * `ms`, get any answer. wrk's totals cannot show it: a sync server that keeps a
+ * connection open serves that one connection while the others wait, and only answered
+ * requests count in req/s and p99.
+ */
+async function fairness(url, clients = 10, ms = 2000) {
+  const agent = new Agent({ keepAlive: true, maxSockets: clients });
+  const end = Date.now() + ms;
+  const get = () => new Promise((resolve) => {
+    const req = request(url, { agent, timeout: ms + 500 }, (res) => { res.resume(); res.on('end', () => resolve(true)); });
+    req.on('timeout', () => { req.destroy(); resolve(false); });
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+  const counts = await Promise.all(Array.from({ length: clients }, async () => {
+    let n = 0;
+    while (Date.now() < end && (await get())) n++;
+    return n;
+  }));
+  agent.destroy();
+  return counts;
 }
 
 export async function run() {
@@ -142,6 +167,13 @@ http {
     ['server', 'req/s', 'p99', 'errors'],
     results.map(([name, r]) => [name, ...fmt(r)]),
   );
+  const fair = [];
+  for (const [name, url, extra] of targets.filter(([n]) => /keep-alive/.test(n))) {
+    void extra;
+    const counts = await fairness(url);
+    fair.push([name, `${counts.filter((c) => c > 0).length} of ${counts.length}`, Math.min(...counts), Math.max(...counts)]);
+  }
+  table('Keep-alive fairness: 10 clients, each sending requests one after another for 2 s', ['server', 'clients answered', 'fewest answers', 'most answers'], fair);
   const ratio = (a, b) => (byName.get(a).rps / byName.get(b).rps).toFixed(2);
   table('Ratios (req/s)', ['comparison', 'ratio'], [
     ['Emperor / uWSGI, behind nginx uwsgi_pass', ratio(targets[0][0], targets[1][0])],

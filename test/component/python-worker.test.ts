@@ -130,6 +130,15 @@ test('http-socket: keep-alive and pipelining, HEAD, HTTP/1.0, chunked bodies, Ex
 
   const big = parseResponse(await exchange(v.port, raw(`GET / HTTP/1.1\nHost: a\nX-Big: ${'x'.repeat(5000)}\n\n`)));
   assert.equal(big.status, 431, 'a head larger than buffer-size');
+  for (const path of ['/bad-header', '/hop-by-hop']) {
+    const refused = parseResponse(await exchange(v.port, raw(`GET ${path} HTTP/1.1\nHost: a\n\n`)));
+    assert.equal(refused.status, 500, `${path}: start_response refuses it`);
+    assert.equal(refused.headers['set-cookie'], undefined);
+  }
+  const no = parseResponse(await exchange(v.port, raw('GET /status?code=204 HTTP/1.1\nHost: a\nConnection: close\n\n')));
+  assert.equal(no.status, 204);
+  assert.equal(no.headers['content-length'], undefined, '204 has no body and no length');
+  assert.equal(no.headers['transfer-encoding'], undefined);
   const bad = parseResponse(await exchange(v.port, raw('GARBAGE\n\n')));
   assert.equal(bad.status, 400);
   assert.match((await httpGet(`${v.url}/`)).body, /^pid \d+/, 'still serving');

@@ -69,6 +69,10 @@ TIMEVAL = struct.pack("ll", int(SOCKET_TIMEOUT_S), int(SOCKET_TIMEOUT_S % 1 * 1e
 # Largest piece handed to one send: a socket timeout applies to each send call.
 SEND_PIECE = 256 * 1024
 RECV_SIZE = 64 * 1024
+# Without harakiri, how often request starts and ends may be written to the slot, s
+# (the Node worker's rates: stats stay fresh at low traffic, cost is bounded under load).
+START_PUBLISH_S = 0.001
+IDLE_PUBLISH_S = 0.1
 # After the master's death (its IPC channel closed) the worker is gone within this.
 ORPHAN_EXIT_S = 0.9
 
@@ -79,6 +83,17 @@ TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 STATUS = re.compile(r"^[1-9][0-9]{2} [^\r\n]*$")
 BAD_HEADER_VALUE = re.compile(r"[\r\n\0]")
 NO_BODY_STATUS = frozenset([204, 304])
+
+# Statuses and header names already checked: apps send the same few again and again.
+GOOD_STATUSES: set = set()
+GOOD_NAMES: set = set()
+
+
+def remember(cache: set, item: str) -> None:
+    if len(cache) >= 1024:
+        cache.clear()  # bounded, whatever an app invents
+    cache.add(item)
+
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -523,6 +538,7 @@ class Worker:
         self.buffer_size = int(spec["bufferSize"])
         self.heartbeat_s = max(0.05, spec["heartbeatIntervalMs"] / 1000)
         self.max_requests = int(spec.get("maxRequests") or 0)
+        self.exact_slot = spec.get("harakiriMs", 0) > 0
         self.min_lifetime_s = (spec.get("minWorkerLifetimeMs") or 0) / 1000
         self.started = time.monotonic()
         self.app: Callable = None  # type: ignore[assignment]
@@ -604,6 +620,13 @@ class Worker:
                 self.log.error("cannot listen on %s: %s" % (s["name"], err), {"code": err.errno})
                 os._exit(EXIT_UNAVAILABLE)
             sock.setblocking(False)
+            # Set once here, inherited by every accepted connection (Linux copies them in
+            # accept): kernel timeouts on blocking sockets make each recv/send one syscall,
+            # where a Python socket timeout polls before every call.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, TIMEVAL)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, TIMEVAL)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay on keep-alive
             try:
                 name = sock.getsockname()
             except OSError:
@@ -613,7 +636,8 @@ class Worker:
             else:
                 server = ("localhost", "80", name if isinstance(name, str) else "")
             self.listeners.append(sock)
-            self.selector.register(sock, selectors.EVENT_READ, ("listener", s["protocol"], server))
+            family = (int(sock.family), int(sock.type))
+            self.selector.register(sock, selectors.EVENT_READ, ("listener", s["protocol"], server, family))
 
     def _on_sigterm(self, *_: Any) -> None:
         # Python runs this between any two bytecodes of the main thread, maybe in the
@@ -737,7 +761,7 @@ class Worker:
                         self.serve(conn)
                 elif kind == "listener":
                     if not had_work:
-                        self.accept(key.fileobj, key.data[1], key.data[2])
+                        self.accept(key.fileobj, key.data[1], key.data[2], key.data[3])
                 elif kind == "channel":
                     self.on_channel()
                 else:
@@ -756,29 +780,24 @@ class Worker:
         self.publish()
         self.errors.flush()
 
-    def accept(self, listener: socket.socket, proto: str, server: tuple) -> None:
+    def accept(self, listener: socket.socket, proto: str, server: tuple, family: tuple) -> None:
         # One connection per wake-up: the other workers woke too and take the next ones,
         # which spreads keep-alive connections over the pool.
         if not self.accepting:
             return  # stopped accepting earlier in this round of events
         try:
-            sock, peer = listener.accept()
+            # What socket.accept() does, minus its family/type lookups: the fd comes back
+            # blocking, with the listener's timeouts and TCP_NODELAY.
+            fd, peer = listener._accept()  # type: ignore[attr-defined]
         except (BlockingIOError, InterruptedError):
             return
         except OSError as err:
             self.log.warn("accept failed: %s" % err)
             return
+        sock = socket.socket(family[0], family[1], 0, fileno=fd)
         if len(self.conns) >= MAX_CONNECTIONS:
             idle = min(self.conns.values(), key=lambda c: c.last_active)
             self.close(idle)
-        if proto == "http" and server[2] == "":
-            # Keep-alive responses must not wait for the client's delayed ACK (Nagle).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # Kernel timeouts on a blocking socket: one syscall per recv/send. (A Python
-        # socket timeout polls before every call: twice the syscalls.)
-        sock.setblocking(True)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, TIMEVAL)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, TIMEVAL)
         conn = Conn(sock, peer, proto, server)
         self.conns[conn.fd] = conn
         # Usually the request is already there (nginx writes it right after connecting):
@@ -1058,9 +1077,12 @@ class Worker:
         environ["wsgi.file_wrapper"] = FileWrapper
         environ["wsgi.input_terminated"] = True
         t0 = time.perf_counter()
-        self.current = (time.time() * 1000, method, uri)
-        # The slot's request start is the master's harakiri clock for a sync worker.
-        self.publish()
+        now = time.time()
+        self.current = (now * 1000, method, uri)
+        # With harakiri the slot's request start is the master's clock for a sync worker:
+        # always written. Without, as the Node worker: unless written in the last 1 ms.
+        if self.exact_slot or now - self.scoreboard.last_write >= START_PUBLISH_S:
+            self.publish()
         is_head = method == "HEAD"
         sock = conn.sock
         # Response state, shared with start_response and write.
@@ -1165,17 +1187,24 @@ class Worker:
                     exc_info = None  # PEP 3333: avoid a reference cycle with the traceback
             elif st["status"] is not None:
                 raise AssertionError("start_response() called a second time without exc_info")
-            if type(status) is not str or not STATUS.match(status):
-                raise ValueError("start_response: status must be a str like '200 OK', got %r" % (status,))
+            if status not in GOOD_STATUSES:
+                if type(status) is not str or not STATUS.match(status):
+                    raise ValueError("start_response: status must be a str like '200 OK', got %r" % (status,))
+                remember(GOOD_STATUSES, status)
             if type(headers) is not list:
                 raise TypeError("start_response: headers must be a list, got %s" % type(headers).__name__)
             for h in headers:
-                if type(h) is not tuple or len(h) != 2 or type(h[0]) is not str or type(h[1]) is not str:
+                if type(h) is not tuple or len(h) != 2 or type(h[1]) is not str:
                     raise TypeError("start_response: each header must be a (str, str) tuple, got %r" % (h,))
-                if not TOKEN.match(h[0].encode("latin-1", "replace")) or BAD_HEADER_VALUE.search(h[1]):
-                    raise ValueError("start_response: invalid header %r" % (h,))
-                if h[0].lower() in HOP_BY_HOP:
-                    raise ValueError("start_response: hop-by-hop header %r is the server's business (PEP 3333)" % h[0])
+                name = h[0]
+                if name not in GOOD_NAMES:
+                    if type(name) is not str or not TOKEN.match(name.encode("latin-1", "replace")):
+                        raise ValueError("start_response: invalid header name %r" % (name,))
+                    if name.lower() in HOP_BY_HOP:
+                        raise ValueError("start_response: hop-by-hop header %r is the server's business (PEP 3333)" % name)
+                    remember(GOOD_NAMES, name)
+                if BAD_HEADER_VALUE.search(h[1]):
+                    raise ValueError("start_response: invalid header value %r" % (h,))
             st["status"] = status
             st["headers"] = headers
             return write
@@ -1278,9 +1307,13 @@ class Worker:
         self.running_time_us += rt_us
         self.avg_rt_us = rt_us if self.avg_rt_us == 0 else (self.avg_rt_us + rt_us) / 2  # uWSGI's running average
         self.tx_bytes += tx
-        self.last_request_end_ms = time.time() * 1000
+        now = time.time()
+        self.last_request_end_ms = now * 1000
         self.current = None
-        self.publish()
+        # Idle again: always with harakiri (a stale "busy" would be killed), else at most
+        # every 100 ms; the loop's heartbeat writes the rest within heartbeatIntervalMs.
+        if self.exact_slot or now - self.scoreboard.last_write >= IDLE_PUBLISH_S:
+            self.publish()
         return keep and not uwsgi
 
 

@@ -7,12 +7,15 @@
 // (installed here when missing and running as root). BENCH_SECONDS sets the duration of
 // each measurement (default 5), BENCH_CONNECTIONS the concurrent connections (default 50),
 // BENCH_ROUNDS how many times each is measured (default 3; the median is reported).
+// The CPU column is the app server's own processes (user + system time per answered
+// request, from /proc): unlike req/s it hardly moves with other load on the machine.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { EMPEROR_BIN, freePort, get200, start, table, tempDir, waitFor } from './lib.mjs';
+import { EMPEROR_BIN, freePort, get200, start, table, tempDir, treeCpuMs, waitFor } from './lib.mjs';
+import { wrk } from './wrk.mjs';
 
 const PACKAGES = ['wrk', 'nginx', 'uwsgi', 'uwsgi-plugin-python3', 'gunicorn'];
 const PYTHON = '/usr/bin/python3';
@@ -58,19 +61,6 @@ function tcpOpen(port) {
   });
 }
 
-/** Runs wrk and returns requests/s, p99 (ms) and errors (non-2xx plus socket errors). */
-function wrk(url, seconds, extra = []) {
-  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...extra, url], { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
-  const p99Match = /\s99%\s+([\d.]+)(us|ms|s)/.exec(out);
-  const unit = { us: 0.001, ms: 1, s: 1000 }[p99Match?.[2] ?? 'ms'];
-  const p99 = Number(p99Match?.[1] ?? NaN) * unit;
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const socketErrors = sock ? Number(sock[1]) + Number(sock[3]) + Number(sock[4]) : 0;
-  return { rps, p99, errors: non2xx + socketErrors };
-}
-
 /**
  * How many of `clients` keep-alive clients, each sending requests one after another for
  * `ms`, get any answer. wrk's totals cannot show it: a sync server that keeps a
@@ -110,13 +100,13 @@ wsgi-file = ${join(dir, 'app.py')}
 processes = 2
 env = PATH=/usr/bin:/bin
 `);
-  start(process.execPath, [EMPEROR_BIN, '--ini', join(dir, 'emperor.ini')], quiet);
-  start('uwsgi', [
+  const emperor = start(process.execPath, [EMPEROR_BIN, '--ini', join(dir, 'emperor.ini')], quiet);
+  const uwsgi = start('uwsgi', [
     '--plugin', 'python3', '--master', '--processes', '2', '--disable-logging', '--die-on-term',
     '--socket', `127.0.0.1:${port.uwsgiUwsgi}`, '--http-socket', `127.0.0.1:${port.uwsgiHttp}`, '--http11-socket', `127.0.0.1:${port.uwsgiHttp11}`,
     '--wsgi-file', join(dir, 'app.py'),
   ], { cwd: dir });
-  start('gunicorn', ['--workers', '2', '--worker-class', 'sync', '--bind', `127.0.0.1:${port.gunicorn}`, '--chdir', dir, 'app:application'], { cwd: dir });
+  const gunicorn = start('gunicorn', ['--workers', '2', '--worker-class', 'sync', '--bind', `127.0.0.1:${port.gunicorn}`, '--chdir', dir, 'app:application'], { cwd: dir });
 
   const prefix = join(dir, 'nginx');
   mkdirSync(prefix);
@@ -136,24 +126,31 @@ http {
 `);
   start('/usr/sbin/nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf'), '-g', `daemon off; pid ${join(prefix, 'nginx.pid')};`]);
 
+  // [name, url, wrk headers, the app server's root pid (its CPU is measured, nginx's is not)]
+  const close = ['Connection: close'];
   const targets = [
-    ['nginx uwsgi_pass → Emperor (Python worker)', `http://127.0.0.1:${port.ngxEmperor}/`, []],
-    ['nginx uwsgi_pass → uWSGI', `http://127.0.0.1:${port.ngxUwsgi}/`, []],
-    ['nginx proxy_pass → gunicorn sync', `http://127.0.0.1:${port.ngxGunicorn}/`, []],
-    ['Emperor http-socket (keep-alive)', `http://127.0.0.1:${port.emperorHttp}/`, []],
-    ['uWSGI http11-socket (keep-alive)', `http://127.0.0.1:${port.uwsgiHttp11}/`, []],
-    ['Emperor http-socket, new connection per request', `http://127.0.0.1:${port.emperorHttp}/`, ['-H', 'Connection: close']],
-    ['uWSGI http-socket (closes after each response)', `http://127.0.0.1:${port.uwsgiHttp}/`, []],
-    ['gunicorn sync (closes after each response)', `http://127.0.0.1:${port.gunicorn}/`, []],
+    ['nginx uwsgi_pass → Emperor (Python worker)', `http://127.0.0.1:${port.ngxEmperor}/`, [], emperor.pid],
+    ['nginx uwsgi_pass → uWSGI', `http://127.0.0.1:${port.ngxUwsgi}/`, [], uwsgi.pid],
+    ['nginx proxy_pass → gunicorn sync', `http://127.0.0.1:${port.ngxGunicorn}/`, [], gunicorn.pid],
+    ['Emperor http-socket (keep-alive)', `http://127.0.0.1:${port.emperorHttp}/`, [], emperor.pid],
+    ['uWSGI http11-socket (keep-alive)', `http://127.0.0.1:${port.uwsgiHttp11}/`, [], uwsgi.pid],
+    ['Emperor http-socket, new connection per request', `http://127.0.0.1:${port.emperorHttp}/`, close, emperor.pid],
+    ['uWSGI http-socket (closes after each response)', `http://127.0.0.1:${port.uwsgiHttp}/`, [], uwsgi.pid],
+    ['gunicorn sync (closes after each response)', `http://127.0.0.1:${port.gunicorn}/`, [], gunicorn.pid],
   ];
+  const measure = async (url, headers, root, seconds) => {
+    const cpu0 = treeCpuMs(root);
+    const r = await wrk(url, { threads: 1, connections: CONNECTIONS, seconds, headers });
+    return { ...r, cpuUs: ((treeCpuMs(root) - cpu0) * 1000) / r.requests };
+  };
   for (const [, url] of targets) {
     await waitFor(() => tcpOpen(Number(new URL(url).port)), 30_000, 20);
     await waitFor(() => get200(url), 30_000, 20);
   }
-  for (const [, url, extra] of targets) wrk(url, 1, extra); // warm-up
+  for (const [, url, headers, root] of targets) await measure(url, headers, root, 1); // warm-up
   const runs = new Map(targets.map(([name]) => [name, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, url, extra] of targets) runs.get(name).push(wrk(url, SECONDS, extra));
+    for (const [name, url, headers, root] of targets) runs.get(name).push(await measure(url, headers, root, SECONDS));
   }
   const results = targets.map(([name]) => {
     const sorted = [...runs.get(name)].sort((a, b) => a.rps - b.rps);
@@ -161,21 +158,20 @@ http {
     return [name, { ...median, errors: sorted.reduce((n, r) => n + r.errors, 0) }];
   });
   const byName = new Map(results);
-  const fmt = (r) => [Math.round(r.rps).toLocaleString('en-US'), `${r.p99.toFixed(2)} ms`, r.errors];
+  const fmt = (r) => [Math.round(r.rps).toLocaleString('en-US'), `${r.p99Ms.toFixed(2)} ms`, Math.round(r.cpuUs), r.errors];
   table(
     `WSGI hello world, 2 workers each (wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, median of ${ROUNDS}; ${version(PYTHON, ['--version'])}; uWSGI ${version('uwsgi', ['--version'])}; gunicorn ${version('gunicorn', ['--version']).replace(/^gunicorn \(version (.*)\)$/, '$1')}; ${version('/usr/sbin/nginx', ['-v'])})`,
-    ['server', 'req/s', 'p99', 'errors'],
+    ['server', 'req/s', 'p99', 'app server CPU µs/req', 'errors'],
     results.map(([name, r]) => [name, ...fmt(r)]),
   );
   const fair = [];
-  for (const [name, url, extra] of targets.filter(([n]) => /keep-alive/.test(n))) {
-    void extra;
+  for (const [name, url] of targets.filter(([n]) => /keep-alive/.test(n))) {
     const counts = await fairness(url);
     fair.push([name, `${counts.filter((c) => c > 0).length} of ${counts.length}`, Math.min(...counts), Math.max(...counts)]);
   }
   table('Keep-alive fairness: 10 clients, each sending requests one after another for 2 s', ['server', 'clients answered', 'fewest answers', 'most answers'], fair);
-  const ratio = (a, b) => (byName.get(a).rps / byName.get(b).rps).toFixed(2);
-  table('Ratios (req/s)', ['comparison', 'ratio'], [
+  const ratio = (a, b) => `${(byName.get(a).rps / byName.get(b).rps).toFixed(2)} (CPU per request ${(byName.get(a).cpuUs / byName.get(b).cpuUs).toFixed(2)})`;
+  table('Ratios: req/s (and app server CPU per request)', ['comparison', 'ratio'], [
     ['Emperor / uWSGI, behind nginx uwsgi_pass', ratio(targets[0][0], targets[1][0])],
     ['Emperor / gunicorn, behind nginx', ratio(targets[0][0], targets[2][0])],
     ['Emperor / uWSGI, own socket with keep-alive', ratio(targets[3][0], targets[4][0])],

@@ -6,6 +6,7 @@ import { runCleanups } from './lib.mjs';
 const all = {
   'drop-to-200': () => import('./drop-to-200.mjs'),
   'node-pool': () => import('./node-pool.mjs'),
+  cheaper: () => import('./cheaper.mjs'),
   wsgi: () => import('./wsgi.mjs'),
 };
 

@@ -4,8 +4,9 @@
  * pino-pretty in-process (a synchronous stream, no transport thread: a worker thread per
  * process would cost every master and worker several MB).
  */
+import { createRequire } from 'node:module';
 import { pino, type Logger, type LevelWithSilent, type DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
@@ -27,10 +28,12 @@ export interface LoggerOptions {
 export function createLogger(bindings: Record<string, unknown>, options: LoggerOptions = {}): Logger {
   const level = options.level ?? (process.env.EMPEROR_LOG_LEVEL as LevelWithSilent | undefined) ?? 'info';
   const wantPretty = options.pretty ?? (process.env.EMPEROR_LOG_PRETTY === '1' || (process.env.EMPEROR_LOG_PRETTY !== '0' && process.stderr.isTTY === true));
+  // pino-pretty is loaded only for a terminal: it costs ~35 ms at every worker start otherwise.
+  const pretty = (): typeof PinoPretty => createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
   const destination =
     options.destination ??
     (wantPretty
-      ? pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname', singleLine: true })
+      ? pretty()({ destination: 2, sync: true, colorize: process.stderr.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname', singleLine: true })
       : pino.destination({ dest: 2, sync: true }));
   return pino({ level, base: { pid: process.pid, ...bindings } }, destination);
 }

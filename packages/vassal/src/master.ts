@@ -7,7 +7,7 @@
  * Worker processes: `starting → ready → stopping → dead`.
  */
 import { EventEmitter } from 'node:events';
-import { writeFileSync, unlinkSync, statSync } from 'node:fs';
+import { readFileSync, writeFileSync, unlinkSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { VassalConfig } from '@emperor/config';
@@ -25,8 +25,9 @@ import {
 } from '@emperor/process';
 import { EMPTY_SLOT, Scoreboard, SlotStatus, type SlotData } from './scoreboard.js';
 import { checkHealth, cpusForWorker, nextHarakiriDeadline, type HealthAction, type HealthProc } from './health.js';
+import { cheaperCheck, initialCheaperState, type CheaperDecision, type CheaperState } from './cheaper.js';
 import { captureStack, stackFileFor, type StackRequest } from './stack-dump.js';
-import { bindSockets, readTcpListenQueues, type BoundSocket } from './sockets.js';
+import { bindSockets, effectiveBacklog, readTcpListenQueues, type BoundSocket } from './sockets.js';
 import { dropPrivileges, resolveCredentials, type Credentials } from './users.js';
 import { WORKER_SPEC_ENV, WORKER_SPEC_VERSION, type WorkerSpec } from './worker-spec.js';
 
@@ -48,6 +49,9 @@ export const TICK_MS = 1000;
  * uWSGI's "worker respawning too fast !!! i have to sleep a bit", which blocks the master).
  */
 export const WORKER_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000, healthyMs: 10_000, curseAfter: 10 };
+
+/** A full listen queue is logged at most this often, ms (uWSGI logs it every cycle). */
+export const LISTEN_FULL_LOG_MS = 10_000;
 
 /** Scoreboard capacity: two processes per worker id (old and new during a reload). */
 const SCOREBOARD_SLOTS = 2 * 1024 + 4;
@@ -71,6 +75,12 @@ export interface WorkerProc {
   respawn: 'backoff' | 'now' | 'none';
   /** The master is killing it (harakiri, evil limit): no other check applies. */
   killing: boolean;
+  /**
+   * It asked to be replaced (`max-requests`) and has stopped accepting. Kept on the
+   * process, not acted on only when the message arrives: a fresh worker can reach its
+   * limit before the master has made it the slot's current process.
+   */
+  recycleRequested: string;
   /** How often it writes its slot, ms. */
   readonly heartbeatIntervalMs: number;
   /** With harakiri-verbose: how to ask it for its stack. */
@@ -103,6 +113,8 @@ export interface WorkerSlot {
   respawnTimer: NodeJS.Timeout | undefined;
   /** Epoch ms before which no graceful recycle is attempted (after a replacement failed). */
   recycleNotBefore: number;
+  /** Retired (or never started) by the cheaper subsystem; spawned again when the pool grows. */
+  cheap: boolean;
 }
 
 /** Options for {@link Master}. */
@@ -157,6 +169,12 @@ export class Master extends EventEmitter<MasterEvents> {
   #deadline: NodeJS.Timeout | undefined;
   /** Last seen mtime (ms) of each `touch-reload` / `touch-chain-reload` file; -1 when missing. */
   readonly #touched = new Map<string, number>();
+  #cheaper: CheaperState;
+  /** Latest accept-queue reading per socket name, and when the next one is due. */
+  #queues = new Map<string, { queue: number; max: number }>();
+  #nextQueueRead = 0;
+  #lastFullLog = 0;
+  #fullSince = 0;
   #sampling = false;
   #announced = { ready: false, accepting: false, loyal: false };
   #reloadQueued: 'graceful' | 'chain' | undefined;
@@ -168,6 +186,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.#options = options;
     this.#config = options.config;
     this.#logger = options.logger;
+    this.#cheaper = initialCheaperState(options.config, Date.now());
   }
 
   get state(): MasterState {
@@ -210,9 +229,16 @@ export class Master extends EventEmitter<MasterEvents> {
       { sockets: config.sockets.map((s) => s.name), processes: config.processes, uid: process.getuid?.(), gid: process.getgid?.() },
       `vassal master started: ${config.processes} worker(s) on ${summarize(config)}`,
     );
+    this.#warnSomaxconn(config.listen);
+    // With cheaper, only `cheaper-initial` workers start; the other ids wait, cheap.
+    const initial = config.cheaper > 0 ? config.cheaperInitial : config.processes;
     for (let id = 1; id <= config.processes; id++) {
       const slot = this.#newSlot(id);
-      slot.current = this.#spawn(slot, config, this.#generation);
+      if (id <= initial) slot.current = this.#spawn(slot, config, this.#generation);
+      else slot.cheap = true;
+    }
+    if (config.cheaper > 0) {
+      this.#logger.info(`cheaper: ${config.cheaperAlgo}, ${config.cheaper} to ${config.processes} workers, starting with ${initial}`);
     }
     for (const file of [...config.touchReload, ...config.touchChainReload]) this.#touched.set(file, mtimeOf(file));
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
@@ -223,7 +249,7 @@ export class Master extends EventEmitter<MasterEvents> {
     const slot: WorkerSlot = {
       id, current: undefined, next: undefined, requestsBefore: 0, exceptionsBefore: 0, txBefore: 0, runningTimeBefore: 0,
       harakiriBefore: 0, respawnCount: 0, lastSpawn: 0, lastExitReason: '', backoff: INITIAL_BACKOFF, respawnTimer: undefined,
-      recycleNotBefore: 0,
+      recycleNotBefore: 0, cheap: false,
     };
     this.#slots.set(id, slot);
     return slot;
@@ -306,7 +332,7 @@ export class Master extends EventEmitter<MasterEvents> {
     // The master's end of the pipe sees ECONNRESET when the worker dies: never let that throw.
     pipe?.on('error', () => {});
     const proc: WorkerProc = {
-      id: slot.id, generation, child, sbIndex, config, state: 'starting', readyAt: 0, stopReason: '', respawn: 'backoff', killing: false,
+      id: slot.id, generation, child, sbIndex, config, state: 'starting', readyAt: 0, stopReason: '', respawn: 'backoff', killing: false, recycleRequested: '',
       heartbeatIntervalMs: spec.heartbeatIntervalMs,
       stack: spec.stackFile === undefined ? undefined
         : { runtime: config.runtime, file: spec.stackFile, pipe },
@@ -365,16 +391,10 @@ export class Master extends EventEmitter<MasterEvents> {
         this.#logger.info({ worker: proc.id, worker_pid: proc.child.pid }, `worker ${proc.id} (pid ${proc.child.pid}) accepting`);
         this.#announce();
         return;
-      case 'recycle': {
-        const slot = this.#slots.get(proc.id);
-        if (slot === undefined || slot.current !== proc || slot.next !== undefined || this.#state === 'stopping') return;
-        this.#logger.info(
-          { worker: proc.id, worker_pid: proc.child.pid, reason: message.reason, requests: proc.data.requests },
-          `worker ${proc.id} (pid ${proc.child.pid}) reached ${message.reason}; replacing it`,
-        );
-        void this.#recycle(slot, proc, message.reason, true);
+      case 'recycle':
+        proc.recycleRequested = message.reason;
+        this.#honourRecycleRequest(proc);
         return;
-      }
       default: {
         const never: never = message;
         void never;
@@ -382,8 +402,20 @@ export class Master extends EventEmitter<MasterEvents> {
     }
   }
 
+  /** Starts the replacement a worker asked for, once it is its slot's current process and none is on its way. */
+  #honourRecycleRequest(proc: WorkerProc): void {
+    const slot = this.#slots.get(proc.id);
+    if (proc.recycleRequested === '' || slot === undefined || slot.current !== proc || slot.next !== undefined) return;
+    if (this.#state === 'stopping' || this.#state === 'dead' || proc.state !== 'ready') return;
+    this.#logger.info(
+      { worker: proc.id, worker_pid: proc.child.pid, reason: proc.recycleRequested, requests: proc.data.requests },
+      `worker ${proc.id} (pid ${proc.child.pid}) reached ${proc.recycleRequested}; replacing it`,
+    );
+    void this.#recycle(slot, proc, proc.recycleRequested, true);
+  }
+
   #announce(): void {
-    const procs = [...this.#slots.values()].map((s) => s.current);
+    const procs = [...this.#slots.values()].filter((s) => !s.cheap).map((s) => s.current);
     if (!this.#announced.accepting && procs.some((p) => p?.state === 'ready')) {
       this.#announced.accepting = true;
       this.emit('accepting');
@@ -450,7 +482,7 @@ export class Master extends EventEmitter<MasterEvents> {
     if (slot.respawnTimer !== undefined) return;
     const respawn = (): void => {
       slot.respawnTimer = undefined;
-      if (this.#state === 'stopping' || this.#state === 'dead' || slot.current !== undefined) return;
+      if (this.#state === 'stopping' || this.#state === 'dead' || slot.current !== undefined || slot.cheap) return;
       if (this.#slots.get(slot.id) !== slot) return; // the id was removed by a reload
       slot.current = this.#spawn(slot, this.#config, this.#generation);
       if (slot.current === undefined) this.#scheduleRespawn(slot, WORKER_BACKOFF.maxMs);
@@ -508,7 +540,9 @@ export class Master extends EventEmitter<MasterEvents> {
     slot.next = undefined;
     const old = slot.current;
     slot.current = fresh;
+    slot.lastExitReason = reason; // stats show why the previous process is going, from the switch on
     if (old !== undefined) void this.#retire(old, reason);
+    this.#honourRecycleRequest(fresh);
     return true;
   }
 
@@ -576,8 +610,16 @@ export class Master extends EventEmitter<MasterEvents> {
     for (const file of [...config.touchReload, ...config.touchChainReload]) if (!this.#touched.has(file)) this.#touched.set(file, mtimeOf(file));
     const generation = ++this.#generation;
     this.#logger.info({ generation }, `${kind === 'chain' ? 'chain' : 'graceful'} reload: starting generation ${generation} (${config.processes} worker(s))`);
-    const ids = Array.from({ length: config.processes }, (_, i) => i + 1);
-    const slots = ids.map((id) => this.#slots.get(id) ?? this.#newSlot(id));
+    // The ids that run now are replaced (cheap ones stay cheap); without cheaper, all of them.
+    const ids = Array.from({ length: config.processes }, (_, i) => i + 1).filter((id) => {
+      const slot = this.#slots.get(id);
+      return config.cheaper <= 0 || slot === undefined ? id <= (config.cheaper > 0 ? config.cheaperInitial : config.processes) : !slot.cheap;
+    });
+    for (let id = 1; id <= config.processes; id++) {
+      if (!this.#slots.has(id)) this.#newSlot(id).cheap = !ids.includes(id);
+      else if (config.cheaper <= 0) (this.#slots.get(id) as WorkerSlot).cheap = false;
+    }
+    const slots = ids.map((id) => this.#slots.get(id) as WorkerSlot);
     let ok: boolean;
     if (kind === 'chain') {
       ok = true;
@@ -603,6 +645,7 @@ export class Master extends EventEmitter<MasterEvents> {
           slot.next = undefined;
           if (prev !== undefined) void this.#retire(prev, 'reload');
         }
+        for (const slot of slots) if (slot.current !== undefined) this.#honourRecycleRequest(slot.current);
       } else {
         for (const slot of slots) {
           const p = slot.next;
@@ -613,10 +656,13 @@ export class Master extends EventEmitter<MasterEvents> {
           }
         }
         this.#logger.error(`reload abandoned: a new worker died or timed out before it was ready; generation ${generation - 1} keeps serving`);
+        // Ids the reload meant to start (the pool grew) have no process of the old generation: start one.
+        for (const slot of slots) if (slot.current === undefined && !slot.cheap) this.#scheduleRespawn(slot, 0);
       }
     }
     if (!ok) return false;
     this.#config = config;
+    this.#cheaper = { ...initialCheaperState(config, Date.now()), idleSince: 0 };
     // Worker ids the new config no longer has.
     for (const slot of [...this.#slots.values()]) {
       if (slot.id > config.processes) {
@@ -707,8 +753,112 @@ export class Master extends EventEmitter<MasterEvents> {
       this.emit('loyal');
     }
     this.#checkTouches();
+    for (const slot of this.#slots.values()) if (slot.current !== undefined) this.#honourRecycleRequest(slot.current);
     this.#checkHealth();
+    this.#sampleQueues();
+    this.#checkCheaper();
     void this.#sampleMemory().then(() => this.#checkHealth());
+  }
+
+  /**
+   * Reads the accept queues (TCP sockets, /proc/net/tcp*). The file lists every socket
+   * of the host, so a read that is slow (a host with very many connections) pushes the
+   * next one back: at most ~2% of the master's time goes to it.
+   */
+  #sampleQueues(): void {
+    const now = Date.now();
+    if (now < this.#nextQueueRead || !this.#sockets.some((s) => s.spec.address.kind === 'tcp')) return;
+    const t0 = performance.now();
+    this.#queues = this.listenQueues();
+    const took = performance.now() - t0;
+    this.#nextQueueRead = now + Math.max(0, took * 50 - TICK_MS);
+    for (const s of this.#sockets) {
+      const q = this.#queues.get(s.spec.name);
+      if (q === undefined || q.max === 0 || q.queue < q.max) continue;
+      if (this.#fullSince === 0) this.#fullSince = now;
+      if (now - this.#lastFullLog >= LISTEN_FULL_LOG_MS) {
+        this.#lastFullLog = now;
+        this.#logger.error(
+          { socket: s.spec.name, queue: q.queue, max: q.max },
+          `*** listen queue of socket "${s.spec.name}" full !!! (${q.queue}/${q.max}) *** (full since ${Math.round((now - this.#fullSince) / 1000)} s; raise processes, cheaper limits or listen)`,
+        );
+      }
+      return;
+    }
+    this.#fullSince = 0;
+  }
+
+  /** The largest accept queue over the sockets, from the last reading. */
+  #backlog(): number {
+    let max = 0;
+    for (const q of this.#queues.values()) max = Math.max(max, q.queue);
+    return max;
+  }
+
+  /** Runs the cheaper algorithm (never while starting, reloading or stopping) and carries out its decision. */
+  #checkCheaper(): void {
+    const config = this.#config;
+    if ((config.cheaper <= 0 && config.idleMs <= 0) || this.#state !== 'ready') return;
+    const active = [...this.#slots.values()].filter((s) => !s.cheap && s.current !== undefined && !s.current.killing);
+    let lastRequestEndMs = 0;
+    for (const p of this.processes()) lastRequestEndMs = Math.max(lastRequestEndMs, p.data.lastRequestEndMs);
+    const pool = {
+      active: active.map((s) => {
+        const p = s.current as WorkerProc;
+        return { id: s.id, pid: p.child.pid, busy: p.data.inFlight > 0 || p.data.status === SlotStatus.BUSY, runningTimeUs: p.data.runningTimeUs, rss: p.rss };
+      }),
+      cheaped: [...this.#slots.values()].filter((s) => s.cheap).length,
+      backlog: this.#backlog(),
+      lastRequestEndMs,
+    };
+    const [next, decision] = cheaperCheck(this.#cheaper, pool, config, Date.now());
+    this.#cheaper = next;
+    if (decision.delta > 0) this.#growPool(decision);
+    else if (decision.delta < 0) this.#shrinkPool(decision);
+  }
+
+  #growPool(decision: CheaperDecision): void {
+    const cheap = [...this.#slots.values()].filter((s) => s.cheap).sort((a, b) => a.id - b.id).slice(0, decision.delta);
+    this.#logger.info({ reason: decision.reason, workers: cheap.map((s) => s.id) }, decision.message);
+    for (const slot of cheap) {
+      slot.cheap = false;
+      slot.backoff = INITIAL_BACKOFF;
+      slot.current = this.#spawn(slot, this.#config, this.#generation);
+    }
+  }
+
+  /**
+   * Cheaps workers with no request in flight, the oldest first (uWSGI cheaps the idle
+   * worker with the oldest spawn). A busy worker is never chosen (uWSGI issue #1702:
+   * cheaping a busy worker gives 502s); if all are busy, nothing happens this time. A
+   * worker that picked up a request since the last reading still finishes it: the stop
+   * is graceful.
+   */
+  #shrinkPool(decision: CheaperDecision): void {
+    const candidates = [...this.#slots.values()]
+      .filter((s) => !s.cheap && s.current?.state === 'ready' && !s.current.killing && s.next === undefined)
+      .filter((s) => (s.current as WorkerProc).data.inFlight === 0 && (s.current as WorkerProc).data.status !== SlotStatus.BUSY)
+      .sort((a, b) => a.lastSpawn - b.lastSpawn)
+      .slice(0, -decision.delta);
+    if (candidates.length === 0) return;
+    this.#logger.info({ reason: decision.reason, workers: candidates.map((s) => s.id) }, decision.message);
+    for (const slot of candidates) {
+      const proc = slot.current as WorkerProc;
+      slot.cheap = true;
+      slot.current = undefined;
+      this.#logger.info({ worker: slot.id, worker_pid: proc.child.pid, reason: decision.reason }, `worker ${slot.id} (pid ${proc.child.pid}) cheaped`);
+      void this.#retire(proc, 'cheap');
+    }
+  }
+
+  /** Linux caps the backlog at net.core.somaxconn silently; uWSGI refuses to start instead. We warn. */
+  #warnSomaxconn(listen: number): void {
+    try {
+      const max = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+      if (listen > max) this.#logger.warn(`listen ${listen} is above net.core.somaxconn (${max}); the kernel uses ${max}`);
+    } catch {
+      // not Linux, or no /proc
+    }
   }
 
   /** Reads every slot; returns whether any live process has served a request. */
@@ -868,17 +1018,20 @@ export class Master extends EventEmitter<MasterEvents> {
     }
   }
 
-  /** Current accept queue of each bound TCP socket, by socket name. */
+  /** Current accept queue of each bound socket (0 for unix sockets) and its maximum, by socket name. */
   listenQueues(): Map<string, { queue: number; max: number }> {
-    const byInode = readTcpListenQueues(new Set(this.#sockets.map((s) => s.inode)));
+    const byInode = readTcpListenQueues(new Set(this.#sockets.filter((s) => s.spec.address.kind === 'tcp').map((s) => s.inode)));
+    const max = effectiveBacklog(this.#config.listen);
     const out = new Map<string, { queue: number; max: number }>();
-    for (const s of this.#sockets) out.set(s.spec.name, byInode.get(s.inode) ?? { queue: 0, max: this.#config.listen });
+    for (const s of this.#sockets) out.set(s.spec.name, { queue: byInode.get(s.inode) ?? 0, max });
     return out;
   }
 
-  /** Status string of a process for stats. */
-  static statusOf(proc: WorkerProc | undefined): 'idle' | 'busy' | 'starting' | 'stopping' | 'cheap' {
-    if (proc === undefined) return 'cheap';
+  /** Status string of a worker id for stats: `cheap` when the cheaper subsystem retired it. */
+  static statusOf(slot: WorkerSlot): 'idle' | 'busy' | 'starting' | 'stopping' | 'cheap' {
+    const proc = slot.current;
+    if (slot.cheap && proc === undefined) return 'cheap';
+    if (proc === undefined) return 'starting'; // waiting to be respawned
     if (proc.state === 'starting') return 'starting';
     if (proc.state === 'stopping') return 'stopping';
     return proc.data.status === SlotStatus.BUSY || proc.data.inFlight > 0 ? 'busy' : 'idle';

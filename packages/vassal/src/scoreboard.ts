@@ -157,6 +157,8 @@ export class Scoreboard {
   readonly #buf: Buffer;
   readonly #free: number[];
   readonly #zero = Buffer.alloc(SLOT_SIZE);
+  /** One past the highest slot ever allocated: reads stop there (free slots are taken lowest first). */
+  #high = 0;
 
   private constructor(fd: number, slots: number) {
     this.fd = fd;
@@ -186,20 +188,29 @@ export class Scoreboard {
   /** Takes a free slot and zeroes it; undefined when all are in use. */
   allocate(): number | undefined {
     const index = this.#free.pop();
-    if (index !== undefined) writeSync(this.fd, this.#zero, 0, SLOT_SIZE, index * SLOT_SIZE);
+    if (index !== undefined) {
+      writeSync(this.fd, this.#zero, 0, SLOT_SIZE, index * SLOT_SIZE);
+      this.#high = Math.max(this.#high, index + 1);
+    }
     return index;
   }
 
-  /** Returns a slot to the free list. */
+  /** Returns a slot to the free list (kept sorted so the lowest free slot is taken next). */
   release(index: number): void {
-    if (!this.#free.includes(index)) this.#free.push(index);
+    if (this.#free.includes(index)) return;
+    this.#free.push(index);
+    this.#free.sort((a, b) => b - a);
   }
 
-  /** Reads every slot in one read; torn slots are undefined (keep the previous reading). */
+  /**
+   * Reads every slot in use in one read; torn slots are undefined (keep the previous
+   * reading). Slots past the highest one ever allocated are not read.
+   */
   readAll(): (SlotData | undefined)[] {
-    readSync(this.fd, this.#buf, 0, this.#buf.length, 0);
+    const bytes = this.#high * SLOT_SIZE;
+    if (bytes > 0) readSync(this.fd, this.#buf, 0, bytes, 0);
     const out: (SlotData | undefined)[] = [];
-    for (let i = 0; i < this.slots; i++) out.push(decodeSlot(this.#buf, i * SLOT_SIZE));
+    for (let i = 0; i < this.#high; i++) out.push(decodeSlot(this.#buf, i * SLOT_SIZE));
     return out;
   }
 

@@ -736,6 +736,7 @@ class Worker:
     # -- the loop -------------------------------------------------------------------
 
     def run(self) -> None:
+        self.publish()  # "starting", as the Node worker does before its app loads
         self.install_signals()
         self.load_app()
         self.listen()

@@ -141,7 +141,10 @@ http {
   const measure = async (url, headers, root, seconds) => {
     const cpu0 = treeCpuMs(root);
     const r = await wrk(url, { threads: 1, connections: CONNECTIONS, seconds, headers });
-    return { ...r, cpuUs: ((treeCpuMs(root) - cpu0) * 1000) / r.requests };
+    // A server that closes after each response makes wrk count a read error per
+    // connection; those are not failed requests. Failures: refused, unwritten, timed out, non-2xx.
+    const failed = r.non2xx + r.socketErrors.connect + r.socketErrors.write + r.socketErrors.timeout;
+    return { ...r, errors: failed, cpuUs: ((treeCpuMs(root) - cpu0) * 1000) / r.requests };
   };
   for (const [, url] of targets) {
     await waitFor(() => tcpOpen(Number(new URL(url).port)), 30_000, 20);

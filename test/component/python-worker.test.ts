@@ -412,3 +412,20 @@ test('a unix http-socket; workers of a master killed with SIGKILL are gone withi
   process.kill(v.proc.pid, 'SIGKILL');
   await waitFor(() => workers.every((p) => !isAlive(p)), { timeoutMs: 1000, message: 'workers gone within 1 s' });
 });
+
+test('a client that stops sending mid-request holds a worker for at most socket-timeout (4 s)', async (t) => {
+  const v = await pythonVassal(t);
+  await ready(v);
+  const slow = connect(v.port, '127.0.0.1');
+  t.after(() => slow.destroy());
+  const closed = new Promise<number>((resolve) => slow.on('close', () => resolve(Date.now())));
+  slow.on('error', () => {});
+  await new Promise<void>((resolve) => slow.once('connect', () => resolve()));
+  const started = Date.now();
+  slow.write('GET / HTTP/1.1\r\nHost: a\r\n'); // and never the blank line
+  const r = await httpGet(`${v.url}/`);
+  assert.equal(r.status, 200, 'the next client is served');
+  const closedAt = await closed;
+  assert.ok(closedAt - started >= 3500 && closedAt - started < 8000, `the stalled connection closed after ${closedAt - started} ms`);
+  assert.ok(Date.now() - started < 9000);
+});

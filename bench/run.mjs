@@ -10,6 +10,7 @@ const all = {
   'node-pool': () => import('./node-pool.mjs'),
   'request-log': () => import('./request-log.mjs'),
   cheaper: () => import('./cheaper.mjs'),
+  wsgi: () => import('./wsgi.mjs'),
 };
 
 const wanted = process.argv.slice(2);

@@ -3,13 +3,14 @@
  * is open: `node master.js FILE`) or standalone in the foreground
  * (`emperor --ini FILE`, like `uwsgi --ini FILE`).
  */
+import { fchownSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMMAND_LINE, formatListenAddress, formatWarning, loadVassalConfig, resolveVassalConfig, type ConfigWarning, type LoadedConfig, type RawOption, type VassalConfig } from '@emperor/config';
 import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
 import { createLogger, openLogSink, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
-import { fchownSync } from 'node:fs';
 import { Master, mtimeOf } from './master.js';
+import { PythonInterpreters, type PythonInterpreter } from './python-interpreter.js';
 import { resolveCredentials } from './users.js';
 import { buildVassalStats } from './stats.js';
 
@@ -108,7 +109,28 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   const { logger, file: logFile } = openLog(name, config, stderr);
   warn(logger, loaded.warnings);
 
-  const master = new Master({ config, logger, reloadConfig: () => load(file, options, logger), workerEntries: WORKER_ENTRIES, logFd: () => logFile?.fd });
+  // One info line per vassal start (and per reload that changes it) saying which Python runs the app.
+  const pythons = new PythonInterpreters();
+  const sayPython = (found: PythonInterpreter): void =>
+    logger.info({ python: found.path, python_version: found.version }, `python interpreter: ${found.path} (Python ${found.version}, from ${found.source})`);
+  try {
+    pythons.prepare(config, sayPython);
+  } catch (err) {
+    logger.error({ code: (err as { code?: string }).code }, (err as Error).message);
+    process.exit(ExitCode.UNAVAILABLE);
+  }
+  const master = new Master({
+    config,
+    logger,
+    reloadConfig: () => {
+      const next = load(file, options, logger);
+      pythons.prepare(next, sayPython); // a reload to a missing interpreter is abandoned
+      return next;
+    },
+    workerEntries: WORKER_ENTRIES,
+    pythonInterpreter: (c) => pythons.pathFor(c),
+    logFd: () => logFile?.fd,
+  });
   const tell = (message: MasterToEmperor): void => {
     if (underEmperor && process.connected) process.send?.(message);
   };

@@ -9,6 +9,11 @@ import { join } from 'node:path';
 import { FIXTURES, httpGet, serving, startVassal, statsUntil, waitFor, type LogLine } from '../helpers/index.js';
 
 const APP = join(FIXTURES, 'apps', 'basic.mjs');
+/** Both worker runtimes write the same lines: the app line and the route that raises. */
+const RUNTIMES = {
+  node: { app: `module = ${APP}`, raise: '/throw' },
+  python: { app: `wsgi-file = ${join(FIXTURES, 'apps', 'wsgi_app.py')}`, raise: '/raise' },
+} as const;
 
 /** uWSGI's default line (core/logging.c), with the variable parts as groups: pid, vars, bytes, method+uri, body, msecs, status. */
 const UWSGI_LINE =
@@ -16,8 +21,9 @@ const UWSGI_LINE =
 
 const requestLines = (lines: readonly LogLine[]): string[] => lines.filter((l) => l.raw.startsWith('[pid: ')).map((l) => l.raw);
 
-test('one line per request in uWSGI\'s default format, from the worker that served it', async (t) => {
-  const v = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}`);
+for (const [runtime, { app }] of Object.entries(RUNTIMES)) {
+test(`${runtime}: one line per request in uWSGI's default format, from the worker that served it`, async (t) => {
+  const v = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\n${app}`);
   await serving(`${v.url}/`);
   const r = await httpGet(`${v.url}/hello?x=1`);
   const line = await v.proc.logs.waitFor((l) => l.raw.includes('GET /hello?x=1 =>'), { message: 'the request line' });
@@ -29,32 +35,38 @@ test('one line per request in uWSGI\'s default format, from the worker that serv
   assert.equal(m[7], '200');
   assert.ok(Number(m[2]) >= 20 && Number(m[2]) % 2 === 0, `vars ${m[2]}`);
 });
+}
 
-test('disable-logging with log-5xx and log-slow logs only the errors and the slow requests', async (t) => {
-  const v = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\ndisable-logging = true\nlog-5xx = true\nlog-slow = 200`);
+for (const [runtime, { app, raise }] of Object.entries(RUNTIMES)) {
+test(`${runtime}: disable-logging with log-5xx and log-slow logs only the errors and the slow requests`, async (t) => {
+  const v = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\n${app}\ndisable-logging = true\nlog-5xx = true\nlog-slow = 200`);
   await serving(`${v.url}/`);
   await httpGet(`${v.url}/fast`);
-  await httpGet(`${v.url}/throw`);
+  await httpGet(`${v.url}${raise}`);
   await httpGet(`${v.url}/sleep?ms=300`);
   await httpGet(`${v.url}/sleep?ms=1`);
   await httpGet(`${v.url}/sleep?ms=250`);
   await v.proc.logs.waitFor((l) => l.raw.includes('GET /sleep?ms=250 =>'), { message: 'the last slow request' });
   // One worker writes its lines in order, so everything before the last line is there.
   const lines = requestLines(v.proc.logs.lines).map((l) => UWSGI_LINE.exec(l)?.[4]);
-  assert.deepEqual(lines, ['GET /throw', 'GET /sleep?ms=300', 'GET /sleep?ms=250']);
+  assert.deepEqual(lines, [`GET ${raise}`, 'GET /sleep?ms=300', 'GET /sleep?ms=250']);
 });
+}
 
-test('log-format with uWSGI variables, a request header and X-Forwarded-For', async (t) => {
+for (const [runtime, { app }] of Object.entries(RUNTIMES)) {
+test(`${runtime}: log-format with uWSGI variables, a request header and X-Forwarded-For`, async (t) => {
   const format = '%(addr) - %(user) "%(method) %(uri) %(proto)" %(status) %(rsize) "%(uagent)" id=%(HTTP_X_REQUEST_ID) %(msecs)ms w%(wid) [%(ltime)]';
-  const v = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nlog-format = ${format}\nlog-x-forwarded-for = true`);
+  const v = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\n${app}\nlog-format = ${format}\nlog-x-forwarded-for = true`);
   await serving(`${v.url}/`);
   await httpGet(`${v.url}/p?q=1`, { headers: { 'user-agent': 'tester/1.0', 'x-request-id': 'abc-123', 'x-forwarded-for': '203.0.113.9, 10.0.0.1' } });
   const line = await v.proc.logs.waitFor((l) => l.raw.includes('/p?q=1'), { message: 'the formatted line' });
   assert.match(line.raw, /^203\.0\.113\.9 - {2}"GET \/p\?q=1 HTTP\/1\.1" 200 \d+ "tester\/1\.0" id=abc-123 \d+ms w1 \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]$/);
 });
+}
 
-test('log-json: one JSON object per request, whatever the event log level', async (t) => {
-  const v = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nlog-json = true`, { env: { EMPEROR_LOG_LEVEL: 'warn' } });
+for (const [runtime, { app }] of Object.entries(RUNTIMES)) {
+test(`${runtime}: log-json: one JSON object per request, whatever the event log level`, async (t) => {
+  const v = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\n${app}\nlog-json = true`, { env: { EMPEROR_LOG_LEVEL: 'warn' } });
   await serving(`${v.url}/`);
   await httpGet(`${v.url}/missing?json=1`);
   const line = await v.proc.logs.waitFor((l) => l.uri === '/missing?json=1', { message: 'the JSON request line' });
@@ -67,10 +79,15 @@ test('log-json: one JSON object per request, whatever the event log level', asyn
   assert.equal(line.worker, 1);
   assert.equal(typeof line.micros, 'number');
   assert.equal(line.size, Buffer.byteLength(`pid ${String(line.pid)}\n`));
+  assert.deepEqual(Object.keys(line).filter((k) => k !== 'raw'), [
+    'level', 'time', 'pid', 'vassal', 'worker', 'msg', 'addr', 'user', 'method', 'uri', 'proto', 'status', 'size', 'hsize', 'headers', 'micros', 'start', 'req', 'host',
+  ]);
 });
+}
 
-test('logto: master, worker and app lines go to the file; SIGUSR2 and touch-logreopen reopen it after logrotate', async (t) => {
-  const v = await startVassal(t, (port, dir) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nprocesses = 2\nlogto = ${dir}/app.log\ntouch-logreopen = ${dir}/reopen`);
+for (const [runtime, { app }] of Object.entries(RUNTIMES)) {
+test(`${runtime}: logto: master, worker and app lines go to the file; SIGUSR2 and touch-logreopen reopen it after logrotate`, async (t) => {
+  const v = await startVassal(t, (port, dir) => `http-socket = 127.0.0.1:${port}\n${app}\nprocesses = 2\nlogto = ${dir}/app.log\ntouch-logreopen = ${dir}/reopen`);
   const log = join(v.dir, 'app.log');
   writeFileSync(join(v.dir, 'reopen'), '');
   await serving(`${v.url}/`);
@@ -104,6 +121,7 @@ test('logto: master, worker and app lines go to the file; SIGUSR2 and touch-logr
   await httpGet(`${v.url}/after-touch`);
   await waitFor(() => read(log).includes('GET /after-touch =>'), { message: 'a request line in the third file' });
 });
+}
 
 test('a logto file that cannot be opened: one error line, and the vassal serves, logging to stderr', async (t) => {
   const v = await startVassal(t, (port, dir) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nlogto = ${dir}/no/such/dir/app.log`);

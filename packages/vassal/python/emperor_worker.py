@@ -185,6 +185,233 @@ class ErrorStream(io.TextIOBase):
             self._partial = ""
 
 
+# --- request log -----------------------------------------------------------------------
+# The same lines as the Node worker (packages/vassal/src/request-log.ts): uWSGI's default
+# line byte for byte, a `log-format` template, or a JSON object. Change them together.
+
+LOG_BUFFER_BYTES = 4096  # a batch is written once this much has gathered ...
+LOG_FLUSH_S = 0.25  # ... or after this long
+LOG_FORMAT_VAR = re.compile(r"%\(([^()\s]+)\)")
+_LOG_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class Facts:
+    """One finished request, as a log line sees it (RequestFacts in request-log.ts)."""
+
+    __slots__ = ("pid", "wid", "n", "method", "uri", "proto", "status", "addr", "port", "user", "start_ms",
+                 "duration_us", "rsize", "hsize", "headers", "environ")
+
+    def header(self, name: str) -> str:
+        key = name.upper().replace("-", "_")
+        return self.environ.get(key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key, "")
+
+    def vars_and_size(self) -> tuple:
+        """The request's variables as uWSGI counts them (two slots each) and their uwsgi packet size."""
+        count = size = 0
+        for k, v in self.environ.items():
+            if type(v) is str and not k.startswith("wsgi."):
+                count += 1
+                size += 4 + len(k) + len(v)
+        return count * 2, size
+
+
+_second = [-1, "", ""]
+
+
+def _dates(ms: float) -> tuple:
+    """ctime(3) and Apache's %t of a time, local, cached per second (as the Node worker does)."""
+    sec = int(ms // 1000)
+    if _second[0] != sec:
+        t = time.localtime(sec)
+        off = t.tm_gmtoff // 60
+        _second[:] = [
+            sec,
+            time.ctime(sec),
+            "%02d/%s/%d:%02d:%02d:%02d %s%02d%02d" % (t.tm_mday, _LOG_MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec,
+                                                  "-" if off < 0 else "+", abs(off) // 60, abs(off) % 60),
+        ]
+    return _second[1], _second[2]
+
+
+def default_line(f: Facts, micros: bool) -> str:
+    took = "%d micros" % round(f.duration_us) if micros else "%d msecs" % int(f.duration_us // 1000)
+    nvars, size = f.vars_and_size()
+    return "[pid: %d|app: 0|req: %d/%d] %s (%s) {%d vars in %d bytes} [%s] %s %s => generated %d bytes in %s (%s %d) %d headers in %d bytes (1 switches on core 0)\n" % (
+        f.pid, f.n, f.n, f.addr, f.user, nvars, size, _dates(f.start_ms)[0], f.method, f.uri, f.rsize, took, f.proto, f.status, f.headers, f.hsize)
+
+
+def _memory(field: int) -> int:
+    """This process's address space (0) or resident memory (1) in bytes, from /proc/self/statm."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[field]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+LOG_VARIABLES: dict = {
+    "uri": lambda f: f.uri,
+    "method": lambda f: f.method,
+    "user": lambda f: f.user,
+    "addr": lambda f: f.addr,
+    "host": lambda f: f.header("host"),
+    "proto": lambda f: f.proto,
+    "uagent": lambda f: f.header("user-agent"),
+    "referer": lambda f: f.header("referer"),
+    "status": lambda f: str(f.status),
+    "rsize": lambda f: str(f.rsize),
+    "hsize": lambda f: str(f.hsize),
+    "size": lambda f: str(f.rsize + f.hsize),
+    "cl": lambda f: f.header("content-length") or "0",
+    "micros": lambda f: str(round(f.duration_us)),
+    "msecs": lambda f: str(int(f.duration_us // 1000)),
+    "secs": lambda f: "%.6f" % (f.duration_us / 1e6),
+    "tmsecs": lambda f: str(int(f.start_ms)),
+    "tmicros": lambda f: str(int(f.start_ms * 1000)),
+    "time": lambda f: str(int(f.start_ms // 1000)),
+    "epoch": lambda f: str(int(time.time())),
+    "ctime": lambda f: _dates(f.start_ms)[0],
+    "ltime": lambda f: _dates(f.start_ms)[1],
+    "pid": lambda f: str(f.pid),
+    "wid": lambda f: str(f.wid),
+    "core": lambda f: "0",
+    "switches": lambda f: "1",
+    "vars": lambda f: str(f.vars_and_size()[0]),
+    "pktsize": lambda f: str(f.vars_and_size()[1]),
+    "headers": lambda f: str(f.headers),
+    "rss": lambda f: str(_memory(1)),
+    "vsz": lambda f: str(_memory(0)),
+    "rssM": lambda f: str(_memory(1) // 1048576),
+    "vszM": lambda f: str(_memory(0) // 1048576),
+    "modifier1": lambda f: "0",
+    "modifier2": lambda f: "0",
+    "werr": lambda f: "0",
+    "rerr": lambda f: "0",
+    "ioerr": lambda f: "0",
+    "REQUEST_METHOD": lambda f: f.method,
+    "REQUEST_URI": lambda f: f.uri,
+    "PATH_INFO": lambda f: f.uri.partition("?")[0],
+    "QUERY_STRING": lambda f: f.uri.partition("?")[2],
+    "SERVER_PROTOCOL": lambda f: f.proto,
+    "REMOTE_ADDR": lambda f: f.addr,
+    "REMOTE_PORT": lambda f: str(f.port),
+    "REMOTE_USER": lambda f: f.user,
+}
+
+
+def compile_log_format(template: str) -> Callable:
+    """A `log-format` template as a function of Facts (unknown variables render as "")."""
+    parts: list = []
+    at = 0
+    for m in LOG_FORMAT_VAR.finditer(template):
+        if m.start() > at:
+            parts.append(template[at:m.start()])
+        name = m.group(1)
+        if name in LOG_VARIABLES:
+            parts.append(LOG_VARIABLES[name])
+        elif name.startswith("HTTP_"):
+            parts.append(lambda f, h=name[5:].replace("_", "-").lower(): f.header(h))
+        else:
+            parts.append("")
+        at = m.end()
+    parts.append(template[at:])
+    return lambda f: "".join(p if type(p) is str else p(f) for p in parts) + "\n"
+
+
+def json_line(f: Facts, bindings: dict) -> str:
+    record = {"level": 30, "time": int(time.time() * 1000), "pid": f.pid}
+    record.update(bindings)
+    record.update({
+        "msg": "%s %s %d" % (f.method, f.uri, f.status), "addr": f.addr, "user": f.user, "method": f.method, "uri": f.uri,
+        "proto": f.proto, "status": f.status, "size": f.rsize, "hsize": f.hsize, "headers": f.headers,
+        "micros": round(f.duration_us), "start": int(f.start_ms), "req": f.n, "host": f.header("host"),
+    })
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+class RequestLog:
+    """Which requests to log (uWSGI's log_request), their lines, and the buffer they wait in.
+
+    Lines go to fd 2, which is the vassal's `logto` file when it has one (the master
+    passes it as stdout and stderr); `reopen` points fds 1 and 2 at the file again after
+    logrotate, with dup2, as uWSGI does, so the app's print() follows too.
+    """
+
+    def __init__(self, spec: dict, log: Log) -> None:
+        c = spec.get("requestLog") or {}
+        self.enabled = bool(c.get("enabled", True))
+        self.log4xx = bool(c.get("log4xx"))
+        self.log5xx = bool(c.get("log5xx"))
+        self.slow_us = (c.get("slowMs") or 0) * 1000
+        self.zero = bool(c.get("zero"))
+        self.big = c.get("bigBytes") or 0
+        self.micros = bool(c.get("micros"))
+        self.xff = bool(c.get("xForwardedFor"))
+        self.logto = spec.get("logto")
+        self.log = log
+        bindings = {"vassal": spec["vassal"], "worker": spec["id"]}
+        fmt = c.get("format")
+        if c.get("json"):
+            self.render: Callable = lambda f: json_line(f, bindings)
+        elif fmt is not None:
+            self.render = compile_log_format(fmt)
+        else:
+            self.render = lambda f: default_line(f, self.micros)
+        self.pending: list = []
+        self.pending_bytes = 0
+        self.first_pending = 0.0
+
+    def wanted(self, status: int, duration_us: float, rsize: int) -> bool:
+        return (
+            self.enabled
+            or (self.zero and rsize == 0)
+            or (self.slow_us > 0 and duration_us >= self.slow_us)
+            or (self.log4xx and 400 <= status <= 499)
+            or (self.log5xx and 500 <= status <= 599)
+            or (self.big > 0 and rsize >= self.big)
+        )
+
+    def request(self, f: Facts) -> None:
+        data = self.render(f).encode("utf-8", "replace")
+        if not self.pending:
+            self.first_pending = time.monotonic()
+        self.pending.append(data)
+        self.pending_bytes += len(data)
+        if self.pending_bytes >= LOG_BUFFER_BYTES:
+            self.flush()
+
+    def due(self) -> Optional[float]:
+        """Seconds until the buffer must be written; None when it is empty."""
+        return None if not self.pending else max(0.0, self.first_pending + LOG_FLUSH_S - time.monotonic())
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        data = b"".join(self.pending)
+        self.pending = []
+        self.pending_bytes = 0
+        while data:
+            try:
+                data = data[os.write(2, data):]
+            except BlockingIOError:  # a shared, non-blocking stderr pipe that is full
+                time.sleep(0.01)
+            except OSError:
+                return
+
+    def reopen(self) -> None:
+        self.flush()
+        if not self.logto:
+            return
+        try:
+            fd = os.open(self.logto, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        except OSError as err:
+            self.log.error("logto: cannot reopen %s: %s; still writing to the old file" % (self.logto, err))
+            return
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+
 # --- scoreboard ------------------------------------------------------------------------
 
 
@@ -532,6 +759,7 @@ class Worker:
         self.spec = spec
         self.log = Log({"vassal": spec["vassal"], "worker": spec["id"]})
         self.errors = ErrorStream(self.log)
+        self.reqlog = RequestLog(spec, self.log)
         self.scoreboard = Scoreboard(spec["scoreboard"]["fd"], spec["scoreboard"]["index"])
         self.channel = Channel(channel_fd) if channel_fd is not None else None
         self.buffer_size = int(spec["bufferSize"])
@@ -699,7 +927,7 @@ class Worker:
             except (KeyError, ValueError):
                 pass
             self.channel = None
-            timer = threading.Timer(ORPHAN_EXIT_S, lambda: os._exit(EXIT_OK))
+            timer = threading.Timer(ORPHAN_EXIT_S, lambda: (self.reqlog.flush(), os._exit(EXIT_OK)))
             timer.daemon = True
             timer.start()
             self.begin_stop()
@@ -711,6 +939,8 @@ class Worker:
                 continue  # Node's internal messages (NODE_*), not ours
             if isinstance(m, dict) and m.get("v") == IPC_VERSION and m.get("type") == "stop":
                 self.begin_stop()
+            elif isinstance(m, dict) and m.get("v") == IPC_VERSION and m.get("type") == "reopen-logs":
+                self.reqlog.reopen()
             else:
                 self.log.warn("master→worker: unknown message %s" % json.dumps(m)[:120])
 
@@ -749,7 +979,8 @@ class Worker:
                 self.begin_stop()
             if self.stopping and not self.conns:
                 break
-            events = self.selector.select(self.heartbeat_s)
+            due = self.reqlog.due()
+            events = self.selector.select(self.heartbeat_s if due is None else min(self.heartbeat_s, due))
             # Requests on connections we hold come first; we accept only when we had none
             # to serve, so a new connection goes to a worker with nothing to do.
             had_work = any(key.data[0] == "conn" for key, _ in events)
@@ -777,8 +1008,11 @@ class Worker:
                     self.close(conn)
             if time.time() - self.scoreboard.last_write >= self.heartbeat_s:
                 self.publish()
+            if self.reqlog.due() == 0.0:
+                self.reqlog.flush()
         self.publish()
         self.errors.flush()
+        self.reqlog.flush()
 
     def accept(self, listener: socket.socket, proto: str, server: tuple, family: tuple) -> None:
         # One connection per wake-up: the other workers woke too and take the next ones,
@@ -1078,7 +1312,8 @@ class Worker:
         environ["wsgi.input_terminated"] = True
         t0 = time.perf_counter()
         now = time.time()
-        self.current = (now * 1000, method, uri)
+        start_ms = now * 1000
+        self.current = (start_ms, method, uri)
         # With harakiri the slot's request start is the master's clock for a sync worker:
         # always written. Without, as the Node worker: unless written in the last 1 ms.
         if self.exact_slot or now - self.scoreboard.last_write >= START_PUBLISH_S:
@@ -1086,7 +1321,7 @@ class Worker:
         is_head = method == "HEAD"
         sock = conn.sock
         # Response state, shared with start_response and write.
-        st: dict = {"status": None, "headers": None, "sent": False, "length": None, "chunked": False, "written": 0}
+        st: dict = {"status": None, "headers": None, "sent": False, "length": None, "chunked": False, "written": 0, "hsize": 0, "hcount": 0}
         tx = 0
         keep = keep_alive
 
@@ -1143,7 +1378,10 @@ class Worker:
                 elif not http11:
                     lines.append("Connection: keep-alive\r\n")
                 first = "HTTP/1.1 %s\r\n" % status
-            return (first + "".join(lines) + "\r\n").encode("latin-1")
+            head = (first + "".join(lines) + "\r\n").encode("latin-1")
+            st["hsize"] = len(head)
+            st["hcount"] = len(lines)
+            return head
 
         def send_body(data: bytes, known_length: Optional[int] = None) -> None:
             """Sends the headers first if they are not out yet, then `data` framed."""
@@ -1283,14 +1521,13 @@ class Worker:
                 text = b"Internal Server Error\n"
                 first = (environ["SERVER_PROTOCOL"] or "HTTP/1.0") if uwsgi else "HTTP/1.1"
                 extra = "" if uwsgi else "Date: %s\r\nConnection: close\r\n" % self.date()
+                head500 = (
+                    "%s 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n"
+                    % (first, len(text), extra)
+                ).encode("latin-1")
+                st.update(status="500 Internal Server Error", sent=True, hsize=len(head500), hcount=2 if uwsgi else 4)
                 try:
-                    send_all(
-                        (
-                            "%s 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n"
-                            % (first, len(text), extra)
-                        ).encode("latin-1")
-                        + (b"" if is_head else text)
-                    )
+                    send_all(head500 + (b"" if is_head else text))
                 except ClientError:
                     pass
             failed = None  # drop the traceback's frames now
@@ -1309,6 +1546,18 @@ class Worker:
         # every 100 ms; the loop's heartbeat writes the rest within heartbeatIntervalMs.
         if self.exact_slot or now - self.scoreboard.last_write >= IDLE_PUBLISH_S:
             self.publish()
+        status = int(st["status"][:3]) if st["sent"] else 0
+        rsize = max(0, tx - st["hsize"])
+        if self.reqlog.wanted(status, rt_us, rsize):
+            f = Facts()
+            f.pid, f.wid, f.n, f.method, f.uri, f.status, f.start_ms, f.duration_us = os.getpid(), self.spec["id"], self.requests, method, uri, status, start_ms, rt_us
+            f.proto = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
+            addr = environ.get("REMOTE_ADDR", "")
+            if self.reqlog.xff:
+                addr = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip() or addr
+            f.addr, f.port, f.user = addr, environ.get("REMOTE_PORT", ""), environ.get("REMOTE_USER", "")
+            f.rsize, f.hsize, f.headers, f.environ = rsize, st["hsize"], st["hcount"], environ
+            self.reqlog.request(f)
         return keep and not uwsgi
 
 
@@ -1354,8 +1603,10 @@ def main() -> None:
     try:
         worker.run()
     except Exception as err:
+        worker.reqlog.flush()
         worker.log.write(60, "worker failed: %s: %s" % (type(err).__name__, err), None, err)
         os._exit(1)
+    worker.reqlog.flush()
     os._exit(EXIT_OK)
 
 

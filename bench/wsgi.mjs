@@ -99,6 +99,8 @@ http-socket = 127.0.0.1:${port.emperorHttp}
 wsgi-file = ${join(dir, 'app.py')}
 processes = 2
 env = PATH=/usr/bin:/bin
+# No request log, as uWSGI runs with --disable-logging and gunicorn writes none by default.
+disable-logging = true
 `);
   const emperor = start(process.execPath, [EMPEROR_BIN, '--ini', join(dir, 'emperor.ini')], quiet);
   const uwsgi = start('uwsgi', [

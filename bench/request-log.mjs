@@ -1,24 +1,33 @@
 // The cost of request logging: the 2-worker Node hello world of node-pool (same app,
 // same wrk settings) without request lines, with uWSGI's default line and with JSON
-// lines, both appended to a `logto` file as in production. The promise (issue 7):
-// logging costs at most 10% of throughput.
+// lines, both appended to a `logto` file as in production; and the same for a Python
+// WSGI hello world. The promise (issue 7): logging costs at most 10% of throughput.
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EMPEROR_BIN, LOADS, ROOT, mean, measureWrk, record, start, table, tempDir } from './lib.mjs';
 
-const APP = join(ROOT, 'bench', 'apps', 'hello.mjs');
+const APPS = {
+  node: ['--module', join(ROOT, 'bench', 'apps', 'hello.mjs')],
+  python: ['--wsgi-file', 'PY', '--env', 'PATH=/usr/bin:/bin'],
+};
+const PY_APP = 'def application(environ, start_response):\n    start_response("200 OK", [("Content-Type", "text/plain")])\n    return [b"hello world\\n"]\n';
 const quiet = { ...process.env, EMPEROR_LOG_LEVEL: 'warn' };
 
 const configs = {
-  'no request log': [],
-  "uWSGI's line to a file": ['--logto', 'LOG'],
-  'JSON lines to a file': ['--log-json', '--logto', 'LOG'],
+  'node, no request log': ['node'],
+  "node, uWSGI's line to a file": ['node', '--logto', 'LOG'],
+  'node, JSON lines to a file': ['node', '--log-json', '--logto', 'LOG'],
+  'python, no request log': ['python'],
+  "python, uWSGI's line to a file": ['python', '--logto', 'LOG'],
 };
 
-function vassal(extra) {
+function vassal([runtime, ...extra]) {
   return async (port) => {
-    const log = join(tempDir(), 'app.log');
-    const args = extra.length === 0 ? ['--disable-logging'] : extra.map((a) => (a === 'LOG' ? log : a));
-    return start(process.execPath, [EMPEROR_BIN, '--http-socket', `127.0.0.1:${port}`, '--module', APP, '--processes', '2', '--listen', '511', ...args], { env: quiet });
+    const dir = tempDir();
+    writeFileSync(join(dir, 'app.py'), PY_APP);
+    const app = APPS[runtime].map((a) => (a === 'PY' ? join(dir, 'app.py') : a));
+    const args = extra.length === 0 ? ['--disable-logging'] : extra.map((a) => (a === 'LOG' ? join(dir, 'app.log') : a));
+    return start(process.execPath, [EMPEROR_BIN, '--http-socket', `127.0.0.1:${port}`, ...app, '--processes', '2', '--listen', '511', ...args], { env: quiet });
   };
 }
 
@@ -38,15 +47,16 @@ export async function run({ rounds = Number(process.env.BENCH_ROUNDS ?? 3), seco
   record('request-log', results);
   const rows = [];
   for (const [mode, byName] of Object.entries(results)) {
-    const base = mean(byName['no request log'], (r) => r.rps);
-    const baseCpu = mean(byName['no request log'], (r) => r.cpuUsPerRequest);
     for (const [name, rs] of Object.entries(byName)) {
+      const none = byName[`${name.split(',')[0]}, no request log`];
+      const base = mean(none, (r) => r.rps);
+      const baseCpu = mean(none, (r) => r.cpuUsPerRequest);
       const rps = mean(rs, (r) => r.rps);
       const cpu = mean(rs, (r) => r.cpuUsPerRequest);
       rows.push([mode, name, Math.round(rps).toLocaleString('en-US'), `${((rps / base - 1) * 100).toFixed(1)}%`, `${cpu.toFixed(1)} µs`,
         `${((cpu / baseCpu - 1) * 100).toFixed(1)}%`, rs.reduce((a, r) => a + r.errors, 0), rs.map((r) => Math.round(r.rps)).join(' / ')]);
     }
   }
-  table(`Request logging cost: Node hello world, 2 workers, wrk as in node-pool (${seconds} s, ${rounds} rounds, order alternating)`,
+  table(`Request logging cost: hello world, 2 workers, wrk as in node-pool (${seconds} s, ${rounds} rounds, order alternating)`,
     ['load', 'request log', 'req/s', 'req/s vs none', 'CPU per request', 'CPU vs none', 'errors', 'rounds (req/s)'], rows);
 }

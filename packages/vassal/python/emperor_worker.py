@@ -196,23 +196,22 @@ _LOG_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "O
 
 
 class Facts:
-    """One finished request, as a log line sees it (RequestFacts in request-log.ts)."""
+    """One finished request, as a log-format template or a JSON line sees it (RequestFacts in request-log.ts)."""
 
     __slots__ = ("pid", "wid", "n", "method", "uri", "proto", "status", "addr", "port", "user", "start_ms",
-                 "duration_us", "rsize", "hsize", "headers", "environ")
+                 "duration_us", "rsize", "hsize", "headers", "vars", "pktsize", "environ")
 
     def header(self, name: str) -> str:
         key = name.upper().replace("-", "_")
         return self.environ.get(key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key, "")
 
-    def vars_and_size(self) -> tuple:
-        """The request's variables as uWSGI counts them (two slots each) and their uwsgi packet size."""
-        count = size = 0
-        for k, v in self.environ.items():
-            if type(v) is str and not k.startswith("wsgi."):
-                count += 1
-                size += 4 + len(k) + len(v)
-        return count * 2, size
+
+def count_vars(environ: dict) -> tuple:
+    """The request's variables as uWSGI counts them in its log line (two slots each) and
+    their size as a uwsgi packet: taken before the app runs, when environ holds only them
+    (and wsgi.url_scheme), with the sums done in C."""
+    n = len(environ)
+    return n * 2, sum(map(len, environ)) + sum(map(len, environ.values())) + 4 * n
 
 
 _second = [-1, "", ""]
@@ -233,11 +232,15 @@ def _dates(ms: float) -> tuple:
     return _second[1], _second[2]
 
 
+DEFAULT_LINE = (
+    "[pid: %d|app: 0|req: %d/%d] %s (%s) {%d vars in %d bytes} [%s] %s %s => generated %d bytes in %s (%s %d) %d headers in %d bytes (1 switches on core 0)\n"
+)
+
+
 def default_line(f: Facts, micros: bool) -> str:
     took = "%d micros" % round(f.duration_us) if micros else "%d msecs" % int(f.duration_us // 1000)
-    nvars, size = f.vars_and_size()
-    return "[pid: %d|app: 0|req: %d/%d] %s (%s) {%d vars in %d bytes} [%s] %s %s => generated %d bytes in %s (%s %d) %d headers in %d bytes (1 switches on core 0)\n" % (
-        f.pid, f.n, f.n, f.addr, f.user, nvars, size, _dates(f.start_ms)[0], f.method, f.uri, f.rsize, took, f.proto, f.status, f.headers, f.hsize)
+    return DEFAULT_LINE % (f.pid, f.n, f.n, f.addr, f.user, f.vars, f.pktsize, _dates(f.start_ms)[0], f.method, f.uri, f.rsize,
+                           took, f.proto, f.status, f.headers, f.hsize)
 
 
 def _memory(field: int) -> int:
@@ -276,8 +279,8 @@ LOG_VARIABLES: dict = {
     "wid": lambda f: str(f.wid),
     "core": lambda f: "0",
     "switches": lambda f: "1",
-    "vars": lambda f: str(f.vars_and_size()[0]),
-    "pktsize": lambda f: str(f.vars_and_size()[1]),
+    "vars": lambda f: str(f.vars),
+    "pktsize": lambda f: str(f.pktsize),
     "headers": lambda f: str(f.headers),
     "rss": lambda f: str(_memory(1)),
     "vsz": lambda f: str(_memory(0)),
@@ -351,6 +354,8 @@ class RequestLog:
         self.log = log
         bindings = {"vassal": spec["vassal"], "worker": spec["id"]}
         fmt = c.get("format")
+        self.plain = not c.get("json") and fmt is None  # uWSGI's default line: RequestLog.default
+        self.active = self.enabled or self.log4xx or self.log5xx or self.slow_us > 0 or self.zero or self.big > 0
         if c.get("json"):
             self.render: Callable = lambda f: json_line(f, bindings)
         elif fmt is not None:
@@ -372,11 +377,20 @@ class RequestLog:
         )
 
     def request(self, f: Facts) -> None:
-        data = self.render(f).encode("utf-8", "replace")
+        self.write(self.render(f))
+
+    def default(self, *fields: Any) -> None:
+        """uWSGI's line straight from the request's values (`fields` as DEFAULT_LINE takes
+        them, the time as a number of µs): no Facts object on the common path."""
+        us = fields[11]
+        took = "%d micros" % round(us) if self.micros else "%d msecs" % int(us // 1000)
+        self.write(DEFAULT_LINE % (fields[:7] + (_dates(fields[7])[0],) + fields[8:11] + (took,) + fields[12:]))
+
+    def write(self, line: str) -> None:
         if not self.pending:
             self.first_pending = time.monotonic()
-        self.pending.append(data)
-        self.pending_bytes += len(data)
+        self.pending.append(line)
+        self.pending_bytes += len(line)
         if self.pending_bytes >= LOG_BUFFER_BYTES:
             self.flush()
 
@@ -387,7 +401,7 @@ class RequestLog:
     def flush(self) -> None:
         if not self.pending:
             return
-        data = b"".join(self.pending)
+        data = "".join(self.pending).encode("utf-8", "replace")
         self.pending = []
         self.pending_bytes = 0
         while data:
@@ -1302,6 +1316,8 @@ class Worker:
         uri = environ.get("REQUEST_URI") or (
             environ["PATH_INFO"] + ("?" + environ["QUERY_STRING"] if environ["QUERY_STRING"] else "")
         )
+        # Before the wsgi.* keys and the app's own; only when a request may be logged.
+        nvars, pktsize = count_vars(environ) if self.reqlog.active else (0, 0)
         environ["wsgi.version"] = (1, 0)
         environ["wsgi.input"] = body
         environ["wsgi.errors"] = self.errors
@@ -1548,16 +1564,22 @@ class Worker:
             self.publish()
         status = int(st["status"][:3]) if st["sent"] else 0
         rsize = max(0, tx - st["hsize"])
-        if self.reqlog.wanted(status, rt_us, rsize):
-            f = Facts()
-            f.pid, f.wid, f.n, f.method, f.uri, f.status, f.start_ms, f.duration_us = os.getpid(), self.spec["id"], self.requests, method, uri, status, start_ms, rt_us
-            f.proto = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
+        log = self.reqlog
+        if log.enabled or log.wanted(status, rt_us, rsize):
             addr = environ.get("REMOTE_ADDR", "")
-            if self.reqlog.xff:
+            if log.xff:
                 addr = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip() or addr
-            f.addr, f.port, f.user = addr, environ.get("REMOTE_PORT", ""), environ.get("REMOTE_USER", "")
-            f.rsize, f.hsize, f.headers, f.environ = rsize, st["hsize"], st["hcount"], environ
-            self.reqlog.request(f)
+            proto = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
+            user = environ.get("REMOTE_USER", "")
+            if log.plain:
+                log.default(os.getpid(), self.requests, self.requests, addr, user, nvars, pktsize, start_ms, method, uri, rsize,
+                            rt_us, proto, status, st["hcount"], st["hsize"])
+            else:
+                f = Facts()
+                f.pid, f.wid, f.n, f.method, f.uri, f.proto, f.status = os.getpid(), self.spec["id"], self.requests, method, uri, proto, status
+                f.addr, f.port, f.user, f.start_ms, f.duration_us = addr, environ.get("REMOTE_PORT", ""), user, start_ms, rt_us
+                f.rsize, f.hsize, f.headers, f.vars, f.pktsize, f.environ = rsize, st["hsize"], st["hcount"], nvars, pktsize, environ
+                log.request(f)
         return keep and not uwsgi
 
 

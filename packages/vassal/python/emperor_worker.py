@@ -322,7 +322,7 @@ def compile_log_format(template: str) -> Callable:
 
 
 def json_line(f: Facts, bindings: dict) -> str:
-    record = {"level": 30, "time": int(time.time() * 1000), "pid": f.pid}
+    record = {"level": 30, "time": round(f.start_ms + f.duration_us / 1000), "pid": f.pid}
     record.update(bindings)
     record.update({
         "msg": "%s %s %d" % (f.method, f.uri, f.status), "addr": f.addr, "user": f.user, "method": f.method, "uri": f.uri,

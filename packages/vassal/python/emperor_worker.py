@@ -189,8 +189,9 @@ class ErrorStream(io.TextIOBase):
 # The same lines as the Node worker (packages/vassal/src/request-log.ts): uWSGI's default
 # line byte for byte, a `log-format` template, or a JSON object. Change them together.
 
-LOG_BUFFER_BYTES = 4096  # a batch is written once this much has gathered ...
+LOG_BUFFER_BYTES = 32 * 1024  # a batch is written once this much has gathered ...
 LOG_FLUSH_S = 0.25  # ... or after this long
+LOG_BATCH_REQUESTS = 128  # requests whose lines are formatted together
 LOG_FORMAT_VAR = re.compile(r"%\(([^()\s]+)\)")
 _LOG_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -362,9 +363,11 @@ class RequestLog:
             self.render = compile_log_format(fmt)
         else:
             self.render = lambda f: default_line(f, self.micros)
-        self.pending: list = []
+        self.pending: list = []  # formatted lines
+        self.records: list = []  # requests waiting for uWSGI's line (see default)
         self.pending_bytes = 0
         self.first_pending = 0.0
+        self.pid = os.getpid()
 
     def wanted(self, status: int, duration_us: float, rsize: int) -> bool:
         return (
@@ -379,15 +382,26 @@ class RequestLog:
     def request(self, f: Facts) -> None:
         self.write(self.render(f))
 
-    def default(self, *fields: Any) -> None:
-        """uWSGI's line straight from the request's values (`fields` as DEFAULT_LINE takes
-        them, the time as a number of µs): no Facts object on the common path."""
-        us = fields[11]
-        took = "%d micros" % round(us) if self.micros else "%d msecs" % int(us // 1000)
-        self.write(DEFAULT_LINE % (fields[:7] + (_dates(fields[7])[0],) + fields[8:11] + (took,) + fields[12:]))
+    def default(self, fields: tuple) -> None:
+        """Records a request for uWSGI's line: `fields` as DEFAULT_LINE takes them, with the
+        start (ms) in place of the date and the time in µs. The lines are formatted together
+        when the batch is written, which costs less than one at a time."""
+        if not self.pending and not self.records:
+            self.first_pending = time.monotonic()
+        self.records.append(fields)
+        if len(self.records) >= LOG_BATCH_REQUESTS:
+            self.flush()
+
+    def _format_records(self) -> None:
+        micros = self.micros
+        self.pending.extend(
+            DEFAULT_LINE % (r[:7] + (_dates(r[7])[0],) + r[8:11] + ("%d micros" % round(r[11]) if micros else "%d msecs" % int(r[11] // 1000),) + r[12:])
+            for r in self.records
+        )
+        self.records = []
 
     def write(self, line: str) -> None:
-        if not self.pending:
+        if not self.pending and not self.records:
             self.first_pending = time.monotonic()
         self.pending.append(line)
         self.pending_bytes += len(line)
@@ -396,9 +410,13 @@ class RequestLog:
 
     def due(self) -> Optional[float]:
         """Seconds until the buffer must be written; None when it is empty."""
-        return None if not self.pending else max(0.0, self.first_pending + LOG_FLUSH_S - time.monotonic())
+        if not self.pending and not self.records:
+            return None
+        return max(0.0, self.first_pending + LOG_FLUSH_S - time.monotonic())
 
     def flush(self) -> None:
+        if self.records:
+            self._format_records()
         if not self.pending:
             return
         data = "".join(self.pending).encode("utf-8", "replace")
@@ -1572,11 +1590,11 @@ class Worker:
             proto = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
             user = environ.get("REMOTE_USER", "")
             if log.plain:
-                log.default(os.getpid(), self.requests, self.requests, addr, user, nvars, pktsize, start_ms, method, uri, rsize,
-                            rt_us, proto, status, st["hcount"], st["hsize"])
+                log.default((log.pid, self.requests, self.requests, addr, user, nvars, pktsize, start_ms, method, uri, rsize,
+                             rt_us, proto, status, st["hcount"], st["hsize"]))
             else:
                 f = Facts()
-                f.pid, f.wid, f.n, f.method, f.uri, f.proto, f.status = os.getpid(), self.spec["id"], self.requests, method, uri, proto, status
+                f.pid, f.wid, f.n, f.method, f.uri, f.proto, f.status = log.pid, self.spec["id"], self.requests, method, uri, proto, status
                 f.addr, f.port, f.user, f.start_ms, f.duration_us = addr, environ.get("REMOTE_PORT", ""), user, start_ms, rt_us
                 f.rsize, f.hsize, f.headers, f.vars, f.pktsize, f.environ = rsize, st["hsize"], st["hcount"], nvars, pktsize, environ
                 log.request(f)

@@ -12,7 +12,7 @@ import {
   type ConfigWarning,
   type EmperorConfig,
 } from '@emperor/config';
-import { Emperor } from '@emperor/emperor';
+import { Emperor, notifierFromEnv } from '@emperor/emperor';
 import { createLogger } from '@emperor/process';
 import { VERSION, isEmperorError, readStats } from '@emperor/protocol';
 import { MASTER_ENTRY, runVassal } from '@emperor/vassal';
@@ -126,7 +126,7 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
     return 78;
   }
   process.title = 'emperor';
-  const emperor = new Emperor({ config, logger, masterEntry: MASTER_ENTRY });
+  const emperor = new Emperor({ config, logger, masterEntry: MASTER_ENTRY, notifier: notifierFromEnv(process.env, logger) });
   if (config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
   const done = new Promise<number>((resolve) => {
     const shutdown = (signal: string): void => {

@@ -1,5 +1,6 @@
 export * from './logger.js';
 export * from './child.js';
 export * from './backoff.js';
+export * from './clock.js';
 export * from './resources.js';
 export * from './stats-server.js';

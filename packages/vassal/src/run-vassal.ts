@@ -10,6 +10,7 @@ import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } 
 import { createLogger, renderStats, serveStats, type Logger, type StatsServer } from '@emperor/process';
 import { Master } from './master.js';
 import { buildVassalStats } from './stats.js';
+import { enforceTyrant, type ForcedIdentity } from './users.js';
 
 /** Where the worker programs are, next to this file in the built package. */
 export const WORKER_ENTRIES = {
@@ -26,6 +27,8 @@ export interface RunVassalOptions {
   readonly inherit?: readonly string[];
   /** Options from the command line, applied last. */
   readonly overrides?: readonly RawOption[];
+  /** Tyrant mode: the only uid/gid this vassal may run as (its file's owner). */
+  readonly tyrant?: ForcedIdentity | undefined;
 }
 
 function load(file: string, options: RunVassalOptions, logger: Logger): VassalConfig {
@@ -34,6 +37,7 @@ function load(file: string, options: RunVassalOptions, logger: Logger): VassalCo
     ...(options.overrides ? { overrides: options.overrides } : {}),
   });
   for (const w of warnings) logger.warn({ code: w.code, file: w.file, line: w.line, option: w.option }, formatWarning(w));
+  if (options.tyrant !== undefined) enforceTyrant(config, options.tyrant);
   return config;
 }
 

@@ -138,8 +138,7 @@ export class Notifier {
 
 /**
  * The emperor's notifier from its environment, or undefined when systemd is not
- * listening (`NOTIFY_SOCKET` unset). `WATCHDOG_USEC` counts only when `WATCHDOG_PID` is
- * unset or ours (sd_watchdog_enabled(3)).
+ * listening (`NOTIFY_SOCKET` unset) or `systemd-notify` is missing (logged).
  */
 export function notifierFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Notifier | undefined {
   const socket = env.NOTIFY_SOCKET;
@@ -152,7 +151,16 @@ export function notifierFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Notifie
     );
     return undefined;
   }
-  const pid = env.WATCHDOG_PID;
-  const usec = pid === undefined || pid === '' || Number(pid) === process.pid ? Number(env.WATCHDOG_USEC ?? 0) : 0;
-  return new Notifier({ send: systemdNotifyCommand(command, logger), watchdogUsec: Number.isFinite(usec) ? usec : 0 });
+  return new Notifier({ send: systemdNotifyCommand(command, logger), watchdogUsec: watchdogUsec(env, process.pid) });
+}
+
+/**
+ * The watchdog interval systemd asks of process `pid`, µs, or 0: `WATCHDOG_USEC` when
+ * `WATCHDOG_PID` is unset or names `pid` (sd_watchdog_enabled(3)); junk counts as unset.
+ */
+export function watchdogUsec(env: NodeJS.ProcessEnv, pid: number): number {
+  const owner = env.WATCHDOG_PID;
+  if (owner !== undefined && owner !== '' && Number(owner) !== pid) return 0;
+  const usec = Number(env.WATCHDOG_USEC ?? '');
+  return Number.isSafeInteger(usec) && usec > 0 ? usec : 0;
 }

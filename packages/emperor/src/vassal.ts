@@ -247,7 +247,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.#logger[delay === 0 ? 'warn' : 'error'](
       { exit_code: exit.code, signal: exit.signal, uptime_ms: uptime, respawn_in_ms: delay, failures: this.#backoff.failures },
       `vassal ${this.name} master died: ${describeExit(exit)} after ${(uptime / 1000).toFixed(1)} s; ` +
-        (cursed ? `cursed after ${this.#backoff.failures} failures in a row, retrying every ${(delay / 1000).toFixed(0)} s` : delay === 0 ? 'respawning' : `respawning in ${(delay / 1000).toFixed(1)} s`),
+        (cursed ? `cursed after ${this.#backoff.failures} failures in a row, retrying every ${(delay / 1000).toFixed(1)} s` : delay === 0 ? 'respawning' : `respawning in ${(delay / 1000).toFixed(1)} s`),
     );
     this.#setState(cursed ? 'cursed' : 'throttled');
     this.#timer = this.#clock.setTimeout(() => {

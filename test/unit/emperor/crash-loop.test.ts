@@ -111,7 +111,7 @@ test('quick deaths: delays double from emperor-throttle to emperor-max-throttle,
   assert.equal(vassal.backoff.failures, 7);
   assert.equal(vassal.respawns, 7);
   assert.ok(vassal.cursedAt > 0);
-  assert.equal(lines.filter((l) => /cursed after \d+ failures in a row, retrying every 8 s/.test(l)).length, 4, lines.join('\n'));
+  assert.equal(lines.filter((l) => /cursed after \d+ failures in a row, retrying every 8\.0 s/.test(l)).length, 4, lines.join('\n'));
 });
 
 test('a vassal that stays up for the healthy period is forgiven: the next death starts from emperor-throttle again', () => {

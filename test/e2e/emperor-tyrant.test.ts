@@ -13,6 +13,7 @@ import {
   httpGet,
   isAlive,
   procStatus,
+  serving,
   spawnEmperor,
   statsOf,
   tempDir,
@@ -50,13 +51,6 @@ async function vassal(stats: string, id: string, predicate: (v: EmperorStatsDoc[
     const v = doc.vassals.find((x) => x.id === id);
     return v !== undefined && predicate(v) ? v : undefined;
   }, { message: `${id}: ${message}`, timeoutMs: 20_000 });
-}
-
-async function serving(port: number): Promise<string> {
-  return waitFor(async () => {
-    const r = await httpGet(`http://127.0.0.1:${port}/`);
-    return r.status === 200 ? r.body : undefined;
-  }, { message: `HTTP 200 on port ${port}`, timeoutMs: 20_000 });
 }
 
 /** Asserts that `pid` and every descendant run as uid:gid with no supplementary groups. */

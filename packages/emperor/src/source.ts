@@ -132,6 +132,7 @@ abstract class FileSource extends EventEmitter<{ change: [] }> implements Vassal
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
+  #watchFailing = false;
   /** Hash cache: path → fingerprint, so unchanged files are not re-read on every scan. */
   readonly #known = new Map<string, Fingerprint>();
 
@@ -149,15 +150,22 @@ abstract class FileSource extends EventEmitter<{ change: [] }> implements Vassal
   }
 
   #startWatch(): void {
+    // Retried on every scan until it works (the directory may appear later), but
+    // reported once per failure streak, not every `emperor-freq`.
+    const failed = (err: Error): void => {
+      if (!this.#watchFailing) this.#options.onError(err);
+      this.#watchFailing = true;
+    };
     try {
       this.#watcher = watch(this.dir, { persistent: false }, () => this.#poke());
+      this.#watchFailing = false;
       this.#watcher.on('error', (err) => {
-        this.#options.onError(err);
+        failed(err);
         this.#watcher?.close();
         this.#watcher = undefined;
       });
     } catch (err) {
-      this.#options.onError(err as Error);
+      failed(err as Error);
     }
   }
 

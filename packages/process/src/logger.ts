@@ -4,8 +4,15 @@
  * pino-pretty in-process (a synchronous stream, no transport thread: a worker thread per
  * process would cost every master and worker several MB).
  */
+import { createRequire } from 'node:module';
 import { pino, type Logger, type LevelWithSilent, type DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
+import type prettyFactory from 'pino-pretty';
+
+/**
+ * pino-pretty is loaded only when a terminal wants it: loaded eagerly it costs every
+ * master and worker about 1.5 MB of RSS (measured), 300 MB across 200 vassals.
+ */
+const loadPretty = (): typeof prettyFactory => createRequire(import.meta.url)('pino-pretty') as typeof prettyFactory;
 
 export type { Logger } from 'pino';
 
@@ -30,7 +37,7 @@ export function createLogger(bindings: Record<string, unknown>, options: LoggerO
   const destination =
     options.destination ??
     (wantPretty
-      ? pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname', singleLine: true })
+      ? loadPretty()({ destination: 2, sync: true, colorize: process.stderr.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname', singleLine: true })
       : pino.destination({ dest: 2, sync: true }));
   return pino({ level, base: { pid: process.pid, ...bindings } }, destination);
 }

@@ -56,7 +56,7 @@ test('the scoreboard file is unlinked at once and slots are independent', (t) =>
   assert.equal(b, 1);
   new ScoreboardWriter(sb.fd, 1).write(sample);
   const all = sb.readAll();
-  assert.equal(all.length, 4);
+  assert.equal(all.length, 2, 'only slots allocated so far are read');
   assert.deepEqual(all[1], sample);
   assert.equal(all[0]?.pid, 0);
   sb.release(1);

@@ -57,6 +57,19 @@ export function descendants(pid) {
   return out;
 }
 
+/** CPU time (user + system) of `pid` and all its descendants, ms (from /proc/PID/stat). */
+export function treeCpuMs(pid, ticksPerSecond = 100) {
+  let ticks = 0;
+  for (const p of [pid, ...descendants(pid)]) {
+    try {
+      const st = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime
+    } catch { /* gone */ }
+  }
+  return (ticks * 1000) / ticksPerSecond;
+}
+
 /** Spawns a process and registers its end: SIGTERM, SIGKILL after 5 s, then every descendant by PID. */
 export function start(cmd, args, opts = {}) {
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', opts.stderr ?? 'ignore'], ...opts });

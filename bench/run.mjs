@@ -6,6 +6,7 @@ import { runCleanups } from './lib.mjs';
 const all = {
   'drop-to-200': () => import('./drop-to-200.mjs'),
   'emperor-scale': () => import('./emperor-scale.mjs'),
+  'node-pool': () => import('./node-pool.mjs'),
 };
 
 const wanted = process.argv.slice(2);

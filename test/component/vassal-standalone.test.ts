@@ -4,29 +4,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { FIXTURES, ROOT, descendants, freePort, httpGet, isAlive, spawnEmperor, statsOf, tempDir, waitFor, type VassalStatsDoc } from '../helpers/index.js';
+import { FIXTURES, ROOT, descendants, freePort, httpGet, isAlive, serving, spawnEmperor, startVassal, statsOf, tempDir, waitFor, type VassalStatsDoc } from '../helpers/index.js';
 
 const APP = join(FIXTURES, 'apps', 'basic.mjs');
 
-async function vassal(t: import('node:test').TestContext, body: (port: number, dir: string) => string, options: { uid?: number; gid?: number } = {}) {
-  const dir = tempDir(t);
-  const port = await freePort();
-  const file = join(dir, 'v.ini');
-  writeFileSync(file, `[uwsgi]\n${body(port, dir)}\n`);
-  if (options.uid !== undefined) chmodSync(dir, 0o755);
-  const proc = spawnEmperor(t, ['--ini', file], options);
-  return { dir, port, file, proc, url: `http://127.0.0.1:${port}` };
-}
-
-async function ok(url: string): Promise<string> {
-  return waitFor(async () => {
-    const r = await httpGet(url);
-    return r.status === 200 ? r.body : undefined;
-  }, { message: `200 from ${url}`, timeoutMs: 15_000 });
-}
+const vassal = startVassal;
+const ok = (url: string): Promise<string> => serving(url);
 
 test('app shapes: request listener, fetch app, an app that calls listen() itself, and a late listen()', async (t) => {
   const cases: [string, RegExp][] = [
@@ -72,8 +58,8 @@ test('a module that throws at import: one error with its stack, respawns with a 
 });
 
 test('an exception in a handler is a 500, counted, and the next request is served', async (t) => {
-  const stats = join(tempDir(t), 's.sock');
-  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nstats = ${stats}`);
+  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}`);
+  const stats = v.stats;
   await ok(`${v.url}/`);
   const r = await httpGet(`${v.url}/throw`);
   assert.equal(r.status, 500);
@@ -87,8 +73,8 @@ test('an exception in a handler is a 500, counted, and the next request is serve
 });
 
 test('the master never accepts: every request is answered by a worker, also while all workers are replaced', async (t) => {
-  const stats = join(tempDir(t), 's.sock');
-  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nprocesses = 2\nstats = ${stats}`);
+  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nprocesses = 2`);
+  const stats = v.stats;
   await ok(`${v.url}/`);
   const doc = await statsOf<VassalStatsDoc>(stats);
   const masterPid = doc.pid;
@@ -152,8 +138,8 @@ test('without root, asking for another uid is a clear error', { skip: process.ge
 });
 
 test('SIGTERM to a standalone vassal ends every worker', async (t) => {
-  const stats = join(tempDir(t), 's.sock');
-  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nprocesses = 3\nstats = ${stats}`);
+  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nprocesses = 3`);
+  const stats = v.stats;
   await ok(`${v.url}/`);
   await waitFor(async () => (await statsOf<VassalStatsDoc>(stats)).workers.every((w) => w.accepting === 1), { message: 'workers up' });
   const tree = descendants(v.proc.pid);
@@ -161,4 +147,12 @@ test('SIGTERM to a standalone vassal ends every worker', async (t) => {
   v.proc.child.kill('SIGTERM');
   assert.equal((await v.proc.exited).code, 0);
   for (const pid of tree) assert.ok(!isAlive(pid));
+});
+
+test('a vassal can be run from command-line options alone, like uwsgi --http-socket ... --module ...', async (t) => {
+  const port = await freePort();
+  const proc = spawnEmperor(t, ['--http-socket', `127.0.0.1:${port}`, '--module', APP, '--processes', '2', '--env', 'GREETING=from flags']);
+  assert.equal(await serving(`http://127.0.0.1:${port}/env?k=GREETING`), 'from flags');
+  const started = await proc.logs.waitFor((l) => /vassal master started: 2 worker\(s\)/.test(l.msg ?? ''));
+  assert.equal(started.vassal, 'command-line');
 });

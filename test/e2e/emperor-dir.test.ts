@@ -232,6 +232,20 @@ test('the emperor killed with SIGKILL leaves no process behind within 5 s', asyn
   assert.ok(Date.now() <= deadline);
 });
 
+test('no-orphans: a master running as another user and its workers exit within 1 s of the emperor\'s death', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async (t) => {
+  const dir = tempDir(t);
+  chmodSync(dir, 0o755);
+  const port = await freePort();
+  // A master that drops privileges loses pdeathsig; it learns of the emperor's death from its IPC channel.
+  writeFileSync(join(dir, 'a.ini'), `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nprocesses = 2\nuid = nobody\ngid = nogroup\nno-orphans = true\n`);
+  const { emperor } = startEmperor(t, dir);
+  await serving(port);
+  await waitFor(() => descendants(emperor.pid).length === 3, { message: 'a master and two workers' });
+  const tree = descendants(emperor.pid);
+  process.kill(emperor.pid, 'SIGKILL');
+  await waitFor(() => tree.every((pid) => !isAlive(pid)), { timeoutMs: 1000, message: `no survivors of ${tree.join(',')} after 1 s` });
+});
+
 test('SIGTERM stops every vassal gracefully and exits 0; SIGHUP reloads every vassal', async (t) => {
   const dir = tempDir(t);
   const [p1, p2] = [await freePort(), await freePort()];

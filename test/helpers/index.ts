@@ -4,7 +4,7 @@
  * registered for cleanup; processes are ended by PID, never by name.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
@@ -266,6 +266,7 @@ export function serving(port: number, path = '/', options: WaitOptions = {}): Pr
 export interface VassalStatsDoc {
   pid: number;
   state: string;
+  listen_queue: number;
   sockets: { name: string; proto: string; queue: number; max_queue: number }[];
   workers: { id: number; pid: number; requests: number; delta_requests: number; status: string; accepting: number; rss: number; vsz: number; respawn_count: number; harakiri_count: number; last_exit_reason: string; exceptions: number; tx: number; avg_rt: number }[];
 }
@@ -276,4 +277,55 @@ export interface EmperorStatsDoc {
   emperor: string[];
   vassals: { id: string; pid: number; ready: number; accepting: number; loyal: number; last_heartbeat: number; respawns: number; state: string; last_error: string; cursed: number; throttle_ms: number; uid: number; gid: number }[];
   blacklist: { id: string; throttle_level: number; attempt: number }[];
+}
+
+/** A vassal run standalone by a test (`emperor --ini FILE`). */
+export interface TestVassal {
+  readonly dir: string;
+  readonly port: number;
+  readonly file: string;
+  readonly url: string;
+  /** The stats unix socket every test vassal gets. */
+  readonly stats: string;
+  readonly proc: Spawned;
+}
+
+/**
+ * Writes `[uwsgi]` + `body(port, dir)` + a `stats` line to a fresh temp dir and runs it
+ * with `emperor --ini`. `port` is a free TCP port for the body to use.
+ */
+export async function startVassal(
+  t: TestContext,
+  body: (port: number, dir: string) => string,
+  options: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<TestVassal> {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const file = join(dir, 'v.ini');
+  const stats = join(dir, 'stats.sock');
+  writeFileSync(file, `[uwsgi]\n${body(port, dir)}\nstats = ${stats}\n`);
+  if (options.uid !== undefined) chmodSync(dir, 0o755);
+  const proc = spawnEmperor(t, ['--ini', file], options);
+  return { dir, port, file, url: `http://127.0.0.1:${port}`, stats, proc };
+}
+
+/** Polls `url` until it answers 200; returns the body. */
+export function serving(url: string, options: WaitOptions = {}): Promise<string> {
+  return waitFor(async () => {
+    const r = await httpGet(url);
+    return r.status === 200 ? r.body : undefined;
+  }, { message: `200 from ${url}`, timeoutMs: 15_000, ...options });
+}
+
+/** Polls the vassal's stats until `ready(doc)` is true; returns that document. */
+export function statsUntil(stats: string, ready: (doc: VassalStatsDoc) => boolean, options: WaitOptions = {}): Promise<VassalStatsDoc> {
+  return waitFor(async () => {
+    const doc = await statsOf<VassalStatsDoc>(stats);
+    return ready(doc) ? doc : undefined;
+  }, { message: `stats of ${stats}`, ...options });
+}
+
+/** The pid in a basic.mjs answer (`pid 123`, `slept 10 in 123`, ...). */
+export function pidIn(body: string): number {
+  return Number(/(\d+)\s*$/.exec(body.trim())?.[1] ?? NaN);
 }

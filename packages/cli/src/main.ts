@@ -111,7 +111,9 @@ async function run(argv: readonly string[], ini?: string, xml?: string, json?: s
   if (overrides.some((o) => o.name === 'emperor')) {
     return runEmperor(() => resolveEmperorConfig([{ file: COMMAND_LINE, format: 'ini', options: overrides }]));
   }
-  return fail('nothing to run: give --emperor DIR, or --ini FILE (see --help)');
+  if (overrides.length === 0) return fail('nothing to run: give --emperor DIR, --ini FILE, or a vassal\'s options (see --help)');
+  await runVassal(undefined, { overrides });
+  return new Promise<number>(() => {}); // runVassal exits the process when the vassal stops
 }
 
 async function runEmperor(load: () => { config: EmperorConfig; warnings: readonly ConfigWarning[] }): Promise<number> {

@@ -3,6 +3,8 @@ export * from './sockets.js';
 export * from './users.js';
 export * from './worker-spec.js';
 export * from './master.js';
+export * from './health.js';
+export * from './cheaper.js';
 export * from './stats.js';
 export { runVassal, WORKER_ENTRIES, type RunVassalOptions } from './run-vassal.js';
 

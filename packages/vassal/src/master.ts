@@ -7,8 +7,9 @@
  * Worker processes: `starting → ready → stopping → dead`.
  */
 import { EventEmitter } from 'node:events';
-import { writeFileSync, unlinkSync } from 'node:fs';
+import { readFileSync, writeFileSync, unlinkSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import type { Writable } from 'node:stream';
 import type { VassalConfig } from '@emperor/config';
 import { ExitCode, parseWorkerToMaster, type MasterToWorker } from '@emperor/protocol';
 import {
@@ -23,7 +24,10 @@ import {
   spawnChild,
 } from '@emperor/process';
 import { EMPTY_SLOT, Scoreboard, SlotStatus, type SlotData } from './scoreboard.js';
-import { bindSockets, readTcpListenQueues, type BoundSocket } from './sockets.js';
+import { checkHealth, cpusForWorker, nextHarakiriDeadline, type HealthAction, type HealthProc } from './health.js';
+import { cheaperCheck, initialCheaperState, type CheaperDecision, type CheaperState } from './cheaper.js';
+import { captureStack, stackFileFor, type StackRequest } from './stack-dump.js';
+import { bindSockets, effectiveBacklog, readTcpListenQueues, type BoundSocket } from './sockets.js';
 import { dropPrivileges, resolveCredentials, type Credentials } from './users.js';
 import { WORKER_SPEC_ENV, WORKER_SPEC_VERSION, type WorkerSpec } from './worker-spec.js';
 
@@ -46,6 +50,9 @@ export const TICK_MS = 1000;
  */
 export const WORKER_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000, healthyMs: 10_000, curseAfter: 10 };
 
+/** A full listen queue is logged at most this often, ms (uWSGI logs it every cycle). */
+export const LISTEN_FULL_LOG_MS = 10_000;
+
 /** Scoreboard capacity: two processes per worker id (old and new during a reload). */
 const SCOREBOARD_SLOTS = 2 * 1024 + 4;
 
@@ -59,8 +66,25 @@ export interface WorkerProc {
   state: WorkerProcState;
   /** Epoch ms when it reported ready; 0 before. */
   readyAt: number;
-  /** Why the master stopped it (`reload`, `max-requests`, ...); '' when it was not asked to. */
+  /** Why the master stopped it (`reload`, `max-requests`, `harakiri`, ...); '' when it was not asked to. */
   stopReason: string;
+  /**
+   * What to do if it exits while still the slot's current process: `backoff` (a crash,
+   * the default), `now` (killed by harakiri or an evil limit: respawn at once), `none`.
+   */
+  respawn: 'backoff' | 'now' | 'none';
+  /** The master is killing it (harakiri, evil limit): no other check applies. */
+  killing: boolean;
+  /**
+   * It asked to be replaced (`max-requests`) and has stopped accepting. Kept on the
+   * process, not acted on only when the message arrives: a fresh worker can reach its
+   * limit before the master has made it the slot's current process.
+   */
+  recycleRequested: string;
+  /** How often it writes its slot, ms. */
+  readonly heartbeatIntervalMs: number;
+  /** With harakiri-verbose: how to ask it for its stack. */
+  readonly stack: StackRequest | undefined;
   /** Latest scoreboard reading. */
   data: SlotData;
   rss: number;
@@ -87,6 +111,10 @@ export interface WorkerSlot {
   lastExitReason: string;
   backoff: BackoffState;
   respawnTimer: NodeJS.Timeout | undefined;
+  /** Epoch ms before which no graceful recycle is attempted (after a replacement failed). */
+  recycleNotBefore: number;
+  /** Retired (or never started) by the cheaper subsystem; spawned again when the pool grows. */
+  cheap: boolean;
 }
 
 /** Options for {@link Master}. */
@@ -137,6 +165,16 @@ export class Master extends EventEmitter<MasterEvents> {
   #generation = 1;
   #tick: NodeJS.Timeout | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** One-shot timer at the next harakiri deadline, between ticks. */
+  #deadline: NodeJS.Timeout | undefined;
+  /** Last seen mtime (ms) of each `touch-reload` / `touch-chain-reload` file; -1 when missing. */
+  readonly #touched = new Map<string, number>();
+  #cheaper: CheaperState;
+  /** Latest accept-queue reading per socket name, and when the next one is due. */
+  #queues = new Map<string, { queue: number; max: number }>();
+  #nextQueueRead = 0;
+  #lastFullLog = 0;
+  #fullSince = 0;
   #sampling = false;
   #announced = { ready: false, accepting: false, loyal: false };
   #reloadQueued: 'graceful' | 'chain' | undefined;
@@ -148,6 +186,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.#options = options;
     this.#config = options.config;
     this.#logger = options.logger;
+    this.#cheaper = initialCheaperState(options.config, Date.now());
   }
 
   get state(): MasterState {
@@ -190,10 +229,18 @@ export class Master extends EventEmitter<MasterEvents> {
       { sockets: config.sockets.map((s) => s.name), processes: config.processes, uid: process.getuid?.(), gid: process.getgid?.() },
       `vassal master started: ${config.processes} worker(s) on ${summarize(config)}`,
     );
+    this.#warnSomaxconn(config.listen);
+    // With cheaper, only `cheaper-initial` workers start; the other ids wait, cheap.
+    const initial = config.cheaper > 0 ? config.cheaperInitial : config.processes;
     for (let id = 1; id <= config.processes; id++) {
       const slot = this.#newSlot(id);
-      slot.current = this.#spawn(slot, config, this.#generation);
+      if (id <= initial) slot.current = this.#spawn(slot, config, this.#generation);
+      else slot.cheap = true;
     }
+    if (config.cheaper > 0) {
+      this.#logger.info(`cheaper: ${config.cheaperAlgo}, ${config.cheaper} to ${config.processes} workers, starting with ${initial}`);
+    }
+    for (const file of [...config.touchReload, ...config.touchChainReload]) this.#touched.set(file, mtimeOf(file));
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
     this.#heartbeat = setInterval(() => this.emit('heartbeat'), config.heartbeatMs);
   }
@@ -202,6 +249,7 @@ export class Master extends EventEmitter<MasterEvents> {
     const slot: WorkerSlot = {
       id, current: undefined, next: undefined, requestsBefore: 0, exceptionsBefore: 0, txBefore: 0, runningTimeBefore: 0,
       harakiriBefore: 0, respawnCount: 0, lastSpawn: 0, lastExitReason: '', backoff: INITIAL_BACKOFF, respawnTimer: undefined,
+      recycleNotBefore: 0, cheap: false,
     };
     this.#slots.set(id, slot);
     return slot;
@@ -239,7 +287,8 @@ export class Master extends EventEmitter<MasterEvents> {
       heartbeatIntervalMs: config.harakiriMs > 0 ? Math.min(250, Math.max(50, config.harakiriMs / 8)) : 1000,
       maxRequests: config.maxRequests > 0 ? config.maxRequests + (slot.id - 1) * config.maxRequestsDelta : 0,
       minWorkerLifetimeMs: config.minWorkerLifetimeMs,
-      stackFile: undefined,
+      stackFile: config.harakiriVerbose ? stackFileFor(process.pid, sbIndex) : undefined,
+      stackPipeFd: config.harakiriVerbose && config.runtime === 'node' ? 3 + sockets.length + 1 : undefined,
       app:
         config.runtime === 'node'
           ? { runtime: 'node', module: config.module ?? '' }
@@ -254,6 +303,10 @@ export class Master extends EventEmitter<MasterEvents> {
       config.runtime === 'node'
         ? [process.execPath, [this.#options.workerEntries.node]]
         : [this.#options.pythonInterpreter?.(config) ?? 'python3', [this.#options.workerEntries.python]];
+    // A Node worker with harakiri-verbose gets a pipe on which the master asks its
+    // watchdog thread for the main thread's stack (signals cannot reach that thread).
+    const stackPipe = spec.stackPipeFd !== undefined;
+    const cpus = this.#cpusFor(slot.id, config);
     let child: Child;
     try {
       child = spawnChild(
@@ -264,25 +317,34 @@ export class Master extends EventEmitter<MasterEvents> {
           env,
           // Own process group: a terminal's Ctrl-C reaches the master, which stops workers in order.
           detached: true,
-          stdio: ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), scoreboard.fd, 'ipc'],
+          stdio: ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), scoreboard.fd, ...(stackPipe ? ['pipe' as const] : []), 'ipc'],
           serialization: 'json',
         },
-        { pdeathsig: true, limitAsBytes: config.limitAsBytes, cpus: this.#cpusFor(slot.id, config) },
+        { pdeathsig: true, limitAsBytes: config.limitAsBytes, cpus },
       );
     } catch (err) {
       scoreboard.release(sbIndex);
       this.#logger.error({ worker: slot.id, err }, `cannot spawn worker ${slot.id}: ${(err as Error).message}`);
       return undefined;
     }
+    const pipe = spec.stackPipeFd === undefined ? undefined : ((child.process.stdio[spec.stackPipeFd] as Writable | null) ?? undefined);
+    // The master's end of the pipe sees ECONNRESET when the worker dies: never let that throw.
+    pipe?.on('error', () => {});
     const proc: WorkerProc = {
-      id: slot.id, generation, child, sbIndex, config, state: 'starting', readyAt: 0, stopReason: '',
+      id: slot.id, generation, child, sbIndex, config, state: 'starting', readyAt: 0, stopReason: '', respawn: 'backoff', killing: false, recycleRequested: '',
+      heartbeatIntervalMs: spec.heartbeatIntervalMs,
+      stack: spec.stackFile === undefined ? undefined
+        : { runtime: config.runtime, file: spec.stackFile, pipe },
       data: EMPTY_SLOT, rss: 0, vsz: 0,
     };
     slot.respawnCount += 1;
     slot.lastSpawn = Date.now();
     child.on('message', (raw) => this.#onWorkerMessage(proc, raw));
     child.once('exit', (exit) => this.#onWorkerExit(slot, proc, exit));
-    this.#logger.info({ worker: slot.id, worker_pid: child.pid, generation }, `spawned worker ${slot.id} (pid ${child.pid})`);
+    this.#logger.info(
+      { worker: slot.id, worker_pid: child.pid, generation, ...(cpus ? { cpus } : {}) },
+      `spawned worker ${slot.id} (pid ${child.pid})${cpus ? `, pinned to CPUs ${cpus.join(' ')}` : ''}`,
+    );
     const timer = setTimeout(() => {
       if (proc.state === 'starting') {
         this.#logger.error({ worker: slot.id, worker_pid: child.pid }, `worker ${slot.id} (pid ${child.pid}) not ready after ${WORKER_READY_TIMEOUT_MS / 1000} s; killing it`);
@@ -305,15 +367,11 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   /**
-   * CPUs for worker `id` under `cpu-affinity = k`: worker N starts at `(N-1)*k` modulo
-   * the CPU count and takes k consecutive CPUs, wrapping (uWSGI core/utils.c
-   * `uwsgi_set_cpu_affinity`).
+   * CPUs for worker `id` under `cpu-affinity` (see {@link cpusForWorker}).
    */
   #cpusFor(id: number, config: VassalConfig): number[] | undefined {
     if (config.cpuAffinity <= 0) return undefined;
-    const count = availableParallelism();
-    const base = ((id - 1) * config.cpuAffinity) % count;
-    return Array.from({ length: config.cpuAffinity }, (_, i) => (base + i) % count);
+    return cpusForWorker(id, config.cpuAffinity, availableParallelism());
   }
 
   #onWorkerMessage(proc: WorkerProc, raw: unknown): void {
@@ -333,7 +391,8 @@ export class Master extends EventEmitter<MasterEvents> {
         this.#announce();
         return;
       case 'recycle':
-        // Implemented with the worker health checks (max-requests).
+        proc.recycleRequested = message.reason;
+        this.#honourRecycleRequest(proc);
         return;
       default: {
         const never: never = message;
@@ -342,8 +401,20 @@ export class Master extends EventEmitter<MasterEvents> {
     }
   }
 
+  /** Starts the replacement a worker asked for, once it is its slot's current process and none is on its way. */
+  #honourRecycleRequest(proc: WorkerProc): void {
+    const slot = this.#slots.get(proc.id);
+    if (proc.recycleRequested === '' || slot === undefined || slot.current !== proc || slot.next !== undefined) return;
+    if (this.#state === 'stopping' || this.#state === 'dead' || proc.state !== 'ready') return;
+    this.#logger.info(
+      { worker: proc.id, worker_pid: proc.child.pid, reason: proc.recycleRequested, requests: proc.data.requests },
+      `worker ${proc.id} (pid ${proc.child.pid}) reached ${proc.recycleRequested}; replacing it`,
+    );
+    void this.#recycle(slot, proc, proc.recycleRequested, true);
+  }
+
   #announce(): void {
-    const procs = [...this.#slots.values()].map((s) => s.current);
+    const procs = [...this.#slots.values()].filter((s) => !s.cheap).map((s) => s.current);
     if (!this.#announced.accepting && procs.some((p) => p?.state === 'ready')) {
       this.#announced.accepting = true;
       this.emit('accepting');
@@ -362,6 +433,13 @@ export class Master extends EventEmitter<MasterEvents> {
     const last = this.#scoreboard?.read(proc.sbIndex);
     if (last !== undefined && last.pid === proc.child.pid) proc.data = last;
     this.#scoreboard?.release(proc.sbIndex);
+    if (proc.stack !== undefined) {
+      try {
+        unlinkSync(proc.stack.file);
+      } catch {
+        // never written
+      }
+    }
     slot.requestsBefore += proc.data.requests;
     slot.exceptionsBefore += proc.data.exceptions;
     slot.txBefore += proc.data.txBytes;
@@ -374,34 +452,36 @@ export class Master extends EventEmitter<MasterEvents> {
     if (slot.next === proc) slot.next = undefined;
     const wasCurrent = slot.current === proc;
     if (wasCurrent) slot.current = undefined;
-
-    if (proc.stopReason !== '' && proc.stopReason !== 'not-ready') {
-      slot.lastExitReason = proc.stopReason;
-      this.#logger.info(fields, `worker ${proc.id} (pid ${proc.child.pid}) stopped (${proc.stopReason}): ${how}`);
-    } else {
-      slot.lastExitReason = proc.stopReason === 'not-ready' ? 'not-ready' : exit.code === ExitCode.APP_LOAD ? 'app-load' : 'crash';
-      if (this.#state === 'stopping' || this.#state === 'dead') return;
-      if (!wasCurrent) {
-        this.#logger.error(fields, `worker ${proc.id} (pid ${proc.child.pid}) died before it was ready: ${how}`);
-        return; // a replacement that failed; its reload or recycle handles it
-      }
-      slot.backoff = nextBackoff(slot.backoff, uptimeMs, Date.now(), WORKER_BACKOFF);
-      const delay = slot.backoff.delayMs;
-      const streak = slot.backoff.failures > 1 ? ` (${slot.backoff.failures} times in a row)` : '';
-      this.#logger.error(
-        { ...fields, respawn_in_ms: delay },
-        `worker ${proc.id} (pid ${proc.child.pid}) died: ${how} after ${(uptimeMs / 1000).toFixed(1)} s${streak}; ` +
-          (delay === 0 ? 'respawning' : `respawning in ${(delay / 1000).toFixed(1)} s`),
-      );
-      this.#scheduleRespawn(slot, delay);
+    const asked = proc.stopReason !== '' && proc.stopReason !== 'not-ready';
+    slot.lastExitReason = asked ? proc.stopReason : proc.stopReason === 'not-ready' ? 'not-ready' : exit.code === ExitCode.APP_LOAD ? 'app-load' : 'crash';
+    if (asked) this.#logger.info(fields, `worker ${proc.id} (pid ${proc.child.pid}) stopped (${proc.stopReason}): ${how}`);
+    if (this.#state === 'stopping' || this.#state === 'dead') return;
+    if (!wasCurrent) {
+      // A retired process, or a replacement that failed (its reload or recycle handles it).
+      if (!asked) this.#logger.error(fields, `worker ${proc.id} (pid ${proc.child.pid}) died before it took over: ${how}`);
+      return;
     }
+    if (proc.respawn === 'none') return;
+    if (proc.respawn === 'now') {
+      this.#scheduleRespawn(slot, 0);
+      return;
+    }
+    slot.backoff = nextBackoff(slot.backoff, uptimeMs, Date.now(), WORKER_BACKOFF);
+    const delay = slot.backoff.delayMs;
+    const streak = slot.backoff.failures > 1 ? ` (${slot.backoff.failures} times in a row)` : '';
+    this.#logger.error(
+      { ...fields, respawn_in_ms: delay },
+      `worker ${proc.id} (pid ${proc.child.pid}) died: ${how} after ${(uptimeMs / 1000).toFixed(1)} s${streak}; ` +
+        (delay === 0 ? 'respawning' : `respawning in ${(delay / 1000).toFixed(1)} s`),
+    );
+    this.#scheduleRespawn(slot, delay);
   }
 
   #scheduleRespawn(slot: WorkerSlot, delayMs: number): void {
     if (slot.respawnTimer !== undefined) return;
     const respawn = (): void => {
       slot.respawnTimer = undefined;
-      if (this.#state === 'stopping' || this.#state === 'dead' || slot.current !== undefined) return;
+      if (this.#state === 'stopping' || this.#state === 'dead' || slot.current !== undefined || slot.cheap) return;
       if (this.#slots.get(slot.id) !== slot) return; // the id was removed by a reload
       slot.current = this.#spawn(slot, this.#config, this.#generation);
       if (slot.current === undefined) this.#scheduleRespawn(slot, WORKER_BACKOFF.maxMs);
@@ -434,13 +514,16 @@ export class Master extends EventEmitter<MasterEvents> {
    * Stops one worker process gracefully: it stops accepting, finishes its requests,
    * exits; SIGKILL after `worker-reload-mercy`.
    */
-  #retire(proc: WorkerProc, reason: string): Promise<unknown> {
+  #retire(proc: WorkerProc, reason: string, respawn: WorkerProc['respawn'] = 'none'): Promise<unknown> {
     if (proc.state === 'dead') return Promise.resolve();
     if (proc.stopReason === '') proc.stopReason = reason;
+    proc.respawn = respawn;
     proc.state = 'stopping';
     this.#retiring.add(proc);
     const stop: MasterToWorker = { v: 1, type: 'stop' };
-    return proc.child.stop({ message: stop, signal: 'SIGTERM', mercyMs: proc.config.workerReloadMercyMs });
+    // `reload-mercy`, when set, bounds a reload's retirements as it bounds a stop.
+    const bound = proc.config.reloadMercyMs > 0 ? Math.min(proc.config.reloadMercyMs, proc.config.workerReloadMercyMs) : proc.config.workerReloadMercyMs;
+    return proc.child.stop({ message: stop, signal: 'SIGTERM', mercyMs: bound });
   }
 
   /**
@@ -456,7 +539,9 @@ export class Master extends EventEmitter<MasterEvents> {
     slot.next = undefined;
     const old = slot.current;
     slot.current = fresh;
+    slot.lastExitReason = reason; // stats show why the previous process is going, from the switch on
     if (old !== undefined) void this.#retire(old, reason);
+    this.#honourRecycleRequest(fresh);
     return true;
   }
 
@@ -521,10 +606,19 @@ export class Master extends EventEmitter<MasterEvents> {
         return false;
       }
     }
+    for (const file of [...config.touchReload, ...config.touchChainReload]) if (!this.#touched.has(file)) this.#touched.set(file, mtimeOf(file));
     const generation = ++this.#generation;
     this.#logger.info({ generation }, `${kind === 'chain' ? 'chain' : 'graceful'} reload: starting generation ${generation} (${config.processes} worker(s))`);
-    const ids = Array.from({ length: config.processes }, (_, i) => i + 1);
-    const slots = ids.map((id) => this.#slots.get(id) ?? this.#newSlot(id));
+    // The ids that run now are replaced (cheap ones stay cheap); without cheaper, all of them.
+    const ids = Array.from({ length: config.processes }, (_, i) => i + 1).filter((id) => {
+      const slot = this.#slots.get(id);
+      return config.cheaper <= 0 || slot === undefined ? id <= (config.cheaper > 0 ? config.cheaperInitial : config.processes) : !slot.cheap;
+    });
+    for (let id = 1; id <= config.processes; id++) {
+      if (!this.#slots.has(id)) this.#newSlot(id).cheap = !ids.includes(id);
+      else if (config.cheaper <= 0) (this.#slots.get(id) as WorkerSlot).cheap = false;
+    }
+    const slots = ids.map((id) => this.#slots.get(id) as WorkerSlot);
     let ok: boolean;
     if (kind === 'chain') {
       ok = true;
@@ -550,6 +644,7 @@ export class Master extends EventEmitter<MasterEvents> {
           slot.next = undefined;
           if (prev !== undefined) void this.#retire(prev, 'reload');
         }
+        for (const slot of slots) if (slot.current !== undefined) this.#honourRecycleRequest(slot.current);
       } else {
         for (const slot of slots) {
           const p = slot.next;
@@ -560,10 +655,13 @@ export class Master extends EventEmitter<MasterEvents> {
           }
         }
         this.#logger.error(`reload abandoned: a new worker died or timed out before it was ready; generation ${generation - 1} keeps serving`);
+        // Ids the reload meant to start (the pool grew) have no process of the old generation: start one.
+        for (const slot of slots) if (slot.current === undefined && !slot.cheap) this.#scheduleRespawn(slot, 0);
       }
     }
     if (!ok) return false;
     this.#config = config;
+    this.#cheaper = { ...initialCheaperState(config, Date.now()), idleSince: 0 };
     // Worker ids the new config no longer has.
     for (const slot of [...this.#slots.values()]) {
       if (slot.id > config.processes) {
@@ -626,6 +724,7 @@ export class Master extends EventEmitter<MasterEvents> {
 
   #clearTimers(): void {
     if (this.#tick !== undefined) clearInterval(this.#tick);
+    if (this.#deadline !== undefined) clearTimeout(this.#deadline);
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     for (const slot of this.#slots.values()) if (slot.respawnTimer !== undefined) clearTimeout(slot.respawnTimer);
   }
@@ -646,20 +745,258 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   #onTick(): void {
-    const scoreboard = this.#scoreboard;
-    if (scoreboard === undefined || this.#state === 'dead') return;
-    const slots = scoreboard.readAll();
+    if (this.#scoreboard === undefined || this.#state === 'dead') return;
+    const served = this.#readScoreboard();
+    if (!this.#announced.loyal && (served || [...this.#slots.values()].some((s) => s.requestsBefore > 0))) {
+      this.#announced.loyal = true;
+      this.emit('loyal');
+    }
+    this.#checkTouches();
+    for (const slot of this.#slots.values()) if (slot.current !== undefined) this.#honourRecycleRequest(slot.current);
+    this.#checkHealth();
+    this.#sampleQueues();
+    this.#checkCheaper();
+    void this.#sampleMemory().then(() => this.#checkHealth());
+  }
+
+  /**
+   * Reads the accept queues (TCP sockets, /proc/net/tcp*). The file lists every socket
+   * of the host, so a read that is slow (a host with very many connections) pushes the
+   * next one back: at most ~2% of the master's time goes to it.
+   */
+  #sampleQueues(): void {
+    const now = Date.now();
+    if (now < this.#nextQueueRead || !this.#sockets.some((s) => s.spec.address.kind === 'tcp')) return;
+    const t0 = performance.now();
+    this.#queues = this.listenQueues();
+    const took = performance.now() - t0;
+    this.#nextQueueRead = now + Math.max(0, took * 50 - TICK_MS);
+    for (const s of this.#sockets) {
+      const q = this.#queues.get(s.spec.name);
+      if (q === undefined || q.max === 0 || q.queue < q.max) continue;
+      if (this.#fullSince === 0) this.#fullSince = now;
+      if (now - this.#lastFullLog >= LISTEN_FULL_LOG_MS) {
+        this.#lastFullLog = now;
+        this.#logger.error(
+          { socket: s.spec.name, queue: q.queue, max: q.max },
+          `*** listen queue of socket "${s.spec.name}" full !!! (${q.queue}/${q.max}) *** (full since ${Math.round((now - this.#fullSince) / 1000)} s; raise processes, cheaper limits or listen)`,
+        );
+      }
+      return;
+    }
+    this.#fullSince = 0;
+  }
+
+  /** The largest accept queue over the sockets, from the last reading. */
+  #backlog(): number {
+    let max = 0;
+    for (const q of this.#queues.values()) max = Math.max(max, q.queue);
+    return max;
+  }
+
+  /** Runs the cheaper algorithm (never while starting, reloading or stopping) and carries out its decision. */
+  #checkCheaper(): void {
+    const config = this.#config;
+    if ((config.cheaper <= 0 && config.idleMs <= 0) || this.#state !== 'ready') return;
+    const active = [...this.#slots.values()].filter((s) => !s.cheap && s.current !== undefined && !s.current.killing);
+    let lastRequestEndMs = 0;
+    for (const p of this.processes()) lastRequestEndMs = Math.max(lastRequestEndMs, p.data.lastRequestEndMs);
+    const pool = {
+      active: active.map((s) => {
+        const p = s.current as WorkerProc;
+        return { id: s.id, pid: p.child.pid, busy: p.data.inFlight > 0 || p.data.status === SlotStatus.BUSY, runningTimeUs: p.data.runningTimeUs, rss: p.rss };
+      }),
+      cheaped: [...this.#slots.values()].filter((s) => s.cheap).length,
+      backlog: this.#backlog(),
+      lastRequestEndMs,
+    };
+    const [next, decision] = cheaperCheck(this.#cheaper, pool, config, Date.now());
+    this.#cheaper = next;
+    if (decision.delta > 0) this.#growPool(decision);
+    else if (decision.delta < 0) this.#shrinkPool(decision);
+  }
+
+  #growPool(decision: CheaperDecision): void {
+    const cheap = [...this.#slots.values()].filter((s) => s.cheap).sort((a, b) => a.id - b.id).slice(0, decision.delta);
+    this.#logger.info({ reason: decision.reason, workers: cheap.map((s) => s.id) }, decision.message);
+    for (const slot of cheap) {
+      slot.cheap = false;
+      slot.backoff = INITIAL_BACKOFF;
+      slot.current = this.#spawn(slot, this.#config, this.#generation);
+    }
+  }
+
+  /**
+   * Cheaps workers with no request in flight, the oldest first (uWSGI cheaps the idle
+   * worker with the oldest spawn). A busy worker is never chosen (uWSGI issue #1702:
+   * cheaping a busy worker gives 502s); if all are busy, nothing happens this time. A
+   * worker that picked up a request since the last reading still finishes it: the stop
+   * is graceful.
+   */
+  #shrinkPool(decision: CheaperDecision): void {
+    const candidates = [...this.#slots.values()]
+      .filter((s) => !s.cheap && s.current?.state === 'ready' && !s.current.killing && s.next === undefined)
+      .filter((s) => (s.current as WorkerProc).data.inFlight === 0 && (s.current as WorkerProc).data.status !== SlotStatus.BUSY)
+      .sort((a, b) => a.lastSpawn - b.lastSpawn)
+      .slice(0, -decision.delta);
+    if (candidates.length === 0) return;
+    this.#logger.info({ reason: decision.reason, workers: candidates.map((s) => s.id) }, decision.message);
+    for (const slot of candidates) {
+      const proc = slot.current as WorkerProc;
+      slot.cheap = true;
+      slot.current = undefined;
+      this.#logger.info({ worker: slot.id, worker_pid: proc.child.pid, reason: decision.reason }, `worker ${slot.id} (pid ${proc.child.pid}) cheaped`);
+      void this.#retire(proc, 'cheap');
+    }
+  }
+
+  /** Linux caps the backlog at net.core.somaxconn silently; uWSGI refuses to start instead. We warn. */
+  #warnSomaxconn(listen: number): void {
+    try {
+      const max = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+      if (listen > max) this.#logger.warn(`listen ${listen} is above net.core.somaxconn (${max}); the kernel uses ${max}`);
+    } catch {
+      // not Linux, or no /proc
+    }
+  }
+
+  /** Reads every slot; returns whether any live process has served a request. */
+  #readScoreboard(): boolean {
+    const slots = this.#scoreboard?.readAll() ?? [];
     let served = false;
     for (const proc of this.processes()) {
       const data = slots[proc.sbIndex];
       if (data !== undefined && data.pid === proc.child.pid) proc.data = data;
       if (proc.data.requests > 0) served = true;
     }
-    if (!this.#announced.loyal && (served || [...this.#slots.values()].some((s) => s.requestsBefore > 0))) {
-      this.#announced.loyal = true;
-      this.emit('loyal');
+    return served;
+  }
+
+  #healthView(): HealthProc[] {
+    const view: HealthProc[] = [];
+    for (const slot of this.#slots.values()) {
+      for (const proc of [slot.current, ...this.#retiring].filter((p): p is WorkerProc => p !== undefined && p.id === slot.id)) {
+        view.push({
+          id: proc.id, pid: proc.child.pid, runtime: proc.config.runtime, state: proc.state, spawnedAt: proc.child.spawnedAt,
+          data: proc.data, heartbeatIntervalMs: proc.heartbeatIntervalMs, rss: proc.rss, vsz: proc.vsz,
+          handled: proc.killing || (slot.current === proc && slot.next !== undefined),
+        });
+      }
     }
-    void this.#sampleMemory();
+    return view;
+  }
+
+  #procOf(view: HealthProc): WorkerProc | undefined {
+    for (const p of this.processes()) if (p.child.pid === view.pid) return p;
+    return undefined;
+  }
+
+  /** Runs the health checks, carries out what is due, and arms a timer for the next harakiri deadline. */
+  #checkHealth(): void {
+    if (this.#state === 'stopping' || this.#state === 'dead') return;
+    const now = Date.now();
+    const view = this.#healthView();
+    for (const action of checkHealth(view, this.#config, now)) this.#act(action, now);
+    if (this.#deadline !== undefined) clearTimeout(this.#deadline);
+    this.#deadline = undefined;
+    const next = nextHarakiriDeadline(this.#healthView(), this.#config.harakiriMs);
+    if (next !== undefined && next - now < TICK_MS) {
+      // uWSGI checks once per master cycle; a timer at the deadline kills on time instead.
+      this.#deadline = setTimeout(() => {
+        this.#deadline = undefined;
+        this.#readScoreboard();
+        this.#checkHealth();
+      }, Math.max(0, next - now) + 5);
+    }
+  }
+
+  #act(action: HealthAction, now: number): void {
+    const proc = this.#procOf(action.proc);
+    const slot = this.#slots.get(action.proc.id);
+    if (proc === undefined || slot === undefined) return;
+    switch (action.kind) {
+      case 'harakiri':
+        void this.#harakiri(slot, proc, action.cause, action.ranMs);
+        return;
+      case 'evil-kill':
+        proc.killing = true;
+        proc.stopReason = action.reason;
+        proc.respawn = slot.current === proc ? 'now' : 'none';
+        this.#logger.error(
+          { worker: proc.id, worker_pid: proc.child.pid, reason: action.reason, rss: proc.rss, vsz: proc.vsz },
+          `*** EVIL RELOAD ON WORKER ${proc.id} (pid ${proc.child.pid}): ${action.detail} (${action.reason}) ***`,
+        );
+        proc.child.kill('SIGKILL');
+        return;
+      case 'recycle':
+        if (slot.current !== proc || now < slot.recycleNotBefore) return;
+        this.#logger.info(
+          { worker: proc.id, worker_pid: proc.child.pid, reason: action.reason, rss: proc.rss, vsz: proc.vsz },
+          `worker ${proc.id} (pid ${proc.child.pid}): ${action.detail} (${action.reason}); replacing it gracefully`,
+        );
+        void this.#recycle(slot, proc, action.reason, false);
+        return;
+      default: {
+        const never: never = action;
+        void never;
+      }
+    }
+  }
+
+  /**
+   * Replaces a worker that reached a limit: its replacement starts first and takes over
+   * once ready, then the old one finishes its requests and exits. If the replacement
+   * fails, the old worker keeps serving and no recycle is tried for a while, unless it
+   * has stopped accepting on its own (`max-requests`): then it is stopped and the slot
+   * respawns with backoff.
+   */
+  async #recycle(slot: WorkerSlot, proc: WorkerProc, reason: string, stoppedAccepting: boolean): Promise<void> {
+    if (await this.#replace(slot, this.#config, this.#generation, reason)) return;
+    if (this.#state === 'stopping' || this.#state === 'dead' || slot.current !== proc) return;
+    slot.backoff = nextBackoff(slot.backoff, 0, Date.now(), WORKER_BACKOFF);
+    slot.recycleNotBefore = Date.now() + slot.backoff.delayMs;
+    this.#logger.error({ worker: proc.id, worker_pid: proc.child.pid, reason }, `worker ${proc.id}: its replacement failed; ${stoppedAccepting ? 'stopping it anyway' : 'it keeps serving'}`);
+    if (stoppedAccepting) void this.#retire(proc, reason, 'backoff');
+  }
+
+  /**
+   * Harakiri: logs the request (and with `harakiri-verbose` the worker's stack), kills
+   * the worker with SIGKILL and respawns it at once (uWSGI `trigger_harakiri`).
+   */
+  async #harakiri(slot: WorkerSlot, proc: WorkerProc, cause: 'request' | 'heartbeat', ranMs: number): Promise<void> {
+    proc.killing = true;
+    proc.stopReason = 'harakiri';
+    proc.respawn = slot.current === proc ? 'now' : 'none';
+    slot.harakiriBefore += 1;
+    const d = proc.data;
+    const what = d.method !== '' ? `${d.method} ${d.uri}` : 'no request';
+    const limit = this.#config.harakiriMs / 1000;
+    const fields = { worker: proc.id, worker_pid: proc.child.pid, method: d.method, uri: d.uri, ran_ms: ranMs, harakiri_ms: this.#config.harakiriMs, cause };
+    const message =
+      cause === 'request'
+        ? `HARAKIRI ON WORKER ${proc.id} (pid ${proc.child.pid}): ${what} ran for ${(ranMs / 1000).toFixed(1)} s (harakiri ${limit} s)`
+        : `HARAKIRI ON WORKER ${proc.id} (pid ${proc.child.pid}): event loop blocked for ${(ranMs / 1000).toFixed(1)} s (harakiri ${limit} s); oldest request in flight: ${what}`;
+    if (proc.stack !== undefined) {
+      const stack = await captureStack(proc.child.pid, proc.stack);
+      this.#logger.error({ ...fields, stack }, `${message}; stack:\n${stack}`);
+    } else {
+      this.#logger.error(fields, message);
+    }
+    proc.child.kill('SIGKILL');
+  }
+
+  /** `touch-reload` / `touch-chain-reload`: a file whose mtime changed (or that vanished) triggers a reload. */
+  #checkTouches(): void {
+    let kind: 'graceful' | 'chain' | undefined;
+    for (const [file, before] of this.#touched) {
+      const now = mtimeOf(file);
+      if (now === before) continue;
+      this.#touched.set(file, now);
+      const chain = this.#config.touchChainReload.includes(file) && !this.#config.touchReload.includes(file);
+      this.#logger.info({ file }, `*** ${file} has been touched... ${chain ? 'chain reload' : 'grace them all'} !!! ***`);
+      kind = kind === 'graceful' || !chain ? 'graceful' : 'chain';
+    }
+    if (kind !== undefined) void this.reload(kind);
   }
 
   async #sampleMemory(): Promise<void> {
@@ -680,19 +1017,31 @@ export class Master extends EventEmitter<MasterEvents> {
     }
   }
 
-  /** Current accept queue of each bound TCP socket, by socket name. */
+  /** Current accept queue of each bound socket (0 for unix sockets) and its maximum, by socket name. */
   listenQueues(): Map<string, { queue: number; max: number }> {
-    const byInode = readTcpListenQueues(new Set(this.#sockets.map((s) => s.inode)));
+    const byInode = readTcpListenQueues(new Set(this.#sockets.filter((s) => s.spec.address.kind === 'tcp').map((s) => s.inode)));
+    const max = effectiveBacklog(this.#config.listen);
     const out = new Map<string, { queue: number; max: number }>();
-    for (const s of this.#sockets) out.set(s.spec.name, byInode.get(s.inode) ?? { queue: 0, max: this.#config.listen });
+    for (const s of this.#sockets) out.set(s.spec.name, { queue: byInode.get(s.inode) ?? 0, max });
     return out;
   }
 
-  /** Status string of a process for stats. */
-  static statusOf(proc: WorkerProc | undefined): 'idle' | 'busy' | 'starting' | 'stopping' | 'cheap' {
-    if (proc === undefined) return 'cheap';
+  /** Status string of a worker id for stats: `cheap` when the cheaper subsystem retired it. */
+  static statusOf(slot: WorkerSlot): 'idle' | 'busy' | 'starting' | 'stopping' | 'cheap' {
+    const proc = slot.current;
+    if (slot.cheap && proc === undefined) return 'cheap';
+    if (proc === undefined) return 'starting'; // waiting to be respawned
     if (proc.state === 'starting') return 'starting';
     if (proc.state === 'stopping') return 'stopping';
     return proc.data.status === SlotStatus.BUSY || proc.data.inFlight > 0 ? 'busy' : 'idle';
+  }
+}
+
+/** mtime of a file in ms, or -1 when it does not exist. */
+function mtimeOf(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return -1;
   }
 }

@@ -5,7 +5,7 @@
  */
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatWarning, loadVassalConfig, type RawOption, type VassalConfig } from '@emperor/config';
+import { COMMAND_LINE, formatWarning, loadVassalConfig, resolveVassalConfig, type RawOption, type VassalConfig } from '@emperor/config';
 import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
 import { createLogger, renderStats, serveStats, type Logger, type StatsServer } from '@emperor/process';
 import { Master } from './master.js';
@@ -18,8 +18,10 @@ export const WORKER_ENTRIES = {
   python: join(dirname(fileURLToPath(import.meta.url)), '..', 'python', 'emperor_worker.py'),
 } as const;
 
-/** How long workers get to finish when the emperor dies, ms. */
+/** How long workers get to finish when the emperor dies, ms; with `no-orphans`, {@link NO_ORPHANS_MERCY_MS}. */
 export const ORPHAN_MERCY_MS = 3000;
+/** `no-orphans`: the master and its workers are gone within 1 s of the emperor's death. */
+export const NO_ORPHANS_MERCY_MS = 500;
 
 /** Options for {@link runVassal}. */
 export interface RunVassalOptions {
@@ -31,24 +33,29 @@ export interface RunVassalOptions {
   readonly tyrant?: ForcedIdentity | undefined;
 }
 
-function load(file: string, options: RunVassalOptions, logger: Logger): VassalConfig {
-  const { config, warnings } = loadVassalConfig(file, {
-    ...(options.inherit ? { inherit: options.inherit } : {}),
-    ...(options.overrides ? { overrides: options.overrides } : {}),
-  });
+function load(file: string | undefined, options: RunVassalOptions, logger: Logger): VassalConfig {
+  const { config, warnings } =
+    file === undefined
+      ? // `emperor --http-socket :8080 --module app.js`: the command line is the vassal.
+        resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: options.overrides ?? [] }])
+      : loadVassalConfig(file, {
+          ...(options.inherit ? { inherit: options.inherit } : {}),
+          ...(options.overrides ? { overrides: options.overrides } : {}),
+        });
   for (const w of warnings) logger.warn({ code: w.code, file: w.file, line: w.line, option: w.option }, formatWarning(w));
   if (options.tyrant !== undefined) enforceTyrant(config, options.tyrant);
   return config;
 }
 
 /**
- * Loads the vassal file, starts the master and keeps the process alive until it stops.
+ * Loads the vassal file (or, with `file` undefined, the command-line options alone),
+ * starts the master and keeps the process alive until it stops.
  * Exits the process: 0 after a requested stop, {@link ExitCode.CONFIG} when the file is
  * invalid (the emperor then waits for the file to change), {@link ExitCode.UNAVAILABLE}
  * when a socket or the uid/gid cannot be had.
  */
-export async function runVassal(file: string, options: RunVassalOptions = {}): Promise<void> {
-  const name = basename(file);
+export async function runVassal(file: string | undefined, options: RunVassalOptions = {}): Promise<void> {
+  const name = file === undefined ? 'command-line' : basename(file);
   const logger = createLogger({ vassal: name });
   const underEmperor = typeof process.send === 'function';
   process.title = `emperor vassal ${name}`;
@@ -57,7 +64,7 @@ export async function runVassal(file: string, options: RunVassalOptions = {}): P
     config = load(file, options, logger);
   } catch (err) {
     const e = err as { code?: string; file?: string; line?: number; option?: string; message: string };
-    logger.error({ code: e.code, file: e.file, line: e.line, option: e.option }, isEmperorError(err) ? e.message : `${file}: ${e.message}`);
+    logger.error({ code: e.code, file: e.file, line: e.line, option: e.option }, isEmperorError(err) ? e.message : `${file ?? COMMAND_LINE}: ${e.message}`);
     process.exit(ExitCode.CONFIG);
   }
 
@@ -108,9 +115,10 @@ export async function runVassal(file: string, options: RunVassalOptions = {}): P
     });
     // The emperor is gone (its end of the IPC channel closed, even on SIGKILL): stop fast.
     process.on('disconnect', () => {
+      const mercy = master.config.noOrphans ? NO_ORPHANS_MERCY_MS : ORPHAN_MERCY_MS;
       logger.error('lost connection with the emperor; stopping');
-      void master.stop('emperor lost', ORPHAN_MERCY_MS);
-      setTimeout(() => master.destroy(1), ORPHAN_MERCY_MS + 1000).unref();
+      void master.stop('emperor lost', mercy);
+      setTimeout(() => master.destroy(1), mercy + 400).unref();
     });
   }
 

@@ -181,21 +181,15 @@ export async function bindSockets(specs: readonly SocketSpec[], perms: SocketPer
   return out;
 }
 
-/** Current and maximum accept queue of a listening socket. */
-export interface QueueLength {
-  /** Connections waiting to be accepted now. */
-  readonly queue: number;
-  /** The backlog the socket listens with. */
-  readonly max: number;
-}
-
 /**
  * Reads the accept queues of listening TCP sockets from /proc/net/tcp and tcp6: for a
- * socket in LISTEN state the kernel reports the current backlog in `rx_queue` and the
- * maximum in `tx_queue`. Keys are socket inodes.
+ * socket in LISTEN state the kernel reports the connections waiting to be accepted in
+ * `rx_queue` (`sk_ack_backlog`). The maximum is not there (`ss` gets it over netlink);
+ * it is the `listen` backlog, capped by `net.core.somaxconn`. Unix sockets do not show
+ * their queue in /proc at all. Keys are socket inodes; values are queue lengths.
  */
-export function readTcpListenQueues(inodes: ReadonlySet<number>): Map<number, QueueLength> {
-  const out = new Map<number, QueueLength>();
+export function readTcpListenQueues(inodes: ReadonlySet<number>): Map<number, number> {
+  const out = new Map<number, number>();
   if (inodes.size === 0) return out;
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
@@ -209,9 +203,17 @@ export function readTcpListenQueues(inodes: ReadonlySet<number>): Map<number, Qu
       if (f[3] !== '0A') continue; // LISTEN
       const inode = Number(f[9]);
       if (!inodes.has(inode)) continue;
-      const [tx, rx] = (f[4] ?? '0:0').split(':');
-      out.set(inode, { queue: parseInt(rx ?? '0', 16), max: parseInt(tx ?? '0', 16) });
+      out.set(inode, parseInt((f[4] ?? '0:0').split(':')[1] ?? '0', 16));
     }
   }
   return out;
+}
+
+/** The backlog the kernel really uses for `listen(fd, backlog)`: capped by net.core.somaxconn. */
+export function effectiveBacklog(backlog: number): number {
+  try {
+    return Math.min(backlog, Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim()) || backlog);
+  } catch {
+    return backlog;
+  }
 }

@@ -22,7 +22,7 @@ function workerStats(slot: WorkerSlot): WorkerStats {
     harakiri_count: slot.harakiriBefore + (d?.harakiriCount ?? 0),
     signals: 0,
     signal_queue: 0,
-    status: Master.statusOf(p),
+    status: Master.statusOf(slot),
     rss: p?.rss ?? 0,
     vsz: p?.vsz ?? 0,
     running_time: Math.round(slot.runningTimeBefore + (d?.runningTimeUs ?? 0)),

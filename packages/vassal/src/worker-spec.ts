@@ -77,6 +77,8 @@ export interface WorkerSpec {
    * writes the main thread's stack. The master reads and logs it. Undefined otherwise.
    */
   readonly stackFile: string | undefined;
+  /** Node workers with `stackFile`: the fd of the pipe the master writes a byte to when it wants the stack. */
+  readonly stackPipeFd: number | undefined;
   readonly app: NodeApp | PythonApp;
 }
 

@@ -56,10 +56,12 @@ test('the scoreboard file is unlinked at once and slots are independent', (t) =>
   assert.equal(b, 1);
   new ScoreboardWriter(sb.fd, 1).write(sample);
   const all = sb.readAll();
-  assert.equal(all.length, 2, 'only slots allocated so far are read');
+  assert.equal(all.length, 2, 'only the slots in use are read');
   assert.deepEqual(all[1], sample);
   assert.equal(all[0]?.pid, 0);
   sb.release(1);
+  sb.release(0);
+  assert.equal(sb.allocate(), 0, 'the lowest free slot is taken first');
   assert.equal(sb.allocate(), 1);
   assert.equal(sb.read(1)?.pid, 0, 'a reallocated slot is zeroed');
 });

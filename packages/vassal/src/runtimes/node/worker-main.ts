@@ -15,16 +15,21 @@ import { ScoreboardWriter, SlotStatus, type SlotData } from '../../scoreboard.js
 import { readWorkerSpec, WORKER_SPEC_ENV, type WorkerSpec } from '../../worker-spec.js';
 import { loadApp, realListen, type AppEntry } from './app-loader.js';
 import { fetchListener } from './fetch-adapter.js';
+import { startStackWatchdog } from './stack-watchdog.js';
 
 /** How long an app that neither exports a handler nor has listened may take to call listen(), ms. */
 const LATE_LISTEN_TIMEOUT_MS = 30_000;
 
 /**
- * An idle⇄busy transition is published at once unless the slot was written less than
- * this long ago, so stats and the cheaper algorithms see a fresh status at low traffic,
- * while under load the cost stays at most one write per this interval.
+ * When idle⇄busy transitions are written to the slot at once. Under keep-alive load a
+ * worker goes idle→busy about once per request, and a write costs about 1.3 µs: so the
+ * start of a request is published unless the slot was written in the last millisecond
+ * (at most ~1000 writes/s, ~0.13% of a core), which puts the request that blocks the
+ * event loop in the slot before it blocks, for the master's harakiri line. Going idle
+ * is published at most every 100 ms; the periodic heartbeat write catches up the rest.
  */
-const TRANSITION_PUBLISH_MS = 100;
+const BUSY_PUBLISH_MS = 1;
+const IDLE_PUBLISH_MS = 100;
 
 interface InFlight {
   readonly res: ServerResponse;
@@ -45,9 +50,11 @@ const inFlight = new Map<IncomingMessage, InFlight>();
 const servers: net.Server[] = [];
 const ours = new WeakSet<net.Server>();
 
+const startedAt = Date.now();
 let status: SlotStatus = SlotStatus.STARTING;
 let accepting = false;
 let stopping = false;
+let recycling = false;
 let requests = 0;
 let exceptions = 0;
 let txBytes = 0;
@@ -114,8 +121,8 @@ function track(req: IncomingMessage, res: ServerResponse): void {
   const socket = req.socket;
   const tx0 = socket.bytesWritten;
   inFlight.set(req, { res, startMs, method: req.method ?? '', uri: req.url ?? '' });
-  if (inFlight.size === 1 && startMs - lastPublishMs >= TRANSITION_PUBLISH_MS) publish();
-  if (stopping && !res.headersSent) res.setHeader('connection', 'close');
+  if (inFlight.size === 1 && startMs - lastPublishMs >= BUSY_PUBLISH_MS) publish();
+  if ((stopping || recycling) && !res.headersSent) res.setHeader('connection', 'close');
   let timer: NodeJS.Timeout | undefined;
   if (spec.harakiriMs > 0) {
     timer = setTimeout(() => {
@@ -137,7 +144,8 @@ function track(req: IncomingMessage, res: ServerResponse): void {
     avgRtUs = avgRtUs === 0 ? rtUs : (avgRtUs + rtUs) / 2; // uWSGI's running average
     txBytes += socket.bytesWritten - tx0;
     lastRequestEndMs = Date.now();
-    if (inFlight.size === 0 && lastRequestEndMs - lastPublishMs >= TRANSITION_PUBLISH_MS) publish();
+    if (inFlight.size === 0 && lastRequestEndMs - lastPublishMs >= IDLE_PUBLISH_MS) publish();
+    checkMaxRequests();
   });
 }
 
@@ -218,32 +226,57 @@ async function start(): Promise<void> {
   send({ v: 1, type: 'ready' });
 }
 
-let stopped: Promise<void> | undefined;
-
 /**
- * Graceful stop: stop accepting (the listening sockets live on in the master), tell
- * every in-flight request's client to close its connection, let idle keep-alive
- * connections end on their own (the next response carries `Connection: close`, or the
- * server's keep-alive timeout closes them), then exit 0. Closing idle connections at once
- * would race a client that is sending on them, which is how reloads lose keep-alive
- * requests (pm2 reload loses 39-46 per reload on this machine).
+ * Stops accepting new connections on every socket (the listening sockets live on in the
+ * master) and resolves once every connection of every server has ended. Shared by the
+ * graceful stop and by max-requests recycling: a server's `close` event fires only once.
  */
-function stop(): Promise<void> {
-  if (stopped !== undefined) return stopped;
-  stopping = true;
+let drained: Promise<void> | undefined;
+function stopAccepting(): Promise<void> {
+  if (drained !== undefined) return drained;
   accepting = false;
-  publish();
   for (const r of inFlight.values()) if (!r.res.headersSent) r.res.setHeader('connection', 'close');
-  stopped = Promise.all(
+  drained = Promise.all(
     servers.map(
       (server) =>
         new Promise<void>((resolve) => {
           // net.Server#close, not http.Server#close: the latter also drops idle keep-alive
-          // connections immediately (Node >= 19), which is the race described above.
+          // connections at once (Node >= 19), racing a client that is sending on them.
           net.Server.prototype.close.call(server, () => resolve());
         }),
     ),
-  ).then(() => finishStop());
+  ).then(() => undefined);
+  publish();
+  return drained;
+}
+
+/**
+ * `max-requests` (uWSGI core/utils.c: checked in the worker after each request, gated by
+ * `min-worker-lifetime`): stop accepting and ask the master for a replacement, which
+ * sends `stop` once it is ready.
+ */
+function checkMaxRequests(): void {
+  if (recycling || stopping || spec.maxRequests <= 0 || requests < spec.maxRequests) return;
+  if (Date.now() - startedAt < spec.minWorkerLifetimeMs) return;
+  recycling = true;
+  logger.info({ requests }, `served ${requests} requests (max-requests ${spec.maxRequests}); asking to be replaced`);
+  void stopAccepting();
+  send({ v: 1, type: 'recycle', reason: 'max-requests' });
+}
+
+/**
+ * Graceful stop: stop accepting, tell every in-flight request's client to close its
+ * connection, let idle keep-alive connections end on their own (the next response
+ * carries `Connection: close`, or the server's keep-alive timeout closes them), then
+ * exit 0. Closing idle connections at once would race a client that is sending on them,
+ * which is how reloads lose keep-alive requests (pm2 reload loses 39-46 per reload on
+ * this machine).
+ */
+let stopped: Promise<void> | undefined;
+function stop(): Promise<void> {
+  if (stopped !== undefined) return stopped;
+  stopping = true;
+  stopped = stopAccepting().then(() => finishStop());
   return stopped;
 }
 
@@ -290,6 +323,7 @@ process.on('uncaughtException', (err) => {
 
 setInterval(publish, spec.heartbeatIntervalMs).unref();
 publish();
+if (spec.stackFile !== undefined && spec.stackPipeFd !== undefined) startStackWatchdog(spec.stackPipeFd, spec.stackFile);
 
 start().catch((err: unknown) => {
   logger.error({ err }, `worker failed to start: ${(err as Error)?.message ?? String(err)}`);

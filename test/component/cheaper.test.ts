@@ -1,0 +1,71 @@
+/**
+ * Adaptive pools end to end: a real vassal grows under a burst of load and shrinks back
+ * when it stops; `idle` shrinks an unused pool and traffic grows it back.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { FIXTURES, httpGet, serving, startVassal, statsUntil, waitFor, type LogLine } from '../helpers/index.js';
+
+const APP = join(FIXTURES, 'apps', 'basic.mjs');
+const msg = (re: RegExp) => (l: LogLine): boolean => re.test(l.msg ?? '');
+const running = (d: { workers: { status: string; pid: number }[] }): number => d.workers.filter((w) => w.status !== 'cheap').length;
+
+test('cheaper = 1, workers = 8: the pool grows under a burst and shrinks back to 1 after it', async (t) => {
+  const v = await startVassal(t, (p) => `http-socket = 127.0.0.1:${p}\nmodule = ${APP}\nworkers = 8\ncheaper = 1\ncheaper-overload = 1\ncheaper-step = 2`);
+  await serving(`${v.url}/`);
+  const start = await statsUntil(v.stats, (d) => d.workers.length === 8 && running(d) === 1);
+  assert.deepEqual(start.workers.map((w) => w.status).filter((s) => s === 'cheap').length, 7);
+  assert.ok(start.workers.slice(1).every((w) => w.pid === 0), 'cheap workers have no process');
+
+  // A burst: 40 clients, each request in flight for 200 ms, so every running worker is busy.
+  let stop = false;
+  let failed = 0;
+  const clients = Array.from({ length: 40 }, async () => {
+    while (!stop) await httpGet(`${v.url}/sleep?ms=200`).catch(() => failed++);
+  });
+  const grown = await statsUntil(v.stats, (d) => running(d) >= 5, { timeoutMs: 20_000, message: 'the pool grew to 5 or more' });
+  stop = true;
+  await Promise.all(clients);
+  assert.equal(failed, 0, 'no request failed while the pool grew');
+  assert.ok(v.proc.logs.find(msg(/every worker busy for 2 checks: spawning 2 worker\(s\)/)).length >= 2);
+
+  const shrunk = await statsUntil(v.stats, (d) => running(d) === 1, { timeoutMs: 30_000, message: 'back to one worker' });
+  assert.equal(shrunk.workers.filter((w) => w.status === 'cheap').length, 7);
+  const cheaped = v.proc.logs.find(msg(/^worker \d \(pid \d+\) cheaped$/));
+  assert.ok(cheaped.length >= running(grown) - 1, `each extra worker was cheaped (${cheaped.length})`);
+  assert.ok(cheaped.every((l) => l.reason === 'spare'));
+  // Cheaped workers were idle: their graceful stop logged no killed request.
+  assert.equal(v.proc.logs.find(msg(/stopped \(cheap\): killed by signal/)).length, 0);
+  assert.match(await serving(`${v.url}/`), /^pid /);
+});
+
+test('idle: an unused pool shrinks to its minimum and grows back with the next request', async (t) => {
+  const v = await startVassal(t, (p) => `http-socket = 127.0.0.1:${p}\nmodule = ${APP}\nprocesses = 3\nidle = 2`);
+  await serving(`${v.url}/`);
+  await statsUntil(v.stats, (d) => running(d) === 3);
+  await v.proc.logs.waitFor(msg(/^workers have been inactive for more than 2 seconds \(\d+\): keeping 1$/), { timeoutMs: 10_000 });
+  const small = await statsUntil(v.stats, (d) => running(d) === 1);
+  assert.equal(small.workers.filter((w) => w.status === 'cheap').length, 2);
+  assert.match(await serving(`${v.url}/`), /^pid /, 'the remaining worker answers at once');
+  await v.proc.logs.waitFor(msg(/^traffic is back after idling: spawning 2 worker\(s\)$/), { timeoutMs: 5000 });
+  await statsUntil(v.stats, (d) => running(d) === 3 && d.workers.every((w) => w.accepting === 1));
+});
+
+test('stats read the listen queue from the kernel', async (t) => {
+  const v = await startVassal(t, (p) => `http-socket = 127.0.0.1:${p}\nmodule = ${APP}\nprocesses = 1\nlisten = 64`);
+  await serving(`${v.url}/`);
+  const idle = await statsUntil(v.stats, (d) => d.sockets.length === 1);
+  assert.equal(idle.sockets[0]?.max_queue, 64);
+  assert.equal(idle.sockets[0]?.queue, 0);
+  // Block the only worker's event loop; new connections then wait in the kernel's queue.
+  void httpGet(`${v.url}/spin?ms=3000`).catch(() => {});
+  await statsUntil(v.stats, (d) => d.workers[0]?.status === 'busy');
+  const waiting = Array.from({ length: 5 }, () => httpGet(`${v.url}/`).catch(() => undefined));
+  const queued = await waitFor(async () => {
+    const d = await statsUntil(v.stats, () => true);
+    return (d.sockets[0]?.queue ?? 0) >= 5 ? d : undefined;
+  }, { message: 'five connections queued', timeoutMs: 2500 });
+  assert.ok(queued.listen_queue >= 5, `listen_queue ${queued.listen_queue}`);
+  await Promise.all(waiting);
+});

@@ -29,8 +29,8 @@ test('a typical uWSGI emperor.ini runs as is: options that make no sense here ar
   writeFileSync(join(dir, 'vassals', 'shop.ini'), `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nprocesses = 1\nenv = COLOR=blue\nstats = %d%n.stats\n`);
   const emperor = spawnEmperor(t, ['--ini', join(dir, 'emperor.ini')]);
 
-  assert.equal(await serving(port, '/env?k=FROM_INHERIT'), 'yes', 'inherited option');
-  assert.equal(await serving(port, '/env?k=COLOR'), 'blue', 'the vassal\'s own value wins');
+  assert.equal(await serving(`http://127.0.0.1:${port}/env?k=FROM_INHERIT`), 'yes', 'inherited option');
+  assert.equal(await serving(`http://127.0.0.1:${port}/env?k=COLOR`), 'blue', 'the vassal\'s own value wins');
   const shop = await statsOf<VassalStatsDoc>(join(dir, 'vassals', 'shop.stats'));
   assert.equal(shop.workers.length, 1, 'processes from the vassal, not the inherited 3');
 
@@ -59,7 +59,7 @@ test('emperor = DIR/PATTERN (JSON config): only matching files are vassals, name
   const stats = join(dir, 'emperor.stats');
   writeFileSync(join(dir, 'emperor.json'), JSON.stringify({ uwsgi: { emperor: 'vassals/app-*.ini', 'emperor-stats': stats, 'emperor-freq': 1, 'die-on-term': true } }));
   spawnEmperor(t, ['--json', join(dir, 'emperor.json')]);
-  await serving(p1);
+  await serving(`http://127.0.0.1:${p1}/`);
   const doc = await statsOf<EmperorStatsDoc>(stats);
   assert.deepEqual(doc.emperor, [join(vassals, 'app-*.ini')]);
   assert.deepEqual(doc.vassals.map((v) => v.id), ['app-a.ini']);
@@ -67,7 +67,7 @@ test('emperor = DIR/PATTERN (JSON config): only matching files are vassals, name
   // A new matching file is picked up at once (the directory is watched).
   const p3 = await freePort();
   writeFileSync(join(vassals, 'app-b.ini'), `[uwsgi]\nhttp-socket = 127.0.0.1:${p3}\nmodule = ${APP}\n`);
-  await serving(p3);
+  await serving(`http://127.0.0.1:${p3}/`);
   await assert.rejects(httpGet(`http://127.0.0.1:${p2}/`), 'other.ini never ran');
 });
 

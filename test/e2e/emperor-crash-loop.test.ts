@@ -50,7 +50,7 @@ test('a vassal that keeps dying: delays double to emperor-max-throttle, it is cu
 
   // Still retried at the maximum interval: once the port is free it comes up.
   await new Promise<void>((resolve) => blocker.close(() => resolve()));
-  await serving(port);
+  await serving(`http://127.0.0.1:${port}/`);
   const ready = await waitFor(async () => {
     const doc = await statsOf<EmperorStatsDoc>(stats);
     return doc.vassals[0]?.state === 'ready' ? doc : undefined;
@@ -78,5 +78,5 @@ test('emperor-required-heartbeat: a master that stops heartbeating is killed and
   assert.equal(lines.length, 1, emperor.logs.tail());
   assert.match(lines[0]?.msg ?? '', new RegExp(`master pid ${alive.pid} `));
   assert.notEqual(respawned.pid, alive.pid);
-  await serving(port);
+  await serving(`http://127.0.0.1:${port}/`);
 });

@@ -28,7 +28,7 @@ test(`${VASSALS} vassals: all answer within 90 s; the emperor stays under 100 MB
   const stats = join(dir, 'emperor.stats');
   const started = Date.now();
   const emperor = spawnEmperor(t, ['--emperor', dir, '--emperor-stats', stats], { env: { EMPEROR_LOG_LEVEL: 'warn' } });
-  for (const port of ports) await serving(port, '/', { timeoutMs: Math.max(1000, started + 90_000 - Date.now()) });
+  for (const port of ports) await serving(`http://127.0.0.1:${port}/`, { timeoutMs: Math.max(1000, started + 90_000 - Date.now()) });
   const doc = await waitFor(async () => {
     const s = await statsOf<EmperorStatsDoc>(stats);
     return s.vassals.length === VASSALS && s.vassals.every((v) => v.state === 'ready') ? s : undefined;

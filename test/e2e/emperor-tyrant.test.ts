@@ -76,7 +76,7 @@ test('files owned by uid 0 or gid 0 are refused once, with the rule and the owne
   const { emperor, stats } = tyrantEmperor(t, dir);
 
   const ok = await vassal(stats, 'ok.ini', (v) => v.ready === 1, 'ready');
-  await serving(pOk);
+  await serving(`http://127.0.0.1:${pOk}/`);
   assertRunsAs(ok.pid, NOBODY, NOBODY);
   await emperor.logs.waitFor((l) => refusals(emperor, 'gid0.ini').length > 0, { message: 'gid0.ini refused' });
   const root = refusals(emperor, 'root.ini')[0];
@@ -100,7 +100,7 @@ test('files owned by uid 0 or gid 0 are refused once, with the rule and the owne
   chownSync(join(dir, 'root.ini'), NOBODY, NOBODY);
   const fixed = await vassal(stats, 'root.ini', (v) => v.ready === 1, 'ready once chowned');
   assertRunsAs(fixed.pid, NOBODY, NOBODY);
-  await serving(pRoot);
+  await serving(`http://127.0.0.1:${pRoot}/`);
 });
 
 test('a uid/gid option that differs from the owner is refused, from the file, a placeholder or vassals-inherit', { skip }, async (t) => {
@@ -166,7 +166,7 @@ test('a symlink is judged by its target\'s owner, or by its own with emperor-tyr
   lchownSync(join(dir2, 'linked.ini'), NOBODY, NOBODY);
   const own = await vassal(nofollow.stats, 'linked.ini', (v) => v.ready === 1, 'ready as the link\'s owner');
   assertRunsAs(own.pid, NOBODY, NOBODY);
-  await serving(p2);
+  await serving(`http://127.0.0.1:${p2}/`);
 });
 
 test('an owner change stops the running vassal; it comes back only as an allowed owner', { skip }, async (t) => {
@@ -184,7 +184,7 @@ test('an owner change stops the running vassal; it comes back only as an allowed
   for (const pid of firstTree) assert.ok(!isAlive(pid), `old process ${pid} gone`);
   assertRunsAs(second.pid, DAEMON, DAEMON);
   assert.equal(emperor.logs.find((l) => /owner changed from uid 65534 gid 65534; stopping vassal moving\.ini/.test(l.msg ?? '')).length, 1);
-  await serving(port);
+  await serving(`http://127.0.0.1:${port}/`);
 
   const secondTree = [second.pid, ...descendants(second.pid)];
   chownSync(file, 0, 0);

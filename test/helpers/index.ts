@@ -254,14 +254,6 @@ export async function httpGet(url: string, init: RequestInit = {}): Promise<{ st
   return { status: res.status, body: await res.text(), headers: res.headers };
 }
 
-/** Waits until `GET http://127.0.0.1:PORT/PATH` answers 200 and returns the body. */
-export function serving(port: number, path = '/', options: WaitOptions = {}): Promise<string> {
-  return waitFor(async () => {
-    const r = await httpGet(`http://127.0.0.1:${port}${path}`);
-    return r.status === 200 ? r.body : undefined;
-  }, { message: `HTTP 200 on port ${port}${path}`, timeoutMs: 15_000, ...options });
-}
-
 /** Shape of the bits of vassal stats tests read. */
 export interface VassalStatsDoc {
   pid: number;

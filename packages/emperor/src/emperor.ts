@@ -74,6 +74,7 @@ export class Emperor {
    */
   readonly #refused = new Map<string, string>();
   readonly #emperorUid = process.getuid?.() ?? 0;
+  readonly #emperorGid = process.getgid?.() ?? 0;
 
   constructor(options: EmperorOptions) {
     this.#config = options.config;
@@ -90,7 +91,7 @@ export class Emperor {
   /** The identity tyrant mode forces on a file's vassal, or undefined when it is refused or tyrant mode is off. */
   #tyrantIdentity(file: VassalFile): TyrantIdentity | undefined {
     if (!this.#config.emperorTyrant) return undefined;
-    const verdict = judgeTyrant(file, { emperorUid: this.#emperorUid, nofollow: this.#config.emperorTyrantNofollow });
+    const verdict = judgeTyrant(file, { emperorUid: this.#emperorUid, emperorGid: this.#emperorGid, nofollow: this.#config.emperorTyrantNofollow });
     return verdict.ok ? verdict.identity : undefined;
   }
 
@@ -142,7 +143,7 @@ export class Emperor {
       this.#logger.info(
         `tyrant mode: each vassal runs as the owner of its file${config.emperorTyrantNofollow ? ' (of the symlink itself, emperor-tyrant-nofollow)' : ''}; files owned by uid 0 or gid 0 are refused`,
       );
-      if (this.#emperorUid !== 0) this.#logger.warn(`tyrant mode without root (uid ${this.#emperorUid}): only files owned by uid ${this.#emperorUid} can run`);
+      if (this.#emperorUid !== 0) this.#logger.warn(`tyrant mode without root (uid ${this.#emperorUid}): only files owned by uid ${this.#emperorUid} gid ${this.#emperorGid} can run`);
     }
     this.#scan();
     if (config.emperorRequiredHeartbeatMs > 0) {
@@ -179,7 +180,7 @@ export class Emperor {
     const before = this.#refused.size;
     for (const name of this.#refused.keys()) if (!desired.has(name)) this.#refused.delete(name);
     for (const [name, file] of desired) {
-      const verdict = judgeTyrant(file, { emperorUid: this.#emperorUid, nofollow: this.#config.emperorTyrantNofollow });
+      const verdict = judgeTyrant(file, { emperorUid: this.#emperorUid, emperorGid: this.#emperorGid, nofollow: this.#config.emperorTyrantNofollow });
       if (verdict.ok) {
         if (this.#refused.delete(name)) this.#logger.info(`${file.path}: now owned by uid ${file.uid} gid ${file.gid}; tyrant mode allows it`);
         continue;

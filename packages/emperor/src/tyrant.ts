@@ -21,8 +21,9 @@ export type TyrantVerdict =
 
 /** Options of {@link judgeTyrant}. */
 export interface JudgeTyrantOptions {
-  /** The emperor's own uid: only root can start a vassal as another user. */
+  /** The emperor's own uid and gid: only root can start a vassal as another user or group. */
   readonly emperorUid: number;
+  readonly emperorGid: number;
   /** `emperor-tyrant-nofollow`: the file's owner is the symlink's own. */
   readonly nofollow: boolean;
   /** Names for the ids in messages. @default namesFromEtc */
@@ -32,7 +33,8 @@ export interface JudgeTyrantOptions {
 /**
  * Judges a vassal file in tyrant mode. Refused: a file owned by uid 0 or gid 0 (it would
  * run as root, or with root's group: uWSGI's "invalid permissions"), and, when the emperor
- * is not root, a file owned by anyone but the emperor's user (it could not switch).
+ * is not root, a file owned by any user or group but the emperor's own (setuid/setgid
+ * would fail).
  * Pure apart from the optional name lookup.
  */
 export function judgeTyrant(file: VassalFile, options: JudgeTyrantOptions): TyrantVerdict {
@@ -48,11 +50,11 @@ export function judgeTyrant(file: VassalFile, options: JudgeTyrantOptions): Tyra
       ),
     };
   }
-  if (options.emperorUid !== 0 && uid !== options.emperorUid) {
+  if (options.emperorUid !== 0 && (uid !== options.emperorUid || gid !== options.emperorGid)) {
     return {
       ok: false,
       error: new TyrantError(
-        `${file.path}: refused: ${whose} is owned by ${owner()}, but the emperor runs as uid ${options.emperorUid} and only root can start a vassal as another user`,
+        `${file.path}: refused: ${whose} is owned by ${owner()}, but the emperor runs as uid ${options.emperorUid} gid ${options.emperorGid} and only root can start a vassal as another user or group`,
       ),
     };
   }

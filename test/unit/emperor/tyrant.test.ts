@@ -10,7 +10,7 @@ const names = (uid: number, gid: number) => ({ user: uid === 0 ? 'root' : uid ==
 
 test('uid 0 or gid 0 is refused with the rule, the file and its owner', () => {
   for (const [uid, gid, owner] of [[0, 0, 'uid 0 (root) gid 0 (root)'], [1000, 0, 'uid 1000 (shop) gid 0 (root)'], [0, 1000, 'uid 0 (root) gid 1000']] as const) {
-    const verdict = judgeTyrant(file(uid, gid), { emperorUid: 0, nofollow: false, names });
+    const verdict = judgeTyrant(file(uid, gid), { emperorUid: 0, emperorGid: 0, nofollow: false, names });
     assert.equal(verdict.ok, false);
     if (verdict.ok) continue;
     assert.equal(verdict.error.code, 'ERR_TYRANT');
@@ -22,11 +22,12 @@ test('uid 0 or gid 0 is refused with the rule, the file and its owner', () => {
 });
 
 test('any other owner is the identity; without root only the emperor\'s own user is possible', () => {
-  assert.deepEqual(judgeTyrant(file(1000, 1001), { emperorUid: 0, nofollow: false, names }), { ok: true, identity: { uid: 1000, gid: 1001 } });
-  assert.deepEqual(judgeTyrant(file(1000, 1001), { emperorUid: 1000, nofollow: false, names }), { ok: true, identity: { uid: 1000, gid: 1001 } });
-  const other = judgeTyrant(file(1002, 1002), { emperorUid: 1000, nofollow: true, names });
+  assert.deepEqual(judgeTyrant(file(1000, 1001), { emperorUid: 0, emperorGid: 0, nofollow: false, names }), { ok: true, identity: { uid: 1000, gid: 1001 } });
+  assert.deepEqual(judgeTyrant(file(1000, 1001), { emperorUid: 1000, emperorGid: 1001, nofollow: false, names }), { ok: true, identity: { uid: 1000, gid: 1001 } });
+  const other = judgeTyrant(file(1002, 1002), { emperorUid: 1000, emperorGid: 1000, nofollow: true, names });
   assert.equal(other.ok, false);
-  if (!other.ok) assert.match(other.error.message, /the symlink is owned by uid 1002 gid 1002, but the emperor runs as uid 1000 and only root can start a vassal as another user/);
+  if (!other.ok) assert.match(other.error.message, /the symlink is owned by uid 1002 gid 1002, but the emperor runs as uid 1000 gid 1000 and only root can start a vassal as another user or group/);
+  assert.equal(judgeTyrant(file(1000, 1002), { emperorUid: 1000, emperorGid: 1000, nofollow: false, names }).ok, false, 'another group needs root too');
 });
 
 test('in tyrant mode an owner change is a stop (then a start as the new owner); otherwise it is nothing', () => {

@@ -7,6 +7,7 @@ const all = {
   'drop-to-200': () => import('./drop-to-200.mjs'),
   'emperor-scale': () => import('./emperor-scale.mjs'),
   'node-pool': () => import('./node-pool.mjs'),
+  cheaper: () => import('./cheaper.mjs'),
 };
 
 const wanted = process.argv.slice(2);

@@ -16,6 +16,11 @@ const args = process.argv.slice(2);
 const grepAt = args.indexOf('--grep');
 const grep = grepAt >= 0 ? args.splice(grepAt, 2)[1] : undefined;
 const layers = args.length > 0 ? args : ['unit', 'component', 'e2e'];
+// The reliability layer records what it tried; start each run with an empty record.
+if (layers.includes('reliability')) {
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(process.env.EMPEROR_RELIABILITY_OUT ?? join(root, 'reliability.jsonl'), '');
+}
 
 function walk(dir) {
   let out = [];

@@ -7,7 +7,7 @@
  * Codes and fixes are listed in docs/errors.md.
  */
 import { EmperorError, type EmperorErrorOptions } from '@emperor/protocol';
-import { describeLocation, quote } from './text.js';
+import { clip, describeLocation, quote } from './text.js';
 
 /** Where a read or parse error happened. */
 export interface ConfigErrorLocation {
@@ -85,7 +85,8 @@ export class ConfigValueError extends ConfigError {
   constructor(init: ConfigValueErrorInit, options?: EmperorErrorOptions) {
     const problem = init.problem ?? `expected ${init.expected}`;
     const got = init.value === undefined ? '' : `, got ${quote(init.value)}`;
-    super(init, `${init.subject ?? init.option}: ${problem}${got}`, options);
+    // The option name comes from the file too: clip it like any other untrusted text.
+    super(init, `${init.subject ?? clip(init.option)}: ${problem}${got}`, options);
     this.option = init.option;
     this.value = init.value;
     this.expected = init.expected;

@@ -5,6 +5,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { basename, resolve } from 'node:path';
 import { ConfigValueError } from './errors.js';
+import { quote } from './text.js';
 import type { OptionSpec, OptionUnit } from './options.js';
 import type { ListenAddress, Principal, RawOption, ResolvedOption, WorkerRuntime } from './types.js';
 
@@ -100,7 +101,7 @@ export function parseAddress(option: ResolvedOption, baseDir: string): ListenAdd
   const bytes = Buffer.byteLength(path);
   if (bytes > MAX_UNIX_SOCKET_BYTES) {
     invalid(option, `a unix socket path of at most ${MAX_UNIX_SOCKET_BYTES} bytes`,
-      `unix socket path is ${bytes} bytes once resolved to ${JSON.stringify(path)}; the limit is ${MAX_UNIX_SOCKET_BYTES}`);
+      `unix socket path is ${bytes} bytes once resolved to ${quote(path)}; the limit is ${MAX_UNIX_SOCKET_BYTES}`);
   }
   return { kind: 'unix', path, abstract: false };
 }

@@ -10,7 +10,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ExitCode, parseMasterToWorker, type WorkerToMaster } from '@emperor/protocol';
-import { createLogger } from '@emperor/process';
+import { createLogger } from '@emperor/process/logger';
 import { ScoreboardWriter, SlotStatus, type SlotData } from '../../scoreboard.js';
 import { readWorkerSpec, WORKER_SPEC_ENV, type WorkerSpec } from '../../worker-spec.js';
 import { loadApp, realListen, type AppEntry } from './app-loader.js';

@@ -8,6 +8,7 @@ const all = {
   'emperor-scale': () => import('./emperor-scale.mjs'),
   'node-pool': () => import('./node-pool.mjs'),
   cheaper: () => import('./cheaper.mjs'),
+  wsgi: () => import('./wsgi.mjs'),
 };
 
 const wanted = process.argv.slice(2);

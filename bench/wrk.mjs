@@ -3,7 +3,10 @@ import { execFile } from 'node:child_process';
 import { debianTool } from './peers.mjs';
 
 /**
- * @returns {Promise<{ rps: number, p50Ms: number, p99Ms: number, errors: number, requests: number }>}
+ * `errors` counts every socket error and non-2xx/3xx answer; `socketErrors` splits the
+ * socket errors (a server that closes after each response shows as `read` errors).
+ * @returns {Promise<{ rps: number, p50Ms: number, p99Ms: number, errors: number, requests: number,
+ *   non2xx: number, socketErrors: { connect: number, read: number, write: number, timeout: number } }>}
  */
 export function wrk(url, { threads = 2, connections = 50, seconds = 8, headers = [] } = {}) {
   const bin = debianTool('wrk');
@@ -20,7 +23,11 @@ export function wrk(url, { threads = 2, connections = 50, seconds = 8, headers =
       const errLine = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
       const non2xx = num(/Non-2xx or 3xx responses: (\d+)/);
       const errors = (errLine ? errLine.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + (Number.isNaN(non2xx) ? 0 : non2xx);
-      resolve({ rps: num(/Requests\/sec:\s+([\d.]+)/), p50Ms: lat(50), p99Ms: lat(99), errors, requests: num(/(\d+) requests in/) });
+      const [connect, read, write, timeout] = errLine ? errLine.slice(1).map(Number) : [0, 0, 0, 0];
+      resolve({
+        rps: num(/Requests\/sec:\s+([\d.]+)/), p50Ms: lat(50), p99Ms: lat(99), errors, requests: num(/(\d+) requests in/),
+        non2xx: Number.isNaN(non2xx) ? 0 : non2xx, socketErrors: { connect, read, write, timeout },
+      });
     });
   });
 }

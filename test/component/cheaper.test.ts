@@ -59,13 +59,13 @@ test('stats read the listen queue from the kernel', async (t) => {
   assert.equal(idle.sockets[0]?.max_queue, 64);
   assert.equal(idle.sockets[0]?.queue, 0);
   // Block the only worker's event loop; new connections then wait in the kernel's queue.
-  void httpGet(`${v.url}/spin?ms=3000`).catch(() => {});
+  void httpGet(`${v.url}/spin?ms=6000`).catch(() => {});
   await statsUntil(v.stats, (d) => d.workers[0]?.status === 'busy');
   const waiting = Array.from({ length: 5 }, () => httpGet(`${v.url}/`).catch(() => undefined));
   const queued = await waitFor(async () => {
     const d = await statsUntil(v.stats, () => true);
     return (d.sockets[0]?.queue ?? 0) >= 5 ? d : undefined;
-  }, { message: 'five connections queued', timeoutMs: 2500 });
+  }, { message: 'five connections queued', timeoutMs: 5000 });
   assert.ok(queued.listen_queue >= 5, `listen_queue ${queued.listen_queue}`);
   await Promise.all(waiting);
 });

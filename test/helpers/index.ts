@@ -199,7 +199,12 @@ export interface Spawned {
  * then SIGKILL after 5 s, then SIGKILL to any descendant still alive (by PID).
  */
 export function spawnNode(t: TestContext, script: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Spawned {
-  const child = spawn(process.execPath, [script, ...args], {
+  return spawnProcess(t, process.execPath, [script, ...args], options);
+}
+
+/** Spawns any program with the same logging and cleanup as {@link spawnNode}. */
+export function spawnProcess(t: TestContext, file: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Spawned {
+  const child = spawn(file, args, {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, EMPEROR_LOG_PRETTY: '0', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -320,4 +325,13 @@ export function statsUntil(stats: string, ready: (doc: VassalStatsDoc) => boolea
 /** The pid in a basic.mjs answer (`pid 123`, `slept 10 in 123`, ...). */
 export function pidIn(body: string): number {
   return Number(/(\d+)\s*$/.exec(body.trim())?.[1] ?? NaN);
+}
+
+/** Polls the vassal's stats until `count` workers accept; returns that document. */
+export function workersAccepting(v: TestVassal, count: number, options: WaitOptions = {}): Promise<VassalStatsDoc> {
+  return statsUntil(v.stats, (doc) => doc.workers.length === count && doc.workers.every((w) => w.accepting === 1 && w.pid > 0), {
+    timeoutMs: 20_000,
+    message: `${count} worker(s) accepting`,
+    ...options,
+  });
 }

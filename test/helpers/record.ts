@@ -18,7 +18,7 @@ export interface ReliabilityRow {
   /** What happened (the documented outcome). */
   readonly outcome: string;
   /** The log line an operator sees, when there is one. */
-  readonly log?: string;
+  readonly log?: string | undefined;
 }
 
 /** Where rows go. */

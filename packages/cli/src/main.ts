@@ -108,8 +108,10 @@ async function run(argv: readonly string[], ini?: string, xml?: string, json?: s
     let hasEmperor: boolean;
     try {
       hasEmperor = readConfigFile(file).options.some((o) => o.name === 'emperor') || overrides.some((o) => o.name === 'emperor');
-    } catch (err) {
-      return fail((err as Error).message);
+    } catch {
+      // Unreadable or invalid: run it as a vassal, which reports the error the way the
+      // emperor would (one log line naming file and line, exit code 78).
+      hasEmperor = overrides.some((o) => o.name === 'emperor');
     }
     if (!hasEmperor) {
       const { runVassal } = await import('@emperor/vassal');

@@ -173,6 +173,9 @@ export class Master extends EventEmitter<MasterEvents> {
   /** Latest accept-queue reading per socket name, and when the next one is due. */
   #queues = new Map<string, { queue: number; max: number }>();
   #nextQueueRead = 0;
+  #readingQueues = false;
+  /** The backlog the kernel uses (listen capped by somaxconn), computed when the config is set. */
+  #maxBacklog = 0;
   #lastFullLog = 0;
   #fullSince = 0;
   #sampling = false;
@@ -230,6 +233,7 @@ export class Master extends EventEmitter<MasterEvents> {
       `vassal master started: ${config.processes} worker(s) on ${summarize(config)}`,
     );
     this.#warnSomaxconn(config.listen);
+    this.#maxBacklog = effectiveBacklog(config.listen);
     // With cheaper, only `cheaper-initial` workers start; the other ids wait, cheap.
     const initial = config.cheaper > 0 ? config.cheaperInitial : config.processes;
     for (let id = 1; id <= config.processes; id++) {
@@ -299,16 +303,17 @@ export class Master extends EventEmitter<MasterEvents> {
     env[WORKER_SPEC_ENV] = JSON.stringify(spec);
     env.LISTEN_FDS = String(sockets.length);
     env.LISTEN_FDNAMES = sockets.map((s) => s.spec.name.replaceAll(':', '_')).join(':');
-    const [command, args] =
-      config.runtime === 'node'
-        ? [process.execPath, [this.#options.workerEntries.node]]
-        : [this.#options.pythonInterpreter?.(config) ?? 'python3', [this.#options.workerEntries.python]];
     // A Node worker with harakiri-verbose gets a pipe on which the master asks its
     // watchdog thread for the main thread's stack (signals cannot reach that thread).
     const stackPipe = spec.stackPipeFd !== undefined;
     const cpus = this.#cpusFor(slot.id, config);
     let child: Child;
     try {
+      // Python: -u, so what the app prints reaches the log at once, as under uWSGI.
+      const [command, args] =
+        config.runtime === 'node'
+          ? [process.execPath, [this.#options.workerEntries.node]]
+          : [this.#options.pythonInterpreter?.(config) ?? 'python3', ['-u', this.#options.workerEntries.python]];
       child = spawnChild(
         command,
         args,
@@ -661,6 +666,7 @@ export class Master extends EventEmitter<MasterEvents> {
     }
     if (!ok) return false;
     this.#config = config;
+    this.#maxBacklog = effectiveBacklog(config.listen);
     this.#cheaper = { ...initialCheaperState(config, Date.now()), idleSince: 0 };
     // Worker ids the new config no longer has.
     for (const slot of [...this.#slots.values()]) {
@@ -760,17 +766,31 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   /**
-   * Reads the accept queues (TCP sockets, /proc/net/tcp*). The file lists every socket
-   * of the host, so a read that is slow (a host with very many connections) pushes the
-   * next one back: at most ~2% of the master's time goes to it.
+   * Reads the accept queues (TCP sockets, /proc/net/tcp*) in the background. The file
+   * lists every socket of the host, so a slow read (a host with very many connections)
+   * pushes the next one back: the reading runs at most ~2% of the time. Stats and the
+   * cheaper algorithms use the latest reading.
    */
   #sampleQueues(): void {
     const now = Date.now();
-    if (now < this.#nextQueueRead || !this.#sockets.some((s) => s.spec.address.kind === 'tcp')) return;
+    if (this.#readingQueues || now < this.#nextQueueRead || !this.#sockets.some((s) => s.spec.address.kind === 'tcp')) return;
+    this.#readingQueues = true;
     const t0 = performance.now();
-    this.#queues = this.listenQueues();
-    const took = performance.now() - t0;
-    this.#nextQueueRead = now + Math.max(0, took * 50 - TICK_MS);
+    const sockets = this.#sockets;
+    void readTcpListenQueues(new Set(sockets.filter((s) => s.spec.address.kind === 'tcp').map((s) => s.inode)))
+      .then((byInode) => {
+        const queues = new Map<string, { queue: number; max: number }>();
+        for (const s of sockets) queues.set(s.spec.name, { queue: byInode.get(s.inode) ?? 0, max: this.#maxBacklog });
+        this.#queues = queues;
+        this.#nextQueueRead = Date.now() + Math.max(0, (performance.now() - t0) * 50 - TICK_MS);
+        this.#logFullQueues(Date.now());
+      })
+      .finally(() => {
+        this.#readingQueues = false;
+      });
+  }
+
+  #logFullQueues(now: number): void {
     for (const s of this.#sockets) {
       const q = this.#queues.get(s.spec.name);
       if (q === undefined || q.max === 0 || q.queue < q.max) continue;
@@ -1017,12 +1037,14 @@ export class Master extends EventEmitter<MasterEvents> {
     }
   }
 
-  /** Current accept queue of each bound socket (0 for unix sockets) and its maximum, by socket name. */
+  /**
+   * The accept queue of each bound socket and its maximum, by socket name, from the last
+   * background reading (at most a tick old; 0 for unix sockets and before the first one).
+   */
   listenQueues(): Map<string, { queue: number; max: number }> {
-    const byInode = readTcpListenQueues(new Set(this.#sockets.filter((s) => s.spec.address.kind === 'tcp').map((s) => s.inode)));
-    const max = effectiveBacklog(this.#config.listen);
+    const max = this.#maxBacklog;
     const out = new Map<string, { queue: number; max: number }>();
-    for (const s of this.#sockets) out.set(s.spec.name, { queue: byInode.get(s.inode) ?? 0, max });
+    for (const s of this.#sockets) out.set(s.spec.name, this.#queues.get(s.spec.name) ?? { queue: 0, max });
     return out;
   }
 

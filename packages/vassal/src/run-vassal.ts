@@ -9,6 +9,7 @@ import { COMMAND_LINE, formatWarning, loadVassalConfig, resolveVassalConfig, typ
 import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
 import { createLogger, renderStats, serveStats, type Logger, type StatsServer } from '@emperor/process';
 import { Master } from './master.js';
+import { PythonInterpreters, type PythonInterpreter } from './python-interpreter.js';
 import { buildVassalStats } from './stats.js';
 import { enforceTyrant, type ForcedIdentity } from './users.js';
 
@@ -68,7 +69,27 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
     process.exit(ExitCode.CONFIG);
   }
 
-  const master = new Master({ config, logger, reloadConfig: () => load(file, options, logger), workerEntries: WORKER_ENTRIES });
+  // One info line per vassal start (and per reload that changes it) saying which Python runs the app.
+  const pythons = new PythonInterpreters();
+  const sayPython = (found: PythonInterpreter): void =>
+    logger.info({ python: found.path, python_version: found.version }, `python interpreter: ${found.path} (Python ${found.version}, from ${found.source})`);
+  try {
+    pythons.prepare(config, sayPython);
+  } catch (err) {
+    logger.error({ code: (err as { code?: string }).code }, (err as Error).message);
+    process.exit(ExitCode.UNAVAILABLE);
+  }
+  const master = new Master({
+    config,
+    logger,
+    reloadConfig: () => {
+      const next = load(file, options, logger);
+      pythons.prepare(next, sayPython); // a reload to a missing interpreter is abandoned
+      return next;
+    },
+    workerEntries: WORKER_ENTRIES,
+    pythonInterpreter: (c) => pythons.pathFor(c),
+  });
   const tell = (message: MasterToEmperor): void => {
     if (underEmperor && process.connected) process.send?.(message);
   };

@@ -13,6 +13,7 @@
 import net from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { chmodSync, chownSync, lstatSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { getSystemErrorName } from 'node:util';
 import type { SocketSpec } from '@emperor/config';
 import { EmperorError } from '@emperor/protocol';
@@ -187,17 +188,16 @@ export async function bindSockets(specs: readonly SocketSpec[], perms: SocketPer
  * `rx_queue` (`sk_ack_backlog`). The maximum is not there (`ss` gets it over netlink);
  * it is the `listen` backlog, capped by `net.core.somaxconn`. Unix sockets do not show
  * their queue in /proc at all. Keys are socket inodes; values are queue lengths.
+ *
+ * Asynchronous on purpose: the kernel builds these files by walking every socket of the
+ * host, which takes milliseconds normally and seconds with tens of thousands of
+ * TIME_WAIT connections; the master's event loop must not wait for it.
  */
-export function readTcpListenQueues(inodes: ReadonlySet<number>): Map<number, number> {
+export async function readTcpListenQueues(inodes: ReadonlySet<number>): Promise<Map<number, number>> {
   const out = new Map<number, number>();
   if (inodes.size === 0) return out;
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'latin1');
-    } catch {
-      continue;
-    }
+  const texts = await Promise.all(['/proc/net/tcp', '/proc/net/tcp6'].map((file) => readFile(file, 'latin1').catch(() => '')));
+  for (const text of texts) {
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
       if (f[3] !== '0A') continue; // LISTEN

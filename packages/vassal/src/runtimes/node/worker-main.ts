@@ -16,6 +16,7 @@ import { readWorkerSpec, WORKER_SPEC_ENV, type WorkerSpec } from '../../worker-s
 import { loadApp, realListen, type AppEntry } from './app-loader.js';
 import { fetchListener } from './fetch-adapter.js';
 import { startStackWatchdog } from './stack-watchdog.js';
+import { frameUwsgiResponse, serveUwsgiConnection } from './uwsgi-server.js';
 
 /** How long an app that neither exports a handler nor has listened may take to call listen(), ms. */
 const LATE_LISTEN_TIMEOUT_MS = 30_000;
@@ -175,10 +176,7 @@ function listenOn(server: net.Server, fd: number): Promise<void> {
 
 async function start(): Promise<void> {
   if (spec.app.runtime !== 'node') throw new Error(`the Node worker cannot run a ${spec.app.runtime} app`);
-  const uwsgi = spec.sockets.find((s) => s.protocol !== 'http');
-  if (uwsgi !== undefined) {
-    throw new Error(`${uwsgi.name}: the uwsgi protocol is not implemented in Node workers yet; use http-socket`);
-  }
+  if (spec.sockets.length === 0) throw new Error('no socket to serve');
   let entry: AppEntry;
   try {
     entry = await loadApp(spec.app.module, LATE_LISTEN_TIMEOUT_MS, ours, (asked) =>
@@ -188,38 +186,53 @@ async function start(): Promise<void> {
     logger.error({ err, module: spec.app.module }, `cannot load app ${spec.app.module}: ${(err as Error)?.message ?? String(err)}`);
     process.exit(ExitCode.APP_LOAD);
   }
-  const [first, ...rest] = spec.sockets;
-  if (first === undefined) throw new Error('no socket to serve');
-  let primary: net.Server;
-  let forward: http.RequestListener;
+  // One HTTP server serves every socket: the app's own, or ours around its handler.
+  let target: net.Server;
   if (entry.kind === 'server') {
-    primary = entry.server;
+    target = entry.server;
     logger.info(`serving the server the app created (its listen() is redirected to ${spec.sockets.map((s) => s.name).join(', ')})`);
-    // Extra sockets hand their requests to the app's own server.
-    forward = (req, res) => primary.emit('request', req, res);
   } else {
-    forward = listenerFor(entry);
-    primary = http.createServer(forward);
-    ours.add(primary);
+    target = http.createServer(listenerFor(entry));
+    ours.add(target);
   }
-  primary.prependListener('request', track);
-  const all: { server: net.Server; fd: number }[] = [{ server: primary, fd: first.fd }];
-  for (const s of rest) {
-    const extra = http.createServer(forward);
-    ours.add(extra);
-    extra.prependListener('request', track);
-    all.push({ server: extra, fd: s.fd });
+  const hasUwsgi = spec.sockets.some((s) => s.protocol === 'uwsgi');
+  if (hasUwsgi && !(target instanceof http.Server)) {
+    logger.error(`cannot serve ${spec.sockets.filter((s) => s.protocol === 'uwsgi').map((s) => s.name).join(', ')}: the uwsgi protocol needs the app's server to be an http.Server`);
+    process.exit(ExitCode.APP_LOAD);
   }
-  for (const [i, { server, fd }] of all.entries()) {
+  const httpTarget = target as http.Server;
+  httpTarget.prependListener('request', track);
+  if (hasUwsgi) httpTarget.prependListener('request', frameUwsgiResponse);
+  const forward: http.RequestListener = (req, res) => httpTarget.emit('request', req, res);
+  let targetListens = false;
+  for (const s of spec.sockets) {
+    let server: net.Server;
+    if (s.protocol === 'uwsgi') {
+      server = net.createServer((socket) =>
+        serveUwsgiConnection(socket, httpTarget, {
+          bufferSize: spec.bufferSize,
+          socketName: s.name,
+          onInvalid: (peer, reason) => logger.warn({ peer, socket: s.name }, `uwsgi packet from ${peer}: ${reason}; connection closed`),
+        }),
+      );
+    } else if (!targetListens) {
+      server = target;
+      targetListens = true;
+    } else {
+      server = http.createServer(forward); // further http sockets hand their requests to the one server
+    }
+    if (entry.kind !== 'server' || server !== entry.server) ours.add(server);
     try {
-      await listenOn(server, fd);
+      await listenOn(server, s.fd);
     } catch (err) {
       // Two vassals bound the same port before either listened: the second loses here.
-      logger.error({ code: (err as NodeJS.ErrnoException).code }, `cannot listen on ${spec.sockets[i]?.name}: ${(err as Error).message}`);
+      logger.error({ code: (err as NodeJS.ErrnoException).code }, `cannot listen on ${s.name}: ${(err as Error).message}`);
       process.exit(ExitCode.UNAVAILABLE);
     }
     servers.push(server);
   }
+  // Only uwsgi sockets: the app's own server never listens, but its listen callback still runs.
+  if (!targetListens && entry.kind === 'server') target.emit('listening');
   status = SlotStatus.IDLE;
   accepting = true;
   publish();

@@ -1,0 +1,101 @@
+/**
+ * Security properties: restrictive modes on the sockets and files we create, socket
+ * ownership options honoured, no option or placeholder that runs a command, no XML
+ * entity expansion.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FIXTURES, freePort, serving, spawnEmperor, startVassal, statsOf, statsUntil, tempDir, waitFor, type EmperorStatsDoc } from '../helpers/index.js';
+import { record } from '../helpers/record.js';
+
+const APP = join(FIXTURES, 'apps', 'basic.mjs');
+const mode = (path: string): string => (statSync(path).mode & 0o777).toString(8);
+
+test('stats sockets are created 0600 by default, for the emperor and for vassals', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  writeFileSync(join(dir, 'a.ini'), `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nstats = %d%n.stats\n`);
+  spawnEmperor(t, ['--emperor', dir, '--emperor-stats', join(dir, 'emperor.stats')]);
+  await serving(`http://127.0.0.1:${port}/`);
+  await statsOf<EmperorStatsDoc>(join(dir, 'emperor.stats'));
+  await statsUntil(join(dir, 'a.stats'), () => true);
+  assert.equal(mode(join(dir, 'emperor.stats')), '600');
+  assert.equal(mode(join(dir, 'a.stats')), '600');
+  record({ area: 'security', what: 'modes of the emperor and vassal stats unix sockets (no option set)', tries: 2, outcome: 'both 0600' });
+});
+
+test('unix sockets follow chmod-socket and chown-socket', { skip: process.getuid?.() !== 0 ? 'chown needs root' : false }, async (t) => {
+  const v = await startVassal(t, (_p, dir) => `http-socket = ${dir}/app.sock\nmodule = ${APP}\nchmod-socket = 660\nchown-socket = nobody:nogroup`);
+  const sock = join(v.dir, 'app.sock');
+  await waitFor(() => existsSync(sock), { message: 'the socket' });
+  const st = statSync(sock);
+  assert.equal(mode(sock), '660');
+  assert.equal(st.uid, 65534);
+  assert.equal(st.gid, 65534);
+  record({ area: 'security', what: 'chmod-socket = 660, chown-socket = nobody:nogroup on a unix http-socket', tries: 1, outcome: 'socket created 0660, owned by 65534:65534' });
+});
+
+test('the scoreboard is never reachable by path: created 0600 and unlinked at once', async (t) => {
+  const v = await startVassal(t, (p) => `http-socket = 127.0.0.1:${p}\nmodule = ${APP}\nprocesses = 2`);
+  const doc = await statsUntil(v.stats, (d) => d.workers.every((w) => w.accepting === 1));
+  const links = readdirSync(`/proc/${doc.pid}/fd`).map((fd) => {
+    try {
+      return readlinkSync(`/proc/${doc.pid}/fd/${fd}`);
+    } catch {
+      return '';
+    }
+  });
+  const scoreboard = links.filter((l) => l.includes('emperor-scoreboard'));
+  assert.equal(scoreboard.length, 1);
+  assert.match(scoreboard[0] ?? '', / \(deleted\)$/);
+  record({ area: 'security', what: 'the scoreboard file shared by master and workers', tries: 1, outcome: 'opened 0600 and unlinked before any worker starts: no path to reach it' });
+});
+
+test('no option or placeholder runs a command', async (t) => {
+  const dir = tempDir(t);
+  const witness = join(dir, 'pwned');
+  const port = await freePort();
+  const cases = [
+    `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nenv = X=@(exec://touch ${witness})\n`,
+    `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nexec-as-root = touch ${witness}\nhook-asap = exec:touch ${witness}\n`,
+    `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nenv = X=$(touch ${witness})\n`,
+  ];
+  const outcomes: string[] = [];
+  for (const [i, text] of cases.entries()) {
+    const file = join(dir, `c${i}.ini`);
+    writeFileSync(file, text);
+    const proc = spawnEmperor(t, ['--ini', file]);
+    // Either the file is refused (one config error, exit 78) or the vassal runs with the
+    // command-running options ignored; in no case does anything execute.
+    const outcome = await Promise.race([
+      proc.exited.then((e) => `refused (exit ${e.code})`),
+      serving(`http://127.0.0.1:${port}/`).then(() => 'ran, options ignored'),
+    ]);
+    outcomes.push(outcome);
+    if (outcome.startsWith('refused')) {
+      assert.match(outcome, /exit 78/);
+      assert.equal(proc.logs.find((l) => l.level === 50).length, 1, proc.logs.tail());
+    } else {
+      assert.ok(proc.logs.find((l) => l.code === 'unsupported-option' || l.code === 'unset-variable').length >= 1, proc.logs.tail());
+      proc.child.kill('SIGTERM');
+      await proc.exited;
+    }
+  }
+  assert.deepEqual(outcomes, ['refused (exit 78)', 'ran, options ignored', 'refused (exit 78)']);
+  assert.ok(!existsSync(witness), 'nothing ran');
+  record({ area: 'security', what: '@(exec://...), exec-as-root, hook-asap, $(touch ...) in vassal files', tries: cases.length, outcome: '@() refused (config error); exec/hook options ignored with a warning; $(touch ...) refused as an invalid variable name; no command ran' });
+});
+
+test('XML entity expansion is never performed ("billion laughs" is refused)', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'lol.xml');
+  const entities = Array.from({ length: 10 }, (_, i) => `<!ENTITY lol${i + 1} "${`&lol${i};`.repeat(10)}">`).join('\n');
+  writeFileSync(file, `<?xml version="1.0"?>\n<!DOCTYPE lolz [\n<!ENTITY lol0 "lol">\n${entities}\n]>\n<uwsgi><http-socket>127.0.0.1:1</http-socket><module>&lol10;</module></uwsgi>\n`);
+  const proc = spawnEmperor(t, ['--xml', file]);
+  assert.equal((await proc.exited).code, 78);
+  const line = proc.logs.find((l) => l.level === 50)[0];
+  assert.match(line?.msg ?? '', /lol\.xml:\d+: .*ENTITY/);
+  record({ area: 'security', what: 'XML "billion laughs" (10 levels of nested entities)', tries: 1, outcome: 'refused before parsing: entity declarations are never expanded', log: line?.msg });
+});

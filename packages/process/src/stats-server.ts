@@ -23,24 +23,32 @@ export interface StatsServer {
 }
 
 /**
- * Serves `render()` on `address`: each connection gets the document and is closed (what
+ * Serves `render()` (a string, or a promise of one) on `address`: each connection gets the document and is closed (what
  * uwsgitop expects), or with `http` set, each HTTP request gets it as
  * `application/json` (uWSGI `stats-http`). A unix socket is created with mode 0600
  * unless `mode` says otherwise, after removing a stale socket file (never another file).
  */
 export async function serveStats(
   address: StatsListenAddress,
-  render: () => string,
+  render: () => string | Promise<string>,
   options: { http: boolean; mode?: number | undefined },
 ): Promise<StatsServer> {
   const server: net.Server = options.http
     ? http.createServer((req, res) => {
-        res.writeHead(200, { 'content-type': 'application/json', 'access-control-allow-origin': '*', connection: 'close' });
-        res.end(render());
+        void Promise.resolve(render()).then(
+          (doc) => {
+            res.writeHead(200, { 'content-type': 'application/json', 'access-control-allow-origin': '*', connection: 'close' });
+            res.end(doc);
+          },
+          () => {
+            res.writeHead(500, { connection: 'close' });
+            res.end();
+          },
+        );
       })
     : net.createServer((socket) => {
         socket.on('error', () => {});
-        socket.end(render());
+        void Promise.resolve(render()).then((doc) => socket.end(doc), () => socket.destroy());
       });
   let path: string | undefined;
   if (address.kind === 'unix') {

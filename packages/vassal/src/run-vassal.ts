@@ -152,7 +152,10 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   }
   if (config.stats !== undefined) {
     try {
-      stats = await serveStats(config.stats, () => renderStats(buildVassalStats(master), config.statsMinified), {
+      stats = await serveStats(config.stats, async () => {
+        await master.freshQueues();
+        return renderStats(buildVassalStats(master), config.statsMinified);
+      }, {
         http: config.statsHttp,
         mode: config.chmodSocket,
       });

@@ -132,6 +132,7 @@ export class Emperor {
         freqMs: config.emperorFreqMs,
         ownerOfLink: config.emperorTyrant && config.emperorTyrantNofollow,
         onError: (err) => this.#logger.warn(`watching ${spec} failed (${err.message}); rescanning every ${config.emperorFreqMs / 1000} s`),
+        onSkip: (path, reason) => this.#logger.warn({ file: path }, `${path}: ${reason}`),
       });
       source.on('change', () => this.#scan());
       this.#sources.push(source);

@@ -86,6 +86,11 @@ export interface SourceOptions {
   readonly ownerOfLink?: boolean;
   /** Called when the watch fails (the periodic rescan keeps working). */
   readonly onError: (err: Error) => void;
+  /**
+   * Called once when a file that looks like a vassal is skipped (a symlink loop, a
+   * dangling link, not a regular file, YAML), and again only if the reason changes.
+   */
+  readonly onSkip?: (path: string, reason: string) => void;
 }
 
 /** True when `spec` is a glob pattern (uWSGI picks the glob monitor the same way: any of `*?[`). */
@@ -135,6 +140,8 @@ abstract class FileSource extends EventEmitter<{ change: [] }> implements Vassal
   #watchFailing = false;
   /** Hash cache: path → fingerprint, so unchanged files are not re-read on every scan. */
   readonly #known = new Map<string, Fingerprint>();
+  /** Entries skipped, with the reason already reported (so each is reported once). */
+  readonly #skipped = new Map<string, string>();
 
   constructor(options: SourceOptions) {
     super();
@@ -188,9 +195,24 @@ abstract class FileSource extends EventEmitter<{ change: [] }> implements Vassal
       return { files, settleInMs };
     }
     const seen = new Set<string>();
+    const skipped = new Set<string>();
+    const skip = (name: string, reason: string): void => {
+      skipped.add(name);
+      if (this.#skipped.get(name) === reason) return;
+      this.#skipped.set(name, reason);
+      this.#options.onSkip?.(join(this.dir, name), reason);
+    };
     for (const name of names) {
       // Dotfiles are editor and tooling artefacts (`.#x.ini` locks, `..data` of a ConfigMap).
       const format = isVassalFileName(name);
+      if (format === undefined && /^[^.].*\.ya?ml$/.test(name) && this.accepts(name)) {
+        skip(name, 'YAML vassal files are not supported; use INI, XML or JSON');
+        continue;
+      }
+      if (format === undefined && /^[^.][\s\S]*\.(ini|xml|json)$/.test(name) && /[\u0000-\u001f\u007f]/.test(name) && this.accepts(name)) {
+        skip(name, 'the file name contains a control character (it would break log lines and ps); rename the file');
+        continue;
+      }
       if (format === undefined || !this.accepts(name)) continue;
       const path = join(this.dir, name);
       let st;
@@ -198,10 +220,23 @@ abstract class FileSource extends EventEmitter<{ change: [] }> implements Vassal
       try {
         st = statSync(path); // follows symlinks: a ConfigMap's files are links into ..data
         owner = this.#options.ownerOfLink === true ? lstatSync(path) : st;
-      } catch {
-        continue; // vanished, or a dangling link
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ELOOP') skip(name, 'symlink loop (ELOOP); ignored until it changes');
+        else if (code === 'ENOENT') {
+          // Vanished between readdir and stat, or a link to nothing: only the latter is worth a line.
+          try {
+            if (lstatSync(path).isSymbolicLink()) skip(name, 'dangling symlink; ignored until its target exists');
+          } catch {
+            // gone
+          }
+        } else skip(name, `cannot stat (${code ?? (err as Error).message}); ignored`);
+        continue;
       }
-      if (!st.isFile()) continue;
+      if (!st.isFile()) {
+        skip(name, `not a regular file (${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'special'}); ignored`);
+        continue;
+      }
       const found = (fingerprint: Fingerprint): VassalFile => ({ name, path, format, monitor: this.monitor, fingerprint, uid: owner.uid, gid: owner.gid });
       if (now - st.mtimeMs < SETTLE_MS && now >= st.mtimeMs) {
         const wait = SETTLE_MS - (now - st.mtimeMs) + 1;
@@ -234,6 +269,7 @@ abstract class FileSource extends EventEmitter<{ change: [] }> implements Vassal
       files.set(name, found(fingerprint));
     }
     for (const path of this.#known.keys()) if (!seen.has(path)) this.#known.delete(path);
+    for (const name of this.#skipped.keys()) if (!skipped.has(name)) this.#skipped.delete(name);
     return { files, settleInMs };
   }
 

@@ -51,6 +51,8 @@ test('harakiri: a worker whose event loop is blocked is killed within harakiri +
 test('harakiri-verbose logs the blocked worker\'s JavaScript stack with the request', async (t) => {
   const v = await startVassal(t, (p) => node(p, 'processes = 1\nharakiri = 1\nharakiri-verbose = true'));
   await serving(`${v.url}/`);
+  // The probe request must be over, so the spin request is the oldest one in flight.
+  await statsUntil(v.stats, (d) => d.workers[0]?.requests === 1 && d.workers[0]?.status === 'idle');
   void httpGet(`${v.url}/spin?ms=20000`).catch(() => {});
   const line = await v.proc.logs.waitFor(msg(/^HARAKIRI ON WORKER 1 /), { timeoutMs: 6000 });
   assert.match(String(line.stack), /at spinHere \(file:\/\/.*basic\.mjs:\d+:\d+\)/);

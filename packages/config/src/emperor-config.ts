@@ -23,6 +23,13 @@ export function buildEmperorConfig(where: string, collected: CollectedOptions): 
       problem: 'set emperor = <directory of vassal files>',
     });
   }
+  // uWSGI hands the value to glob(3), which allows wildcards anywhere; we watch one
+  // directory per value, so only the file name part may have them.
+  for (const option of read.all('emperor')) {
+    if (/[*?[]/.test(dirname(option.value))) {
+      invalid(option, 'a directory, or a pattern with wildcards in the file name only (DIR/*.ini)', 'wildcards are only allowed in the file name part, e.g. /etc/emperor.d/*.ini');
+    }
+  }
   const throttleMs = read.uint('emperor-throttle');
   const maxThrottleMs = read.uint('emperor-max-throttle');
   const throttle = read.last('emperor-throttle');

@@ -11,7 +11,7 @@ import type { CheaperAlgo, RawConfig, ResolvedOption, SocketSpec, VassalConfig, 
 import { isLogFormatVariable, parseLogFormat } from './log-format.js';
 import { invalid, parseAddress, parseEnv, parseMode, parseOwner, parsePlugins, parsePrincipal, runtimeOfPlugin } from './values.js';
 
-/** Node reserves about 710 MiB of address space at start and hangs under a smaller RLIMIT_AS (measured, DESIGN.md). */
+/** A bare Node 20 HTTP server needs 750 MiB of address space to start (measured: it aborts at 740 MiB and hangs at 128 MiB); 1024 leaves room for the app. */
 export const MIN_NODE_LIMIT_AS_MB = 1024;
 /** uWSGI stores buffer-size in 16 bits and lowers larger values to this. */
 const MAX_BUFFER_SIZE = 65535;
@@ -35,7 +35,7 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
   const limitAs = read.last('limit-as');
   if (limitAs !== undefined && app.runtime === 'node' && limitAsBytes > 0 && limitAsBytes < MIN_NODE_LIMIT_AS_MB * 1024 * 1024) {
     invalid(limitAs, `0 (off) or >= ${MIN_NODE_LIMIT_AS_MB} for a Node vassal`,
-      `must be >= ${MIN_NODE_LIMIT_AS_MB} for a Node vassal (Node reserves about 710 MB of address space at start)`);
+      `must be >= ${MIN_NODE_LIMIT_AS_MB} for a Node vassal (a Node worker needs about 750 MB of address space just to start)`);
   }
 
   return {

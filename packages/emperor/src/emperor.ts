@@ -7,9 +7,11 @@ import { dirname } from 'node:path';
 import type { EmperorConfig } from '@emperor/config';
 import { VERSION, type EmperorStats, type EmperorVassalStats } from '@emperor/protocol';
 import { type Child, type Logger, emperorMetrics, renderStats, serveStats, spawnChild, type StatsServer } from '@emperor/process';
+import { type Notifier } from './notify.js';
 import { reconcile, type ReconcileAction } from './reconcile.js';
-import { DirectorySource, type VassalFile, type VassalSource } from './source.js';
-import { Vassal, type SpawnMaster } from './vassal.js';
+import { createSource, type VassalFile, type VassalSource } from './source.js';
+import { judgeTyrant, type TyrantIdentity } from './tyrant.js';
+import { Vassal, type SpawnMaster, type VassalState } from './vassal.js';
 
 /** Options for {@link Emperor}. */
 export interface EmperorOptions {
@@ -19,9 +21,37 @@ export interface EmperorOptions {
   readonly masterEntry: string;
   /** Replaces how masters are spawned (tests). */
   readonly spawnMaster?: SpawnMaster;
+  /** Tells systemd about readiness, reloads, stops and the vassals' states (sd_notify). */
+  readonly notifier?: Notifier | undefined;
 }
 
 const sec = (ms: number): number => Math.floor(ms / 1000);
+
+/**
+ * Variables for the emperor only, not its vassals: systemd's notification socket and
+ * watchdog (a master writing READY=1 there would confuse systemd; uWSGI unsets
+ * NOTIFY_SOCKET for vassals too) and socket activation, which is the emperor's.
+ */
+const EMPEROR_ONLY_ENV = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'];
+
+/** How often `emperor-required-heartbeat` is checked, ms: uWSGI checks on every loop, at most a second apart. */
+const HEARTBEAT_CHECK_MS = 1000;
+
+/** The order states are listed in the systemd STATUS line. */
+const STATUS_ORDER: readonly VassalState[] = ['ready', 'starting', 'reloading', 'throttled', 'cursed', 'config-error', 'stopping', 'dead'];
+
+/**
+ * One line for systemd's STATUS=: how many vassals and how many in each state, e.g.
+ * `3 vassals: 2 ready, 1 cursed; 1 file refused by tyrant mode`.
+ */
+export function statusLine(states: readonly VassalState[], refused: number): string {
+  const counts = new Map<VassalState, number>();
+  for (const state of states) counts.set(state, (counts.get(state) ?? 0) + 1);
+  const parts = STATUS_ORDER.filter((state) => counts.has(state)).map((state) => `${counts.get(state)} ${state}`);
+  let line = `${states.length} vassal${states.length === 1 ? '' : 's'}${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`;
+  if (refused > 0) line += `; ${refused} file${refused === 1 ? '' : 's'} refused by tyrant mode`;
+  return line;
+}
 
 /** The emperor. `start()`, then `reloadAll()` on SIGHUP and `shutdown()` on SIGTERM. */
 export class Emperor {
@@ -33,10 +63,23 @@ export class Emperor {
   #stats: StatsServer | undefined;
   #shuttingDown: Promise<void> | undefined;
   #settleTimer: NodeJS.Timeout | undefined;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  readonly #notifier: Notifier | undefined;
+  /** A SIGHUP reload is in progress: READY=1 goes to systemd once no vassal is reloading. */
+  #reloading = false;
+  /**
+   * Files tyrant mode refuses, by name, with what the refusal was judged on. The refusal
+   * is logged once and again only when the file or its owner changes (uWSGI logs it on
+   * every scan, every 3 s).
+   */
+  readonly #refused = new Map<string, string>();
+  readonly #emperorUid = process.getuid?.() ?? 0;
+  readonly #emperorGid = process.getgid?.() ?? 0;
 
   constructor(options: EmperorOptions) {
     this.#config = options.config;
     this.#logger = options.logger;
+    this.#notifier = options.notifier;
     this.#spawn = options.spawnMaster ?? ((file) => this.#spawnMaster(options.masterEntry, file));
   }
 
@@ -45,18 +88,35 @@ export class Emperor {
     return this.#vassals;
   }
 
+  /** The identity tyrant mode forces on a file's vassal, or undefined when it is refused or tyrant mode is off. */
+  #tyrantIdentity(file: VassalFile): TyrantIdentity | undefined {
+    if (!this.#config.emperorTyrant) return undefined;
+    const verdict = judgeTyrant(file, { emperorUid: this.#emperorUid, emperorGid: this.#emperorGid, nofollow: this.#config.emperorTyrantNofollow });
+    return verdict.ok ? verdict.identity : undefined;
+  }
+
   #spawnMaster(entry: string, file: VassalFile): Child {
     const args = [entry, file.path];
+    const tyrant = this.#tyrantIdentity(file);
+    // On argv, where the vassal file cannot reach: the master refuses a uid/gid option
+    // (from the file, an inherited file or a placeholder) that differs from these.
+    if (tyrant !== undefined) args.push('--tyrant-uid', String(tyrant.uid), '--tyrant-gid', String(tyrant.gid));
     for (const inherit of this.#config.vassalsInherit) args.push('--inherit', inherit);
+    const env = { ...process.env };
+    for (const name of EMPEROR_ONLY_ENV) delete env[name];
     return spawnChild(
       process.execPath,
       args,
       {
         cwd: dirname(file.path),
+        env,
         // Own process group: a terminal's Ctrl-C reaches the emperor only, which stops vassals in order.
         detached: true,
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         serialization: 'json',
+        // Tyrant mode: libuv calls setgid, setgroups(0, NULL) and setuid in the child
+        // before exec, exactly uWSGI's privilege drop (no supplementary groups).
+        ...(tyrant === undefined ? {} : { uid: tyrant.uid, gid: tyrant.gid }),
       },
       // Dies with the emperor even on SIGKILL, unless it drops privileges (which clears
       // pdeathsig); then the closed IPC channel tells it.
@@ -66,23 +126,76 @@ export class Emperor {
 
   /** Starts watching, spawns the vassals found, and serves stats when configured. */
   async start(): Promise<void> {
-    for (const spec of this.#config.emperor) {
-      const source = new DirectorySource(spec, this.#config.emperorFreqMs, (err) =>
-        this.#logger.warn(`watching ${spec} failed (${err.message}); rescanning every ${this.#config.emperorFreqMs / 1000} s`),
-      );
+    const config = this.#config;
+    for (const spec of config.emperor) {
+      const source = createSource(spec, {
+        freqMs: config.emperorFreqMs,
+        ownerOfLink: config.emperorTyrant && config.emperorTyrantNofollow,
+        onError: (err) => this.#logger.warn(`watching ${spec} failed (${err.message}); rescanning every ${config.emperorFreqMs / 1000} s`),
+        onSkip: (path, reason) => this.#logger.warn({ file: path }, `${path}: ${reason}`),
+      });
       source.on('change', () => this.#scan());
       this.#sources.push(source);
       source.start();
     }
-    this.#logger.info({ emperor: this.#sources.map((s) => s.monitor) }, `emperor started, watching ${this.#sources.map((s) => s.monitor).join(', ')}`);
+    const monitors = this.#sources.map((s) => s.monitor);
+    this.#logger.info({ emperor: monitors }, `emperor started, watching ${monitors.join(', ')}`);
+    if (config.emperorTyrant) {
+      this.#logger.info(
+        `tyrant mode: each vassal runs as the owner of its file${config.emperorTyrantNofollow ? ' (of the symlink itself, emperor-tyrant-nofollow)' : ''}; files owned by uid 0 or gid 0 are refused`,
+      );
+      if (this.#emperorUid !== 0) this.#logger.warn(`tyrant mode without root (uid ${this.#emperorUid}): only files owned by uid ${this.#emperorUid} gid ${this.#emperorGid} can run`);
+    }
     this.#scan();
-    if (this.#config.emperorStats !== undefined) {
-      this.#stats = await serveStats(this.#config.emperorStats, () => renderStats(this.stats(), this.#config.statsMinified), {
-        http: this.#config.statsHttp,
+    if (config.emperorRequiredHeartbeatMs > 0) {
+      this.#heartbeatTimer = setInterval(() => {
+        for (const vassal of this.#vassals.values()) vassal.checkHeartbeat(config.emperorRequiredHeartbeatMs);
+      }, Math.min(HEARTBEAT_CHECK_MS, config.emperorRequiredHeartbeatMs));
+    }
+    if (config.emperorStats !== undefined) {
+      this.#stats = await serveStats(config.emperorStats, () => renderStats(this.stats(), config.statsMinified), {
+        http: config.statsHttp,
         metrics: emperorMetrics(() => this.stats()),
       });
       this.#logger.info(`emperor stats server on ${this.#stats.address}`);
     }
+    // Every vassal found at start has been spawned (not necessarily ready: one slow or
+    // broken app must not hold the whole unit in "activating").
+    this.#notifier?.ready(this.#statusLine());
+  }
+
+  #statusLine(): string {
+    return statusLine([...this.#vassals.values()].map((v) => v.state), this.#refused.size);
+  }
+
+  /** A vassal changed state: refresh systemd's STATUS=, and finish a reload once none is reloading. */
+  #onVassalChange(): void {
+    if (this.#notifier === undefined) return;
+    if (this.#reloading && ![...this.#vassals.values()].some((v) => v.state === 'reloading')) {
+      this.#reloading = false;
+      this.#notifier.ready(this.#statusLine());
+      return;
+    }
+    this.#notifier.status(this.#statusLine());
+  }
+
+  /** Drops the files tyrant mode refuses from `desired`, logging each refusal once. */
+  #applyTyranny(desired: Map<string, VassalFile>): void {
+    const before = this.#refused.size;
+    for (const name of this.#refused.keys()) if (!desired.has(name)) this.#refused.delete(name);
+    for (const [name, file] of desired) {
+      const verdict = judgeTyrant(file, { emperorUid: this.#emperorUid, emperorGid: this.#emperorGid, nofollow: this.#config.emperorTyrantNofollow });
+      if (verdict.ok) {
+        if (this.#refused.delete(name)) this.#logger.info(`${file.path}: now owned by uid ${file.uid} gid ${file.gid}; tyrant mode allows it`);
+        continue;
+      }
+      desired.delete(name);
+      const judged = `${file.uid}:${file.gid}:${file.fingerprint.ino}:${file.fingerprint.mtimeMs}`;
+      if (this.#refused.get(name) === judged) continue;
+      this.#refused.set(name, judged);
+      this.#logger.error({ code: verdict.error.code, file: file.path, uid: file.uid, gid: file.gid }, verdict.error.message);
+    }
+    if (this.#refused.size !== before) this.#onVassalChange();
   }
 
   /** One reconciliation pass over every source. */
@@ -101,7 +214,8 @@ export class Emperor {
         desired.set(name, file);
       }
     }
-    for (const action of reconcile(desired, this.#vassals)) this.#apply(action);
+    if (this.#config.emperorTyrant) this.#applyTyranny(desired);
+    for (const action of reconcile(desired, this.#vassals, { tyrant: this.#config.emperorTyrant })) this.#apply(action);
     // A file still being written: look again the moment it has been quiet long enough.
     if (settleInMs > 0 && this.#settleTimer === undefined) {
       this.#settleTimer = setTimeout(() => {
@@ -121,9 +235,12 @@ export class Emperor {
           maxThrottleMs: this.#config.emperorMaxThrottleMs,
         });
         this.#vassals.set(vassal.name, vassal);
+        vassal.on('change', () => this.#onVassalChange());
         vassal.once('dead', () => {
           if (this.#vassals.get(vassal.name) === vassal) this.#vassals.delete(vassal.name);
-          this.#scan(); // uWSGI's fast restart: a file that came back is started at once
+          this.#onVassalChange();
+          // uWSGI's fast restart: a file that came back (or changed owner) is started at once.
+          this.#scan();
         });
         vassal.start();
         return;
@@ -131,9 +248,18 @@ export class Emperor {
       case 'reload':
         this.#vassals.get(action.file.name)?.reload(action.file);
         return;
-      case 'stop':
-        void this.#vassals.get(action.name)?.stop();
+      case 'stop': {
+        const vassal = this.#vassals.get(action.name);
+        if (vassal === undefined) return;
+        if (action.reason === 'owner-changed') {
+          this.#logger.warn(
+            { file: vassal.file.path },
+            `${vassal.file.path}: owner changed from uid ${vassal.file.uid} gid ${vassal.file.gid}; stopping vassal ${vassal.name}, which tyrant mode ran as the old owner (it starts again as the new owner if allowed)`,
+          );
+        }
+        void vassal.stop();
         return;
+      }
       default: {
         const never: never = action;
         void never;
@@ -144,7 +270,10 @@ export class Emperor {
   /** SIGHUP: every vassal reloads gracefully. */
   reloadAll(): void {
     this.#logger.info('reloading every vassal');
+    this.#reloading = true;
+    this.#notifier?.reloading();
     for (const vassal of this.#vassals.values()) vassal.reloadInPlace();
+    this.#onVassalChange(); // READY=1 at once when no vassal had anything to reload
   }
 
   /**
@@ -159,11 +288,14 @@ export class Emperor {
       return this.#shuttingDown;
     }
     this.#logger.info(`emperor stopping ${this.#vassals.size} vassal(s)`);
+    this.#notifier?.stopping(this.#statusLine());
     for (const source of this.#sources) source.close();
     if (this.#settleTimer !== undefined) clearTimeout(this.#settleTimer);
+    if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
     this.#shuttingDown = (async () => {
       await Promise.all([...this.#vassals.values()].map((v) => v.stop()));
       await this.#stats?.close();
+      await this.#notifier?.close();
       this.#logger.info('emperor stopped');
     })();
     return this.#shuttingDown;

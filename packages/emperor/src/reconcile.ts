@@ -20,8 +20,18 @@ export type ReconcileAction =
   | { readonly kind: 'start'; readonly file: VassalFile }
   /** The file changed: reload the vassal with it. */
   | { readonly kind: 'reload'; readonly file: VassalFile }
-  /** The file is gone: stop the vassal. */
-  | { readonly kind: 'stop'; readonly name: string };
+  /**
+   * Stop the vassal: its file is gone (or refused), or in tyrant mode its owner changed,
+   * so it must not go on running as the old owner. After an owner change the next scan
+   * starts it again as the new owner, if that owner is allowed.
+   */
+  | { readonly kind: 'stop'; readonly name: string; readonly reason: 'gone' | 'owner-changed' };
+
+/** Options of {@link reconcile}. */
+export interface ReconcileOptions {
+  /** `emperor-tyrant`: a vassal runs as its file's owner, so an owner change is a restart. */
+  readonly tyrant?: boolean;
+}
 
 /**
  * Actions that turn `known` into `desired`, in a stable order (stops first, then
@@ -29,17 +39,23 @@ export type ReconcileAction =
  * start of the new one. A vassal already stopping whose file reappears is left alone
  * until it is gone; the next scan starts it again.
  */
-export function reconcile(desired: ReadonlyMap<string, VassalFile>, known: ReadonlyMap<string, KnownVassal>): ReconcileAction[] {
+export function reconcile(
+  desired: ReadonlyMap<string, VassalFile>,
+  known: ReadonlyMap<string, KnownVassal>,
+  options: ReconcileOptions = {},
+): ReconcileAction[] {
   const stops: ReconcileAction[] = [];
   const reloads: ReconcileAction[] = [];
   const starts: ReconcileAction[] = [];
   for (const [name, vassal] of known) {
-    if (!desired.has(name) && !vassal.stopping) stops.push({ kind: 'stop', name });
+    if (!desired.has(name) && !vassal.stopping) stops.push({ kind: 'stop', name, reason: 'gone' });
   }
   for (const [name, file] of desired) {
     const vassal = known.get(name);
     if (vassal === undefined) starts.push({ kind: 'start', file });
-    else if (!vassal.stopping && fileChanged(vassal.file.fingerprint, file.fingerprint)) reloads.push({ kind: 'reload', file });
+    else if (vassal.stopping) continue;
+    else if (options.tyrant === true && (vassal.file.uid !== file.uid || vassal.file.gid !== file.gid)) stops.push({ kind: 'stop', name, reason: 'owner-changed' });
+    else if (fileChanged(vassal.file.fingerprint, file.fingerprint)) reloads.push({ kind: 'reload', file });
   }
   const byName = (a: ReconcileAction, b: ReconcileAction): number =>
     (a.kind === 'stop' ? a.name : a.file.name).localeCompare(b.kind === 'stop' ? b.name : b.file.name);

@@ -1,13 +1,15 @@
 /**
- * Vassal sources: where the desired set of vassals comes from. The `dir` source reads
- * `*.ini`, `*.xml` and `*.json` files in a directory (uWSGI core/emperor.c's dir monitor),
- * reacts to inotify events through `fs.watch` at once and rescans every `emperor-freq` as
- * a safety net for what the watch misses (NFS, some overlay filesystems).
+ * Vassal sources: where the desired set of vassals comes from (uWSGI core/emperor.c's
+ * imperial monitors). The `dir` source reads `*.ini`, `*.xml` and `*.json` files in a
+ * directory; the `glob` source reads the files matching a pattern such as
+ * `/etc/emperor.d/*.ini`. Both react to inotify events through `fs.watch` at once and
+ * rescan every `emperor-freq` as a safety net for what the watch misses (NFS, some
+ * overlay filesystems, a symlink's target changing in another directory).
  */
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { lstatSync, readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { isVassalFileName, type ConfigFormat } from '@emperor/config';
 
 /** Files larger than this are not hashed (the master reports them as invalid). */
@@ -23,7 +25,11 @@ export interface VassalFile {
   /** The directory or pattern it was found by (`monitor` in stats). */
   readonly monitor: string;
   readonly fingerprint: Fingerprint;
-  /** Owner of the file (of its target when it is a symlink). */
+  /**
+   * Owner of the file: of its target when it is a symlink, or of the link itself when the
+   * source was told not to follow links (`emperor-tyrant-nofollow`). Tyrant mode runs the
+   * vassal as this user and group.
+   */
   readonly uid: number;
   readonly gid: number;
 }
@@ -69,44 +75,104 @@ export const SETTLE_MS = 100;
 /** Events are coalesced over this window before a rescan, ms. */
 export const DEBOUNCE_MS = 50;
 
-/** The `dir` source. */
-export class DirectorySource extends EventEmitter<{ change: [] }> implements VassalSource {
-  readonly monitor: string;
-  readonly #freqMs: number;
+/** Options of {@link DirectorySource} and {@link GlobSource}. */
+export interface SourceOptions {
+  /** Rescan interval, ms (`emperor-freq`). */
+  readonly freqMs: number;
+  /**
+   * Report a symlink's own owner instead of its target's (`emperor-tyrant-nofollow`).
+   * The content (and so the fingerprint) is still the target's. @default false
+   */
+  readonly ownerOfLink?: boolean;
+  /** Called when the watch fails (the periodic rescan keeps working). */
+  readonly onError: (err: Error) => void;
+  /**
+   * Called once when a file that looks like a vassal is skipped (a symlink loop, a
+   * dangling link, not a regular file, YAML), and again only if the reason changes.
+   */
+  readonly onSkip?: (path: string, reason: string) => void;
+}
+
+/** True when `spec` is a glob pattern (uWSGI picks the glob monitor the same way: any of `*?[`). */
+export function isGlobPattern(spec: string): boolean {
+  return /[*?[]/.test(spec);
+}
+
+/**
+ * A `RegExp` for one path component of a glob(3) pattern: `*`, `?`, `[abc]`, `[a-z]`,
+ * `[!x]`; a backslash escapes. (Dotfiles never reach it: sources skip them.)
+ */
+export function globToRegExp(pattern: string): RegExp {
+  const literal = (c: string): string => c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  let out = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === '*') out += '[^/]*';
+    else if (c === '?') out += '[^/]';
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i + 2);
+      if (end === -1) {
+        out += '\\[';
+        continue;
+      }
+      let set = pattern.slice(i + 1, end);
+      if (set.startsWith('!')) set = `^${set.slice(1)}`;
+      out += `[${set.replace(/[\\\]]/g, (m) => `\\${m}`)}]`;
+      i = end;
+    } else if (c === '\\' && i + 1 < pattern.length) out += literal(pattern[++i] as string);
+    else out += literal(c);
+  }
+  return new RegExp(`^${out}$`);
+}
+
+/**
+ * A source that lists one directory and keeps the entries a filter accepts: the base of
+ * the `dir` and `glob` sources.
+ */
+abstract class FileSource extends EventEmitter<{ change: [] }> implements VassalSource {
+  abstract readonly monitor: string;
+  /** The directory listed and watched. */
+  protected abstract readonly dir: string;
+  readonly #options: SourceOptions;
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
+  #watchFailing = false;
   /** Hash cache: path → fingerprint, so unchanged files are not re-read on every scan. */
   readonly #known = new Map<string, Fingerprint>();
-  readonly #onError: (err: Error) => void;
+  /** Entries skipped, with the reason already reported (so each is reported once). */
+  readonly #skipped = new Map<string, string>();
 
-  /**
-   * @param dir the directory of vassal files
-   * @param freqMs rescan interval, ms (`emperor-freq`)
-   * @param onError called when the watch fails (the periodic rescan keeps working)
-   */
-  constructor(dir: string, freqMs: number, onError: (err: Error) => void) {
+  constructor(options: SourceOptions) {
     super();
-    this.monitor = resolve(dir);
-    this.#freqMs = freqMs;
-    this.#onError = onError;
+    this.#options = options;
   }
+
+  /** Whether a directory entry (a vassal file name) belongs to this source. */
+  protected abstract accepts(name: string): boolean;
 
   start(): void {
     this.#startWatch();
-    this.#timer = setInterval(() => this.emit('change'), this.#freqMs);
+    this.#timer = setInterval(() => this.emit('change'), this.#options.freqMs);
   }
 
   #startWatch(): void {
+    // Retried on every scan until it works (the directory may appear later), but
+    // reported once per failure streak, not every `emperor-freq`.
+    const failed = (err: Error): void => {
+      if (!this.#watchFailing) this.#options.onError(err);
+      this.#watchFailing = true;
+    };
     try {
-      this.#watcher = watch(this.monitor, { persistent: false }, () => this.#poke());
+      this.#watcher = watch(this.dir, { persistent: false }, () => this.#poke());
+      this.#watchFailing = false;
       this.#watcher.on('error', (err) => {
-        this.#onError(err);
+        failed(err);
         this.#watcher?.close();
         this.#watcher = undefined;
       });
     } catch (err) {
-      this.#onError(err as Error);
+      failed(err as Error);
     }
   }
 
@@ -124,30 +190,60 @@ export class DirectorySource extends EventEmitter<{ change: [] }> implements Vas
     if (this.#watcher === undefined && this.#timer !== undefined) this.#startWatch(); // the directory may exist now
     let names: string[];
     try {
-      names = readdirSync(this.monitor);
+      names = readdirSync(this.dir);
     } catch {
       return { files, settleInMs };
     }
     const seen = new Set<string>();
+    const skipped = new Set<string>();
+    const skip = (name: string, reason: string): void => {
+      skipped.add(name);
+      if (this.#skipped.get(name) === reason) return;
+      this.#skipped.set(name, reason);
+      this.#options.onSkip?.(join(this.dir, name), reason);
+    };
     for (const name of names) {
       // Dotfiles are editor and tooling artefacts (`.#x.ini` locks, `..data` of a ConfigMap).
-      if (name.startsWith('.')) continue;
       const format = isVassalFileName(name);
-      if (format === undefined) continue;
-      const path = join(this.monitor, name);
+      if (format === undefined && /^[^.].*\.ya?ml$/.test(name) && this.accepts(name)) {
+        skip(name, 'YAML vassal files are not supported; use INI, XML or JSON');
+        continue;
+      }
+      if (format === undefined && /^[^.][\s\S]*\.(ini|xml|json)$/.test(name) && /[\u0000-\u001f\u007f]/.test(name) && this.accepts(name)) {
+        skip(name, 'the file name contains a control character (it would break log lines and ps); rename the file');
+        continue;
+      }
+      if (format === undefined || !this.accepts(name)) continue;
+      const path = join(this.dir, name);
       let st;
+      let owner;
       try {
         st = statSync(path); // follows symlinks: a ConfigMap's files are links into ..data
-      } catch {
-        continue; // vanished, or a dangling link
+        owner = this.#options.ownerOfLink === true ? lstatSync(path) : st;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ELOOP') skip(name, 'symlink loop (ELOOP); ignored until it changes');
+        else if (code === 'ENOENT') {
+          // Vanished between readdir and stat, or a link to nothing: only the latter is worth a line.
+          try {
+            if (lstatSync(path).isSymbolicLink()) skip(name, 'dangling symlink; ignored until its target exists');
+          } catch {
+            // gone
+          }
+        } else skip(name, `cannot stat (${code ?? (err as Error).message}); ignored`);
+        continue;
       }
-      if (!st.isFile()) continue;
+      if (!st.isFile()) {
+        skip(name, `not a regular file (${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'special'}); ignored`);
+        continue;
+      }
+      const found = (fingerprint: Fingerprint): VassalFile => ({ name, path, format, monitor: this.monitor, fingerprint, uid: owner.uid, gid: owner.gid });
       if (now - st.mtimeMs < SETTLE_MS && now >= st.mtimeMs) {
         const wait = SETTLE_MS - (now - st.mtimeMs) + 1;
         settleInMs = settleInMs === 0 ? wait : Math.min(settleInMs, wait);
         const prev = this.#known.get(path);
         if (prev === undefined) continue; // new and still being written: next scan
-        files.set(name, { name, path, format, monitor: this.monitor, fingerprint: prev, uid: st.uid, gid: st.gid });
+        files.set(name, found(prev));
         seen.add(path);
         continue;
       }
@@ -170,9 +266,10 @@ export class DirectorySource extends EventEmitter<{ change: [] }> implements Vas
         fingerprint = { dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, size: st.size, hash };
         this.#known.set(path, fingerprint);
       }
-      files.set(name, { name, path, format, monitor: this.monitor, fingerprint, uid: st.uid, gid: st.gid });
+      files.set(name, found(fingerprint));
     }
     for (const path of this.#known.keys()) if (!seen.has(path)) this.#known.delete(path);
+    for (const name of this.#skipped.keys()) if (!skipped.has(name)) this.#skipped.delete(name);
     return { files, settleInMs };
   }
 
@@ -181,4 +278,51 @@ export class DirectorySource extends EventEmitter<{ change: [] }> implements Vas
     if (this.#timer !== undefined) clearInterval(this.#timer);
     if (this.#debounce !== undefined) clearTimeout(this.#debounce);
   }
+}
+
+/** The `dir` source: every vassal file in a directory. */
+export class DirectorySource extends FileSource {
+  readonly monitor: string;
+  protected readonly dir: string;
+
+  /** @param dir the directory of vassal files */
+  constructor(dir: string, options: SourceOptions) {
+    super(options);
+    this.dir = resolve(dir);
+    this.monitor = this.dir;
+  }
+
+  protected accepts(): boolean {
+    return true;
+  }
+}
+
+/**
+ * The `glob` source: the vassal files whose name matches a pattern, e.g.
+ * `/etc/emperor.d/*.ini`. Only the file name part may hold wildcards (the config loader
+ * refuses others). The vassal's name is its file name, as for the `dir` source, so
+ * moving from `emperor = DIR` to `emperor = DIR/*.ini` keeps every vassal's identity
+ * (uWSGI names a glob vassal by the whole matched path instead).
+ */
+export class GlobSource extends FileSource {
+  readonly monitor: string;
+  protected readonly dir: string;
+  readonly #pattern: RegExp;
+
+  /** @param pattern an absolute (or cwd-relative) glob pattern */
+  constructor(pattern: string, options: SourceOptions) {
+    super(options);
+    this.monitor = resolve(pattern);
+    this.dir = dirname(this.monitor);
+    this.#pattern = globToRegExp(basename(this.monitor));
+  }
+
+  protected accepts(name: string): boolean {
+    return this.#pattern.test(name);
+  }
+}
+
+/** The source for one `emperor` value: a glob source for a pattern, else a dir source. */
+export function createSource(spec: string, options: SourceOptions): VassalSource {
+  return isGlobPattern(spec) ? new GlobSource(spec, options) : new DirectorySource(spec, options);
 }

@@ -10,7 +10,19 @@
  */
 import { EventEmitter } from 'node:events';
 import { ExitCode, parseMasterToEmperor, type EmperorToMaster } from '@emperor/protocol';
-import { type BackoffOptions, type BackoffState, type Child, type ExitInfo, type Logger, INITIAL_BACKOFF, describeExit, nextBackoff } from '@emperor/process';
+import {
+  type BackoffOptions,
+  type BackoffState,
+  type Child,
+  type Clock,
+  type ExitInfo,
+  type Logger,
+  type TimerHandle,
+  INITIAL_BACKOFF,
+  describeExit,
+  nextBackoff,
+  systemClock,
+} from '@emperor/process';
 import type { KnownVassal } from './reconcile.js';
 import type { VassalFile } from './source.js';
 
@@ -36,12 +48,26 @@ export interface VassalOptions {
   /** `emperor-throttle` / `emperor-max-throttle`, ms. */
   readonly throttleMs: number;
   readonly maxThrottleMs: number;
+  /** Uptime after which a failing vassal counts as recovered, ms. @default VASSAL_HEALTHY_MS */
+  readonly healthyMs?: number;
+  /** @default systemClock */
+  readonly clock?: Clock;
 }
 
 /** The backoff for a vassal: doubling from `emperor-throttle`, cursed once it reaches `emperor-max-throttle`. */
-export function vassalBackoff(throttleMs: number, maxThrottleMs: number): BackoffOptions {
+export function vassalBackoff(throttleMs: number, maxThrottleMs: number, healthyMs = VASSAL_HEALTHY_MS): BackoffOptions {
   const steps = Math.ceil(Math.log2(Math.max(1, maxThrottleMs / Math.max(1, throttleMs)))) + 1;
-  return { initialMs: throttleMs, maxMs: maxThrottleMs, healthyMs: VASSAL_HEALTHY_MS, curseAfter: steps };
+  return { initialMs: throttleMs, maxMs: maxThrottleMs, healthyMs, curseAfter: steps };
+}
+
+/**
+ * True when a vassal has gone silent: it has sent at least one heartbeat (uWSGI counts
+ * only from the first one, so a vassal without `heartbeat` is never judged) and the last
+ * one is more than `requiredMs` old (`emperor-required-heartbeat`; 0 = off).
+ * @param lastHeartbeat epoch ms of the last heartbeat; 0 = none yet
+ */
+export function heartbeatOverdue(lastHeartbeat: number, now: number, requiredMs: number): boolean {
+  return requiredMs > 0 && lastHeartbeat > 0 && now - lastHeartbeat > requiredMs;
 }
 
 
@@ -52,8 +78,11 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   #state: VassalState = 'dead';
   #child: Child | undefined;
   #stopping = false;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: TimerHandle | undefined;
+  /** Armed while a vassal with a failure streak runs: at `healthyMs` of uptime the streak ends. */
+  #healthyTimer: TimerHandle | undefined;
   readonly #options: VassalOptions;
+  readonly #clock: Clock;
   readonly #logger: Logger;
   #backoff: BackoffState = INITIAL_BACKOFF;
   readonly #backoffOptions: BackoffOptions;
@@ -81,7 +110,8 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.#file = file;
     this.#options = options;
     this.#logger = options.logger.child({ vassal: file.name });
-    this.#backoffOptions = vassalBackoff(options.throttleMs, options.maxThrottleMs);
+    this.#clock = options.clock ?? systemClock;
+    this.#backoffOptions = vassalBackoff(options.throttleMs, options.maxThrottleMs, options.healthyMs);
   }
 
   get file(): VassalFile {
@@ -114,7 +144,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   start(): void {
     if (this.#stopping) return;
     this.#clearTimer();
-    const now = Date.now();
+    const now = this.#clock.now();
     let child: Child;
     try {
       child = this.#options.spawn(this.#file);
@@ -136,7 +166,18 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.#setState('starting');
     this.#logger.info({ master_pid: child.pid, file: this.#file.path }, `vassal ${this.name} started (master pid ${child.pid})`);
     child.on('message', (raw) => this.#onMessage(raw));
-    child.once('exit', (exit) => this.#onExit(exit, Date.now()));
+    child.once('exit', (exit) => this.#onExit(exit, this.#clock.now()));
+    if (this.#backoff.failures > 0) {
+      const healthyMs = this.#backoffOptions.healthyMs;
+      this.#healthyTimer = this.#clock.setTimeout(() => {
+        this.#healthyTimer = undefined;
+        if (this.#child !== child || child.isDead()) return;
+        this.#logger.info(`vassal ${this.name} has run for ${healthyMs / 1000} s; its failure streak of ${this.#backoff.failures} is forgiven`);
+        this.#backoff = INITIAL_BACKOFF;
+        this.cursedAt = 0;
+        this.emit('change');
+      }, healthyMs);
+    }
   }
 
   #onMessage(raw: unknown): void {
@@ -147,7 +188,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
       this.#logger.warn((err as Error).message);
       return;
     }
-    const now = Date.now();
+    const now = this.#clock.now();
     switch (message.type) {
       case 'ready':
         this.ready = true;
@@ -180,6 +221,8 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   #onExit(exit: ExitInfo, now: number): void {
     const uptime = now - this.born;
     this.#child = undefined;
+    if (this.#healthyTimer !== undefined) this.#clock.clearTimeout(this.#healthyTimer);
+    this.#healthyTimer = undefined;
     this.ready = false;
     this.accepting = false;
     if (this.#stopping) {
@@ -204,10 +247,10 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.#logger[delay === 0 ? 'warn' : 'error'](
       { exit_code: exit.code, signal: exit.signal, uptime_ms: uptime, respawn_in_ms: delay, failures: this.#backoff.failures },
       `vassal ${this.name} master died: ${describeExit(exit)} after ${(uptime / 1000).toFixed(1)} s; ` +
-        (cursed ? `cursed after ${this.#backoff.failures} failures in a row, retrying every ${(delay / 1000).toFixed(0)} s` : delay === 0 ? 'respawning' : `respawning in ${(delay / 1000).toFixed(1)} s`),
+        (cursed ? `cursed after ${this.#backoff.failures} failures in a row, retrying every ${(delay / 1000).toFixed(1)} s` : delay === 0 ? 'respawning' : `respawning in ${(delay / 1000).toFixed(1)} s`),
     );
     this.#setState(cursed ? 'cursed' : 'throttled');
-    this.#timer = setTimeout(() => {
+    this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
       this.nextAttemptAt = 0;
       this.respawns += 1;
@@ -216,13 +259,32 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   }
 
   #clearTimer(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.nextAttemptAt = 0;
   }
 
   #send(message: EmperorToMaster): boolean {
     return this.#child?.send(message) ?? false;
+  }
+
+  /**
+   * `emperor-required-heartbeat`: a master silent for longer than `requiredMs` is killed
+   * with SIGKILL and respawned through the usual death path, as uWSGI core/emperor.c
+   * does ("brutally respawning"); a master that stopped heartbeating is hung, so a polite
+   * stop would only wait. Returns whether it was killed.
+   */
+  checkHeartbeat(requiredMs: number, now = this.#clock.now()): boolean {
+    const child = this.#child;
+    if (child === undefined || child.isDead() || this.#stopping || !heartbeatOverdue(this.lastHeartbeat, now, requiredMs)) return false;
+    this.#logger.error(
+      { master_pid: child.pid, last_heartbeat_ms_ago: now - this.lastHeartbeat },
+      `vassal ${this.name} sent no heartbeat in the last ${requiredMs / 1000} s (emperor-required-heartbeat); killing master pid ${child.pid} to respawn it`,
+    );
+    this.lastHeartbeat = 0;
+    this.lastError = `no heartbeat for ${requiredMs / 1000} s; killed`;
+    child.kill('SIGKILL');
+    return true;
   }
 
   /**
@@ -236,7 +298,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.respawns += 1;
     if (this.#child !== undefined && !this.#child.isDead()) {
       this.lastMod = file.fingerprint.mtimeMs;
-      this.lastRun = Date.now();
+      this.lastRun = this.#clock.now();
       this.#logger.info(`reloading vassal ${this.name}`);
       if (this.#send({ v: 1, type: 'reload' })) {
         if (this.#state === 'ready') this.#setState('reloading');

@@ -30,18 +30,25 @@ type Labels<K extends string> = Partial<Record<K, string | number>>;
 
 /**
  * A registry whose values are all rewritten from one document per scrape: `fill(doc)`
- * runs after every metric is reset, then the text is rendered.
+ * runs after every metric is reset, then the text is rendered. Scrapes are served one
+ * after the other (they share the registry).
  */
-function documentMetrics<D>(snapshot: () => D, define: (registry: Registry) => (doc: D) => void): MetricsSource {
+function documentMetrics<D>(snapshot: () => D | Promise<D>, define: (registry: Registry) => (doc: D) => void): MetricsSource {
   const registry = new Registry();
   const fill = define(registry);
+  let last: Promise<unknown> = Promise.resolve();
+  const renderOnce = async (): Promise<string> => {
+    const doc = await snapshot();
+    registry.resetMetrics();
+    fill(doc);
+    return registry.metrics();
+  };
   return {
     contentType: registry.contentType,
     render: () => {
-      const doc = snapshot();
-      registry.resetMetrics();
-      fill(doc);
-      return registry.metrics();
+      const next = last.then(renderOnce, renderOnce);
+      last = next.catch(() => undefined);
+      return next;
     },
   };
 }
@@ -56,7 +63,7 @@ const total = <K extends string>(c: Counter<K>, labels: Labels<K>, value: number
 };
 
 /** The metrics of one vassal master, from its stats document. */
-export function vassalMetrics(snapshot: () => VassalStats): MetricsSource {
+export function vassalMetrics(snapshot: () => VassalStats | Promise<VassalStats>): MetricsSource {
   return documentMetrics(snapshot, (r) => {
     const w = ['vassal', 'worker'] as const;
     const requests = counter(r, 'emperor_worker_requests_total', 'Requests served by this worker id, over all its processes.', w);
@@ -103,7 +110,7 @@ export function vassalMetrics(snapshot: () => VassalStats): MetricsSource {
 }
 
 /** The emperor's metrics, from its stats document. */
-export function emperorMetrics(snapshot: () => EmperorStats): MetricsSource {
+export function emperorMetrics(snapshot: () => EmperorStats | Promise<EmperorStats>): MetricsSource {
   return documentMetrics(snapshot, (r) => {
     const v = ['vassal'] as const;
     const byState = gauge(r, 'emperor_vassals', 'Vassals in each state.', ['state']);

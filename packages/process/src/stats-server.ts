@@ -39,12 +39,12 @@ export interface ServeStatsOptions {
 }
 
 /**
- * Serves `render()` on `address`: each connection gets the document and is closed (what
+ * Serves `render()` (a string, or a promise of one) on `address`: each connection gets the document and is closed (what
  * uwsgitop expects), or with `http` set, each HTTP request gets it as
  * `application/json` (uWSGI `stats-http`). A unix socket is created with mode 0600
  * unless `mode` says otherwise, after removing a stale socket file (never another file).
  */
-export function serveStats(address: StatsListenAddress, render: () => string, options: ServeStatsOptions): Promise<StatsServer> {
+export function serveStats(address: StatsListenAddress, render: () => string | Promise<string>, options: ServeStatsOptions): Promise<StatsServer> {
   const metrics = options.metrics;
   const server: net.Server = options.http
     ? http.createServer((req, res) => {
@@ -52,12 +52,21 @@ export function serveStats(address: StatsListenAddress, render: () => string, op
           answerMetrics(metrics, req, res, options.onError);
           return;
         }
-        res.writeHead(200, { 'content-type': 'application/json', 'access-control-allow-origin': '*', connection: 'close' });
-        res.end(render());
+        void Promise.resolve(render()).then(
+          (doc) => {
+            res.writeHead(200, { 'content-type': 'application/json', 'access-control-allow-origin': '*', connection: 'close' });
+            res.end(doc);
+          },
+          (err: unknown) => {
+            options.onError?.(err as Error);
+            res.writeHead(500, { connection: 'close' });
+            res.end();
+          },
+        );
       })
     : net.createServer((socket) => {
         socket.on('error', () => {});
-        socket.end(render());
+        void Promise.resolve(render()).then((doc) => socket.end(doc), () => socket.destroy());
       });
   return listen(server, address, options.mode);
 }

@@ -30,3 +30,13 @@ export abstract class EmperorError extends Error {
 export function isEmperorError(err: unknown): err is EmperorError {
   return err instanceof EmperorError;
 }
+
+/**
+ * Tyrant mode (`emperor-tyrant`) refused a vassal: its file is owned by uid 0 or gid 0,
+ * the emperor cannot run it as the file's owner, or the vassal asks for a `uid`/`gid`
+ * other than its file's owner. uWSGI core/emperor.c logs "invalid permissions" for the
+ * first and fails a later `setgid()` for the last.
+ */
+export class TyrantError extends EmperorError {
+  readonly code = 'ERR_TYRANT' as const;
+}

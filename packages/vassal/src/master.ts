@@ -54,6 +54,18 @@ export const WORKER_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000, h
 /** A full listen queue is logged at most this often, ms (uWSGI logs it every cycle). */
 export const LISTEN_FULL_LOG_MS = 10_000;
 
+/**
+ * How often the kernel's accept queues are read when no algorithm needs them every tick
+ * (only for the "listen queue full" line), ms. /proc/net/tcp lists every socket of the
+ * host: a read costs milliseconds of CPU, and 200 masters reading it every second cost
+ * most of a core (measured), which is why this is slow unless `cheaper-algo` is
+ * `backlog` or `busyness` or `idle` is set. A stats request refreshes a reading older
+ * than {@link QUEUE_FRESH_MS} first.
+ */
+export const QUEUE_SAMPLE_IDLE_MS = 30_000;
+/** A queue reading younger than this is fresh enough for a stats document, ms. */
+export const QUEUE_FRESH_MS = 1000;
+
 /** Scoreboard capacity: two processes per worker id (old and new during a reload). */
 const SCOREBOARD_SLOTS = 2 * 1024 + 4;
 
@@ -176,7 +188,8 @@ export class Master extends EventEmitter<MasterEvents> {
   /** Latest accept-queue reading per socket name, and when the next one is due. */
   #queues = new Map<string, { queue: number; max: number }>();
   #nextQueueRead = 0;
-  #readingQueues = false;
+  #readingQueues: Promise<void> | undefined;
+  #queuesReadAt = 0;
   /** The backlog the kernel uses (listen capped by somaxconn), computed when the config is set. */
   #maxBacklog = 0;
   #lastFullLog = 0;
@@ -766,34 +779,50 @@ export class Master extends EventEmitter<MasterEvents> {
     this.#checkTouches();
     for (const slot of this.#slots.values()) if (slot.current !== undefined) this.#honourRecycleRequest(slot.current);
     this.#checkHealth();
-    this.#sampleQueues();
+    void this.#sampleQueues();
     this.#checkCheaper();
     void this.#sampleMemory().then(() => this.#checkHealth());
   }
 
+  /** True when an algorithm needs the accept queues on every tick. */
+  #queuesNeededEveryTick(): boolean {
+    const c = this.#config;
+    return (c.cheaper > 0 && (c.cheaperAlgo === 'backlog' || c.cheaperAlgo === 'busyness')) || c.idleMs > 0;
+  }
+
   /**
-   * Reads the accept queues (TCP sockets, /proc/net/tcp*) in the background. The file
-   * lists every socket of the host, so a slow read (a host with very many connections)
-   * pushes the next one back: the reading runs at most ~2% of the time. Stats and the
-   * cheaper algorithms use the latest reading.
+   * Reads the accept queues (TCP sockets, /proc/net/tcp*) in the background: every tick
+   * when an algorithm needs them, otherwise every {@link QUEUE_SAMPLE_IDLE_MS}. A slow
+   * read (a host with very many sockets) pushes the next one back, so reading never
+   * takes more than ~2% of the time. Resolves when the reading is in.
    */
-  #sampleQueues(): void {
+  #sampleQueues(force = false): Promise<void> {
     const now = Date.now();
-    if (this.#readingQueues || now < this.#nextQueueRead || !this.#sockets.some((s) => s.spec.address.kind === 'tcp')) return;
-    this.#readingQueues = true;
+    if (this.#readingQueues !== undefined) return this.#readingQueues;
+    if (!this.#sockets.some((s) => s.spec.address.kind === 'tcp')) return Promise.resolve();
+    if (!force && (now < this.#nextQueueRead || (!this.#queuesNeededEveryTick() && now - this.#queuesReadAt < QUEUE_SAMPLE_IDLE_MS))) {
+      return Promise.resolve();
+    }
     const t0 = performance.now();
     const sockets = this.#sockets;
-    void readTcpListenQueues(new Set(sockets.filter((s) => s.spec.address.kind === 'tcp').map((s) => s.inode)))
+    this.#readingQueues = readTcpListenQueues(new Set(sockets.filter((s) => s.spec.address.kind === 'tcp').map((s) => s.inode)))
       .then((byInode) => {
         const queues = new Map<string, { queue: number; max: number }>();
         for (const s of sockets) queues.set(s.spec.name, { queue: byInode.get(s.inode) ?? 0, max: this.#maxBacklog });
         this.#queues = queues;
-        this.#nextQueueRead = Date.now() + Math.max(0, (performance.now() - t0) * 50 - TICK_MS);
-        this.#logFullQueues(Date.now());
+        this.#queuesReadAt = Date.now();
+        this.#nextQueueRead = this.#queuesReadAt + Math.max(0, (performance.now() - t0) * 50 - TICK_MS);
+        this.#logFullQueues(this.#queuesReadAt);
       })
       .finally(() => {
-        this.#readingQueues = false;
+        this.#readingQueues = undefined;
       });
+    return this.#readingQueues;
+  }
+
+  /** Makes sure the queue reading is at most {@link QUEUE_FRESH_MS} old (for a stats document). */
+  async freshQueues(): Promise<void> {
+    if (Date.now() - this.#queuesReadAt > QUEUE_FRESH_MS) await this.#sampleQueues(true);
   }
 
   #logFullQueues(now: number): void {

@@ -11,8 +11,8 @@ import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } 
 import { createLogger, openLogSink, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
 import { Master, mtimeOf } from './master.js';
 import { PythonInterpreters, type PythonInterpreter } from './python-interpreter.js';
-import { resolveCredentials } from './users.js';
 import { buildVassalStats } from './stats.js';
+import { enforceTyrant, resolveCredentials, type ForcedIdentity } from './users.js';
 
 /** Where the worker programs are, next to this file in the built package. */
 export const WORKER_ENTRIES = {
@@ -34,16 +34,24 @@ export interface RunVassalOptions {
   readonly inherit?: readonly string[];
   /** Options from the command line, applied last. */
   readonly overrides?: readonly RawOption[];
+  /** Tyrant mode: the only uid/gid this vassal may run as (its file's owner). */
+  readonly tyrant?: ForcedIdentity | undefined;
 }
 
+/**
+ * Reads the vassal's configuration (file, inherited files, command line).
+ * @throws the config error; in tyrant mode, the error of a uid/gid other than the file's owner
+ */
 function read(file: string | undefined, options: RunVassalOptions): LoadedConfig<VassalConfig> {
-  return file === undefined
+  const loaded = file === undefined
     ? // `emperor --http-socket :8080 --module app.js`: the command line is the vassal.
       resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: options.overrides ?? [] }])
     : loadVassalConfig(file, {
         ...(options.inherit ? { inherit: options.inherit } : {}),
         ...(options.overrides ? { overrides: options.overrides } : {}),
       });
+  if (options.tyrant !== undefined) enforceTyrant(loaded.config, options.tyrant);
+  return loaded;
 }
 
 function warn(logger: Logger, warnings: readonly ConfigWarning[]): void {
@@ -212,11 +220,18 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
     master.destroy(ExitCode.UNAVAILABLE);
     return;
   }
-  const metrics = vassalMetrics(() => buildVassalStats(master));
+  // The listen queues are read from the kernel when stale (see Master.freshQueues).
+  const metrics = vassalMetrics(async () => {
+    await master.freshQueues();
+    return buildVassalStats(master);
+  });
   const onScrapeError = (err: Error): void => logger.error(`metrics: cannot render: ${err.message}`);
   if (config.stats !== undefined) {
     try {
-      stats = await serveStats(config.stats, () => renderStats(buildVassalStats(master), config.statsMinified), {
+      stats = await serveStats(config.stats, async () => {
+        await master.freshQueues();
+        return renderStats(buildVassalStats(master), config.statsMinified);
+      }, {
         http: config.statsHttp,
         mode: config.chmodSocket,
         metrics,

@@ -12,7 +12,8 @@
  */
 import net from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { chmodSync, chownSync, lstatSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { getSystemErrorName } from 'node:util';
 import type { SocketSpec } from '@emperor/config';
@@ -128,7 +129,11 @@ export async function bindSocket(spec: SocketSpec, perms: SocketPermissions): Pr
     handle = createServerHandle(unixPath, -1, -1);
   }
   if (typeof handle === 'number') {
-    throw new SocketBindError(`${where}: cannot bind: ${reason(getSystemErrorName(handle), spec)}`);
+    let code = getSystemErrorName(handle);
+    // libuv reports a unix socket in a missing directory as EACCES (uv_pipe_bind turns
+    // ENOENT into EACCES, for Windows' sake): tell the two apart ourselves.
+    if (code === 'EACCES' && unixPath !== undefined && !unixPath.startsWith('\0') && !existsSync(dirname(unixPath))) code = 'ENOENT';
+    throw new SocketBindError(`${where}: cannot bind: ${reason(code, spec)}`);
   }
   const bound = handle;
   if (addr.kind === 'tcp') {

@@ -5,8 +5,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { userInfo } from 'node:os';
-import type { Principal } from '@emperor/config';
-import { EmperorError } from '@emperor/protocol';
+import type { Principal, VassalConfig } from '@emperor/config';
+import { EmperorError, TyrantError } from '@emperor/protocol';
 
 /** Thrown when the vassal's uid/gid cannot be used. */
 export class PrivilegeError extends EmperorError {
@@ -101,4 +101,39 @@ export function dropPrivileges(creds: Credentials): void {
   } catch (err) {
     throw new PrivilegeError(`cannot switch to uid ${uid ?? '-'} gid ${gid ?? '-'}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** The identity tyrant mode forces on a master (`--tyrant-uid`/`--tyrant-gid` from the emperor). */
+export interface ForcedIdentity {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/**
+ * Tyrant mode: the vassal runs as its file's owner, whatever its options say. A `uid` or
+ * `gid` that resolves to anything else (written in the file, inherited through
+ * `vassals-inherit`, or produced by a placeholder: all are resolved by now) is refused
+ * with a message naming where it came from, instead of uWSGI's later "cannot setgid() as
+ * non-root user". Asking for the owner's own ids is fine.
+ * @throws TyrantError
+ */
+export function enforceTyrant(config: Pick<VassalConfig, 'uid' | 'gid' | 'resolved' | 'name'>, forced: ForcedIdentity): void {
+  const check = (option: 'uid' | 'gid', asked: Principal | undefined, resolveId: (p: Principal) => number, want: number): void => {
+    if (asked === undefined) return;
+    let id: number | undefined;
+    try {
+      id = resolveId(asked);
+    } catch {
+      id = undefined; // no such user or group: certainly not the owner
+    }
+    if (id === want) return;
+    const where = config.resolved.findLast((o) => o.name === option);
+    const prefix = where === undefined ? config.name : where.line > 0 ? `${where.file}:${where.line}` : where.file;
+    throw new TyrantError(
+      `${prefix}: ${option}: tyrant mode runs this vassal as the owner of ${config.name} (uid ${forced.uid}, gid ${forced.gid}); ` +
+        `${option} = ${JSON.stringify(String(asked))}${id === undefined ? ' (unknown)' : ` is ${id}`}. Remove the option, or chown the vassal file to the user it should run as`,
+    );
+  };
+  check('uid', config.uid, (p) => lookupUser(p).uid, forced.uid);
+  check('gid', config.gid, lookupGroup, forced.gid);
 }

@@ -1,25 +1,30 @@
 #!/usr/bin/env node
 /**
  * Entry of a vassal master process spawned by the emperor:
- *   node master.js VASSAL_FILE [--inherit FILE]...
- * Not meant to be run by hand; use `emperor --ini FILE` for that.
+ *   node master.js VASSAL_FILE [--tyrant-uid N --tyrant-gid N] [--inherit FILE]...
+ * Not meant to be run by hand; use `emperor --ini FILE` for that. The tyrant ids come
+ * from the emperor, on argv, where no vassal option can reach.
  */
 import { runVassal } from '../run-vassal.js';
 
 const args = process.argv.slice(2);
 const file = args.shift();
 const inherit: string[] = [];
+const tyrant: { uid?: number; gid?: number } = {};
 while (args.length > 0) {
   const flag = args.shift();
   const value = args.shift();
   if (flag === '--inherit' && value !== undefined) inherit.push(value);
-  else {
+  else if ((flag === '--tyrant-uid' || flag === '--tyrant-gid') && value !== undefined && /^\d+$/.test(value)) {
+    tyrant[flag === '--tyrant-uid' ? 'uid' : 'gid'] = Number(value);
+  } else {
     process.stderr.write(`master: unexpected argument ${JSON.stringify(flag)}\n`);
     process.exit(2);
   }
 }
-if (file === undefined) {
-  process.stderr.write('usage: master.js VASSAL_FILE [--inherit FILE]...\n');
+if (file === undefined || (tyrant.uid === undefined) !== (tyrant.gid === undefined)) {
+  process.stderr.write('usage: master.js VASSAL_FILE [--tyrant-uid N --tyrant-gid N] [--inherit FILE]...\n');
   process.exit(2);
 }
-await runVassal(file, { inherit });
+const forced = tyrant.uid !== undefined && tyrant.gid !== undefined ? { uid: tyrant.uid, gid: tyrant.gid } : undefined;
+await runVassal(file, { inherit, tyrant: forced });

@@ -1,0 +1,180 @@
+/**
+ * The crash-loop policy of a vassal handle, driven by hand: a fake master process and a
+ * fake clock, so every delay is asserted exactly (uWSGI core/emperor.c throttles by
+ * scan granularity; we promise doubling from emperor-throttle to emperor-max-throttle).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
+import { pino } from 'pino';
+import { Child, type Clock, type TimerHandle } from '@emperor/process';
+import { ExitCode } from '@emperor/protocol';
+import { Vassal, heartbeatOverdue, type VassalFile } from '@emperor/emperor';
+
+/** A clock whose time only moves when the test says so. */
+class ManualClock implements Clock {
+  time = 1_000_000;
+  #timers: { at: number; fn: () => void; id: number }[] = [];
+  #next = 0;
+  now(): number {
+    return this.time;
+  }
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const id = ++this.#next;
+    this.#timers.push({ at: this.time + ms, fn, id });
+    return id as unknown as TimerHandle;
+  }
+  clearTimeout(timer: TimerHandle): void {
+    this.#timers = this.#timers.filter((t) => t.id !== (timer as unknown as number));
+  }
+  /** Milliseconds until the next timer, or undefined. */
+  get nextIn(): number | undefined {
+    const at = Math.min(...this.#timers.map((t) => t.at));
+    return Number.isFinite(at) ? at - this.time : undefined;
+  }
+  advance(ms: number): void {
+    const until = this.time + ms;
+    for (;;) {
+      const due = this.#timers.filter((t) => t.at <= until).sort((a, b) => a.at - b.at)[0];
+      if (due === undefined) break;
+      this.#timers = this.#timers.filter((t) => t !== due);
+      this.time = due.at;
+      due.fn();
+    }
+    this.time = until;
+  }
+}
+
+/** A stand-in for a master process: the test makes it exit. */
+class FakeProcess extends EventEmitter {
+  static nextPid = 100;
+  readonly pid = FakeProcess.nextPid++;
+  connected = true;
+  readonly signals: string[] = [];
+  send(): boolean {
+    return true;
+  }
+  kill(signal: string): boolean {
+    this.signals.push(signal);
+    if (signal === 'SIGKILL') queueMicrotask(() => this.exit(null, 'SIGKILL'));
+    return true;
+  }
+  exit(code: number | null, signal: string | null = null): void {
+    this.connected = false;
+    this.emit('exit', code, signal);
+  }
+}
+
+const file: VassalFile = {
+  name: 'shop.ini', path: '/d/shop.ini', format: 'ini', monitor: '/d', uid: 0, gid: 0,
+  fingerprint: { dev: 1, ino: 1, mtimeMs: 1, size: 1, hash: 'a' },
+};
+
+function setup(healthyMs = 30_000) {
+  const clock = new ManualClock();
+  const spawned: FakeProcess[] = [];
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s).msg as string) });
+  const vassal = new Vassal(file, {
+    spawn: () => {
+      const proc = new FakeProcess();
+      spawned.push(proc);
+      return new Child(proc as unknown as ChildProcess, clock.now());
+    },
+    logger,
+    throttleMs: 1000,
+    maxThrottleMs: 8000,
+    healthyMs,
+    clock,
+  });
+  const last = (): FakeProcess => spawned.at(-1) as FakeProcess;
+  return { clock, spawned, vassal, lines, last };
+}
+
+test('quick deaths: delays double from emperor-throttle to emperor-max-throttle, then cursed and retried at the max, never abandoned', () => {
+  const { clock, spawned, vassal, lines, last } = setup();
+  vassal.start();
+  const delays: number[] = [];
+  const states: string[] = [];
+  for (let i = 0; i < 7; i++) {
+    clock.advance(200); // dies 200 ms after each start
+    last().exit(ExitCode.UNAVAILABLE);
+    states.push(vassal.state);
+    delays.push(clock.nextIn ?? -1);
+    const before = spawned.length;
+    clock.advance(delays.at(-1) as number);
+    assert.equal(spawned.length, before + 1, `respawned after ${delays.at(-1)} ms`);
+  }
+  assert.deepEqual(delays, [1000, 2000, 4000, 8000, 8000, 8000, 8000]);
+  assert.deepEqual(states, ['throttled', 'throttled', 'throttled', 'cursed', 'cursed', 'cursed', 'cursed']);
+  assert.equal(vassal.backoff.failures, 7);
+  assert.equal(vassal.respawns, 7);
+  assert.ok(vassal.cursedAt > 0);
+  assert.equal(lines.filter((l) => /cursed after \d+ failures in a row, retrying every 8\.0 s/.test(l)).length, 4, lines.join('\n'));
+});
+
+test('a vassal that stays up for the healthy period is forgiven: the next death starts from emperor-throttle again', () => {
+  const { clock, vassal, lines, last } = setup(30_000);
+  vassal.start();
+  for (let i = 0; i < 4; i++) {
+    clock.advance(100);
+    last().exit(1);
+    clock.advance(clock.nextIn as number);
+  }
+  assert.equal(vassal.state, 'starting');
+  assert.equal(vassal.backoff.cursed, true);
+  clock.advance(29_999);
+  assert.equal(vassal.backoff.failures, 4, 'not yet');
+  clock.advance(1);
+  assert.equal(vassal.backoff.failures, 0, 'forgiven at 30 s of uptime');
+  assert.equal(vassal.cursedAt, 0);
+  assert.ok(lines.some((l) => /has run for 30 s; its failure streak of 4 is forgiven/.test(l)));
+  last().exit(1);
+  assert.equal(vassal.state, 'throttled');
+  assert.equal(clock.nextIn, 0, 'a death after a healthy run respawns at once');
+});
+
+test('an invalid file is not a crash loop: no respawn until the file changes', () => {
+  const { clock, spawned, vassal, last } = setup();
+  vassal.start();
+  clock.advance(50);
+  last().exit(ExitCode.CONFIG);
+  assert.equal(vassal.state, 'config-error');
+  assert.equal(clock.nextIn, undefined, 'no timer armed');
+  clock.advance(600_000);
+  assert.equal(spawned.length, 1);
+  vassal.reload({ ...file, fingerprint: { ...file.fingerprint, hash: 'b' } });
+  assert.equal(spawned.length, 2, 'the changed file is tried at once');
+  assert.equal(vassal.backoff.failures, 0);
+});
+
+test('emperor-required-heartbeat: counted from the first heartbeat; a silent master is killed once and respawned', () => {
+  assert.equal(heartbeatOverdue(0, 10_000_000, 30_000), false, 'no heartbeat yet: never judged');
+  assert.equal(heartbeatOverdue(1_000, 31_000, 30_000), false);
+  assert.equal(heartbeatOverdue(1_000, 31_001, 30_000), true);
+  assert.equal(heartbeatOverdue(1_000, 99_999, 0), false, '0 = off');
+
+  const { clock, spawned, vassal, lines, last } = setup();
+  vassal.start();
+  const master = last();
+  clock.advance(60_000);
+  assert.equal(vassal.checkHeartbeat(30_000), false, 'no heartbeat ever: left alone');
+  master.emit('message', { v: 1, type: 'heartbeat' });
+  assert.equal(vassal.lastHeartbeat, clock.now());
+  clock.advance(30_000);
+  assert.equal(vassal.checkHeartbeat(30_000), false);
+  clock.advance(1);
+  assert.equal(vassal.checkHeartbeat(30_000), true);
+  assert.equal(vassal.checkHeartbeat(30_000), false, 'killed once');
+  assert.deepEqual(master.signals, ['SIGKILL']);
+  assert.equal(lines.filter((l) => /sent no heartbeat in the last 30 s/.test(l)).length, 1);
+  return new Promise<void>((resolve) => {
+    queueMicrotask(() => {
+      assert.equal(vassal.state, 'throttled');
+      clock.advance(clock.nextIn as number);
+      assert.equal(spawned.length, 2, 'respawned');
+      resolve();
+    });
+  });
+});

@@ -71,7 +71,7 @@ export async function run() {
   results.push(await measure(`fixed, ${min} worker`, ['--processes', String(min)], load));
   results.push(await measure(`fixed, ${max} workers`, ['--processes', String(max)], load));
   results.push(await measure(`cheaper ${min}..${max} (spare, overload 1)`, ['--processes', String(max), '--cheaper', String(min), '--cheaper-overload', '1'], load));
-  results.push(await measure(`cheaper ${min}..${max} (spare, overload 0)`, ['--processes', String(max), '--cheaper', String(min), '--cheaper-overload', '0'], load));
+  results.push(await measure(`cheaper ${min}..${max} (spare, overload 1, step 3)`, ['--processes', String(max), '--cheaper', String(min), '--cheaper-overload', '1', '--cheaper-step', '3'], load));
   results.push(await measure(`cheaper ${min}..${max} (busyness, overload 1)`, ['--processes', String(max), '--cheaper', String(min), '--cheaper-algo', 'busyness', '--cheaper-overload', '1', '--cheaper-busyness-multiplier', '3'], load));
   results.push(await measure(`cheaper ${min}..${max} (busyness, backlog alert 4)`, ['--processes', String(max), '--cheaper', String(min), '--cheaper-algo', 'busyness', '--cheaper-overload', '1', '--cheaper-busyness-multiplier', '3', '--cheaper-busyness-backlog-alert', '4'], load));
   const mib = (b) => `${(b / 1024 / 1024).toFixed(0)} MiB`;

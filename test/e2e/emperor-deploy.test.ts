@@ -35,11 +35,14 @@ function publish(dir: string, version: string, files: Record<string, string>): v
   renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
 }
 
-/** Waits until the vassal on `port` answers with `COLOR=expected`. */
+/**
+ * Waits until the vassal on `port` answers with `COLOR=expected`. The deadline is long
+ * because the suite runs two files at once, and the 30-vassal test can hold both CPUs.
+ */
 async function color(port: number, expected: string): Promise<void> {
   await waitFor(async () => (await httpGet(`http://127.0.0.1:${port}/env?k=COLOR`)).body === expected, {
     message: `COLOR=${expected} on port ${port}`,
-    timeoutMs: 15_000,
+    timeoutMs: 30_000,
   });
 }
 
@@ -47,7 +50,7 @@ async function workers(dir: string, name: string): Promise<VassalStatsDoc> {
   return waitFor(async () => {
     const s = await statsOf<VassalStatsDoc>(join(dir, `${name}.stats`));
     return s.workers.length === 1 && s.workers.every((w) => w.accepting === 1) ? s : undefined;
-  }, { message: `${name} accepting`, timeoutMs: 15_000 });
+  }, { message: `${name} accepting`, timeoutMs: 30_000 });
 }
 
 test('after a ConfigMap-style symlink swap exactly the changed vassals reload, removed ones stop, new ones start, unchanged keep their pids', async (t) => {

@@ -132,12 +132,13 @@ class BufferedSink implements LogSink {
   readonly #onError: ((err: Error) => void) | undefined;
   #fd: number;
   #pending = '';
+  /** Armed by the first line of a batch: an idle worker has no timer to wake it. */
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(options: LogSinkOptions) {
     this.path = options.path;
     this.#onError = options.onError;
     this.#fd = openFd(options.path);
-    setInterval(() => this.flush(), LOG_FLUSH_MS).unref();
   }
 
   get fd(): number {
@@ -147,9 +148,14 @@ class BufferedSink implements LogSink {
   write(text: string): void {
     this.#pending += text;
     if (this.#pending.length >= LOG_BUFFER_BYTES) this.flush();
+    else this.#timer ??= setTimeout(() => this.flush(), LOG_FLUSH_MS).unref();
   }
 
   flush(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
     if (this.#pending === '') return;
     const buf = Buffer.from(this.#pending);
     this.#pending = '';

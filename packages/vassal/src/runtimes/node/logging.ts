@@ -94,17 +94,23 @@ export function setUpLogging(spec: WorkerSpec): WorkerLogging {
       : (f: RequestFacts) => formatDefaultLine(f, log.micros);
 
   const finished: Finished[] = [];
+  // Armed by the first request of a batch, so an idle worker is never woken for its log.
+  let drainTimer: NodeJS.Timeout | undefined;
   const drain = (): void => {
+    if (drainTimer !== undefined) {
+      clearTimeout(drainTimer);
+      drainTimer = undefined;
+    }
     if (finished.length === 0) return;
     let lines = '';
     for (const r of finished) lines += render(factsOf(r, spec.id, log.xForwardedFor));
     finished.length = 0;
     sink.write(lines);
   };
-  setInterval(() => {
+  const drainAndFlush = (): void => {
     drain();
     sink.flush();
-  }, LOG_FLUSH_MS).unref();
+  };
   process.on('exit', () => {
     drain();
     sink.flushSync();
@@ -121,6 +127,7 @@ export function setUpLogging(spec: WorkerSpec): WorkerLogging {
       const socket = req.socket;
       finished.push({ n, req, head, status, startMs, durationUs, rsize, addr: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 });
       if (finished.length >= BATCH_REQUESTS) drain();
+      else drainTimer ??= setTimeout(drainAndFlush, LOG_FLUSH_MS).unref();
     },
     reopen() {
       if (spec.logto === undefined) return;

@@ -10,7 +10,7 @@
  * worker id, as uWSGI's stats do), so `rate()` works across reloads. uwsgi_exporter's
  * `uwsgi_worker_*` metrics map one to one (docs/metrics.md).
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import type { Counter, Gauge, Registry } from 'prom-client';
 import type { EmperorStats, VassalStats } from '@emperor/protocol';
 
 /** Something that renders the exposition text on demand. */
@@ -28,23 +28,43 @@ const VASSAL_STATES = ['starting', 'ready', 'reloading', 'stopping', 'dead', 'th
 
 type Labels<K extends string> = Partial<Record<K, string | number>>;
 
+/** The exposition format's content type (prom-client's `Registry.PROMETHEUS_CONTENT_TYPE`). */
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** Makes metrics registered in one registry. */
+interface MetricKit {
+  gauge<K extends string>(name: string, help: string, labelNames: readonly K[]): Gauge<K>;
+  counter<K extends string>(name: string, help: string, labelNames: readonly K[]): Counter<K>;
+}
+
 /**
  * A registry whose values are all rewritten from one document per scrape: `fill(doc)`
  * runs after every metric is reset, then the text is rendered. Scrapes are served one
- * after the other (they share the registry).
+ * after the other (they share the registry). prom-client is loaded by the first scrape:
+ * a master without metrics never pays for it (about 50 ms of start-up and a few MB).
  */
-function documentMetrics<D>(snapshot: () => D | Promise<D>, define: (registry: Registry) => (doc: D) => void): MetricsSource {
-  const registry = new Registry();
-  const fill = define(registry);
+function documentMetrics<D>(snapshot: () => D | Promise<D>, define: (kit: MetricKit) => (doc: D) => void): MetricsSource {
+  let setUp: Promise<{ registry: Registry; fill: (doc: D) => void }> | undefined;
+  const load = async (): Promise<{ registry: Registry; fill: (doc: D) => void }> => {
+    const prom = await import('prom-client');
+    const registry = new prom.Registry();
+    const kit: MetricKit = {
+      gauge: (name, help, labelNames) => new prom.Gauge({ name, help, labelNames, registers: [registry] }),
+      counter: (name, help, labelNames) => new prom.Counter({ name, help, labelNames, registers: [registry] }),
+    };
+    return { registry, fill: define(kit) };
+  };
   let last: Promise<unknown> = Promise.resolve();
   const renderOnce = async (): Promise<string> => {
+    setUp ??= load();
+    const { registry, fill } = await setUp;
     const doc = await snapshot();
     registry.resetMetrics();
     fill(doc);
     return registry.metrics();
   };
   return {
-    contentType: registry.contentType,
+    contentType: PROMETHEUS_CONTENT_TYPE,
     render: () => {
       const next = last.then(renderOnce, renderOnce);
       last = next.catch(() => undefined);
@@ -53,10 +73,6 @@ function documentMetrics<D>(snapshot: () => D | Promise<D>, define: (registry: R
   };
 }
 
-const gauge = <K extends string>(registry: Registry, name: string, help: string, labelNames: readonly K[]): Gauge<K> =>
-  new Gauge<K>({ name, help, labelNames, registers: [registry] });
-const counter = <K extends string>(registry: Registry, name: string, help: string, labelNames: readonly K[]): Counter<K> =>
-  new Counter<K>({ name, help, labelNames, registers: [registry] });
 /** A counter set to a total read from the document (prom-client counters only add). */
 const total = <K extends string>(c: Counter<K>, labels: Labels<K>, value: number): void => {
   c.inc(labels, Math.max(0, value));
@@ -64,24 +80,24 @@ const total = <K extends string>(c: Counter<K>, labels: Labels<K>, value: number
 
 /** The metrics of one vassal master, from its stats document. */
 export function vassalMetrics(snapshot: () => VassalStats | Promise<VassalStats>): MetricsSource {
-  return documentMetrics(snapshot, (r) => {
+  return documentMetrics(snapshot, (kit) => {
     const w = ['vassal', 'worker'] as const;
-    const requests = counter(r, 'emperor_worker_requests_total', 'Requests served by this worker id, over all its processes.', w);
-    const exceptions = counter(r, 'emperor_worker_exceptions_total', 'Exceptions raised by the app while handling requests (answered 500).', w);
-    const harakiri = counter(r, 'emperor_worker_harakiri_total', 'Requests ended or workers killed for exceeding harakiri.', w);
-    const respawns = counter(r, 'emperor_worker_respawns_total', 'Processes started for this worker id after its first one.', w);
-    const tx = counter(r, 'emperor_worker_transmitted_bytes_total', 'Bytes sent, headers and bodies.', w);
-    const busyTime = counter(r, 'emperor_worker_response_time_seconds_total', 'Sum of response times.', w);
-    const avg = gauge(r, 'emperor_worker_average_response_time_seconds', 'Average response time as uWSGI computes it: a running (avg + rt) / 2.', w);
-    const rss = gauge(r, 'emperor_worker_rss_bytes', 'Resident memory of the worker\'s current process.', w);
-    const vsz = gauge(r, 'emperor_worker_vsz_bytes', 'Address space of the worker\'s current process.', w);
-    const inFlight = gauge(r, 'emperor_worker_in_flight_requests', 'Requests in flight in the worker\'s current process.', w);
-    const accepting = gauge(r, 'emperor_worker_accepting', '1 when the worker\'s current process accepts connections.', w);
-    const spawned = gauge(r, 'emperor_worker_last_spawn_timestamp_seconds', 'When the worker\'s current process was spawned (unix time).', w);
-    const status = gauge(r, 'emperor_worker_status', 'The worker\'s status: 1 for the current one, 0 for the others.', [...w, 'status']);
-    const queue = gauge(r, 'emperor_socket_queue_length', 'Connections waiting to be accepted on this socket now.', ['vassal', 'socket', 'proto']);
-    const maxQueue = gauge(r, 'emperor_socket_max_queue_length', 'The socket\'s listen backlog.', ['vassal', 'socket', 'proto']);
-    const listenQueue = gauge(r, 'emperor_vassal_listen_queue_length', 'The largest accept queue of the vassal\'s sockets now.', ['vassal']);
+    const requests = kit.counter('emperor_worker_requests_total', 'Requests served by this worker id, over all its processes.', w);
+    const exceptions = kit.counter('emperor_worker_exceptions_total', 'Exceptions raised by the app while handling requests (answered 500).', w);
+    const harakiri = kit.counter('emperor_worker_harakiri_total', 'Requests ended or workers killed for exceeding harakiri.', w);
+    const respawns = kit.counter('emperor_worker_respawns_total', 'Processes started for this worker id after its first one.', w);
+    const tx = kit.counter('emperor_worker_transmitted_bytes_total', 'Bytes sent, headers and bodies.', w);
+    const busyTime = kit.counter('emperor_worker_response_time_seconds_total', 'Sum of response times.', w);
+    const avg = kit.gauge('emperor_worker_average_response_time_seconds', 'Average response time as uWSGI computes it: a running (avg + rt) / 2.', w);
+    const rss = kit.gauge('emperor_worker_rss_bytes', 'Resident memory of the worker\'s current process.', w);
+    const vsz = kit.gauge('emperor_worker_vsz_bytes', 'Address space of the worker\'s current process.', w);
+    const inFlight = kit.gauge('emperor_worker_in_flight_requests', 'Requests in flight in the worker\'s current process.', w);
+    const accepting = kit.gauge('emperor_worker_accepting', '1 when the worker\'s current process accepts connections.', w);
+    const spawned = kit.gauge('emperor_worker_last_spawn_timestamp_seconds', 'When the worker\'s current process was spawned (unix time).', w);
+    const status = kit.gauge('emperor_worker_status', 'The worker\'s status: 1 for the current one, 0 for the others.', [...w, 'status']);
+    const queue = kit.gauge('emperor_socket_queue_length', 'Connections waiting to be accepted on this socket now.', ['vassal', 'socket', 'proto']);
+    const maxQueue = kit.gauge('emperor_socket_max_queue_length', 'The socket\'s listen backlog.', ['vassal', 'socket', 'proto']);
+    const listenQueue = kit.gauge('emperor_vassal_listen_queue_length', 'The largest accept queue of the vassal\'s sockets now.', ['vassal']);
     return (doc) => {
       const vassal = doc.vassal;
       listenQueue.set({ vassal }, doc.listen_queue);
@@ -111,15 +127,15 @@ export function vassalMetrics(snapshot: () => VassalStats | Promise<VassalStats>
 
 /** The emperor's metrics, from its stats document. */
 export function emperorMetrics(snapshot: () => EmperorStats | Promise<EmperorStats>): MetricsSource {
-  return documentMetrics(snapshot, (r) => {
+  return documentMetrics(snapshot, (kit) => {
     const v = ['vassal'] as const;
-    const byState = gauge(r, 'emperor_vassals', 'Vassals in each state.', ['state']);
-    const state = gauge(r, 'emperor_vassal_state', 'The vassal\'s state (one series, value 1).', [...v, 'state']);
-    const respawns = counter(r, 'emperor_vassal_respawns_total', 'Reloads and respawns after a crash of this vassal\'s master.', v);
-    const ready = gauge(r, 'emperor_vassal_ready', '1 when every worker of the vassal\'s first generation accepts.', v);
-    const loyal = gauge(r, 'emperor_vassal_loyal', '1 once the vassal has served a request.', v);
-    const started = gauge(r, 'emperor_vassal_start_time_seconds', 'When the vassal\'s current master was spawned (unix time); 0 when none runs.', v);
-    const throttle = gauge(r, 'emperor_vassal_throttle_seconds', 'Time until the next respawn attempt while throttled or cursed.', v);
+    const byState = kit.gauge('emperor_vassals', 'Vassals in each state.', ['state']);
+    const state = kit.gauge('emperor_vassal_state', 'The vassal\'s state (one series, value 1).', [...v, 'state']);
+    const respawns = kit.counter('emperor_vassal_respawns_total', 'Reloads and respawns after a crash of this vassal\'s master.', v);
+    const ready = kit.gauge('emperor_vassal_ready', '1 when every worker of the vassal\'s first generation accepts.', v);
+    const loyal = kit.gauge('emperor_vassal_loyal', '1 once the vassal has served a request.', v);
+    const started = kit.gauge('emperor_vassal_start_time_seconds', 'When the vassal\'s current master was spawned (unix time); 0 when none runs.', v);
+    const throttle = kit.gauge('emperor_vassal_throttle_seconds', 'Time until the next respawn attempt while throttled or cursed.', v);
     return (doc) => {
       for (const s of new Set([...VASSAL_STATES, ...doc.vassals.map((x) => x.state)])) byState.set({ state: s }, doc.vassals.filter((x) => x.state === s).length);
       for (const x of doc.vassals) {

@@ -85,40 +85,50 @@ function writeAllSync(fd: number, buf: Buffer): void {
   }
 }
 
-/** Every line written at once (the master's: few, and they must survive a crash). */
-class DirectSink implements LogSink {
+/** What both sinks share: the path, the descriptor, the error callback and reopening. */
+abstract class FileSink implements LogSink {
   readonly path: string | undefined;
-  readonly #onError: ((err: Error) => void) | undefined;
-  #fd: number;
+  protected readonly onError: ((err: Error) => void) | undefined;
+  protected current: number;
 
   constructor(options: LogSinkOptions) {
     this.path = options.path;
-    this.#onError = options.onError;
-    this.#fd = openFd(options.path);
+    this.onError = options.onError;
+    this.current = openFd(options.path);
   }
 
   get fd(): number {
-    return this.#fd;
+    return this.current;
   }
 
+  abstract write(text: string): void;
+  abstract flush(): void;
+
+  flushSync(): void {
+    this.flush();
+  }
+
+  reopen(): void {
+    if (this.path === undefined) return;
+    const fd = openFd(this.path);
+    this.flush(); // what was written so far belongs to the old file
+    const old = this.current;
+    this.current = fd;
+    closeFd(old);
+  }
+}
+
+/** Every line written at once (the master's: few, and they must survive a crash). */
+class DirectSink extends FileSink {
   write(text: string): void {
     try {
-      writeAllSync(this.#fd, Buffer.from(text));
+      writeAllSync(this.current, Buffer.from(text));
     } catch (err) {
-      this.#onError?.(err as Error);
+      this.onError?.(err as Error);
     }
   }
 
   flush(): void {}
-
-  flushSync(): void {}
-
-  reopen(): void {
-    if (this.path === undefined) return;
-    const old = this.#fd;
-    this.#fd = openFd(this.path);
-    closeFd(old);
-  }
 }
 
 /**
@@ -127,23 +137,10 @@ class DirectSink implements LogSink {
  * wake-ups and completions cost more than the write itself, a copy into the page cache
  * of a few microseconds. uWSGI writes every line synchronously.
  */
-class BufferedSink implements LogSink {
-  readonly path: string | undefined;
-  readonly #onError: ((err: Error) => void) | undefined;
-  #fd: number;
+class BufferedSink extends FileSink {
   #pending = '';
   /** Armed by the first line of a batch: an idle worker has no timer to wake it. */
   #timer: NodeJS.Timeout | undefined;
-
-  constructor(options: LogSinkOptions) {
-    this.path = options.path;
-    this.#onError = options.onError;
-    this.#fd = openFd(options.path);
-  }
-
-  get fd(): number {
-    return this.#fd;
-  }
 
   write(text: string): void {
     this.#pending += text;
@@ -160,22 +157,9 @@ class BufferedSink implements LogSink {
     const buf = Buffer.from(this.#pending);
     this.#pending = '';
     try {
-      writeAllSync(this.#fd, buf);
+      writeAllSync(this.current, buf);
     } catch (err) {
-      this.#onError?.(err as Error);
+      this.onError?.(err as Error);
     }
-  }
-
-  flushSync(): void {
-    this.flush();
-  }
-
-  reopen(): void {
-    if (this.path === undefined) return;
-    const fd = openFd(this.path);
-    this.flush(); // what was written so far belongs to the old file
-    const old = this.#fd;
-    this.#fd = fd;
-    closeFd(old);
   }
 }

@@ -110,17 +110,18 @@ class Live {
       stdin.on('data', onKey);
       stdin.resume();
       stdout.on('resize', onResize);
-      try {
-        this.#draw();
-        this.#schedule();
-      } catch (err) {
-        this.#finish(1, err);
-      }
+      this.#drawAndSchedule();
     });
   }
 
-  #schedule(): void {
-    this.#timer = setTimeout(() => void this.#refresh(), this.#intervalMs);
+  /** Draws the current snapshot and schedules the next refresh; a failure ends the view. */
+  #drawAndSchedule(): void {
+    try {
+      this.#draw();
+      this.#timer = setTimeout(() => void this.#refresh(), this.#intervalMs);
+    } catch (err) {
+      this.#finish(1, err);
+    }
   }
 
   async #refresh(): Promise<void> {
@@ -137,12 +138,7 @@ class Live {
     } finally {
       this.#reading = false;
     }
-    try {
-      this.#draw();
-      this.#schedule();
-    } catch (err) {
-      this.#finish(1, err);
-    }
+    this.#drawAndSchedule();
   }
 
   #draw(): void {

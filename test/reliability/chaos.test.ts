@@ -74,6 +74,14 @@ test('chaos: killed workers and masters, touched, deleted, recreated and garbled
 
   const counts: Record<string, number> = {};
   const random = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
+  /** Restores a vassal file's good content after `ms`; the test awaits them all before its checks. */
+  const restores: Promise<void>[] = [];
+  const restoreLater = (name: string, ms: number): void => {
+    restores.push(new Promise((resolve) => setTimeout(() => {
+      writeAtomic(join(dir, name), good.get(name) as string);
+      resolve();
+    }, ms)));
+  };
   const actions: Record<string, () => void> = {
     'SIGKILL a worker': () => {
       const workers = names.flatMap((n) => ours(`emperor worker`).filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(n)));
@@ -90,12 +98,12 @@ test('chaos: killed workers and masters, touched, deleted, recreated and garbled
     'delete and recreate a vassal file': () => {
       const name = random(names);
       unlinkSync(join(dir, name));
-      setTimeout(() => writeAtomic(join(dir, name), good.get(name) as string), 300 + Math.random() * 1500);
+      restoreLater(name, 300 + Math.random() * 1500);
     },
     'write garbage into a vassal file, then restore it': () => {
       const name = random(names);
       writeFileSync(join(dir, name), randomBytes(200));
-      setTimeout(() => writeAtomic(join(dir, name), good.get(name) as string), 500 + Math.random() * 1500);
+      restoreLater(name, 500 + Math.random() * 1500);
     },
   };
   const end = Date.now() + DURATION_MS;
@@ -114,7 +122,7 @@ test('chaos: killed workers and masters, touched, deleted, recreated and garbled
 
   // Let the delayed restores land, then put every file back as it was (a change, so a
   // throttled vassal is retried at once, as an operator's fix would).
-  await new Promise((r) => setTimeout(r, 2500));
+  await Promise.all(restores);
   for (const name of names) writeAtomic(join(dir, name), `${good.get(name)}; restored\n`);
   const restoredAt = Date.now();
   assert.ok(isAlive(emperor.pid), 'the emperor is alive');

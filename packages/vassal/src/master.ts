@@ -155,6 +155,8 @@ interface MasterEvents {
   reloaded: [ok: boolean];
   /** Periodic liveness, every `heartbeat` ms. */
   heartbeat: [];
+  /** A `touch-logreopen` file was touched (or vanished): the log files should be reopened. */
+  'touch-logreopen': [file: string];
   /** The master is done; the process should exit with this code. */
   exit: [code: number];
 }
@@ -260,7 +262,7 @@ export class Master extends EventEmitter<MasterEvents> {
     if (config.cheaper > 0) {
       this.#logger.info(`cheaper: ${config.cheaperAlgo}, ${config.cheaper} to ${config.processes} workers, starting with ${initial}`);
     }
-    for (const file of [...config.touchReload, ...config.touchChainReload]) this.#touched.set(file, mtimeOf(file));
+    for (const file of [...config.touchReload, ...config.touchChainReload, ...config.touchLogreopen]) this.#touched.set(file, mtimeOf(file));
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
     this.#heartbeat = setInterval(() => this.emit('heartbeat'), config.heartbeatMs);
   }
@@ -630,7 +632,7 @@ export class Master extends EventEmitter<MasterEvents> {
         return false;
       }
     }
-    for (const file of [...config.touchReload, ...config.touchChainReload]) if (!this.#touched.has(file)) this.#touched.set(file, mtimeOf(file));
+    for (const file of [...config.touchReload, ...config.touchChainReload, ...config.touchLogreopen]) if (!this.#touched.has(file)) this.#touched.set(file, mtimeOf(file));
     const generation = ++this.#generation;
     this.#logger.info({ generation }, `${kind === 'chain' ? 'chain' : 'graceful'} reload: starting generation ${generation} (${config.processes} worker(s))`);
     // The ids that run now are replaced (cheap ones stay cheap); without cheaper, all of them.
@@ -1040,14 +1042,21 @@ export class Master extends EventEmitter<MasterEvents> {
     proc.child.kill('SIGKILL');
   }
 
-  /** `touch-reload` / `touch-chain-reload`: a file whose mtime changed (or that vanished) triggers a reload. */
+  /**
+   * `touch-reload` / `touch-chain-reload`: a file whose mtime changed (or that vanished)
+   * triggers a reload; a `touch-logreopen` file emits `touch-logreopen`. Checked every tick
+   * (uWSGI's master cycle).
+   */
   #checkTouches(): void {
     let kind: 'graceful' | 'chain' | undefined;
     for (const [file, before] of this.#touched) {
       const now = mtimeOf(file);
       if (now === before) continue;
       this.#touched.set(file, now);
-      const chain = this.#config.touchChainReload.includes(file) && !this.#config.touchReload.includes(file);
+      if (this.#config.touchLogreopen.includes(file)) this.emit('touch-logreopen', file);
+      const graceful = this.#config.touchReload.includes(file);
+      const chain = !graceful && this.#config.touchChainReload.includes(file);
+      if (!graceful && !chain) continue;
       this.#logger.info({ file }, `*** ${file} has been touched... ${chain ? 'chain reload' : 'grace them all'} !!! ***`);
       kind = kind === 'graceful' || !chain ? 'graceful' : 'chain';
     }

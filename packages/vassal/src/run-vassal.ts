@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { COMMAND_LINE, formatListenAddress, formatWarning, loadVassalConfig, resolveVassalConfig, type ConfigWarning, type LoadedConfig, type RawOption, type VassalConfig } from '@emperor/config';
 import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
 import { createLogger, openLogSink, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
-import { Master, mtimeOf } from './master.js';
+import { Master } from './master.js';
 import { PythonInterpreters, type PythonInterpreter } from './python-interpreter.js';
 import { buildVassalStats } from './stats.js';
 import { enforceTyrant, resolveCredentials, type ForcedIdentity } from './users.js';
@@ -19,9 +19,6 @@ export const WORKER_ENTRIES = {
   node: fileURLToPath(new URL('./runtimes/node/worker-main.js', import.meta.url)),
   python: join(dirname(fileURLToPath(import.meta.url)), '..', 'python', 'emperor_worker.py'),
 } as const;
-
-/** How often `touch-logreopen` files are checked, ms (uWSGI's master cycle). */
-const TOUCH_CHECK_MS = 1000;
 
 /** How long workers get to finish when the emperor dies, ms; with `no-orphans`, {@link NO_ORPHANS_MERCY_MS}. */
 export const ORPHAN_MERCY_MS = 3000;
@@ -175,7 +172,7 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
     master.reopenLogs();
   };
   process.on('SIGUSR2', () => reopenLogs('SIGUSR2'));
-  watchTouches(config.touchLogreopen, (touched) => reopenLogs(`${touched} touched`));
+  master.on('touch-logreopen', (touched) => reopenLogs(`${touched} touched`));
   if (underEmperor) {
     process.on('message', (raw) => {
       let message;
@@ -252,19 +249,3 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   }
 }
 
-/**
- * `touch-logreopen`: checks the files' mtimes once a second (uWSGI's master cycle) and
- * calls `onTouch` when one changed or vanished.
- */
-function watchTouches(files: readonly string[], onTouch: (file: string) => void): void {
-  if (files.length === 0) return;
-  const seen = new Map(files.map((f) => [f, mtimeOf(f)]));
-  setInterval(() => {
-    for (const [f, before] of seen) {
-      const now = mtimeOf(f);
-      if (now === before) continue;
-      seen.set(f, now);
-      onTouch(f);
-    }
-  }, TOUCH_CHECK_MS).unref();
-}

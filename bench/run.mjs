@@ -53,5 +53,12 @@ const latest = {
   runs: { ...previous.runs, ...Object.fromEntries(names.map((n) => [n, run])) },
 };
 writeFileSync(new URL(`${started.toISOString().replace(/[:.]/g, '-')}.json`, dir), `${JSON.stringify({ ...run, benchmarks: names, tables: results.tables, data: results.data }, null, 2)}\n`);
-writeFileSync(new URL('latest.json', dir), `${JSON.stringify(latest, null, 2)}\n`);
-console.log('\nresults: bench/results/latest.json; npm run bench:report renders docs/benchmarks.md from it');
+// A run narrowed while iterating (BENCH_SERVERS, BENCH_LOADS) would replace whole tables
+// with part of them: it is kept in its dated file only.
+const narrowed = ['BENCH_SERVERS', 'BENCH_LOADS'].filter((v) => process.env[v] !== undefined);
+if (narrowed.length > 0) {
+  console.log(`\nresults: bench/results/ (dated file only: ${narrowed.join(', ')} narrowed this run, so latest.json is left as it was)`);
+} else {
+  writeFileSync(new URL('latest.json', dir), `${JSON.stringify(latest, null, 2)}\n`);
+  console.log('\nresults: bench/results/latest.json; npm run bench:report renders docs/benchmarks.md from it');
+}

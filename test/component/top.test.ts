@@ -61,8 +61,10 @@ test('emperor top in a real terminal: the workers, a sort key, a resize, and q r
   const dir = tempDir(t);
   const status = join(dir, 'status');
   const tm = tmux(t);
-  const command = `${process.execPath} ${EMPEROR_BIN} top ${stats} --interval 0.3; echo "exit=$?" > ${status}; sleep 30`;
+  const command = `${process.execPath} ${EMPEROR_BIN} top ${stats} --interval 0.3; echo "exit=$?" > ${status}`;
   tm('new-session', '-d', '-s', 'top', '-x', '120', '-y', '30', command);
+  // The pane outlives its command, so the screen after q can still be captured.
+  tm('set-option', '-t', 'top', 'remain-on-exit', 'on');
   const pane = (): string => tm('capture-pane', '-p', '-t', 'top');
   const pids = doc.workers.map((w) => String(w.pid));
   const screen = await waitFor(() => {

@@ -817,6 +817,10 @@ class Worker:
         self.avg_rt_us = 0.0
         self.last_request_end_ms = 0.0
         self._date = (0, "")
+        # True while the slot lags the worker's state (a request ended without a write):
+        # the loop then wakes within heartbeat_s to catch up; otherwise an idle worker
+        # sleeps in select() until a connection, a signal or the master's channel.
+        self.stale = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -824,6 +828,7 @@ class Worker:
     # -- state ----------------------------------------------------------------------
 
     def publish(self) -> None:
+        self.stale = False
         status = STOPPING if self.stopping else self.status if self.status == STARTING else BUSY if self.current else IDLE
         self.scoreboard.write(self, status)
 
@@ -1011,8 +1016,13 @@ class Worker:
                 self.begin_stop()
             if self.stopping and not self.conns:
                 break
+            # Nothing to catch up, no connection to sweep, no log to flush: sleep until
+            # something happens (a 1 s wake-up per idle worker costs CPU on a host of many vassals).
+            wait = self.heartbeat_s if self.stale or self.conns else None
             due = self.reqlog.due()
-            events = self.selector.select(self.heartbeat_s if due is None else min(self.heartbeat_s, due))
+            if due is not None:
+                wait = due if wait is None else min(wait, due)
+            events = self.selector.select(wait)
             # Requests on connections we hold come first; we accept only when we had none
             # to serve, so a new connection goes to a worker with nothing to do.
             had_work = any(key.data[0] == "conn" for key, _ in events)
@@ -1038,7 +1048,7 @@ class Worker:
                 last_sweep = now
                 for conn in [c for c in self.conns.values() if now - c.last_active > KEEPALIVE_TIMEOUT_S]:
                     self.close(conn)
-            if time.time() - self.scoreboard.last_write >= self.heartbeat_s:
+            if self.stale and time.time() - self.scoreboard.last_write >= self.heartbeat_s:
                 self.publish()
             if self.reqlog.due() == 0.0:
                 self.reqlog.flush()
@@ -1580,6 +1590,8 @@ class Worker:
         # every 100 ms; the loop's heartbeat writes the rest within heartbeatIntervalMs.
         if self.exact_slot or now - self.scoreboard.last_write >= IDLE_PUBLISH_S:
             self.publish()
+        else:
+            self.stale = True
         status = int(st["status"][:3]) if st["sent"] else 0
         rsize = max(0, tx - st["hsize"])
         log = self.reqlog

@@ -45,6 +45,16 @@ export const WORKER_READY_TIMEOUT_MS = 60_000;
 export const TICK_MS = 1000;
 
 /**
+ * The tick of a master with nothing to check every second, ms: no harakiri, no memory or
+ * lifetime limit, no cheaper or idle, no touch file, every worker ready and nothing
+ * pending. It still reads the scoreboard and the accept queues (for the "listen queue
+ * full" line), and a stats request refreshes what it shows first. A wake-up of an idle
+ * Node process costs a few hundred µs of CPU (measured), which on a host of hundreds of
+ * vassals adds up to a good part of a core for nothing.
+ */
+export const IDLE_TICK_MS = 5000;
+
+/**
  * Respawn backoff of one worker slot: a worker that dies within 10 s of its spawn is
  * respawned after 0.5 s, then 1, 2, 4 … up to 30 s; the master never spins (contrast
  * uWSGI's "worker respawning too fast !!! i have to sleep a bit", which blocks the master).
@@ -59,8 +69,10 @@ export const LISTEN_FULL_LOG_MS = 10_000;
  * (only for the "listen queue full" line), ms. /proc/net/tcp lists every socket of the
  * host: a read costs milliseconds of CPU, and 200 masters reading it every second cost
  * most of a core (measured), which is why this is slow unless `cheaper-algo` is
- * `backlog` or `busyness` or `idle` is set. A stats request refreshes a reading older
- * than {@link QUEUE_FRESH_MS} first.
+ * `backlog` or `busyness` or `idle` is set. It is not read at all while every worker is
+ * idle and accepting: an idle worker takes a connection at once, so the queue cannot be
+ * full (a read costs 4-8 ms of kernel time even on a quiet host: it walks the whole TCP
+ * hash table). A stats request refreshes a reading older than {@link QUEUE_FRESH_MS} first.
  */
 export const QUEUE_SAMPLE_IDLE_MS = 30_000;
 /** A queue reading younger than this is fresh enough for a stats document, ms. */
@@ -181,7 +193,8 @@ export class Master extends EventEmitter<MasterEvents> {
   readonly #retiring = new Set<WorkerProc>();
   #generation = 1;
   #tick: NodeJS.Timeout | undefined;
-  #heartbeat: NodeJS.Timeout | undefined;
+  /** When the last heartbeat went to the emperor, epoch ms. */
+  #lastBeat = 0;
   /** One-shot timer at the next harakiri deadline, between ticks. */
   #deadline: NodeJS.Timeout | undefined;
   /** Last seen mtime (ms) of each `touch-reload` / `touch-chain-reload` file; -1 when missing. */
@@ -197,6 +210,8 @@ export class Master extends EventEmitter<MasterEvents> {
   #lastFullLog = 0;
   #fullSince = 0;
   #sampling = false;
+  /** When memory was last sampled, epoch ms. */
+  #memoryAt = 0;
   #announced = { ready: false, accepting: false, loyal: false };
   #reloadQueued: 'graceful' | 'chain' | undefined;
   #stopping: Promise<void> | undefined;
@@ -263,8 +278,8 @@ export class Master extends EventEmitter<MasterEvents> {
       this.#logger.info(`cheaper: ${config.cheaperAlgo}, ${config.cheaper} to ${config.processes} workers, starting with ${initial}`);
     }
     for (const file of [...config.touchReload, ...config.touchChainReload, ...config.touchLogreopen]) this.#touched.set(file, mtimeOf(file));
-    this.#tick = setInterval(() => this.#onTick(), TICK_MS);
-    this.#heartbeat = setInterval(() => this.emit('heartbeat'), config.heartbeatMs);
+    this.#lastBeat = Date.now();
+    this.#armTick(TICK_MS);
   }
 
   #newSlot(id: number): WorkerSlot {
@@ -590,6 +605,7 @@ export class Master extends EventEmitter<MasterEvents> {
       return true;
     }
     this.#state = 'reloading';
+    this.#armTick(TICK_MS); // a reload (and the config it may bring) is watched every second
     let ok = false;
     try {
       ok = await this.#doReload(kind);
@@ -750,9 +766,9 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   #clearTimers(): void {
-    if (this.#tick !== undefined) clearInterval(this.#tick);
+    if (this.#tick !== undefined) clearTimeout(this.#tick);
+    this.#tick = undefined;
     if (this.#deadline !== undefined) clearTimeout(this.#deadline);
-    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     for (const slot of this.#slots.values()) if (slot.respawnTimer !== undefined) clearTimeout(slot.respawnTimer);
   }
 
@@ -771,6 +787,52 @@ export class Master extends EventEmitter<MasterEvents> {
     }
   }
 
+  /** (Re)schedules the next tick in `ms`. */
+  #armTick(ms: number): void {
+    if (this.#tick !== undefined) clearTimeout(this.#tick);
+    this.#tick = setTimeout(() => {
+      this.#tick = undefined;
+      this.#onTick();
+      if (this.#state !== 'stopping' && this.#state !== 'dead') {
+        this.#armTick(this.#needsEverySecond() ? TICK_MS : Math.min(IDLE_TICK_MS, this.#config.heartbeatMs));
+      }
+    }, ms);
+  }
+
+  /** True when something in the pool must be checked every {@link TICK_MS} (see {@link IDLE_TICK_MS}). */
+  #needsEverySecond(): boolean {
+    const c = this.#config;
+    if (this.#state !== 'ready' || !this.#announced.loyal) return true;
+    if (c.harakiriMs > 0 || c.cheaper > 0 || c.idleMs > 0 || c.maxWorkerLifetimeMs > 0) return true;
+    if (this.#memoryWatched()) return true;
+    if (this.#touched.size > 0 || this.#retiring.size > 0) return true;
+    for (const slot of this.#slots.values()) {
+      if (slot.next !== undefined || slot.respawnTimer !== undefined) return true;
+      if (!slot.cheap && (slot.current === undefined || slot.current.state !== 'ready' || slot.current.recycleRequested !== '')) return true;
+    }
+    return false;
+  }
+
+  /** True when a limit or an algorithm needs every worker's memory on every tick. */
+  #memoryWatched(): boolean {
+    const c = this.#config;
+    return c.reloadOnRssBytes > 0 || c.reloadOnAsBytes > 0 || c.evilReloadOnRssBytes > 0 || c.evilReloadOnAsBytes > 0 ||
+      c.cheaperRssLimitSoftBytes > 0 || c.cheaperRssLimitHardBytes > 0;
+  }
+
+  /**
+   * Brings what a stats document shows up to date: the scoreboard now, memory and accept
+   * queues when their reading is older than a second (the tick may be
+   * {@link IDLE_TICK_MS} apart). Resolves when done; never rejects.
+   */
+  async fresh(): Promise<void> {
+    if (this.#scoreboard === undefined || this.#state === 'dead') return;
+    this.#readScoreboard();
+    const pending: Promise<void>[] = [this.freshQueues()];
+    if (Date.now() - this.#memoryAt > QUEUE_FRESH_MS) pending.push(this.#sampleMemory());
+    await Promise.all(pending.map((p) => p.catch(() => undefined)));
+  }
+
   #onTick(): void {
     if (this.#scoreboard === undefined || this.#state === 'dead') return;
     const served = this.#readScoreboard();
@@ -783,7 +845,20 @@ export class Master extends EventEmitter<MasterEvents> {
     this.#checkHealth();
     void this.#sampleQueues();
     this.#checkCheaper();
-    void this.#sampleMemory().then(() => this.#checkHealth());
+    // Memory is read every tick only for a limit that needs it; stats read it on demand.
+    if (this.#memoryWatched()) void this.#sampleMemory().then(() => this.#checkHealth());
+    // The heartbeat to the emperor rides the tick (uWSGI sends it from its master cycle too).
+    const now = Date.now();
+    if (now - this.#lastBeat >= this.#config.heartbeatMs - TICK_MS / 2) {
+      this.#lastBeat = now;
+      this.emit('heartbeat');
+    }
+  }
+
+  /** True when some worker has a request in flight (or a worker is not accepting). */
+  #anyBusy(): boolean {
+    for (const p of this.processes()) if (p.data.inFlight > 0 || p.data.status === SlotStatus.BUSY || (p.state === 'ready' && !p.data.accepting)) return true;
+    return false;
   }
 
   /** True when an algorithm needs the accept queues on every tick. */
@@ -802,7 +877,7 @@ export class Master extends EventEmitter<MasterEvents> {
     const now = Date.now();
     if (this.#readingQueues !== undefined) return this.#readingQueues;
     if (!this.#sockets.some((s) => s.spec.address.kind === 'tcp')) return Promise.resolve();
-    if (!force && (now < this.#nextQueueRead || (!this.#queuesNeededEveryTick() && now - this.#queuesReadAt < QUEUE_SAMPLE_IDLE_MS))) {
+    if (!force && (now < this.#nextQueueRead || (!this.#queuesNeededEveryTick() && (now - this.#queuesReadAt < QUEUE_SAMPLE_IDLE_MS || !this.#anyBusy())))) {
       return Promise.resolve();
     }
     const t0 = performance.now();
@@ -1069,6 +1144,7 @@ export class Master extends EventEmitter<MasterEvents> {
     try {
       const procs = [...this.processes()].filter((p) => p.state !== 'dead');
       const samples = await sampleMemory(procs.map((p) => p.child.pid));
+      this.#memoryAt = Date.now();
       for (const p of procs) {
         const s = samples.get(p.child.pid);
         if (s !== undefined) {

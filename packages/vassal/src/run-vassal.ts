@@ -217,16 +217,16 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
     master.destroy(ExitCode.UNAVAILABLE);
     return;
   }
-  // The listen queues are read from the kernel when stale (see Master.freshQueues).
+  // The scoreboard, memory and listen queues are brought up to date first (see Master.fresh).
   const metrics = vassalMetrics(async () => {
-    await master.freshQueues();
+    await master.fresh();
     return buildVassalStats(master);
   });
   const onScrapeError = (err: Error): void => logger.error(`metrics: cannot render: ${err.message}`);
   if (config.stats !== undefined) {
     try {
       stats = await serveStats(config.stats, async () => {
-        await master.freshQueues();
+        await master.fresh();
         return renderStats(buildVassalStats(master), config.statsMinified);
       }, {
         http: config.statsHttp,

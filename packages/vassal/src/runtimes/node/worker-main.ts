@@ -4,7 +4,9 @@
  *
  * Per request it only touches memory (a Map entry, counters); the slot is written by a
  * timer every `heartbeatIntervalMs`, which doubles as the heartbeat the master watches
- * to catch a blocked event loop. So the master costs nothing per request.
+ * to catch a blocked event loop. So the master costs nothing per request. Without
+ * `harakiri` nobody watches that beat, and the timer runs only while there is something
+ * to catch up: an idle worker sleeps (see {@link changed}).
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
@@ -97,6 +99,23 @@ function publish(): void {
   }
 }
 
+/**
+ * The catch-up write without `harakiri`: armed when the worker's state changes, it writes
+ * the slot `heartbeatIntervalMs` later, and again every interval while requests are in
+ * flight, then stops. An idle worker so arms no timer and never wakes: a 1 s timer in an
+ * idle worker cost about 0.2 ms of CPU per second (measured; 4% of a core for 200
+ * vassals). With `harakiri` the slot is written on a fixed interval instead (the beat).
+ */
+let catchUp: NodeJS.Timeout | undefined;
+function changed(): void {
+  if (catchUp !== undefined || spec.harakiriMs > 0) return;
+  catchUp = setTimeout(() => {
+    catchUp = undefined;
+    publish();
+    if (inFlight.size > 0) changed();
+  }, spec.heartbeatIntervalMs).unref();
+}
+
 function send(message: WorkerToMaster): void {
   process.send?.(message);
 }
@@ -124,6 +143,7 @@ function track(req: IncomingMessage, res: ServerResponse): void {
   const tx0 = socket.bytesWritten;
   inFlight.set(req, { res, startMs, method: req.method ?? '', uri: req.url ?? '' });
   if (inFlight.size === 1 && startMs - lastPublishMs >= BUSY_PUBLISH_MS) publish();
+  changed();
   if ((stopping || recycling) && !res.headersSent) res.setHeader('connection', 'close');
   let timer: NodeJS.Timeout | undefined;
   if (spec.harakiriMs > 0) {
@@ -149,6 +169,7 @@ function track(req: IncomingMessage, res: ServerResponse): void {
     lastRequestEndMs = Date.now();
     logging.request(req, res, startMs, rtUs, sent, requests);
     if (inFlight.size === 0 && lastRequestEndMs - lastPublishMs >= IDLE_PUBLISH_MS) publish();
+    else changed();
     checkMaxRequests();
   });
 }
@@ -340,7 +361,7 @@ process.on('uncaughtException', (err) => {
   process.exit(1);
 });
 
-setInterval(publish, spec.heartbeatIntervalMs).unref();
+if (spec.harakiriMs > 0) setInterval(publish, spec.heartbeatIntervalMs).unref();
 publish();
 if (spec.stackFile !== undefined && spec.stackPipeFd !== undefined) startStackWatchdog(spec.stackPipeFd, spec.stackFile);
 

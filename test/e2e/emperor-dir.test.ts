@@ -4,15 +4,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, renameSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FIXTURES,
+  ROOT,
   descendants,
   freePort,
   httpGet,
   isAlive,
   spawnEmperor,
+  spawnNode,
   statsOf,
   tempDir,
   waitFor,
@@ -324,4 +327,30 @@ test('vassals run as their uid and gid, with the user\'s groups', { skip: proces
     assert.match(procStatus(pid, 'Uid') ?? '', /^65534\s+65534\s+65534\s+65534$/, `uid of ${pid}`);
     assert.match(procStatus(pid, 'Gid') ?? '', /^65534\s+65534\s+65534\s+65534$/, `gid of ${pid}`);
   }
+});
+
+test('Emperor installed where the vassal\'s user cannot read it: one clear error, not "Cannot find module"', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async (t) => {
+  // A home directory of mode 0700 (Debian 12 and later) holding the checkout: root runs
+  // the emperor from it, but a vassal that drops to `nobody` cannot read its files.
+  const home = tempDir(t);
+  chmodSync(home, 0o700);
+  const copy = join(home, 'emperor');
+  try {
+    execFileSync('cp', ['-al', ROOT, copy], { stdio: 'ignore' }); // hard links: instant on one filesystem
+  } catch {
+    execFileSync('cp', ['-a', ROOT, copy], { stdio: 'ignore' });
+  }
+  const dir = tempDir(t);
+  chmodSync(dir, 0o755);
+  const port = await freePort();
+  const file = join(dir, 'a.ini');
+  writeFileSync(file, `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nuid = nobody\ngid = nogroup\n`);
+  const proc = spawnNode(t, join(copy, 'packages', 'cli', 'dist', 'bin', 'emperor.js'), ['--ini', file]);
+  const exit = await proc.exited;
+  assert.notEqual(exit.code, 0);
+  const errors = proc.logs.find((l) => (l.level ?? 0) >= 50);
+  assert.equal(errors.length, 1, proc.logs.tail());
+  assert.equal(errors[0]?.code, 'ERR_PRIVILEGE');
+  assert.match(String(errors[0]?.msg), /^uid 65534 cannot read Emperor's worker code .*worker-main\.js \(EACCES\); install Emperor where every vassal user can read it/);
+  assert.equal(proc.logs.find((l) => /Cannot find module/.test(String(l.msg))).length, 0, proc.logs.tail());
 });

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIXTURES, freePort, serving, spawnEmperor, startVassal, statsOf, statsUntil, tempDir, waitFor, type EmperorStatsDoc } from '../helpers/index.js';
 import { record } from '../helpers/record.js';
@@ -51,6 +52,23 @@ test('the scoreboard is never reachable by path: created 0600 and unlinked at on
   assert.equal(scoreboard.length, 1);
   assert.match(scoreboard[0] ?? '', / \(deleted\)$/);
   record({ area: 'security', what: 'the scoreboard file shared by master and workers', tries: 1, outcome: 'opened 0600 and unlinked before any worker starts: no path to reach it' });
+});
+
+test('harakiri-verbose stack files live in a directory private to the master, removed when it stops', async (t) => {
+  const v = await startVassal(t, (p) => `http-socket = 127.0.0.1:${p}\nmodule = ${APP}\nprocesses = 2\nharakiri = 30\nharakiri-verbose = true`);
+  const doc = await statsUntil(v.stats, (d) => d.workers.length === 2 && d.workers.every((w) => w.accepting === 1));
+  const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  const dirs = readdirSync(base).filter((n) => n.startsWith(`emperor-${doc.pid}-`)).map((n) => join(base, n));
+  assert.equal(dirs.length, 1, `one private directory for master ${doc.pid}: ${dirs.join(', ')}`);
+  const dir = dirs[0] as string;
+  assert.ok(statSync(dir).isDirectory());
+  assert.equal(mode(dir), '700');
+  assert.equal(statSync(dir).uid, process.getuid?.());
+  assert.equal(readdirSync(base).filter((n) => n.startsWith('emperor-stack-')).length, 0, 'no stack file outside it');
+  v.proc.child.kill('SIGTERM');
+  assert.equal((await v.proc.exited).code, 0);
+  assert.ok(!existsSync(dir), 'removed when the vassal stopped');
+  record({ area: 'security', what: 'where harakiri-verbose stack files go', tries: 1, outcome: `a directory of the master's own in ${base}, mode 0700, owned by the vassal's uid, removed at stop` });
 });
 
 test('no option or placeholder runs a command', async (t) => {

@@ -186,7 +186,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   option('cheaper-busyness-min', busyness('25', 0, 100, 'Shrink when the average busyness is below this.', 'percent')),
   option('cheaper-busyness-multiplier', busyness('10', 1, 1000, 'Shrink at most every `overload * multiplier` seconds.')),
   option('cheaper-busyness-penalty', busyness('2', 1, 1000, 'Added to the multiplier when a worker was shrunk too soon.')),
-  option('cheaper-busyness-verbose', flag('cheaper', 'Log each busyness decision.')),
+  option('cheaper-busyness-verbose', flag('cheaper', 'Also log the busyness evaluations that change nothing (the average and the thresholds); spawns and cheaps are always logged.')),
   option('cheaper-busyness-backlog-alert', busyness('33', 0, 65535, 'Queued connections that spawn emergency workers.')),
   option('cheaper-busyness-backlog-multiplier', busyness('3', 1, 1000, 'Emergency workers are shrunk after `overload * this` seconds.')),
   option('cheaper-busyness-backlog-step', busyness('1', 1, MAX_WORKERS, 'Emergency workers spawned at once.')),

@@ -93,6 +93,11 @@ export interface CheaperDecision {
   readonly reason: string;
   /** A log line when the decision deserves one (uWSGI's wording where it has one). */
   readonly message: string;
+  /**
+   * The busyness evaluation's figures when it led to nothing (for
+   * `cheaper-busyness-verbose`, which logs it); absent otherwise.
+   */
+  readonly note?: string;
 }
 
 const NOTHING: CheaperDecision = { delta: 0, reason: '', message: '' };
@@ -273,10 +278,11 @@ function busyness(s: BusynessState, pool: CheaperPool, config: CheaperConfig, ca
   const avg = active > 0 ? Math.floor(total / active) : 0;
   state = { ...state, tcheck: now, lastValues, wasBusy: new Map() };
   const secs = Math.max(1, config.cheaperOverload);
+  const quiet: CheaperDecision = { ...NOTHING, note: `[busyness] ${secs}s average busyness is at ${avg}% (${active} running, ${pool.cheaped} cheap; cheap below ${b.min}%, spawn above ${b.max}%)` };
 
   if (avg > b.max) {
     const delta = canSpawn ? Math.min(stepOf(config), pool.cheaped) : 0;
-    if (delta === 0) return [{ ...state, tolerance: 0 }, NOTHING];
+    if (delta === 0) return [{ ...state, tolerance: 0 }, quiet];
     // Cheaped and needed again within multiplier × overload seconds: wait longer before the next cheap.
     const tooFast = state.lastCheaped > 0 && (now - state.lastCheaped) / 1000 / secs <= state.multiplier;
     const multiplier = tooFast ? state.multiplier + b.penalty : Math.max(b.multiplier, state.multiplier - 1);
@@ -287,7 +293,7 @@ function busyness(s: BusynessState, pool: CheaperPool, config: CheaperConfig, ca
   }
   if (backlogAlert) return emergency();
   if (avg < b.min) {
-    if (active <= 1) return [state, NOTHING];
+    if (active <= 1) return [state, quiet];
     if (active > config.cheaper && now >= state.nextCheap) {
       const multiplier = state.lastAction === 'cheap' ? Math.max(b.multiplier, state.multiplier - 1) : state.multiplier;
       const emergencyLeft = Math.max(0, state.emergency - 1);
@@ -296,14 +302,14 @@ function busyness(s: BusynessState, pool: CheaperPool, config: CheaperConfig, ca
         { delta: -1, reason: 'busyness', message: `[busyness] ${secs}s average busyness is at ${avg}%, cheap one of ${active} running workers` },
       ];
     }
-    return [{ ...state, tolerance: 0 }, NOTHING];
+    return [{ ...state, tolerance: 0 }, quiet];
   }
   // min <= avg <= max: after 3 such evaluations in a row the cheap timer restarts.
-  if (active <= 1) return [state, NOTHING];
+  if (active <= 1) return [state, quiet];
   const tolerance = state.tolerance + 1;
   const emergencyLeft = Math.max(0, state.emergency - 1);
   return [
     { ...state, tolerance, emergency: emergencyLeft, nextCheap: tolerance >= 3 ? now + cheapDelay(state.multiplier, emergencyLeft) : state.nextCheap + intervalMs },
-    NOTHING,
+    quiet,
   ];
 }

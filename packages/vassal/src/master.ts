@@ -7,7 +7,7 @@
  * Worker processes: `starting → ready → stopping → dead`.
  */
 import { EventEmitter } from 'node:events';
-import { readFileSync, writeFileSync, unlinkSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, writeFileSync, unlinkSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { VassalConfig } from '@emperor/config';
@@ -26,9 +26,9 @@ import {
 import { EMPTY_SLOT, Scoreboard, SlotStatus, type SlotData } from './scoreboard.js';
 import { checkHealth, cpusForWorker, nextHarakiriDeadline, type HealthAction, type HealthProc } from './health.js';
 import { cheaperCheck, initialCheaperState, type CheaperDecision, type CheaperState } from './cheaper.js';
-import { captureStack, stackFileFor, type StackRequest } from './stack-dump.js';
+import { captureStack, removeStackDir, stackFileFor, type StackRequest } from './stack-dump.js';
 import { bindSockets, effectiveBacklog, readTcpListenQueues, type BoundSocket } from './sockets.js';
-import { dropPrivileges, resolveCredentials, type Credentials } from './users.js';
+import { dropPrivileges, PrivilegeError, resolveCredentials, type Credentials } from './users.js';
 import { requestLogSpec } from './request-log.js';
 import { WORKER_SPEC_ENV, WORKER_SPEC_VERSION, type WorkerSpec } from './worker-spec.js';
 
@@ -255,7 +255,11 @@ export class Master extends EventEmitter<MasterEvents> {
     this.#sockets = await bindSockets(config.sockets, { mode: config.chmodSocket, uid: owner?.uid, gid: owner?.gid });
     try {
       if (config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
+      // pino loads with the first log line: make that happen while Emperor's own files are
+      // surely readable, then check the vassal's user can read the worker code it execs.
+      void this.#logger.level;
       dropPrivileges(this.#credentials);
+      this.#checkCodeReadable();
       this.#scoreboard = Scoreboard.create(SCOREBOARD_SLOTS);
     } catch (err) {
       for (const s of this.#sockets) s.close(true);
@@ -310,6 +314,14 @@ export class Master extends EventEmitter<MasterEvents> {
       return undefined;
     }
     const sockets = this.#socketsFor(config);
+    let stackFile: string | undefined;
+    if (config.harakiriVerbose) {
+      try {
+        stackFile = stackFileFor(process.pid, sbIndex);
+      } catch (err) {
+        this.#logger.warn({ worker: slot.id }, `harakiri-verbose: cannot make a private directory for stack files (${(err as Error).message}); harakiri lines will carry no stack`);
+      }
+    }
     const spec: WorkerSpec = {
       v: WORKER_SPEC_VERSION,
       vassal: config.name,
@@ -324,8 +336,8 @@ export class Master extends EventEmitter<MasterEvents> {
       heartbeatIntervalMs: config.harakiriMs > 0 ? Math.min(250, Math.max(50, config.harakiriMs / 8)) : 1000,
       maxRequests: config.maxRequests > 0 ? config.maxRequests + (slot.id - 1) * config.maxRequestsDelta : 0,
       minWorkerLifetimeMs: config.minWorkerLifetimeMs,
-      stackFile: config.harakiriVerbose ? stackFileFor(process.pid, sbIndex) : undefined,
-      stackPipeFd: config.harakiriVerbose && config.runtime === 'node' ? 3 + sockets.length + 1 : undefined,
+      stackFile,
+      stackPipeFd: stackFile !== undefined && config.runtime === 'node' ? 3 + sockets.length + 1 : undefined,
       requestLog: requestLogSpec(config),
       logto: config.logto,
       app:
@@ -778,12 +790,33 @@ export class Master extends EventEmitter<MasterEvents> {
     for (const s of this.#sockets) s.close(this.#config.vacuum);
     this.#sockets = [];
     this.#scoreboard?.close();
+    removeStackDir();
     if (this.#config.vacuum && this.#config.pidfile !== undefined) {
       try {
         unlinkSync(this.#config.pidfile);
       } catch {
         // gone, or not ours to remove after the privilege drop
       }
+    }
+  }
+
+  /**
+   * After the privilege drop: the worker entry of this vassal's runtime must be readable
+   * by the vassal's user, or every worker would die with a confusing "Cannot find
+   * module". Emperor installed in a home directory (mode 0700 on Debian 12 and later)
+   * is the usual cause.
+   * @throws PrivilegeError naming the file, the uid and the fix
+   */
+  #checkCodeReadable(): void {
+    const entry = this.#config.runtime === 'node' ? this.#options.workerEntries.node : this.#options.workerEntries.python;
+    try {
+      accessSync(entry, constants.R_OK);
+    } catch (err) {
+      throw new PrivilegeError(
+        `uid ${process.getuid?.()} cannot read Emperor's worker code ${entry} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ` +
+          'install Emperor where every vassal user can read it (for example /opt/emperor, not a home directory of mode 0700)',
+        { cause: err },
+      );
     }
   }
 
@@ -944,6 +977,7 @@ export class Master extends EventEmitter<MasterEvents> {
     };
     const [next, decision] = cheaperCheck(this.#cheaper, pool, config, Date.now());
     this.#cheaper = next;
+    if (decision.note !== undefined && config.cheaperBusyness.verbose) this.#logger.info({ reason: 'busyness' }, decision.note);
     if (decision.delta > 0) this.#growPool(decision);
     else if (decision.delta < 0) this.#shrinkPool(decision);
   }

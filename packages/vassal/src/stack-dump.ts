@@ -9,7 +9,7 @@
  *   (`Session.connectToMainThread`, no debug port opened) and writes its call frames.
  *   A JavaScript signal handler would never run on a blocked event loop.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -31,10 +31,30 @@ export const STACK_TIMEOUT_MS = 500;
 /** Longest stack text logged, bytes. */
 const MAX_STACK_BYTES = 64 * 1024;
 
-/** A fresh path for a worker's stack file, in memory-backed storage when available. */
+/** This master's private directory for stack files (created on first use). */
+let stackDir: string | undefined;
+
+/**
+ * A fresh path for a worker's stack file. The file lives in a directory private to this
+ * master (mode 0700, owned by the vassal's uid, since masters call this after dropping
+ * privileges), created on first use in memory-backed storage when available: /dev/shm and
+ * the temp dir are world-writable and listable, and a stack can carry request data.
+ * @throws the `mkdtemp` error (ENOSPC, EACCES) when the directory cannot be made
+ */
 export function stackFileFor(masterPid: number, slot: number): string {
-  const dir = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-  return join(dir, `emperor-stack-${masterPid}-${slot}-${randomBytes(4).toString('hex')}.txt`);
+  stackDir ??= mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `emperor-${masterPid}-`));
+  return join(stackDir, `stack-${slot}-${randomBytes(4).toString('hex')}.txt`);
+}
+
+/** Removes this master's stack directory and what is left in it; for the master's exit. Never throws. */
+export function removeStackDir(): void {
+  if (stackDir === undefined) return;
+  try {
+    rmSync(stackDir, { recursive: true, force: true });
+  } catch {
+    // best effort: memory-backed storage is cleared at boot anyway
+  }
+  stackDir = undefined;
 }
 
 function sizeOf(file: string): number {

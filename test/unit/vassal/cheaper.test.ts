@@ -72,6 +72,25 @@ test('busyness: a worker busy on one long request counts as 100% busy', () => {
   assert.deepEqual(run(c, [stuck, stuck]).deltas, [0, 1]);
 });
 
+test('busyness: an evaluation that changes nothing carries its figures for cheaper-busyness-verbose', () => {
+  const c = { ...base, cheaperAlgo: 'busyness' as const, cheaperOverload: 1 };
+  // 2 workers each serving 0.4 s of every 1 s: 40%, between min 25% and max 50%.
+  let state = initialCheaperState(c, T0);
+  const notes: (string | undefined)[] = [];
+  for (let i = 1; i <= 3; i++) {
+    const [next, d] = cheaperCheck(state, pool([w(1, false, i * 400_000), w(2, false, i * 400_000)]), c, T0 + i * 1000);
+    state = next;
+    assert.equal(d.delta, 0);
+    notes.push(d.note);
+  }
+  assert.equal(notes[0], undefined, 'the first check only starts the clock');
+  assert.match(notes[1] ?? '', /^\[busyness\] 1s average busyness is at 0% /, 'the first evaluation only records running times');
+  assert.equal(notes[2], '[busyness] 1s average busyness is at 40% (2 running, 6 cheap; cheap below 25%, spawn above 50%)');
+  const [, spawn] = cheaperCheck(state, pool([w(1, true, 3 * 400_000 + 900_000), w(2, true, 3 * 400_000 + 900_000)]), c, T0 + 4000);
+  assert.equal(spawn.delta, 1);
+  assert.equal(spawn.note, undefined, 'an action is logged by its own line');
+});
+
 test('busyness: a long listen queue spawns emergency workers at once', () => {
   const c = { ...base, cheaperAlgo: 'busyness' as const };
   assert.deepEqual(run(c, [pool([w(1, false), w(2, false)], { backlog: 40 })]).deltas, [1]);

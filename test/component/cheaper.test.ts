@@ -69,3 +69,27 @@ test('stats read the listen queue from the kernel', async (t) => {
   assert.ok(queued.listen_queue >= 5, `listen_queue ${queued.listen_queue}`);
   await Promise.all(waiting);
 });
+
+test('a full listen queue is logged once per interval, with the socket and its figures', async (t) => {
+  const v = await startVassal(t, (p) => `http-socket = 127.0.0.1:${p}\nmodule = ${APP}\nprocesses = 1\nlisten = 4`);
+  await serving(`${v.url}/`);
+  void httpGet(`${v.url}/spin?ms=5000`).catch(() => {});
+  await statsUntil(v.stats, (d) => d.workers[0]?.status === 'busy');
+  // More connections than the backlog: the kernel queues 5 (backlog + 1), the rest retry their SYN.
+  const waiting = Array.from({ length: 8 }, () => httpGet(`${v.url}/`).catch(() => undefined));
+  const full = await waitFor(async () => {
+    const d = await statsUntil(v.stats, () => true);
+    return (d.sockets[0]?.queue ?? 0) >= (d.sockets[0]?.max_queue ?? 1) ? d : undefined;
+  }, { message: 'the listen queue full', timeoutMs: 4000 });
+  assert.equal(full.sockets[0]?.max_queue, 4);
+  const line = new RegExp(`^\\*\\*\\* listen queue of socket "127\\.0\\.0\\.1:${v.port}" full !!! \\(\\d+/4\\) \\*\\*\\* \\(full since \\d+ s; raise processes, cheaper limits or listen\\)$`);
+  await v.proc.logs.waitFor(msg(line), { timeoutMs: 2000 });
+  // A fresh reading (stats re-read a queue older than 1 s) while still full: no second line within the 10 s interval.
+  const loggedAt = Date.now();
+  await waitFor(async () => {
+    const d = await statsUntil(v.stats, () => true);
+    return Date.now() - loggedAt > 1200 && (d.sockets[0]?.queue ?? 0) >= 4 ? d : undefined;
+  }, { message: 'a second full reading', timeoutMs: 3000 });
+  assert.equal(v.proc.logs.find(msg(line)).length, 1, v.proc.logs.tail());
+  await Promise.all(waiting);
+});

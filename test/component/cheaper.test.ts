@@ -60,7 +60,7 @@ test('stats read the listen queue from the kernel', async (t) => {
   assert.equal(idle.sockets[0]?.queue, 0);
   // Block the only worker's event loop; new connections then wait in the kernel's queue.
   void httpGet(`${v.url}/spin?ms=6000`).catch(() => {});
-  await statsUntil(v.stats, (d) => d.workers[0]?.status === 'busy');
+  await statsUntil(v.stats, (d) => d.workers[0]?.status === 'busy' && (d.workers[0]?.requests ?? 0) >= 1); // busy on the new request, not a slot not yet caught up after the first
   const waiting = Array.from({ length: 5 }, () => httpGet(`${v.url}/`).catch(() => undefined));
   const queued = await waitFor(async () => {
     const d = await statsUntil(v.stats, () => true);
@@ -74,7 +74,7 @@ test('a full listen queue is logged once per interval, with the socket and its f
   const v = await startVassal(t, (p) => `http-socket = 127.0.0.1:${p}\nmodule = ${APP}\nprocesses = 1\nlisten = 4`);
   await serving(`${v.url}/`);
   void httpGet(`${v.url}/spin?ms=5000`).catch(() => {});
-  await statsUntil(v.stats, (d) => d.workers[0]?.status === 'busy');
+  await statsUntil(v.stats, (d) => d.workers[0]?.status === 'busy' && (d.workers[0]?.requests ?? 0) >= 1); // busy on the new request, not a slot not yet caught up after the first
   // More connections than the backlog: the kernel queues 5 (backlog + 1), the rest retry their SYN.
   const waiting = Array.from({ length: 8 }, () => httpGet(`${v.url}/`).catch(() => undefined));
   const full = await waitFor(async () => {

@@ -170,7 +170,7 @@ test('worker-reload-mercy: a worker that does not finish in time is killed', asy
   const v = await startVassal(t, (p) => node(p, 'processes = 1\nworker-reload-mercy = 1'));
   const old = pidIn(await serving(`${v.url}/`));
   const slow = httpGet(`${v.url}/sleep?ms=30000`).catch((err: unknown) => err);
-  await statsUntil(v.stats, (d) => d.workers[0]?.status === 'busy');
+  await statsUntil(v.stats, (d) => d.workers[0]?.status === 'busy' && (d.workers[0]?.requests ?? 0) >= 1); // busy on the new request, not a slot not yet caught up after the first
   process.kill(v.proc.pid, 'SIGHUP');
   const line = await v.proc.logs.waitFor(msg(new RegExp(`worker 1 \\(pid ${old}\\) stopped \\(reload\\): killed by signal SIGKILL`)), { timeoutMs: 6000 });
   const reloadAsked = v.proc.logs.lines.find(msg(/graceful reload: starting generation 2/));

@@ -35,7 +35,7 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
   const limitAs = read.last('limit-as');
   if (limitAs !== undefined && app.runtime === 'node' && limitAsBytes > 0 && limitAsBytes < MIN_NODE_LIMIT_AS_MB * 1024 * 1024) {
     invalid(limitAs, `0 (off) or >= ${MIN_NODE_LIMIT_AS_MB} for a Node vassal`,
-      `must be >= ${MIN_NODE_LIMIT_AS_MB} for a Node vassal (a Node worker needs about 750 MB of address space just to start)`);
+      `must be >= ${MIN_NODE_LIMIT_AS_MB} for a Node vassal (a Node worker needs about 720-750 MB of address space just to start)`);
   }
 
   return {

@@ -76,7 +76,7 @@ test('callable and Python-only options', () => {
 });
 
 test('limit-as too small for a Node worker is refused up front', () => {
-  rejects('limit-as = 512\n', `${SHOP}:4: limit-as: must be >= 1024 for a Node vassal (a Node worker needs about 750 MB of address space just to start), got "512"`);
+  rejects('limit-as = 512\n', `${SHOP}:4: limit-as: must be >= 1024 for a Node vassal (a Node worker needs about 720-750 MB of address space just to start), got "512"`);
   assert.equal(config('limit-as = 1024\n').limitAsBytes, 1024 * 1024 * 1024);
   assert.equal(resolveVassalConfig([ini('socket = :1\nmodule = app\nlimit-as = 128\n')]).config.limitAsBytes, 128 * 1024 * 1024);
 });

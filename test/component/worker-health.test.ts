@@ -179,6 +179,28 @@ test('worker-reload-mercy: a worker that does not finish in time is killed', asy
   assert.ok(await slow instanceof Error);
 });
 
+test('reload-mercy bounds a whole reload and a whole stop, below worker-reload-mercy', async (t) => {
+  const v = await startVassal(t, (p) => node(p, 'processes = 1\nworker-reload-mercy = 60\nreload-mercy = 1'));
+  const old = pidIn(await serving(`${v.url}/`));
+  const slow = httpGet(`${v.url}/sleep?ms=30000`).catch((err: unknown) => err);
+  await statsUntil(v.stats, (d) => d.workers[0]?.status === 'busy' && (d.workers[0]?.requests ?? 0) >= 1);
+  process.kill(v.proc.pid, 'SIGHUP');
+  const line = await v.proc.logs.waitFor(msg(new RegExp(`worker 1 \\(pid ${old}\\) stopped \\(reload\\): killed by signal SIGKILL`)), { timeoutMs: 6000 });
+  const reloadAsked = v.proc.logs.lines.find(msg(/graceful reload: starting generation 2/));
+  const waited = (line.time as number) - (reloadAsked?.time as number);
+  assert.ok(waited >= 1000 && waited < 3000, `killed ${waited} ms after the reload began (reload-mercy 1 s, not worker-reload-mercy 60 s)`);
+  assert.ok(await slow instanceof Error);
+  // A stop: the request in flight does not hold the vassal for worker-reload-mercy either.
+  const fresh = pidIn(await serving(`${v.url}/`));
+  const slow2 = httpGet(`${v.url}/sleep?ms=30000`).catch((err: unknown) => err);
+  await statsUntil(v.stats, (d) => d.workers[0]?.pid === fresh && d.workers[0]?.status === 'busy' && (d.workers[0]?.requests ?? 0) >= 1);
+  v.proc.child.kill('SIGTERM');
+  const exit = await v.proc.exited;
+  assert.equal(exit.signal, null);
+  assert.ok(await slow2 instanceof Error, 'the slow request was cut by the bound');
+  assert.equal(v.proc.logs.find(msg(new RegExp(`worker 1 \\(pid ${fresh}\\) stopped .*killed by signal SIGKILL`))).length, 1, v.proc.logs.tail());
+});
+
 test('touch-reload reloads gracefully; touch-chain-reload replaces one worker at a time', async (t) => {
   const v = await startVassal(t, (p, dir) => node(p, `processes = 2\ntouch-reload = ${dir}/reload.trigger\ntouch-chain-reload = ${dir}/chain.trigger`));
   writeFileSync(join(v.dir, 'reload.trigger'), '');

@@ -4,10 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { FIXTURES, ROOT, descendants, freePort, httpGet, isAlive, serving, spawnEmperor, startVassal, statsOf, tempDir, waitFor, type VassalStatsDoc } from '../helpers/index.js';
+import { FIXTURES, ROOT, descendants, freePort, httpGet, isAlive, pidIn, procStatus, serving, spawnEmperor, startVassal, statsOf, tempDir, waitFor, type VassalStatsDoc } from '../helpers/index.js';
 
 const APP = join(FIXTURES, 'apps', 'basic.mjs');
 
@@ -135,6 +136,41 @@ test('without root, asking for another uid is a clear error', { skip: process.ge
   const line = v.proc.logs.find((l) => l.level === 50);
   assert.equal(line.length, 1, v.proc.logs.tail());
   assert.match(line[0]?.msg ?? '', /uid root: running as nobody \(uid 65534\); switching user needs root/);
+});
+
+test('uid and gid: the workers take the user\'s supplementary groups (initgroups), and none of root\'s', { skip: process.getuid?.() !== 0 ? 'needs root to add a user' : false }, async (t) => {
+  // A user of our own with a supplementary group: Debian's stock users have none.
+  const name = `emp${process.pid}`;
+  const sh = (cmd: string, args: string[]): void => {
+    execFileSync(cmd, args, { stdio: 'ignore' });
+  };
+  sh('groupadd', [`${name}x`]);
+  t.after(() => sh('groupdel', [`${name}x`]));
+  sh('useradd', ['--system', '--no-create-home', '--user-group', '--groups', `${name}x`, '--shell', '/usr/sbin/nologin', name]);
+  t.after(() => sh('userdel', ['--force', name]));
+  const gidOf = (group: string): number => Number(execFileSync('getent', ['group', group], { encoding: 'utf8' }).split(':')[2]);
+  const [extra, nogroup] = [gidOf(`${name}x`), gidOf('nogroup')];
+
+  // The vassal file's directory is the workers' working directory, and it is root's
+  // (mode 0700): a worker cannot even start there. One line says why, and the master
+  // keeps respawning it with a growing delay until the directory is opened to the user.
+  const port = await freePort();
+  const dir = tempDir(t);
+  const file = join(dir, 'v.ini');
+  writeFileSync(file, `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nuid = ${name}\ngid = nogroup\n`);
+  const v = { proc: spawnEmperor(t, ['--ini', file]) };
+  const failed = await v.proc.logs.waitFor((l) => / died: could not start: /.test(l.msg ?? ''), { message: 'the failed start' });
+  assert.match(failed.msg ?? '', new RegExp(`^worker 1 \\(pid 0\\) died: could not start: spawn \\S+ EACCES \\(working directory ${dir}, uid \\d+\\) after 0\\.\\d s; respawning in `));
+  chmodSync(dir, 0o755);
+  const worker = pidIn(await ok(`http://127.0.0.1:${port}/`));
+  const groups = (procStatus(worker, 'Groups') ?? '').split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
+  // initgroups(user, gid): the groups listing the user, and the gid asked for (which
+  // replaces the user's own primary group, as in uWSGI).
+  assert.deepEqual(groups, [extra, nogroup].sort((a, b) => a - b));
+  assert.equal(procStatus(worker, 'Gid')?.split(/\s+/)[0], String(nogroup));
+  assert.equal(procStatus(worker, 'Uid')?.split(/\s+/)[0], execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
+  v.proc.child.kill('SIGTERM'); // before the user goes
+  assert.equal((await v.proc.exited).code, 0);
 });
 
 test('SIGTERM to a standalone vassal ends every worker', async (t) => {

@@ -12,10 +12,17 @@ import { EmperorError } from '@emperor/protocol';
 export interface ExitInfo {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
+  /**
+   * The process never ran: spawn() failed (EACCES on the program or on its working
+   * directory, ENOENT, EAGAIN). Node then emits only 'error', never 'exit'; {@link Child}
+   * turns that into this exit, so a supervisor waiting on the exit is not left waiting.
+   */
+  readonly spawnError?: string;
 }
 
-/** "exit code 1" or "killed by signal SIGKILL". */
+/** "exit code 1", "killed by signal SIGKILL" or "could not start: spawn node EACCES". */
 export function describeExit(exit: ExitInfo): string {
+  if (exit.spawnError !== undefined) return `could not start: ${exit.spawnError}`;
   return exit.signal !== null ? `killed by signal ${exit.signal}` : `exit code ${exit.code ?? '?'}`;
 }
 
@@ -49,17 +56,22 @@ export class Child extends EventEmitter<{ message: [unknown]; exit: [ExitInfo] }
     this.process = proc;
     this.spawnedAt = now;
     this.exited = new Promise((resolve) => {
-      proc.once('exit', (code, signal) => {
-        this.#exit = { code, signal };
+      const ended = (exit: ExitInfo): void => {
+        if (this.#exit !== undefined) return;
+        this.#exit = exit;
         if (this.#killTimer !== undefined) clearTimeout(this.#killTimer);
-        this.emit('exit', this.#exit);
-        resolve(this.#exit);
+        this.emit('exit', exit);
+        resolve(exit);
+      };
+      proc.once('exit', (code, signal) => ended({ code, signal }));
+      // A failed spawn (EACCES, ENOENT, EAGAIN) emits 'error' and never 'exit' (Node's
+      // ChildProcess.spawn); it has no pid. An IPC write racing the child's death emits
+      // 'error' too, with a pid, and the real exit follows. Neither may crash the supervisor.
+      proc.on('error', (err) => {
+        if (proc.pid === undefined) ended({ code: null, signal: null, spawnError: err.message });
       });
     });
     proc.on('message', (m) => this.emit('message', m));
-    // A failed spawn (ENOENT, EACCES) emits 'error' then 'exit'; an IPC write racing the
-    // child's death emits 'error' too. Neither may crash the supervisor.
-    proc.on('error', () => {});
   }
 
   /** The pid; 0 if the spawn failed. */

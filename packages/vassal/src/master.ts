@@ -16,6 +16,7 @@ import {
   type BackoffOptions,
   type BackoffState,
   type Child,
+  type ExitInfo,
   type Logger,
   INITIAL_BACKOFF,
   describeExit,
@@ -480,7 +481,7 @@ export class Master extends EventEmitter<MasterEvents> {
     }
   }
 
-  #onWorkerExit(slot: WorkerSlot, proc: WorkerProc, exit: { code: number | null; signal: NodeJS.Signals | null }): void {
+  #onWorkerExit(slot: WorkerSlot, proc: WorkerProc, exit: ExitInfo): void {
     proc.state = 'dead';
     // Final counters: the last reading of the slot, then the slot goes back to the pool.
     const last = this.#scoreboard?.read(proc.sbIndex);
@@ -500,7 +501,10 @@ export class Master extends EventEmitter<MasterEvents> {
     slot.harakiriBefore += proc.data.harakiriCount;
     this.#retiring.delete(proc);
     const uptimeMs = Date.now() - proc.child.spawnedAt;
-    const how = describeExit(exit);
+    // A spawn that failed is most often a working directory (`chdir`, else the vassal
+    // file's directory) or program the vassal's uid may not enter or run: name it.
+    const how = exit.spawnError === undefined ? describeExit(exit)
+      : `${describeExit(exit)} (working directory ${proc.config.chdir ?? proc.config.baseDir}, uid ${process.getuid?.() ?? '?'})`;
     const fields = { worker: proc.id, worker_pid: proc.child.pid, exit_code: exit.code, signal: exit.signal, uptime_ms: uptimeMs };
     if (slot.next === proc) slot.next = undefined;
     const wasCurrent = slot.current === proc;

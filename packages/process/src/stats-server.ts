@@ -130,8 +130,20 @@ async function listen(server: net.Server, address: StatsListenAddress, mode: num
       server.off('error', reject);
       resolve();
     };
-    if (path !== undefined) server.listen(path, done);
-    else if (address.kind === 'tcp') server.listen(address.port, address.host, done);
+    if (path === undefined) {
+      if (address.kind === 'tcp') server.listen(address.port, address.host, done);
+      return;
+    }
+    // bind() makes the file with the umask's mode, and it accepts connections before a
+    // chmod could narrow it: bind under a umask that leaves nothing wider than the final
+    // mode (Node binds a unix socket synchronously in listen()). The chmod below then
+    // sets the mode exactly.
+    const previous = path.startsWith('\0') ? undefined : process.umask(0o777 & ~(mode ?? 0o600));
+    try {
+      server.listen(path, done);
+    } finally {
+      if (previous !== undefined) process.umask(previous);
+    }
   });
   if (path !== undefined && !path.startsWith('\0')) chmodSync(path, mode ?? 0o600);
   server.on('error', () => {});

@@ -37,6 +37,17 @@ test(`${runtime}: one line per request in uWSGI's default format, from the worke
 });
 }
 
+for (const [runtime, { app }] of Object.entries(RUNTIMES)) {
+test(`${runtime}: log-micros gives the default line's time in microseconds`, async (t) => {
+  const v = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\n${app}\nlog-micros = true`);
+  await serving(`${v.url}/`);
+  await httpGet(`${v.url}/sleep?ms=30`);
+  const line = await v.proc.logs.waitFor((l) => l.raw.includes('GET /sleep?ms=30 =>'), { message: 'the request line' });
+  const us = Number(/ => generated \d+ bytes in (\d+) micros \(HTTP\/1\.1 200\) /.exec(line.raw)?.[1]);
+  assert.ok(us >= 30_000 && us < 30_000_000, line.raw);
+});
+}
+
 for (const [runtime, { app, raise }] of Object.entries(RUNTIMES)) {
 test(`${runtime}: disable-logging with log-5xx and log-slow logs only the errors and the slow requests`, async (t) => {
   const v = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\n${app}\ndisable-logging = true\nlog-5xx = true\nlog-slow = 200`);
@@ -54,13 +65,15 @@ test(`${runtime}: disable-logging with log-5xx and log-slow logs only the errors
 }
 
 for (const [runtime, { app }] of Object.entries(RUNTIMES)) {
-test(`${runtime}: log-format with uWSGI variables, a request header and X-Forwarded-For`, async (t) => {
-  const format = '%(addr) - %(user) "%(method) %(uri) %(proto)" %(status) %(rsize) "%(uagent)" id=%(HTTP_X_REQUEST_ID) %(msecs)ms w%(wid) [%(ltime)]';
+test(`${runtime}: log-format with uWSGI variables, a request header and X-Forwarded-For; the request's bytes and the template's UTF-8 come out as they went in`, async (t) => {
+  const format = '%(addr) - %(user) "%(method) %(uri) %(proto)" %(status) %(rsize) "%(uagent)" id=%(HTTP_X_REQUEST_ID) %(msecs)ms w%(wid) → [%(ltime)]';
   const v = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\n${app}\nlog-format = ${format}\nlog-x-forwarded-for = true`);
   await serving(`${v.url}/`);
-  await httpGet(`${v.url}/p?q=1`, { headers: { 'user-agent': 'tester/1.0', 'x-request-id': 'abc-123', 'x-forwarded-for': '203.0.113.9, 10.0.0.1' } });
+  // A header value is bytes: these are the UTF-8 of "tester/1.0 (ü)", one character per byte.
+  const agent = Buffer.from('tester/1.0 (ü)', 'utf8').toString('latin1');
+  await httpGet(`${v.url}/p?q=1`, { headers: { 'user-agent': agent, 'x-request-id': 'abc-123', 'x-forwarded-for': '203.0.113.9, 10.0.0.1' } });
   const line = await v.proc.logs.waitFor((l) => l.raw.includes('/p?q=1'), { message: 'the formatted line' });
-  assert.match(line.raw, /^203\.0\.113\.9 - {2}"GET \/p\?q=1 HTTP\/1\.1" 200 \d+ "tester\/1\.0" id=abc-123 \d+ms w1 \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]$/);
+  assert.match(line.raw, /^203\.0\.113\.9 - {2}"GET \/p\?q=1 HTTP\/1\.1" 200 \d+ "tester\/1\.0 \(ü\)" id=abc-123 \d+ms w1 → \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]$/);
 });
 }
 

@@ -7,13 +7,14 @@
  * in batches, every {@link BATCH_REQUESTS} requests or {@link LOG_FLUSH_MS}, and written
  * with the batch. Measured on the hello world of `npm run bench request-log`: formatting
  * each line as its response ends cost about twice the CPU of formatting them together,
- * where the formatting code and data stay in the cache.
+ * where the formatting code stays in the cache. Per-function CPU profiles of a worker
+ * under that load, with and without request lines, show where a line's cost goes.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 // Subpaths, not the package index: a worker loads only what it needs (start time, memory).
 import { createLogger, type Logger } from '@emperor/process/logger';
 import { LOG_FLUSH_MS, openLogSink, type LogSink } from '@emperor/process/log-file';
-import { compileLogFormat, countVars, formatDefaultLine, jsonRenderer, shouldLog, type RequestFacts } from '../../request-log.js';
+import { compileLogFormat, formatDefaultLine, jsonRenderer, packetSize, shouldLog, type RequestFacts } from '../../request-log.js';
 import type { WorkerSpec } from '../../worker-spec.js';
 
 /** What {@link setUpLogging} gives the worker. */
@@ -32,17 +33,75 @@ export interface WorkerLogging {
 /** Requests recorded before their lines are formatted and written. */
 const BATCH_REQUESTS = 128;
 
-/** What a finished request leaves for its line (the rest is read when the line is formatted). */
-interface Finished {
+/** `text` as one character per byte of its UTF-8: written as latin1, it becomes that UTF-8 again. */
+function latin1OfUtf8(text: string): string {
+  return Buffer.from(text, 'utf8').toString('latin1');
+}
+
+/**
+ * A finished request as its line sees it: every value read when the request ends, while
+ * the request's objects are still in the CPU's cache. Reading them from `req` when the
+ * batch is formatted, 128 requests later, cost more than the formatting (cache misses;
+ * measured in a worker under `npm run bench request-log`). Only `log-format` header
+ * variables read the raw headers later.
+ *
+ * Node's HTTP parser makes every request string (the URI, header values) with one
+ * character per byte received (latin1), so the lines are written as latin1 and the log
+ * gets the request's bytes as they came, UTF-8 or not, as uWSGI logs them. Written as
+ * UTF-8, a User-Agent with "ü" would come out as "Ã¼".
+ */
+class FinishedRequest implements RequestFacts {
+  readonly user = '';
+  readonly pid: number;
+  readonly wid: number;
   readonly n: number;
-  readonly req: IncomingMessage;
-  readonly head: string;
+  readonly method: string;
+  readonly uri: string;
+  readonly proto: string;
   readonly status: number;
+  /** The client: the socket's peer, or with `log-x-forwarded-for` the first X-Forwarded-For entry. */
+  readonly addr: string;
+  readonly port: number;
   readonly startMs: number;
   readonly durationUs: number;
   readonly rsize: number;
-  readonly addr: string;
-  readonly port: number;
+  readonly hsize: number;
+  readonly headers: number;
+  readonly vars: number;
+  readonly pktsize: number;
+  readonly host: string;
+  /** Node's rawHeaders: names and values, alternating. */
+  readonly raw: readonly string[];
+
+  /** @param head the response head as Node wrote it ("" when none was sent) */
+  constructor(wid: number, n: number, req: IncomingMessage, head: string, status: number, startMs: number, durationUs: number, rsize: number, xForwardedFor: boolean) {
+    this.pid = process.pid;
+    this.wid = wid;
+    this.n = n;
+    this.method = req.method ?? '';
+    this.uri = req.url ?? '';
+    const version = req.httpVersion;
+    this.proto = version === '1.1' ? 'HTTP/1.1' : `HTTP/${version}`;
+    this.status = status;
+    // Headers are read from rawHeaders: `req.headers` would build an object per request.
+    const raw = req.rawHeaders;
+    this.raw = raw;
+    const socket = req.socket;
+    this.addr = (xForwardedFor && firstForwarded(rawHeader(raw, 'x-forwarded-for', 'X-Forwarded-For'))) || (socket.remoteAddress ?? '');
+    this.port = socket.remotePort ?? 0;
+    this.startMs = startMs;
+    this.durationUs = durationUs;
+    this.rsize = rsize;
+    this.hsize = head.length;
+    this.headers = headerCount(head);
+    this.host = rawHeader(raw, 'host', 'Host');
+    this.vars = 2 * (10 + (raw.length >> 1)); // as countVars counts them
+    this.pktsize = packetSize(this.method, this.uri, this.proto, this.addr, this.port, this.host, raw);
+  }
+
+  header(name: string): string {
+    return name === 'host' ? this.host : rawHeader(this.raw, name);
+  }
 }
 
 /** Node's serialised response head (`HTTP/1.1 200 OK\r\n...\r\n\r\n`), set once headers are sent. */
@@ -51,10 +110,14 @@ function headOf(res: ServerResponse): string {
   return typeof head === 'string' ? head : '';
 }
 
-/** Response header count: the CRLFs of the head, less the status line's and the final one. */
+/**
+ * Response header count: the line ends of the head, less the status line's and the final
+ * one. Node refuses CR and LF inside header values, so every LF ends a line; a
+ * one-character search is the cheapest (measured).
+ */
 function headerCount(head: string): number {
   let lines = 0;
-  for (let at = head.indexOf('\r\n'); at !== -1; at = head.indexOf('\r\n', at + 2)) lines++;
+  for (let at = head.indexOf('\n'); at !== -1; at = head.indexOf('\n', at + 1)) lines++;
   return Math.max(0, lines - 2);
 }
 
@@ -87,13 +150,15 @@ export function setUpLogging(spec: WorkerSpec): WorkerLogging {
   if (toFile) redirectConsole(sink);
 
   const log = spec.requestLog;
+  // Request lines are written as latin1 (see FinishedRequest): text of ours in them (the
+  // vassal's name, a template's literal parts) goes in as the latin1 form of its UTF-8.
   const render = log.json
-    ? jsonRenderer(bindings)
+    ? jsonRenderer({ vassal: latin1OfUtf8(spec.vassal), worker: spec.id })
     : log.format !== undefined
-      ? compileLogFormat(log.format)
+      ? compileLogFormat(latin1OfUtf8(log.format))
       : (f: RequestFacts) => formatDefaultLine(f, log.micros);
 
-  const finished: Finished[] = [];
+  const finished: FinishedRequest[] = [];
   // Armed by the first request of a batch, so an idle worker is never woken for its log.
   let drainTimer: NodeJS.Timeout | undefined;
   const drain = (): void => {
@@ -103,9 +168,9 @@ export function setUpLogging(spec: WorkerSpec): WorkerLogging {
     }
     if (finished.length === 0) return;
     let lines = '';
-    for (const r of finished) lines += render(factsOf(r, spec.id, log.xForwardedFor));
+    for (const r of finished) lines += render(r);
     finished.length = 0;
-    sink.write(lines);
+    sink.write(lines, 'latin1');
   };
   const drainAndFlush = (): void => {
     drain();
@@ -123,9 +188,7 @@ export function setUpLogging(spec: WorkerSpec): WorkerLogging {
       const status = res.headersSent ? res.statusCode : 0;
       const rsize = Math.max(0, sentBytes - head.length);
       if (!shouldLog(log, status, durationUs, rsize)) return;
-      // The peer is read now: the socket may be gone when the line is formatted.
-      const socket = req.socket;
-      finished.push({ n, req, head, status, startMs, durationUs, rsize, addr: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 });
+      finished.push(new FinishedRequest(spec.id, n, req, head, status, startMs, durationUs, rsize, log.xForwardedFor));
       if (finished.length >= BATCH_REQUESTS) drain();
       else drainTimer ??= setTimeout(drainAndFlush, LOG_FLUSH_MS).unref();
     },
@@ -141,31 +204,16 @@ export function setUpLogging(spec: WorkerSpec): WorkerLogging {
   };
 }
 
-/** The values a line can show, for a finished request. */
-function factsOf(r: Finished, wid: number, xForwardedFor: boolean): RequestFacts {
-  const req = r.req;
-  // Headers are read from rawHeaders: `req.headers` would build an object per request.
-  const raw = req.rawHeaders;
-  const forwarded = xForwardedFor ? firstForwarded(rawHeader(raw, 'x-forwarded-for')) : '';
-  const addr = forwarded || r.addr;
-  const method = req.method ?? '';
-  const uri = req.url ?? '';
-  const proto = req.httpVersion === '1.1' ? 'HTTP/1.1' : `HTTP/${req.httpVersion}`;
-  const host = rawHeader(raw, 'host');
-  const { vars, pktsize } = countVars(method, uri, proto, addr, r.port, host, raw);
-  return {
-    pid: process.pid, wid, n: r.n, method, uri, proto, status: r.status, addr, port: r.port, user: '', startMs: r.startMs,
-    durationUs: r.durationUs, rsize: r.rsize, hsize: r.head.length, headers: headerCount(r.head), vars, pktsize,
-    header: (name) => (name === 'host' ? host : rawHeader(raw, name)),
-  };
-}
-
-/** A request header by lower-case name, from Node's rawHeaders (name, value, ...); repeated ones joined with ", ". */
-function rawHeader(raw: readonly string[], name: string): string {
+/**
+ * A request header by lower-case name, from Node's rawHeaders (name, value, ...); repeated
+ * ones joined with ", ". `capitalised` is the usual spelling ("Host"), matched without
+ * lower-casing the name (an allocation per header and request).
+ */
+function rawHeader(raw: readonly string[], name: string, capitalised = ''): string {
   let found: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const key = raw[i] as string;
-    if (key.length !== name.length || key.toLowerCase() !== name) continue;
+    if (key.length !== name.length || (key !== capitalised && key !== name && key.toLowerCase() !== name)) continue;
     found = found === undefined ? (raw[i + 1] as string) : `${found}, ${raw[i + 1] as string}`;
   }
   return found ?? '';

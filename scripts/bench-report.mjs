@@ -60,7 +60,7 @@ export function barChart({ title, unit, groups }) {
   ].join('\n');
 }
 
-/** Benchmarks whose every row is Emperor (configurations of ours, no peers). */
+/** Benchmarks whose rows are Emperor's configurations (a peer's rows say "uWSGI itself"). */
 const ALL_OURS = new Set(['request-log', 'cheaper']);
 
 /** A chart of a table's `req/s` column, grouped by its first column; undefined when it has none. */
@@ -71,7 +71,7 @@ function chartOf(bench, table) {
   for (const row of table.rows) {
     const label = row.slice(1, value).join(' · ');
     const bars = groups.get(row[0]) ?? [];
-    bars.push({ label, value: number(row[value]), ours: ALL_OURS.has(bench) || /emperor/i.test(label) });
+    bars.push({ label, value: number(row[value]), ours: (ALL_OURS.has(bench) && !/uwsgi itself/i.test(label)) || /emperor/i.test(label) });
     groups.set(row[0], bars);
   }
   return { title: table.title.replace(/\s*\(.*$/, ''), unit: 'requests per second, higher is better', groups: [...groups].map(([name, bars]) => ({ name, bars })) };
@@ -113,7 +113,8 @@ from the previous one.
   new connection per request; then how fast harakiri catches a blocked event loop.
   Emperor runs with \`disable-logging\` there, as the peers write no request log.
 - **request-log**: the same Emperor setup without request lines, with uWSGI's default
-  line and with JSON lines, written to a \`logto\` file: what logging costs.
+  line and with JSON lines, written to a \`logto\` file: what logging costs; and uWSGI
+  itself on the WSGI hello world, with and without its request log.
 - **drop-to-200**: from a new vassal file in the emperor's directory to its first HTTP 200.`;
 
 /** The page and its charts (file name → SVG text) for a results object. */

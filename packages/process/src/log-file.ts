@@ -6,14 +6,16 @@
  * buffer and writes it with one system call once 32 KiB have gathered or every 250 ms.
  * Request lines are written as latin1: every character of a line built from Node's HTTP
  * parser is one byte of the request as received, so the file gets those bytes back, as
- * uWSGI writes them. Measured on this machine (`npm run bench request-log`, in-process
- * timings and per-batch CPU time in a worker under load):
+ * uWSGI writes them. Measured on this machine (`npm run bench request-log` and
+ * in-process timings of 190-byte lines in batches of 128):
  * - sonic-boom with `minLength`: 3 µs per line, as its string mode re-measures the whole
  *   pending buffer (`Buffer.byteLength`) on every write;
  * - batches handed to the thread pool (`fs.write`): the wake-ups and completions cost
  *   more than the write, a copy of 32 KiB into the page cache of a few microseconds;
- * - a string gathered and encoded as UTF-8 per batch: 0.6 to 0.75 µs of CPU per line;
- * - this: about half that.
+ * - the batches gathered in a string and encoded as UTF-8 per 32 KiB: 0.34 µs per line;
+ * - this: 0.17 µs per line. (Under load, in a worker sharing 2 cores with the load
+ *   generator, a line's write measures 0.6 to 1 µs either way; the noise there is larger
+ *   than the difference.)
  * uWSGI writes every line synchronously.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';

@@ -267,8 +267,17 @@ function addressSpace(): number {
  * @param headers raw header names and values, alternating (Node's `rawHeaders`)
  */
 export function countVars(method: string, uri: string, proto: string, addr: string, port: number, host: string, headers: readonly string[]): { vars: number; pktsize: number } {
-  const count = 10 + (headers.length >> 1);
-  return { vars: count * 2, pktsize: packetSize(method, uri, proto, addr, port, host, headers) };
+  return { vars: 2 * varCount(headers), pktsize: packetSize(method, uri, proto, addr, port, host, headers) };
+}
+
+/** The request's variables: the 10 CGI ones, then one per header (`headers` as in {@link countVars}). */
+function varCount(headers: readonly string[]): number {
+  return 10 + (headers.length >> 1);
+}
+
+/** The `vars` of {@link countVars} alone: two slots per variable, as uWSGI's line counts them. */
+export function varSlots(headers: readonly string[]): number {
+  return 2 * varCount(headers);
 }
 
 /**
@@ -285,15 +294,13 @@ export function packetSize(method: string, uri: string, proto: string, addr: str
   // Key lengths: REQUEST_METHOD 14, REQUEST_URI 11, QUERY_STRING 12, PATH_INFO 9,
   // SERVER_PROTOCOL 15, SCRIPT_NAME 11, SERVER_NAME 11, SERVER_PORT 11, REMOTE_ADDR 11, REMOTE_PORT 11.
   let bytes = 116 + method.length + uri.length + query + path + proto.length + hostBytes + addr.length + digits(port);
-  let count = 10;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i] as string;
     // CONTENT_TYPE and CONTENT_LENGTH lose their HTTP_ prefix, as in CGI.
     const cgi = (name.length === 12 || name.length === 14) && /^content-(?:type|length)$/i.test(name);
     bytes += name.length + (cgi ? 0 : 5) + (headers[i + 1] as string).length;
-    count += 1;
   }
-  return bytes + count * 4;
+  return bytes + varCount(headers) * 4;
 }
 
 /** Decimal digits of a port (0..65535). */

@@ -14,7 +14,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 // Subpaths, not the package index: a worker loads only what it needs (start time, memory).
 import { createLogger, type Logger } from '@emperor/process/logger';
 import { LOG_FLUSH_MS, openLogSink, type LogSink } from '@emperor/process/log-file';
-import { compileLogFormat, formatDefaultLine, jsonRenderer, packetSize, shouldLog, type RequestFacts } from '../../request-log.js';
+import { compileLogFormat, formatDefaultLine, jsonRenderer, packetSize, shouldLog, varSlots, type RequestFacts } from '../../request-log.js';
 import type { WorkerSpec } from '../../worker-spec.js';
 
 /** What {@link setUpLogging} gives the worker. */
@@ -96,7 +96,7 @@ class FinishedRequest implements RequestFacts {
     this.hsize = head.length;
     this.headers = headerCount(head);
     this.host = rawHeader(raw, 'host', 'Host');
-    this.vars = 2 * (10 + (raw.length >> 1)); // as countVars counts them
+    this.vars = varSlots(raw);
     this.pktsize = packetSize(this.method, this.uri, this.proto, this.addr, this.port, this.host, raw);
   }
 

@@ -114,6 +114,25 @@ function cacheSecond(ms: number): void {
   cachedSecond = second;
 }
 
+let epochSecond = -1;
+let epochSecondText = '';
+/**
+ * Epoch milliseconds as decimal text, as `String(ms)` gives it, with the seconds' digits
+ * cached: a 13-digit number is not a small integer to V8, and turning one into text cost
+ * 137 ns against 14 (measured), twice in every JSON line.
+ * @param ms whole milliseconds since the epoch
+ */
+export function epochMsText(ms: number): string {
+  if (ms < 1000 || !Number.isInteger(ms)) return String(ms);
+  const second = Math.floor(ms / 1000);
+  if (second !== epochSecond) {
+    epochSecond = second;
+    epochSecondText = String(second);
+  }
+  const rest = ms - second * 1000;
+  return epochSecondText + (rest >= 100 ? String(rest) : rest >= 10 ? `0${rest}` : `00${rest}`);
+}
+
 /** `Sun Nov 22 03:09:30 2026`, local time (ctime(3) without its newline). */
 export function ctime(ms: number): string {
   cacheSecond(ms);
@@ -145,10 +164,15 @@ export function formatDefaultLine(f: RequestFacts, micros: boolean): string {
  */
 export function jsonRenderer(bindings: Readonly<Record<string, string | number>>): (f: RequestFacts) => string {
   const fixed = Object.entries(bindings).map(([k, v]) => `,${JSON.stringify(k)}:${JSON.stringify(v)}`).join('');
-  return (f) =>
-    `{"level":30,"time":${Math.round(f.startMs + f.durationUs / 1000)},"pid":${f.pid}${fixed},"msg":${q(`${f.method} ${f.uri} ${f.status}`)},"addr":${q(f.addr)},"user":${q(f.user)}` +
-    `,"method":${q(f.method)},"uri":${q(f.uri)},"proto":${q(f.proto)},"status":${f.status},"size":${f.rsize},"hsize":${f.hsize}` +
-    `,"headers":${f.headers},"micros":${Math.round(f.durationUs)},"start":${f.startMs},"req":${f.n},"host":${q(f.header('host'))}}\n`;
+  return (f) => {
+    const method = q(f.method);
+    const uri = q(f.uri);
+    // msg is "METHOD URI STATUS": the two literals' escaped insides, so each is scanned once.
+    const msg = `${method.slice(0, -1)} ${uri.slice(1, -1)} ${f.status}"`;
+    return `{"level":30,"time":${epochMsText(Math.round(f.startMs + f.durationUs / 1000))},"pid":${f.pid}${fixed},"msg":${msg},"addr":${q(f.addr)},"user":${q(f.user)}` +
+      `,"method":${method},"uri":${uri},"proto":${q(f.proto)},"status":${f.status},"size":${f.rsize},"hsize":${f.hsize}` +
+      `,"headers":${f.headers},"micros":${Math.round(f.durationUs)},"start":${epochMsText(f.startMs)},"req":${f.n},"host":${q(f.header('host'))}}\n`;
+  };
 }
 
 /** Characters a JSON string must escape (and surrogates, which JSON.stringify escapes when alone). */
@@ -179,7 +203,7 @@ const VARIABLES: Readonly<Record<keyof typeof LOG_FORMAT_VARIABLES, Render>> = {
   micros: (f) => String(Math.round(f.durationUs)),
   msecs: (f) => String(Math.floor(f.durationUs / 1000)),
   secs: (f) => (f.durationUs / 1e6).toFixed(6),
-  tmsecs: (f) => String(Math.floor(f.startMs)),
+  tmsecs: (f) => epochMsText(Math.floor(f.startMs)),
   tmicros: (f) => String(Math.floor(f.startMs * 1000)),
   time: (f) => String(Math.floor(f.startMs / 1000)),
   epoch: () => String(Math.floor(Date.now() / 1000)),

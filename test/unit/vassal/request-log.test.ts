@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileLogFormat, countVars, ctime, formatDefaultLine, jsonRenderer, ltime, shouldLog, type RequestFacts, type RequestLogSpec } from '@emperor/vassal';
+import fc from 'fast-check';
+import { compileLogFormat, countVars, ctime, epochMsText, formatDefaultLine, jsonRenderer, ltime, shouldLog, type RequestFacts, type RequestLogSpec } from '@emperor/vassal';
 
 process.env.TZ = 'UTC';
 const START = Date.UTC(2026, 10, 22, 3, 9, 30, 250);
@@ -59,6 +60,21 @@ test('request variables are counted as uWSGI counts them: two slots each, and th
   const one = countVars('GET', '/', 'HTTP/1.1', '1.2.3.4', 5, 'h:80', ['Host', 'h:80', 'Content-Type', 'x']);
   assert.equal(one.vars, 24);
   assert.equal(one.pktsize, none.pktsize + (5 + 4 + 4 + 4) + (12 + 1 + 4), 'HTTP_HOST, and CONTENT_TYPE without HTTP_');
+});
+
+test('epochMsText is String(ms) for every whole number of milliseconds, whatever came before', () => {
+  // The cached second must never leak into another second's text (or below 1000, or a fraction).
+  fc.assert(fc.property(fc.array(fc.oneof(fc.integer({ min: 0, max: 2 ** 42 }), fc.integer({ min: START - 3000, max: START + 3000 }), fc.double({ min: 0, max: 1e13, noNaN: true })), { minLength: 1, maxLength: 20 }), (values) => {
+    for (const ms of values) assert.equal(epochMsText(ms), String(ms));
+  }));
+  assert.equal(epochMsText(START + 1), `${START + 1}`);
+  assert.equal(epochMsText(START - 250 + 5), `${START - 245}`);
+});
+
+test('log-json: a method or URI that needs escaping stays valid JSON in msg too', () => {
+  const o = JSON.parse(jsonRenderer({ vassal: 'v', worker: 1 })(facts({ method: 'G"T\\', uri: '/x\u0002"' }))) as Record<string, unknown>;
+  assert.equal(o.msg, 'G"T\\ /x\u0002" 200');
+  assert.equal(o.method, 'G"T\\');
 });
 
 test('log-json: one JSON object in the event lines\' shape, escaping only what must be escaped', () => {

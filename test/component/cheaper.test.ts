@@ -40,6 +40,29 @@ test('cheaper = 1, workers = 8: the pool grows under a burst and shrinks back to
   assert.match(await serving(`${v.url}/`), /^pid /);
 });
 
+test('a worker with a request in flight is never cheaped (uWSGI issue #1702), even when it is the oldest', async (t) => {
+  const v = await startVassal(t, (p) => `http-socket = 127.0.0.1:${p}\nmodule = ${APP}\nworkers = 4\ncheaper = 1\ncheaper-overload = 1\ncheaper-step = 2`);
+  await serving(`${v.url}/`);
+  const one = await statsUntil(v.stats, (d) => running(d) === 1 && d.workers[0]?.accepting === 1);
+  const oldest = one.workers[0]?.pid as number;
+  // The only worker, so the oldest, takes a long request: every worker is busy, the pool
+  // grows by 2, and the spare algorithm then cheaps the surplus idle worker. Oldest first,
+  // as uWSGI picks, that would be the busy one.
+  let done = false;
+  const slow = httpGet(`${v.url}/sleep?ms=12000`, { signal: AbortSignal.timeout(30_000) }).finally(() => { done = true; });
+  await v.proc.logs.waitFor(msg(/every worker busy for 2 checks: spawning 2 worker\(s\)/), { timeoutMs: 10_000 });
+  const cheaped = await v.proc.logs.waitFor(msg(/^worker \d \(pid \d+\) cheaped$/), { timeoutMs: 10_000, message: 'an idle worker cheaped' });
+  assert.equal(done, false, 'the cheaping happened while the long request was in flight');
+  assert.notEqual(cheaped.worker_pid, oldest, 'the busy worker was not the one cheaped');
+  const during = await statsUntil(v.stats, (d) => running(d) === 2, { timeoutMs: 10_000, message: 'one busy and one idle worker' });
+  assert.equal(done, false);
+  assert.equal(during.workers.find((w) => w.pid === oldest)?.status, 'busy');
+  const answer = await slow;
+  assert.equal(answer.status, 200);
+  assert.equal(answer.body, `slept 12000 in ${oldest}\n`);
+  assert.equal(v.proc.logs.find((l) => l.worker_pid === oldest && /cheaped$/.test(l.msg ?? '')).length, 0, 'never cheaped while its request was in flight');
+});
+
 test('idle: an unused pool shrinks to its minimum and grows back with the next request', async (t) => {
   const v = await startVassal(t, (p) => `http-socket = 127.0.0.1:${p}\nmodule = ${APP}\nprocesses = 3\nidle = 2`);
   await serving(`${v.url}/`);

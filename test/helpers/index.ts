@@ -255,7 +255,7 @@ export function statsOf<T = Record<string, unknown>>(address: string, options: W
 
 /** Minimal HTTP GET with a fresh connection; resolves with status and body. */
 export async function httpGet(url: string, init: RequestInit = {}): Promise<{ status: number; body: string; headers: Headers }> {
-  const res = await fetch(url, { ...init, headers: { connection: 'close', ...(init.headers as Record<string, string> | undefined) }, signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(url, { ...init, headers: { connection: 'close', ...(init.headers as Record<string, string> | undefined) }, signal: init.signal ?? AbortSignal.timeout(10_000) });
   return { status: res.status, body: await res.text(), headers: res.headers };
 }
 

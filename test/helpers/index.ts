@@ -272,7 +272,7 @@ export interface VassalStatsDoc {
 export interface EmperorStatsDoc {
   pid: number;
   emperor: string[];
-  vassals: { id: string; pid: number; ready: number; accepting: number; loyal: number; last_heartbeat: number; respawns: number; state: string; last_error: string; cursed: number; throttle_ms: number; uid: number; gid: number }[];
+  vassals: { id: string; pid: number; last_mod: number; ready: number; accepting: number; loyal: number; last_heartbeat: number; respawns: number; state: string; last_error: string; cursed: number; throttle_ms: number; uid: number; gid: number }[];
   blacklist: { id: string; throttle_level: number; attempt: number }[];
 }
 

@@ -5,8 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, renameSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, renameSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   FIXTURES,
   ROOT,
@@ -195,6 +196,43 @@ test('an unparsable file and an invalid value each give one clear error; the oth
   const fixedPort = await freePort();
   writeAtomic(join(dir, 'bad.ini'), ini(fixedPort));
   await serving(fixedPort);
+});
+
+test('a vassal file written in two parts is read once, whole: no error for its first half (the settle window)', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const { emperor, emperorStats } = startEmperor(t, dir);
+  await statsOf<EmperorStatsDoc>(emperorStats);
+  // An editor or scp writing in place: the first half alone has no app (an error), and the
+  // writer pauses past the emperor's 50 ms event window, within its 100 ms settle window.
+  const text = ini(port);
+  const cut = text.indexOf('module =');
+  const fd = openSync(join(dir, 'a.ini'), 'w');
+  writeSync(fd, text.slice(0, cut));
+  await delay(75); // the writer's pause: the scenario, not a wait for an outcome
+  writeSync(fd, text.slice(cut));
+  closeSync(fd);
+  assert.match(await serving(port), /^pid /);
+  const e = await statsOf<EmperorStatsDoc>(emperorStats);
+  assert.equal(e.vassals.find((v) => v.id === 'a.ini')?.respawns, 0, 'started once, on the whole file');
+  assert.deepEqual(emperor.logs.find((l) => (l.level ?? 0) >= 50).map((l) => l.msg), [], 'no error for the half-written file');
+  assert.equal(emperor.logs.find((l) => l.msg?.startsWith('vassal a.ini started') === true).length, 1);
+});
+
+test('a directory that does not exist yet: one warning, then the emperor-freq rescan starts its vassals once it appears', async (t) => {
+  const dir = tempDir(t);
+  const later = join(dir, 'later');
+  const port = await freePort();
+  const emperor = spawnEmperor(t, ['--emperor', later, '--emperor-freq', '1']);
+  await emperor.logs.waitFor((l) => l.level === 40 && /^watching .*later failed \(ENOENT.*rescanning every 1 s$/.test(l.msg ?? ''), { message: 'the watch failure, once' });
+  mkdirSync(later);
+  writeAtomic(join(later, 'a.ini'), ini(port));
+  assert.match(await serving(port), /^pid /);
+  assert.equal(emperor.logs.find((l) => l.level === 40).length, 1, 'one warning, not one per rescan');
+  // The watch has started on the new directory: a second file is picked up as well.
+  const port2 = await freePort();
+  writeAtomic(join(later, 'b.ini'), ini(port2));
+  assert.match(await serving(port2), /^pid /);
 });
 
 test('a worker killed with SIGKILL is replaced', async (t) => {

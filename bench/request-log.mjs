@@ -63,10 +63,15 @@ async function server(runtime, logging) {
   return { url, pid: s.pid };
 }
 
-/** Both servers under load for the same `seconds`; CPU per request from /proc of each tree. */
-async function together(servers, load, seconds) {
+/**
+ * Both servers under load for the same `seconds`; CPU per request from /proc of each tree.
+ * `swap` starts the second server's wrk first, so neither side always gets the head start.
+ */
+async function together(servers, load, seconds, swap = false) {
   const cpu0 = servers.map((s) => treeCpuMs(s.pid));
-  const runs = await Promise.all(servers.map((s) => wrk(s.url, { ...load, seconds })));
+  const started = (swap ? [1, 0] : [0, 1]).map((i) => [i, wrk(servers[i].url, { ...load, seconds })]);
+  const runs = [];
+  for (const [i, run] of started) runs[i] = await run;
   return runs.map((r, i) => ({ ...r, cpuUsPerRequest: ((treeCpuMs(servers[i].pid) - cpu0[i]) * 1000) / r.requests }));
 }
 
@@ -81,10 +86,10 @@ export async function run({ rounds = Number(process.env.BENCH_ROUNDS ?? 7), seco
   for (const mode of loads) {
     for (const [runtime, label, logging] of pairs) {
       process.stderr.write(`  ${mode}: ${runtime}, ${label} ...\n`);
-      const servers = [await server(runtime, []), await server(runtime, logging)];
+      const servers = await Promise.all([server(runtime, []), server(runtime, logging)]);
       await together(servers, PAIR_LOADS[mode], 2); // warm-up
       const measured = [];
-      for (let round = 0; round < rounds; round++) measured.push(await together(servers, PAIR_LOADS[mode], seconds));
+      for (let round = 0; round < rounds; round++) measured.push(await together(servers, PAIR_LOADS[mode], seconds, round % 2 === 1));
       await runCleanups();
       ((results[mode] ??= {})[`${runtime}, ${label}`] = measured);
       const ratios = measured.map(([none, logged]) => logged.rps / none.rps);

@@ -99,7 +99,7 @@ apt-get install wrk nginx python3-django   # the load generator, and the WSGI pe
 npm ci
 npm run bench                    # every benchmark; about 15 minutes on 2 cores
 npm run bench node-pool          # or some of them: drop-to-200 node-pool request-log cheaper ...
-BENCH_ROUNDS=3 npm run bench request-log   # more rounds, less noise
+BENCH_ROUNDS=11 npm run bench request-log  # more rounds, less noise
 npm run bench:report             # this page and its charts, from bench/results/latest.json
 \`\`\`
 
@@ -112,9 +112,13 @@ from the previous one.
   processes sharing one socket, Node's \`cluster\` and PM2 cluster mode; keep-alive and a
   new connection per request; then how fast harakiri catches a blocked event loop.
   Emperor runs with \`disable-logging\` there, as the peers write no request log.
-- **request-log**: the same Emperor setup without request lines, with uWSGI's default
-  line and with JSON lines, written to a \`logto\` file: what logging costs; and uWSGI
-  itself on the WSGI hello world, with and without its request log.
+- **request-log**: what request lines cost. Each pair is a hello world without request
+  lines and the same with them (uWSGI's default line, or JSON lines, to a \`logto\`
+  file), one worker each, both under load at the same time with a wrk each: the two
+  share the machine's two cores alike, so the ratio of their throughputs is the cost,
+  whatever else the shared machine does. Pairs for Node, Python and uWSGI itself, and a
+  control pair with no request log on either side, whose spread is the method's noise.
+  One after the other, the same configuration moved ±10 % between runs here.
 - **drop-to-200**: from a new vassal file in the emperor's directory to its first HTTP 200.`;
 
 /** The page and its charts (file name → SVG text) for a results object. */

@@ -1,0 +1,101 @@
+/**
+ * docs/getting-started.md, followed as written: its code blocks (steps 3 to 6) run in
+ * bash, in order, with the page's own text. Only what a test cannot take over is
+ * changed: the paths it creates live in a temporary root, the fixed ports become free
+ * ones, `sudo` runs the command (CI is root), `emperor` is the built CLI, and nginx is a
+ * private instance with the page's server block. A page that drifts from what Emperor
+ * does (an option renamed, an output changed) fails here.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { userInfo } from 'node:os';
+import { EMPEROR_BIN, ROOT, freePort, httpGet, spawnProcess, statsOf, tempDir, waitFor, type EmperorStatsDoc, type Spawned } from '../helpers/index.js';
+import { startNginx } from '../helpers/nginx.js';
+
+const PAGE = readFileSync(join(ROOT, 'docs', 'getting-started.md'), 'utf8');
+
+/** The page's fenced code blocks, in order. */
+const BLOCKS = [...PAGE.matchAll(/^```[a-z]*\n([\s\S]*?)^```$/gm)].map((m) => m[1] as string);
+
+/** The one block that contains `marker`; fails when there is none or more than one. */
+function block(marker: string): string {
+  const found = BLOCKS.filter((b) => b.includes(marker));
+  assert.equal(found.length, 1, `docs/getting-started.md: one code block with ${JSON.stringify(marker)}`);
+  return found[0] as string;
+}
+
+test('getting started, steps 3 to 6, as the page writes them', { skip: process.getuid?.() !== 0 ? 'needs root (the page runs vassals as www-data)' : false }, async (t) => {
+  const root = tempDir(t);
+  chmodSync(root, 0o755); // www-data reads the app under it, as under /srv
+  const [app, vassalStats, emperorStats] = [await freePort(), await freePort(), await freePort()];
+  const local = (text: string): string => text
+    .replaceAll('/srv/hello', join(root, 'srv', 'hello'))
+    .replaceAll('/etc/emperor.d', join(root, 'etc', 'emperor.d'))
+    .replaceAll('/var/log/emperor', join(root, 'var', 'log', 'emperor'))
+    .replaceAll('127.0.0.1:8080', `127.0.0.1:${app}`)
+    .replaceAll('127.0.0.1:9191', `127.0.0.1:${vassalStats}`)
+    .replaceAll('127.0.0.1:9190', `127.0.0.1:${emperorStats}`);
+  const prelude = `set -eo pipefail\nsudo() { "$@"; }\nemperor() { ${JSON.stringify(process.execPath)} ${JSON.stringify(EMPEROR_BIN)} "$@"; }\n`;
+  // The reader's shell stays where the page's `cd` left it: in the app's directory.
+  let cwd = root;
+  const sh = (script: string): string => execFileSync('bash', ['-c', prelude + local(script)], { encoding: 'utf8', cwd, env: { ...process.env, USER: userInfo().username } });
+  const background = (command: string): Spawned => spawnProcess(t, 'bash', ['-c', `${prelude}exec ${local(command).replace(/^sudo /, '').replace(/^emperor /, `${process.execPath} ${EMPEROR_BIN} `)}`], { cwd });
+
+  // 3. The app and its vassal file; `emperor check` says what the page says it says.
+  sh(block('cat > app.mjs'));
+  cwd = join(root, 'srv', 'hello');
+  const checked = sh(block('cat > hello.ini')).trim();
+  assert.match(PAGE, /`emperor check` prints `hello\.ini: valid vassal file`/);
+  assert.equal(checked, 'hello.ini: valid vassal file');
+
+  // 4. In the foreground, then the second terminal's commands; Ctrl-C ends it.
+  const foreground = background(block('emperor --ini hello.ini').trim());
+  const url = `http://127.0.0.1:${app}/`;
+  await waitFor(async () => (await httpGet(url)).status === 200, { message: 'hello.ini serving', timeoutMs: 20_000 });
+  const second = block('curl http://127.0.0.1:8080/          # hello from worker');
+  const out = sh(second);
+  assert.match(out, /^hello from worker \d+$/m);
+  assert.equal(out.match(/^WID\s+%\s+PID\s+REQ/gm)?.length, 2, `emperor stats, then top (a snapshot: not a terminal), print the worker table:\n${out}`);
+  foreground.child.kill('SIGINT');
+  assert.deepEqual(await foreground.exited, { code: 0, signal: null }, 'Ctrl-C: the vassal stops and exits 0');
+
+  // 5. Under the emperor, as root, the vassal as www-data.
+  sh(block("sudo tee /etc/emperor.d/hello.ini").split('\nsudo emperor --emperor')[0] as string);
+  const emperorLine = block('sudo tee /etc/emperor.d/hello.ini').split('\n').find((l) => l.startsWith('sudo emperor --emperor')) as string;
+  background(emperorLine);
+  const doc = await waitFor(async () => {
+    const d = await statsOf<EmperorStatsDoc>(`127.0.0.1:${emperorStats}`);
+    return d.vassals.find((v) => v.id === 'hello.ini' && v.ready === 1) ? d : undefined;
+  }, { message: 'hello.ini ready under the emperor', timeoutMs: 20_000 });
+  assert.equal(doc.vassals[0]?.uid, 0, 'the file is root\'s; the vassal itself runs as www-data');
+  const wwwData = Number(execFileSync('id', ['-u', 'www-data'], { encoding: 'utf8' }).trim());
+  const pid = Number(/worker (\d+)/.exec((await httpGet(url)).body)?.[1]);
+  assert.equal(Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]), wwwData, 'the worker runs as www-data');
+  const fifth = block('tail /var/log/emperor/hello.log');
+  const log = sh(fifth.split('\n').filter((l) => !l.startsWith('sudo touch')).join('\n'));
+  assert.match(log, /^hello\.ini\s+ready\s/m, 'emperor stats: hello.ini ready');
+  assert.match(log, /vassal master started/, 'tail: the master\'s lines');
+  const logFile = join(root, 'var', 'log', 'emperor', 'hello.log');
+  // Request lines reach the file within 250 ms of their requests (docs/logging.md).
+  await waitFor(() => /\] GET \/ => generated \d+ bytes in \d+ msecs \(HTTP\/1\.1 200\)/.test(readFileSync(logFile, 'utf8')), { message: 'one line per request in hello.log' });
+  sh(fifth.split('\n').filter((l) => l.startsWith('sudo touch')).join('\n'));
+  await waitFor(async () => {
+    const d = await statsOf<EmperorStatsDoc>(`127.0.0.1:${emperorStats}`);
+    return d.vassals[0]?.respawns === 1 && d.vassals[0]?.ready === 1;
+  }, { message: 'the touch reloaded hello.ini', timeoutMs: 20_000 });
+
+  // 6. nginx with the page's server block (its listen and server_name are the test's own).
+  const site = block('sudo tee /etc/nginx/sites-available/hello');
+  const body = /server \{\n([\s\S]*?)\n\}\nEOF/.exec(site)?.[1] as string;
+  const lines = body.split('\n').filter((l) => !/^\s*(listen|server_name)\s/.test(l));
+  assert.equal(lines.length, body.split('\n').length - 2, 'the page\'s block has one listen and one server_name');
+  const nginx = await startNginx(t, root, local(lines.join('\n')));
+  const viaNginx = await httpGet(`${nginx.url}/`, { headers: { 'x-forwarded-for': '203.0.113.7' } });
+  assert.equal(viaNginx.status, 200, nginx.errorLog());
+  assert.match(viaNginx.body, /^hello from worker \d+$/m);
+  // log-x-forwarded-for: the request line shows the client, not nginx.
+  await waitFor(() => /^\[pid: \d+\|app: 0\|req: \d+\/\d+\] 203\.0\.113\.7 /m.test(readFileSync(logFile, 'utf8')), { message: 'the client address in hello.log' });
+});

@@ -59,6 +59,8 @@ STARTING, IDLE, BUSY, STOPPING = 1, 2, 3, 4
 
 # uWSGI's `socket-timeout` default: how long one read or write on a client may block.
 SOCKET_TIMEOUT_S = 4.0
+# The answer to a request head that did not come within SOCKET_TIMEOUT_S of its first byte.
+RESPONSE_408 = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\n408 Request Timeout\n"
 # An idle keep-alive connection is closed after this long (Node's http keepAliveTimeout).
 KEEPALIVE_TIMEOUT_S = 5.0
 # Open connections per worker; past it the longest-idle keep-alive connection is closed.
@@ -551,7 +553,7 @@ class ClientError(OSError):
 class Conn:
     """One client connection and the bytes read from it but not consumed yet."""
 
-    __slots__ = ("sock", "fd", "proto", "buf", "peer", "server", "last_active", "registered")
+    __slots__ = ("sock", "fd", "proto", "buf", "peer", "server", "last_active", "registered", "head_since")
 
     def __init__(self, sock: socket.socket, peer: Any, proto: str, server: tuple) -> None:
         self.sock = sock
@@ -562,6 +564,8 @@ class Conn:
         self.server = server
         self.last_active = time.monotonic()
         self.registered = False
+        # When the first byte of a request head not yet complete came (monotonic); 0 when none.
+        self.head_since = 0.0
 
     def peer_text(self) -> str:
         p = self.peer
@@ -819,6 +823,7 @@ class Worker:
         self.selector = selectors.DefaultSelector()
         self.listeners: list = []
         self.conns: dict = {}
+        self.partial: set = set()  # connections whose request head is not all there (see request_ready)
         self.accepting = False
         self.stopping = False
         self.stop_requested = False  # set by SIGTERM; acted on by the loop, not in the handler
@@ -1037,6 +1042,9 @@ class Worker:
             due = self.reqlog.due()
             if due is not None:
                 wait = due if wait is None else min(wait, due)
+            if self.partial:
+                until = max(0.0, min(c.head_since for c in self.partial) + SOCKET_TIMEOUT_S - time.monotonic())
+                wait = until if wait is None else min(wait, until)
             events = self.selector.select(wait)
             # Requests on connections we hold come first; we accept only when we had none
             # to serve, so a new connection goes to a worker with nothing to do.
@@ -1059,9 +1067,11 @@ class Worker:
                     except OSError:
                         pass
             now = time.monotonic()
+            for conn in [c for c in self.partial if now - c.head_since >= SOCKET_TIMEOUT_S]:
+                self.head_timeout(conn)
             if now - last_sweep >= 0.5:
                 last_sweep = now
-                for conn in [c for c in self.conns.values() if now - c.last_active > KEEPALIVE_TIMEOUT_S]:
+                for conn in [c for c in self.conns.values() if not c.head_since and now - c.last_active > KEEPALIVE_TIMEOUT_S]:
                     self.close(conn)
             if self.stale and time.time() - self.scoreboard.last_write >= self.heartbeat_s:
                 self.publish()
@@ -1113,6 +1123,7 @@ class Worker:
     def close(self, conn: Conn) -> None:
         if self.conns.pop(conn.fd, None) is None:
             return
+        self.partial.discard(conn)
         if conn.registered:
             try:
                 self.selector.unregister(conn.sock)
@@ -1128,14 +1139,20 @@ class Worker:
         keeps it open for the next one or closes it. Returns whether it stays open."""
         keep = False
         try:
-            if read and not conn.recv_more():
+            eof = read and not conn.recv_more()
+            if eof and not conn.buf:
                 self.close(conn)
                 return False
+            # At EOF with part of a request read, serving it reports the truncation as before.
+            if not eof and not self.request_ready(conn):
+                return True  # back to the selector until the rest of the head comes
             if conn.proto == "uwsgi":
                 self.serve_uwsgi(conn)
             else:
                 keep = self.serve_http(conn)
                 while keep and conn.buf:
+                    if not self.request_ready(conn):
+                        break  # a pipelined request's head is still on its way
                     keep = self.serve_http(conn)  # pipelined requests already read
         except ClientError:
             keep = False
@@ -1149,6 +1166,42 @@ class Worker:
         if self.max_requests:
             self.check_recycle()
         return keep
+
+    def request_ready(self, conn: Conn) -> bool:
+        """Whether `conn.buf` holds a whole request head (HTTP) or packet header and vars
+        (uwsgi), or enough to refuse it. A worker serves one request at a time, so it never
+        waits inside `serve` for a client's head: a slow or stalled sender (slowloris) would
+        hold it for as long as it trickles bytes, since `socket-timeout` bounds each read,
+        not the head. The connection goes back to the selector instead, and the sweep
+        closes it if the head is not complete SOCKET_TIMEOUT_S after its first byte."""
+        buf = conn.buf
+        if conn.proto == "uwsgi":
+            ready = len(buf) >= 4 and (buf[0] != 0 or len(buf) >= 4 + (buf[1] | buf[2] << 8) or (buf[1] | buf[2] << 8) > self.buffer_size)
+        else:
+            while buf[:2] == b"\r\n":  # RFC 9112 2.2: ignore empty lines before a request
+                del buf[:2]
+            ready = buf.find(b"\r\n\r\n") >= 0 or len(buf) > self.buffer_size
+        if ready:
+            if conn.head_since:
+                conn.head_since = 0.0
+                self.partial.discard(conn)
+        elif buf and not conn.head_since:
+            conn.head_since = time.monotonic()
+            self.partial.add(conn)
+        return ready
+
+    def head_timeout(self, conn: Conn) -> None:
+        """Closes a connection whose request head did not come in time (see request_ready)."""
+        reason = "request head not complete %.0f s after its first byte (%d bytes); connection closed" % (SOCKET_TIMEOUT_S, len(conn.buf))
+        if conn.proto == "uwsgi":
+            self.log.warn("uwsgi packet from %s: %s" % (conn.peer_text(), reason), {"peer": conn.peer_text()})
+        else:
+            self.log.warn("HTTP request from %s: %s" % (conn.peer_text(), reason), {"peer": conn.peer_text()})
+            try:
+                conn.sock.send(RESPONSE_408, socket.MSG_DONTWAIT)
+            except OSError:
+                pass
+        self.close(conn)
 
     # -- HTTP -----------------------------------------------------------------------
 

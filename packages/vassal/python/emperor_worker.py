@@ -1067,8 +1067,9 @@ class Worker:
                     except OSError:
                         pass
             now = time.monotonic()
-            for conn in [c for c in self.partial if now - c.head_since >= SOCKET_TIMEOUT_S]:
-                self.head_timeout(conn)
+            if self.partial:
+                for conn in [c for c in self.partial if now - c.head_since >= SOCKET_TIMEOUT_S]:
+                    self.head_timeout(conn)
             if now - last_sweep >= 0.5:
                 last_sweep = now
                 for conn in [c for c in self.conns.values() if not c.head_since and now - c.last_active > KEEPALIVE_TIMEOUT_S]:
@@ -1144,8 +1145,14 @@ class Worker:
                 self.close(conn)
                 return False
             # At EOF with part of a request read, serving it reports the truncation as before.
-            if not eof and not self.request_ready(conn):
-                return True  # back to the selector until the rest of the head comes
+            if not eof:
+                buf = conn.buf
+                if conn.proto == "uwsgi" or buf.startswith(b"\r\n") or b"\r\n\r\n" not in buf:
+                    if not self.request_ready(conn):
+                        return True  # back to the selector until the rest of the head comes
+                elif conn.head_since:  # the usual case above, a whole HTTP head, inline
+                    conn.head_since = 0.0
+                    self.partial.discard(conn)
             if conn.proto == "uwsgi":
                 self.serve_uwsgi(conn)
             else:
@@ -1178,9 +1185,9 @@ class Worker:
         if conn.proto == "uwsgi":
             ready = len(buf) >= 4 and (buf[0] != 0 or len(buf) >= 4 + (buf[1] | buf[2] << 8) or (buf[1] | buf[2] << 8) > self.buffer_size)
         else:
-            while buf[:2] == b"\r\n":  # RFC 9112 2.2: ignore empty lines before a request
+            while buf.startswith(b"\r\n"):  # RFC 9112 2.2: ignore empty lines before a request
                 del buf[:2]
-            ready = buf.find(b"\r\n\r\n") >= 0 or len(buf) > self.buffer_size
+            ready = b"\r\n\r\n" in buf or len(buf) > self.buffer_size
         if ready:
             if conn.head_since:
                 conn.head_since = 0.0

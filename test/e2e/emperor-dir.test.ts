@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, closeSync, mkdirSync, openSync, renameSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import {
   FIXTURES,
   ROOT,
@@ -201,19 +200,28 @@ test('an unparsable file and an invalid value each give one clear error; the oth
 test('a vassal file written in two parts is read once, whole: no error for its first half (the settle window)', async (t) => {
   const dir = tempDir(t);
   const port = await freePort();
-  const { emperor, emperorStats } = startEmperor(t, dir);
-  await statsOf<EmperorStatsDoc>(emperorStats);
-  // An editor or scp writing in place: the first half alone has no app (an error), and the
-  // writer pauses past the emperor's 50 ms event window, within its 100 ms settle window.
+  const emperor = spawnEmperor(t, ['--emperor', dir, '--emperor-stats', join(dir, 'emperor.stats'), '--emperor-freq', '1'], { env: { EMPEROR_LOG_LEVEL: 'debug' } });
+  await statsOf<EmperorStatsDoc>(join(dir, 'emperor.stats'));
+  // An editor or scp writing in place: the first half alone has no app (an error). The
+  // rest is written once the emperor has seen the first half and put it off.
   const text = ini(port);
   const cut = text.indexOf('module =');
   const fd = openSync(join(dir, 'a.ini'), 'w');
+  // Finished in the same tick the emperor's line arrives (it reads the file 100 ms after
+  // the last write; a poll could come too late).
+  let finished = false;
+  const onData = (chunk: Buffer): void => {
+    if (finished || !/a\.ini: modified less than 100 ms ago, maybe still being written; read in \d+ ms/.test(chunk.toString())) return;
+    finished = true;
+    writeSync(fd, text.slice(cut));
+    closeSync(fd);
+  };
+  emperor.child.stderr?.on('data', onData);
+  t.after(() => emperor.child.stderr?.off('data', onData));
   writeSync(fd, text.slice(0, cut));
-  await delay(75); // the writer's pause: the scenario, not a wait for an outcome
-  writeSync(fd, text.slice(cut));
-  closeSync(fd);
+  await waitFor(() => finished, { message: 'the emperor putting off the half-written file', timeoutMs: 10_000 });
   assert.match(await serving(port), /^pid /);
-  const e = await statsOf<EmperorStatsDoc>(emperorStats);
+  const e = await statsOf<EmperorStatsDoc>(join(dir, 'emperor.stats'));
   assert.equal(e.vassals.find((v) => v.id === 'a.ini')?.respawns, 0, 'started once, on the whole file');
   assert.deepEqual(emperor.logs.find((l) => (l.level ?? 0) >= 50).map((l) => l.msg), [], 'no error for the half-written file');
   assert.equal(emperor.logs.find((l) => l.msg?.startsWith('vassal a.ini started') === true).length, 1);

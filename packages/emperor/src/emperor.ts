@@ -9,7 +9,7 @@ import { VERSION, type EmperorStats, type EmperorVassalStats } from '@emperor/pr
 import { type Child, type Logger, emperorMetrics, renderStats, serveStats, spawnChild, type StatsServer } from '@emperor/process';
 import { type Notifier } from './notify.js';
 import { reconcile, type ReconcileAction } from './reconcile.js';
-import { createSource, type VassalFile, type VassalSource } from './source.js';
+import { SETTLE_MS, createSource, type VassalFile, type VassalSource } from './source.js';
 import { judgeTyrant, type TyrantIdentity } from './tyrant.js';
 import { Vassal, type SpawnMaster, type VassalState } from './vassal.js';
 
@@ -133,6 +133,7 @@ export class Emperor {
         ownerOfLink: config.emperorTyrant && config.emperorTyrantNofollow,
         onError: (err) => this.#logger.warn(`watching ${spec} failed (${err.message}); rescanning every ${config.emperorFreqMs / 1000} s`),
         onSkip: (path, reason) => this.#logger.warn({ file: path }, `${path}: ${reason}`),
+        onSettling: (path, waitMs) => this.#logger.debug({ file: path }, `${path}: modified less than ${SETTLE_MS} ms ago, maybe still being written; read in ${Math.ceil(waitMs)} ms`),
       });
       source.on('change', () => this.#scan());
       this.#sources.push(source);

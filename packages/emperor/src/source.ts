@@ -91,6 +91,11 @@ export interface SourceOptions {
    * dangling link, not a regular file, YAML), and again only if the reason changes.
    */
   readonly onSkip?: (path: string, reason: string) => void;
+  /**
+   * Called when a new file is left for a later scan because it was modified less than
+   * {@link SETTLE_MS} ago (it may still be being written); `waitMs` until that scan.
+   */
+  readonly onSettling?: (path: string, waitMs: number) => void;
 }
 
 /** True when `spec` is a glob pattern (uWSGI picks the glob monitor the same way: any of `*?[`). */
@@ -242,7 +247,10 @@ abstract class FileSource extends EventEmitter<{ change: [] }> implements Vassal
         const wait = SETTLE_MS - (now - st.mtimeMs) + 1;
         settleInMs = settleInMs === 0 ? wait : Math.min(settleInMs, wait);
         const prev = this.#known.get(path);
-        if (prev === undefined) continue; // new and still being written: next scan
+        if (prev === undefined) {
+          this.#options.onSettling?.(path, wait); // new and maybe still being written: next scan
+          continue;
+        }
         files.set(name, found(prev));
         seen.add(path);
         continue;

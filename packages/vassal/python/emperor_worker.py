@@ -1179,8 +1179,9 @@ class Worker:
         (uwsgi), or enough to refuse it. A worker serves one request at a time, so it never
         waits inside `serve` for a client's head: a slow or stalled sender (slowloris) would
         hold it for as long as it trickles bytes, since `socket-timeout` bounds each read,
-        not the head. The connection goes back to the selector instead, and the sweep
-        closes it if the head is not complete SOCKET_TIMEOUT_S after its first byte."""
+        not the head. The connection goes back to the selector instead, and the loop
+        closes it (head_timeout) if the head is not complete SOCKET_TIMEOUT_S after its
+        first byte."""
         buf = conn.buf
         if conn.proto == "uwsgi":
             ready = len(buf) >= 4 and (buf[0] != 0 or len(buf) >= 4 + (buf[1] | buf[2] << 8) or (buf[1] | buf[2] << 8) > self.buffer_size)

@@ -1184,7 +1184,8 @@ class Worker:
         first byte."""
         buf = conn.buf
         if conn.proto == "uwsgi":
-            ready = len(buf) >= 4 and (buf[0] != 0 or len(buf) >= 4 + (buf[1] | buf[2] << 8) or (buf[1] | buf[2] << 8) > self.buffer_size)
+            size = buf[1] | buf[2] << 8 if len(buf) >= 4 else 0
+            ready = len(buf) >= 4 and (buf[0] != 0 or len(buf) >= 4 + size or size > self.buffer_size)
         else:
             while buf.startswith(b"\r\n"):  # RFC 9112 2.2: ignore empty lines before a request
                 del buf[:2]
@@ -1200,11 +1201,11 @@ class Worker:
 
     def head_timeout(self, conn: Conn) -> None:
         """Closes a connection whose request head did not come in time (see request_ready)."""
-        reason = "request head not complete %.0f s after its first byte (%d bytes); connection closed" % (SOCKET_TIMEOUT_S, len(conn.buf))
+        reason = "request head not complete %.0f s after its first byte (%d bytes)" % (SOCKET_TIMEOUT_S, len(conn.buf))
         if conn.proto == "uwsgi":
-            self.log.warn("uwsgi packet from %s: %s" % (conn.peer_text(), reason), {"peer": conn.peer_text()})
+            self.uwsgi_error(conn, reason)
         else:
-            self.log.warn("HTTP request from %s: %s" % (conn.peer_text(), reason), {"peer": conn.peer_text()})
+            self.log.warn("HTTP request from %s: %s; connection closed" % (conn.peer_text(), reason), {"peer": conn.peer_text()})
             try:
                 conn.sock.send(RESPONSE_408, socket.MSG_DONTWAIT)
             except OSError:

@@ -1,15 +1,17 @@
 /**
- * docs/getting-started.md, followed as written: its code blocks (steps 3 to 6) run in
- * bash, in order, with the page's own text. Only what a test cannot take over is
- * changed: the paths it creates live in a temporary root, the fixed ports become free
- * ones, `sudo` runs the command (CI is root), `emperor` is the built CLI, and nginx is a
- * private instance with the page's server block. A page that drifts from what Emperor
- * does (an option renamed, an output changed) fails here.
+ * docs/getting-started.md, followed as written: its code blocks run in bash, in order,
+ * with the page's own text. Only what a test cannot take over is changed: the paths it
+ * creates live in a temporary root, the fixed ports become free ones, `sudo` runs the
+ * command (CI is root), and nginx is a private instance with the page's server block.
+ * Steps 1 and 2 install: apt-get only simulates (a test must not change the machine's
+ * packages), `REPOSITORY` is this checkout, and `npm link` links into a private prefix.
+ * Steps 3 to 6 use the built CLI as `emperor`. A page that drifts from what Emperor does
+ * (an option renamed, an output changed, a package or a build step missing) fails here.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { EMPEROR_BIN, ROOT, freePort, httpGet, spawnProcess, statsOf, tempDir, waitFor, type EmperorStatsDoc, type Spawned } from '../helpers/index.js';
@@ -27,7 +29,62 @@ function block(marker: string): string {
   return found[0] as string;
 }
 
-test('getting started, steps 3 to 6, as the page writes them', { skip: process.getuid?.() !== 0 ? 'needs root (the page runs vassals as www-data)' : false }, async (t) => {
+/** `vMAJOR.MINOR.PATCH` as a number that orders versions. */
+function versionNumber(text: string): number {
+  const m = /v?(\d+)\.(\d+)\.(\d+)/.exec(text);
+  assert.ok(m, `a version in ${JSON.stringify(text)}`);
+  return Number(m[1]) * 1e6 + Number(m[2]) * 1e3 + Number(m[3]);
+}
+
+const root = process.getuid?.() === 0;
+const debian = existsSync('/etc/os-release') ? (/^VERSION_ID="?(\d+)/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? '') : '';
+const aptLists = existsSync('/var/lib/apt/lists') && execFileSync('ls', ['/var/lib/apt/lists'], { encoding: 'utf8' }).includes('_Packages');
+
+test('getting started, step 1: the packages exist and the Node.js here is new enough', {
+  skip: !root ? 'needs root (apt-get)' : !['12', '13'].includes(debian) ? 'the page covers Debian 12 and 13' : !aptLists ? 'no apt lists (run apt-get update)' : false,
+}, () => {
+  const step = block('sudo apt-get install -y');
+  const install = step.split('\n').find((l) => l.startsWith('sudo apt-get install -y')) as string;
+  // Debian 12's Node.js is 18: the page has the reader install Node.js 20 first, then
+  // the same line without `nodejs npm` (Debian's npm would replace nodejs.org's).
+  assert.match(PAGE, /On Debian 12 \(bookworm\)[\s\S]*?the same line without\s+`nodejs npm`/);
+  assert.ok(install.includes(' nodejs npm'), `the line installs nodejs and npm: ${install}`);
+  const line = debian === '12' ? install.replace(' nodejs npm', '') : install;
+  // -s: apt-get resolves the line and prints what it would do, without doing it.
+  execFileSync('bash', ['-c', line.replace(/^sudo apt-get install/, 'apt-get install -s')], { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  if (debian === '13') {
+    const candidate = /Candidate:\s+(\S+)/.exec(execFileSync('apt-cache', ['policy', 'nodejs'], { encoding: 'utf8' }))?.[1] ?? '';
+    assert.ok(versionNumber(candidate) >= 20_019_000, `Debian 13's nodejs ${candidate} is 20.19 or newer, as the page says`);
+  }
+  // `node --version  # v20.19.0 or newer`: the page, package.json's engines and this Node agree.
+  const minimum = /node --version\s+# (v\d+\.\d+\.\d+) or newer/.exec(step)?.[1] as string;
+  assert.ok(minimum, 'step 1 says which Node.js version is needed');
+  const engines = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+  assert.equal(versionNumber(`${engines.replace('>=', '')}.0`), versionNumber(minimum), `package.json engines ${engines} says what the page says`);
+  assert.match(PAGE, new RegExp(`Node\\.js ${minimum.slice(1).replace(/\.0$/, '').replaceAll('.', '\\.')} or newer`), 'the opening line says the same version');
+  assert.ok(versionNumber(execFileSync('bash', ['-c', 'node --version'], { encoding: 'utf8' })) >= versionNumber(minimum), 'the Node.js on PATH');
+});
+
+test('getting started, step 2: clone, npm ci, npm link, emperor --version', { skip: !root ? 'needs root (sudo in the page)' : false }, (t) => {
+  const dir = tempDir(t);
+  const opt = join(dir, 'opt', 'emperor');
+  const prefix = join(dir, 'npm-prefix');
+  // npm link puts the command in the global prefix's bin: a private one, first on PATH.
+  const env = { ...process.env, USER: userInfo().username, npm_config_prefix: prefix, PATH: `${join(prefix, 'bin')}:${process.env.PATH ?? ''}`, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' };
+  const script = block('sudo npm link').replaceAll('/opt/emperor', opt).replace('REPOSITORY', JSON.stringify(ROOT));
+  const out = execFileSync('bash', ['-c', `set -eo pipefail\nsudo() { "$@"; }\n${script}`], { encoding: 'utf8', cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  assert.equal(out.trim().split('\n').at(-1), version, `emperor --version, last:\n${out}`);
+  // The linked command is the clone's build, which `npm ci` made.
+  const linked = realpathSync(join(prefix, 'bin', 'emperor'));
+  assert.equal(linked, join(realpathSync(opt), 'packages', 'cli', 'dist', 'bin', 'emperor.js'));
+  // The page's fallback path runs too, and the clone's build checks a vassal file.
+  assert.match(PAGE, /run `node \/opt\/emperor\/packages\/cli\/dist\/bin\/emperor\.js`/);
+  const checked = execFileSync(process.execPath, [join(opt, 'packages', 'cli', 'dist', 'bin', 'emperor.js'), 'check', join(opt, 'emperor.d', 'hello.ini')], { encoding: 'utf8', env });
+  assert.match(checked, /hello\.ini: valid vassal file/);
+});
+
+test('getting started, steps 3 to 6, as the page writes them', { skip: !root ? 'needs root (the page runs vassals as www-data)' : false }, async (t) => {
   const root = tempDir(t);
   chmodSync(root, 0o755); // www-data reads the app under it, as under /srv
   const [app, vassalStats, emperorStats] = [await freePort(), await freePort(), await freePort()];

@@ -17,8 +17,6 @@ export const IPC_VERSION = 1;
 export type EmperorToMaster =
   /** Reload every worker gracefully, re-reading the vassal file (uWSGI byte 1). */
   | { readonly v: 1; readonly type: 'reload' }
-  /** Replace workers one at a time, each only after its successor is ready. */
-  | { readonly v: 1; readonly type: 'chain-reload' }
   /** Stop gracefully: in-flight requests finish within the mercy, then exit 0 (uWSGI byte 2). */
   | { readonly v: 1; readonly type: 'stop' }
   /** Reopen the `logto` file (the emperor got SIGUSR2, e.g. from logrotate); the master tells its workers. */
@@ -104,7 +102,7 @@ const always = (): boolean => true;
 
 /** Parses an emperor → master message. @throws IpcMessageError */
 export function parseEmperorToMaster(raw: unknown): EmperorToMaster {
-  return parseWith<EmperorToMaster>(raw, 'emperor→master', { reload: always, 'chain-reload': always, stop: always, 'reopen-logs': always });
+  return parseWith<EmperorToMaster>(raw, 'emperor→master', { reload: always, stop: always, 'reopen-logs': always });
 }
 
 /** Parses a master → emperor message. @throws IpcMessageError */

@@ -186,9 +186,6 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
         case 'reload':
           void master.reload('graceful');
           return;
-        case 'chain-reload':
-          void master.reload('chain');
-          return;
         case 'stop':
           void master.stop('emperor');
           return;

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, utimesSync, writeFileSync, copyFileSync } from 'node:fs';
+import { readFileSync, rmSync, utimesSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FIXTURES,
@@ -165,6 +165,43 @@ test('max-worker-lifetime recycles a worker once it has lived that long', async 
   const doc = await statsUntil(v.stats, (d) => d.workers[0]?.pid !== first && d.workers[0]?.accepting === 1);
   assert.equal(doc.workers[0]?.last_exit_reason, 'max-worker-lifetime');
 });
+
+/** An app that stays in its loading while a `hang` file sits beside it, and then serves. */
+const HANGING_NODE_APP = `import { existsSync } from 'node:fs';
+if (existsSync(new URL('./hang', import.meta.url))) await new Promise((done) => setTimeout(done, 3_600_000));
+export default (req, res) => res.end(\`pid \${process.pid}\\n\`);
+`;
+const HANGING_PYTHON_APP = `import os, time
+if os.path.exists(os.path.join(os.path.dirname(__file__), "hang")):
+    time.sleep(3600)
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"pid %d\\n" % os.getpid()]
+`;
+
+for (const runtime of ['node', 'python'] as const) {
+  test(`worker-ready-timeout: a ${runtime} worker stuck loading its app is killed and respawned, and serves once it can load`, async (t) => {
+    const v = await startVassal(t, (p, dir) => {
+      writeFileSync(join(dir, 'hang'), '');
+      if (runtime === 'node') writeFileSync(join(dir, 'app.mjs'), HANGING_NODE_APP);
+      else writeFileSync(join(dir, 'app.py'), HANGING_PYTHON_APP);
+      return `http-socket = 127.0.0.1:${p}\n${runtime === 'node' ? `module = ${join(dir, 'app.mjs')}` : `wsgi-file = ${join(dir, 'app.py')}\nenv = PATH=/usr/bin:/bin`}\nprocesses = 1\nworker-ready-timeout = 1`;
+    });
+    const spawned = await v.proc.logs.waitFor(msg(/^spawned worker 1 /), { timeoutMs: 10_000 });
+    const line = await v.proc.logs.waitFor(msg(/^worker 1 \(pid \d+\) not ready after 1 s \(worker-ready-timeout\); killing it$/), { timeoutMs: 10_000 });
+    assert.equal(line.worker_pid, spawned.worker_pid);
+    assert.ok((line.time as number) - (spawned.time as number) >= 1000, 'killed no sooner than the timeout');
+    assert.equal(isAlive(spawned.worker_pid as number), false, 'the stuck worker is gone');
+    // It is respawned (with backoff) and killed again while the app still cannot load.
+    await v.proc.logs.waitFor((l) => msg(/not ready after 1 s/)(l) && l.worker_pid !== spawned.worker_pid, { timeoutMs: 10_000, message: 'the respawned worker killed too' });
+    rmSync(join(v.dir, 'hang'));
+    const body = await serving(`${v.url}/`, { timeoutMs: 20_000 });
+    assert.match(body, /^pid \d+$/m);
+    const doc = await statsUntil(v.stats, (d) => d.workers[0]?.accepting === 1);
+    assert.equal(doc.workers[0]?.last_exit_reason, 'not-ready');
+    assert.ok((doc.workers[0]?.respawn_count ?? 0) >= 3, `respawned after each kill (respawn_count ${doc.workers[0]?.respawn_count})`);
+  });
+}
 
 test('worker-reload-mercy: a worker that does not finish in time is killed', async (t) => {
   const v = await startVassal(t, (p) => node(p, 'processes = 1\nworker-reload-mercy = 1'));

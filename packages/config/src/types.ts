@@ -186,6 +186,8 @@ export interface VassalConfig {
   readonly noOrphans: boolean;
   /** `worker-reload-mercy` seconds → ms: a stopping worker's grace before SIGKILL. @default 60 s */
   readonly workerReloadMercyMs: number;
+  /** `worker-ready-timeout` seconds → ms: how long a new worker may take to load its app and accept before SIGKILL. @default 60 s */
+  readonly workerReadyTimeoutMs: number;
   /** `reload-mercy` seconds → ms: bound on a whole vassal stop or reload; 0 = unset. */
   readonly reloadMercyMs: number;
   /** `touch-reload` (repeatable): absolute paths whose mtime change reloads the workers. */

@@ -79,6 +79,7 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
     cpuAffinity: read.uint('cpu-affinity'),
     noOrphans: read.bool('no-orphans'),
     workerReloadMercyMs: read.uint('worker-reload-mercy'),
+    workerReadyTimeoutMs: read.uint('worker-ready-timeout'),
     reloadMercyMs: read.uint('reload-mercy'),
     touchReload: read.paths('touch-reload'),
     touchChainReload: read.paths('touch-chain-reload'),

@@ -39,9 +39,6 @@ export type MasterState = 'starting' | 'ready' | 'reloading' | 'stopping' | 'dea
 /** Worker process lifecycle states. */
 export type WorkerProcState = 'starting' | 'ready' | 'stopping' | 'dead';
 
-/** How long a new worker may take to load its app and accept, ms. */
-export const WORKER_READY_TIMEOUT_MS = 60_000;
-
 /** Master tick: scoreboard read, memory sample, checks (uWSGI `check-interval`, 1 s). */
 export const TICK_MS = 1000;
 
@@ -399,13 +396,14 @@ export class Master extends EventEmitter<MasterEvents> {
       { worker: slot.id, worker_pid: child.pid, generation, ...(cpus ? { cpus } : {}) },
       `spawned worker ${slot.id} (pid ${child.pid})${cpus ? `, pinned to CPUs ${cpus.join(' ')}` : ''}`,
     );
+    const readyTimeoutMs = config.workerReadyTimeoutMs;
     const timer = setTimeout(() => {
       if (proc.state === 'starting') {
-        this.#logger.error({ worker: slot.id, worker_pid: child.pid }, `worker ${slot.id} (pid ${child.pid}) not ready after ${WORKER_READY_TIMEOUT_MS / 1000} s; killing it`);
+        this.#logger.error({ worker: slot.id, worker_pid: child.pid }, `worker ${slot.id} (pid ${child.pid}) not ready after ${readyTimeoutMs / 1000} s (worker-ready-timeout); killing it`);
         proc.stopReason = 'not-ready';
         child.kill('SIGKILL');
       }
-    }, WORKER_READY_TIMEOUT_MS);
+    }, readyTimeoutMs);
     timer.unref();
     child.once('exit', () => clearTimeout(timer));
     return proc;

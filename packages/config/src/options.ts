@@ -146,7 +146,9 @@ export const OPTIONS: readonly OptionSpec[] = [
 
   // --- pidfile and stats ------------------------------------------------------------
   option('pidfile', { scope: 'both', group: 'files', type: 'path', doc: 'Write the master\'s (or the emperor\'s) pid here.' }),
-  option('vacuum', flag('files', 'Remove unix sockets and the pidfile on exit.')),
+  option('vacuum', flag('files', 'Remove unix sockets, the pidfile and the master FIFO on exit.')),
+  option('master-fifo', { group: 'files', type: 'path', repeatable: true,
+    doc: 'A named pipe (made with mode 0600) the master reads one-letter commands from, as uWSGI\'s: `r` graceful reload, `w` reload the workers with the running config, `c` chain reload, `q`/`Q` graceful/immediate stop, `l` reopen `logto`, `s` stats in the log, `+`/`-` one worker more/less (cheaper), `P` rewrite the pidfile, `0`-`9` switch to the N-th `master-fifo`. Other commands are logged as not supported. See docs/worker-health.md.' }),
   option('stats', { aliases: ['stats-server'], group: 'files', type: 'address', doc: 'Serve the stats JSON (uWSGI\'s shape) on this address.' }),
   option('stats-http', flag('files', 'Serve the stats JSON over HTTP instead of a raw socket (the vassal\'s `stats` and the emperor\'s `emperor-stats`); such a server also answers `GET /metrics` like `prometheus`.', 'both')),
   option('stats-minified', { ...flag('files', 'Stats JSON without newlines or indentation.', 'both'), aliases: ['stats-min'] }),
@@ -278,8 +280,8 @@ export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
     emperor-command-socket emperor-wrapper vassal-sos vassal-sos-backlog`),
   ...unsupported('vassals inherit only through vassals-inherit', `
     vassals-include vassals-include-before vassals-inherit-before vassals-set vassal-set vassals-start-hook vassals-stop-hook`),
-  ...unsupported('control the vassal through signals and touch files', `
-    master-fifo touch-workers-reload touch-mules-reload touch-spoolers-reload touch-logrotate touch-exec
+  ...unsupported('control the vassal through signals, touch files and master-fifo', `
+    touch-workers-reload touch-mules-reload touch-spoolers-reload touch-logrotate touch-exec
     touch-signal fs-reload fs-brutal-reload fs-signal reload-on-fd brutal-reload-on-fd reload-on-exception`),
   ...unsupported('harakiri is not tunable beyond harakiri and harakiri-verbose', `
     harakiri-graceful-timeout harakiri-graceful-signal harakiri-queue-threshold harakiri-no-arh no-harakiri-arh

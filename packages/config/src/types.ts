@@ -254,6 +254,8 @@ export interface VassalConfig {
   readonly logto: string | undefined;
   /** `touch-logreopen` (repeatable): absolute paths whose mtime change reopens `logto`. */
   readonly touchLogreopen: readonly string[];
+  /** `master-fifo` (repeatable): named pipes for one-letter commands; the first is read, `0`-`9` switch. */
+  readonly masterFifo: readonly string[];
 
   /** Every option after all placeholder passes, in file order, for `emperor check --print`. */
   readonly resolved: readonly ResolvedOption[];

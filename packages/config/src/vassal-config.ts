@@ -98,6 +98,7 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
     logXForwardedFor: read.bool('log-x-forwarded-for'),
     logto: read.path('logto'),
     touchLogreopen: read.paths('touch-logreopen'),
+    masterFifo: read.paths('master-fifo'),
     resolved: collected.resolved,
   };
 }

@@ -211,7 +211,7 @@ export class Master extends EventEmitter<MasterEvents> {
   /** When memory was last sampled, epoch ms. */
   #memoryAt = 0;
   #announced = { ready: false, accepting: false, loyal: false };
-  #reloadQueued: 'graceful' | 'chain' | undefined;
+  #reloadQueued: { kind: 'graceful' | 'chain'; reread: boolean } | undefined;
   #stopping: Promise<void> | undefined;
   readonly startedAt = Date.now();
 
@@ -606,12 +606,16 @@ export class Master extends EventEmitter<MasterEvents> {
    * fails, kills the new ones and keeps the old: a broken deploy does not take the app
    * down). `chain` replaces one worker at a time and stops at the first failure (uWSGI
    * `touch-chain-reload`, with the replacement started before the old worker stops).
-   * A reload asked for during a reload runs after it.
+   * A reload asked for during a reload runs after it (one reload, graceful and re-reading
+   * the file if any of those asked for that).
+   * @param reread false keeps the running config: the master FIFO's `w`, which reloads
+   *   the workers only (uWSGI `uwsgi_reload_workers`, core/fifo.c)
    */
-  async reload(kind: 'graceful' | 'chain' = 'graceful'): Promise<boolean> {
+  async reload(kind: 'graceful' | 'chain' = 'graceful', reread = true): Promise<boolean> {
     if (this.#state === 'stopping' || this.#state === 'dead') return false;
     if (this.#state === 'reloading' || this.#state === 'starting') {
-      this.#reloadQueued = this.#reloadQueued === 'graceful' ? 'graceful' : kind;
+      const queued = this.#reloadQueued;
+      this.#reloadQueued = { kind: queued?.kind === 'graceful' ? 'graceful' : kind, reread: reread || queued?.reread === true };
       if (this.#state === 'starting' && !this.#announced.ready) {
         // Not up yet: a reload now would race the first spawn. Run it once ready.
         this.once('ready', () => void this.#runQueuedReload());
@@ -622,7 +626,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.#armTick(TICK_MS); // a reload (and the config it may bring) is watched every second
     let ok = false;
     try {
-      ok = await this.#doReload(kind);
+      ok = await this.#doReload(kind, reread);
     } finally {
       if (this.#state === 'reloading') this.#state = 'ready';
     }
@@ -635,13 +639,13 @@ export class Master extends EventEmitter<MasterEvents> {
     const queued = this.#reloadQueued;
     if (queued === undefined || this.#state !== 'ready') return;
     this.#reloadQueued = undefined;
-    await this.reload(queued);
+    await this.reload(queued.kind, queued.reread);
   }
 
-  async #doReload(kind: 'graceful' | 'chain'): Promise<boolean> {
+  async #doReload(kind: 'graceful' | 'chain', reread: boolean): Promise<boolean> {
     let config: VassalConfig;
     try {
-      config = this.#options.reloadConfig();
+      config = reread ? this.#options.reloadConfig() : this.#config;
     } catch (err) {
       this.#logger.error({ err_code: (err as { code?: string }).code }, `reload abandoned: ${(err as Error).message}; the running workers keep serving`);
       return false;
@@ -664,7 +668,7 @@ export class Master extends EventEmitter<MasterEvents> {
     }
     for (const file of [...config.touchReload, ...config.touchChainReload, ...config.touchLogreopen]) if (!this.#touched.has(file)) this.#touched.set(file, mtimeOf(file));
     const generation = ++this.#generation;
-    this.#logger.info({ generation }, `${kind === 'chain' ? 'chain' : 'graceful'} reload: starting generation ${generation} (${config.processes} worker(s))`);
+    this.#logger.info({ generation }, `${kind === 'chain' ? 'chain' : 'graceful'} reload: starting generation ${generation} (${config.processes} worker(s)${reread ? '' : ', the running config: the file is not re-read'})`);
     // The ids that run now are replaced (cheap ones stay cheap); without cheaper, all of them.
     const ids = Array.from({ length: config.processes }, (_, i) => i + 1).filter((id) => {
       const slot = this.#slots.get(id);
@@ -1016,6 +1020,40 @@ export class Master extends EventEmitter<MasterEvents> {
       this.#logger.info({ worker: slot.id, worker_pid: proc.child.pid, reason: decision.reason }, `worker ${slot.id} (pid ${proc.child.pid}) cheaped`);
       void this.#retire(proc, 'cheap');
     }
+  }
+
+  /**
+   * The master FIFO's `+` and `-` (uWSGI `uwsgi_cheaper_increase`/`decrease`): spawns one
+   * cheaped worker, or cheaps one idle worker (never below `cheaper`). The cheaper
+   * algorithm keeps running and may undo it at a later check, as in uWSGI.
+   * @returns why nothing was done, or undefined when a worker was spawned or cheaped
+   */
+  adjustPool(delta: 1 | -1): string | undefined {
+    const config = this.#config;
+    if (config.cheaper <= 0) return 'not in cheaper mode (set cheaper below processes)';
+    if (this.#state !== 'ready') return `the vassal is ${this.#state}`;
+    const slots = [...this.#slots.values()];
+    if (delta > 0) {
+      if (!slots.some((s) => s.cheap)) return `all ${config.processes} workers already run (processes)`;
+      this.#growPool({ delta: 1, reason: 'master-fifo', message: 'master FIFO +: spawning 1 worker' });
+      return undefined;
+    }
+    const active = slots.filter((s) => !s.cheap && s.current !== undefined).length;
+    if (active <= config.cheaper) return `only ${active} worker(s) run, the fewest cheaper allows`;
+    const before = slots.filter((s) => s.cheap).length;
+    this.#shrinkPool({ delta: -1, reason: 'master-fifo', message: 'master FIFO -: cheaping one worker' });
+    return slots.filter((s) => s.cheap).length > before ? undefined : 'every worker is busy or starting';
+  }
+
+  /**
+   * The master FIFO's `P` (uWSGI `uwsgi_update_pidfiles`): writes `pidfile` again.
+   * @throws the write error (for example EACCES after the master dropped privileges)
+   * @returns false when no pidfile is configured
+   */
+  writePidfile(): boolean {
+    if (this.#config.pidfile === undefined) return false;
+    writeFileSync(this.#config.pidfile, `${process.pid}\n`);
+    return true;
   }
 
   /** Linux caps the backlog at net.core.somaxconn silently; uWSGI refuses to start instead. We warn. */

@@ -10,6 +10,7 @@ import { COMMAND_LINE, formatListenAddress, formatWarning, loadVassalConfig, res
 import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
 import { createLogger, openLogSink, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
 import { Master } from './master.js';
+import { MasterFifo } from './master-fifo.js';
 import { PythonInterpreters, type PythonInterpreter } from './python-interpreter.js';
 import { buildVassalStats } from './stats.js';
 import { enforceTyrant, resolveCredentials, type ForcedIdentity } from './users.js';
@@ -146,7 +147,9 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   master.on('reloaded', (ok) => tell({ v: 1, type: 'reloaded', ok }));
   let stats: StatsServer | undefined;
   let prometheus: StatsServer | undefined;
+  let fifo: MasterFifo | undefined;
   master.on('exit', (code) => {
+    fifo?.close(config.vacuum);
     void Promise.all([stats?.close(), prometheus?.close()]).finally(() => process.exit(code));
   });
 
@@ -214,6 +217,27 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
     master.destroy(ExitCode.UNAVAILABLE);
     return;
   }
+  if (config.masterFifo.length > 0) {
+    fifo = new MasterFifo(config.masterFifo, {
+      r: () => void master.reload('graceful'),
+      w: () => void master.reload('graceful', false),
+      c: () => void master.reload('chain'),
+      q: () => void master.stop('master FIFO q'),
+      Q: () => master.destroy(ExitCode.OK),
+      l: () => reopenLogs('master FIFO l'),
+      s: () => void logStats(master, logger),
+      '+': () => master.adjustPool(1),
+      '-': () => master.adjustPool(-1),
+      P: () => {
+        try {
+          return master.writePidfile() ? undefined : 'no pidfile is configured';
+        } catch (err) {
+          return `cannot write ${config.pidfile ?? ''}: ${(err as Error).message}`;
+        }
+      },
+    }, logger);
+    if (fifo.path !== undefined) logger.info(`master FIFO on ${fifo.path}`);
+  }
   // The scoreboard, memory and listen queues are brought up to date first (see Master.fresh).
   const metrics = vassalMetrics(async () => {
     await master.fresh();
@@ -246,3 +270,20 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   }
 }
 
+
+/**
+ * The master FIFO's `s` (uWSGI logs its stats): one line for the vassal, then one per
+ * worker, from the same figures as the stats socket.
+ */
+async function logStats(master: Master, logger: Logger): Promise<void> {
+  await master.fresh();
+  const doc = buildVassalStats(master);
+  const running = doc.workers.filter((w) => w.pid > 0);
+  logger.info({ listen_queue: doc.listen_queue, workers: running.length }, `stats: ${running.length} worker(s) running of ${doc.workers.length}, ${doc.workers.reduce((n, w) => n + w.requests, 0)} requests, listen queue ${doc.listen_queue}`);
+  for (const w of doc.workers) {
+    logger.info(
+      { worker: w.id, worker_pid: w.pid, status: w.status, requests: w.requests, exceptions: w.exceptions, avg_rt_us: w.avg_rt, rss: w.rss, respawn_count: w.respawn_count },
+      `stats: worker ${w.id} (pid ${w.pid}): ${w.status}, ${w.requests} requests, ${w.exceptions} exceptions, avg ${(w.avg_rt / 1000).toFixed(1)} ms, RSS ${(w.rss / 1048576).toFixed(1)} MB, respawned ${w.respawn_count} time(s)`,
+    );
+  }
+}

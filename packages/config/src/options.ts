@@ -133,6 +133,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   option('gid', { group: 'app', type: 'principal', doc: 'Group (name or number); with `uid`, the user\'s supplementary groups are added.' }),
   option('lazy-apps', flag('app', 'Accepted: apps always load in each worker after it starts.')),
   option('lazy', flag('app', 'Accepted, as `lazy-apps`.')),
+  option('enable-threads', flag('app', 'Accepted: threads a Python app starts always run (uWSGI needs this flag to let them); a worker still serves one request at a time (`threads` is not supported).')),
+  option('single-interpreter', flag('app', 'Accepted: a Python worker always runs its app in one interpreter.')),
+  option('need-app', flag('app', 'Accepted: an app that cannot load is always an error (the worker exits 22 and is respawned with backoff), never a worker answering 500.')),
 
   // --- sockets ----------------------------------------------------------------------
   option('http-socket', { group: 'sockets', type: 'socket', repeatable: true, doc: 'Listen for HTTP/1.1, parsed in the workers (not uWSGI\'s HTTP router).' }),
@@ -243,7 +246,7 @@ function unsupported(reason: string, names: string): UnsupportedOption[] {
 /** Real uWSGI options we do not implement. Each is reported once (`unsupported-option`) and ignored. */
 export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
   ...unsupported('workers are single-threaded processes', `
-    threads enable-threads threads-stacksize thread-stacksize single-interpreter async ugreen gevent greenlet asyncio`),
+    threads threads-stacksize thread-stacksize async ugreen gevent greenlet asyncio`),
   ...unsupported('workers accept() on the shared socket and the kernel wakes one', 'thunder-lock'),
   ...unsupported('request bodies are streamed to the app', `
     post-buffering post-buffering-bufsize body-read-warning upload-progress limit-post socket-timeout`),
@@ -268,7 +271,6 @@ export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
     py-autoreload python-autoreload py-tracebacker py-programname pyargv wsgi-env-behaviour wsgi-disable-file-wrapper
     py-call-osafterfork import pymodule-alias`),
   ...unsupported('one app per vassal, mounted at /', 'mount manage-script-name vhost vhost-host'),
-  ...unsupported('a vassal without an app is always an error', 'need-app'),
   ...unsupported('uWSGI\'s routers and extra protocols are not implemented; use http-socket or socket', `
     http https http-to http-keepalive http-processes http-auto-chunked http-timeout http-websockets https-socket
     fastcgi-socket scgi-socket suwsgi-socket puwsgi-socket zerg zerg-server shared-socket fastrouter socket-protocol protocol

@@ -66,11 +66,16 @@ test('unknown options: one warning per name, with a suggestion when close', () =
 });
 
 test('unsupported uWSGI options: one warning, ignored', () => {
-  const { warnings } = vassal('threads = 4\nenable-threads\nthreads = 8\n');
+  const { warnings } = vassal('threads = 4\ngevent = 100\nthreads = 8\n');
   assert.deepEqual(warnings, [
     { file: SHOP, line: 4, code: 'unsupported-option', option: 'threads', message: 'is a uWSGI option Emperor does not support; ignored (workers are single-threaded processes)' },
-    { file: SHOP, line: 5, code: 'unsupported-option', option: 'enable-threads', message: 'is a uWSGI option Emperor does not support; ignored (workers are single-threaded processes)' },
+    { file: SHOP, line: 5, code: 'unsupported-option', option: 'gevent', message: 'is a uWSGI option Emperor does not support; ignored (workers are single-threaded processes)' },
   ]);
+});
+
+test('flags whose purpose Emperor always serves are accepted without a warning', () => {
+  const { warnings } = vassal('enable-threads = true\nsingle-interpreter = true\nneed-app = true\nlazy-apps = true\n');
+  assert.deepEqual(warnings, []);
 });
 
 test('emperor options in a vassal file are misplaced and ignored; master is accepted silently', () => {

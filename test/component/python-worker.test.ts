@@ -11,7 +11,7 @@ import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, descendants, httpGet, isAlive, procStatus, statsOf, startVassal, waitFor, workersAccepting, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
+import { FIXTURES, descendants, httpGet, isAlive, procStatus, serving, statsOf, startVassal, waitFor, workersAccepting, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
 import { exchange, nginxVars, parseResponse, uwsgiRequest } from '../helpers/wire.js';
 import { DEBIAN_PYTHON } from '../helpers/nginx.js';
 
@@ -263,6 +263,29 @@ test('uwsgi protocol: raw HTTP response, HTTPS flag, and malformed packets close
   const final = await statsOf<VassalStatsDoc>(v.stats);
   assert.equal(final.workers[0]?.pid, pid);
   assert.equal(final.workers[0]?.respawn_count, 1);
+});
+
+test('enable-threads (accepted, no warning): a thread the app starts runs while the worker waits for requests', async (t) => {
+  const v = await startVassal(t, (port, d) => {
+    writeFileSync(join(d, 'ticker.py'), [
+      'import threading, time',
+      'ticks = [0]',
+      'def tick():',
+      '    while True:',
+      '        ticks[0] += 1',
+      '        time.sleep(0.01)',
+      'threading.Thread(target=tick, daemon=True).start()',
+      'def application(environ, start_response):',
+      '    start_response("200 OK", [("Content-Type", "text/plain")])',
+      '    return [str(ticks[0]).encode()]',
+      '',
+    ].join('\n'));
+    return `http-socket = 127.0.0.1:${port}\nwsgi-file = ${join(d, 'ticker.py')}\nenable-threads = true\nenv = PATH=/usr/bin:/bin`;
+  });
+  const first = Number(await serving(`${v.url}/`));
+  // Between two requests the worker sits in select(); the thread keeps counting.
+  await waitFor(async () => Number((await httpGet(`${v.url}/`)).body) >= first + 20, { message: 'the app\'s thread ticking', timeoutMs: 5000 });
+  assert.equal(v.proc.logs.find((l) => /enable-threads/.test(l.msg ?? '')).length, 0, 'no warning about enable-threads');
 });
 
 test('an app that cannot load: one error line with the traceback, exit 22, respawned with backoff', async (t) => {

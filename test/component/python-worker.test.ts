@@ -470,3 +470,36 @@ test('a client that stops mid-head holds no worker (408 after 4 s); one that sto
   assert.ok(bodyClosedMs >= 3500 && bodyClosedMs < 9000, `the stalled body closed after ${bodyClosedMs} ms`);
   assert.equal((await httpGet(`${v.url}/`)).status, 200, 'and the worker serves again');
 });
+
+test('socket-timeout sets how long a client may stall: a Python head (408) and body, and a Node worker\'s uwsgi packet', async (t) => {
+  /** Connects, sends `bytes` and never more; resolves with what came back and when the worker closed it. */
+  const stall = async (port: number, bytes: string): Promise<{ got: string; closedMs: number }> => {
+    const s = connect(port, '127.0.0.1');
+    t.after(() => s.destroy());
+    s.on('error', () => {});
+    let got = '';
+    s.on('data', (c: Buffer) => (got += c.toString('latin1')));
+    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    const started = Date.now();
+    const closed = new Promise<number>((resolve) => s.on('close', () => resolve(Date.now() - started)));
+    s.write(bytes);
+    const closedMs = await closed;
+    return { got, closedMs };
+  };
+  const py = await pythonVassal(t, 'socket-timeout = 1');
+  await ready(py);
+  const head = await stall(py.port, 'GET / HTTP/1.1\r\nHost: a\r\n');
+  assert.match(head.got, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+  assert.ok(head.closedMs >= 900 && head.closedMs < 3000, `the stalled head closed after ${head.closedMs} ms (socket-timeout 1 s, default 4)`);
+  await py.proc.logs.waitFor((l) => /request head not complete 1 s after its first byte \(25 bytes\); connection closed$/.test(l.msg ?? ''));
+  const body = await stall(py.port, 'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc');
+  assert.ok(body.closedMs >= 900 && body.closedMs < 3000, `the stalled body closed after ${body.closedMs} ms`);
+  assert.equal((await httpGet(`${py.url}/`)).status, 200, 'the worker serves again');
+
+  const node = await startVassal(t, (port) => `socket = 127.0.0.1:${port}\nmodule = ${join(FIXTURES, 'apps', 'basic.mjs')}\nsocket-timeout = 1`);
+  await node.proc.logs.waitFor((l) => /^vassal ready/.test(l.msg ?? ''), { timeoutMs: 15_000 });
+  const packet = await stall(node.port, '\x00\x40\x00\x00abc'); // a 64-byte block that never comes
+  assert.equal(packet.got, '');
+  assert.ok(packet.closedMs >= 900 && packet.closedMs < 3000, `the stalled packet closed after ${packet.closedMs} ms`);
+  await node.proc.logs.waitFor((l) => /^uwsgi packet from 127\.0\.0\.1:\d+: no whole packet within 1 s \(7 bytes received\); connection closed$/.test(l.msg ?? ''));
+});

@@ -144,6 +144,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   option('chmod-socket', { group: 'sockets', type: 'mode', doc: 'Mode of unix sockets: 3 octal digits (`660`); alone or `1` means `666`. Default: the umask decides.' }),
   option('chown-socket', { group: 'sockets', type: 'owner', doc: '`user[:group]` owning unix sockets (names or numbers).' }),
   option('listen', { group: 'sockets', type: 'uint', default: '100', min: 1, max: 65535, doc: 'Listen backlog of every socket (capped by `net.core.somaxconn`).' }),
+  option('socket-timeout', { ...seconds('sockets', '4', 'How long a worker waits for a client. Python worker: each read and each write, and the whole request head from its first byte (past it, 408 over HTTP; over uwsgi the connection is closed). Node worker: the whole uwsgi packet; on `http-socket`, Node\'s own limits apply (headers within 60 s).', 1) }),
   option('buffer-size', { group: 'sockets', type: 'uint', unit: 'bytes', default: '4096', min: 1, max: 65535,
     doc: 'Largest uwsgi packet variable block or HTTP header block. Values above 65535 are lowered to 65535, as uWSGI does.' }),
 
@@ -249,7 +250,7 @@ export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
     threads threads-stacksize thread-stacksize async ugreen gevent greenlet asyncio`),
   ...unsupported('workers accept() on the shared socket and the kernel wakes one', 'thunder-lock'),
   ...unsupported('request bodies are streamed to the app', `
-    post-buffering post-buffering-bufsize body-read-warning upload-progress limit-post socket-timeout`),
+    post-buffering post-buffering-bufsize body-read-warning upload-progress limit-post`),
   ...unsupported('serve static files from a web server or the app', `
     offload-threads static-map static-map2 static-skip-ext static-index static-gzip-all static-expires static-safe check-static file-serve-mode`),
   ...unsupported('the internal routing language is not implemented', `

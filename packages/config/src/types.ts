@@ -140,6 +140,8 @@ export interface VassalConfig {
   readonly listen: number;
   /** `buffer-size`: bytes; bounds a uwsgi packet's variable block and HTTP headers. @default 4096 */
   readonly bufferSize: number;
+  /** `socket-timeout` seconds → ms: how long a worker waits on a client's read or write (uWSGI's default 4 s). */
+  readonly socketTimeoutMs: number;
 
   // --- files -----------------------------------------------------------------------
   /** `pidfile`: absolute path; the master's pid is written there (before the privilege drop). */

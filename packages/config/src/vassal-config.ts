@@ -58,6 +58,7 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
     chownSocket: read.parsed('chown-socket', parseOwner),
     listen: read.uint('listen'),
     bufferSize: readBufferSize(read),
+    socketTimeoutMs: read.uint('socket-timeout'),
     pidfile: read.path('pidfile'),
     vacuum: read.bool('vacuum'),
     stats: read.address('stats'),

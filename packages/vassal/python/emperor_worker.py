@@ -57,9 +57,10 @@ METHOD_MAX = 16
 URI_MAX = 900
 STARTING, IDLE, BUSY, STOPPING = 1, 2, 3, 4
 
-# uWSGI's `socket-timeout` default: how long one read or write on a client may block.
+# uWSGI's `socket-timeout` default: how long one read or write on a client may block
+# (the spec's socketTimeoutMs sets it per vassal).
 SOCKET_TIMEOUT_S = 4.0
-# The answer to a request head that did not come within SOCKET_TIMEOUT_S of its first byte.
+# The answer to a request head that did not come within socket-timeout of its first byte.
 RESPONSE_408 = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\n408 Request Timeout\n"
 # An idle keep-alive connection is closed after this long (Node's http keepAliveTimeout).
 KEEPALIVE_TIMEOUT_S = 5.0
@@ -67,8 +68,6 @@ KEEPALIVE_TIMEOUT_S = 5.0
 MAX_CONNECTIONS = 512
 # Unread request body we read and discard to keep a connection alive; past it we close.
 MAX_DRAIN_BYTES = 1 << 20
-# SO_RCVTIMEO / SO_SNDTIMEO: each recv or send syscall waits at most this for progress.
-TIMEVAL = struct.pack("ll", int(SOCKET_TIMEOUT_S), int(SOCKET_TIMEOUT_S % 1 * 1e6))
 RECV_SIZE = 64 * 1024
 # Without harakiri, how often request starts and ends may be written to the slot, s
 # (the Node worker's rates: stats stay fresh at low traffic, cost is bounded under load).
@@ -814,6 +813,7 @@ class Worker:
         self.scoreboard = Scoreboard(spec["scoreboard"]["fd"], spec["scoreboard"]["index"])
         self.channel = Channel(channel_fd) if channel_fd is not None else None
         self.buffer_size = int(spec["bufferSize"])
+        self.socket_timeout_s = (spec.get("socketTimeoutMs") or SOCKET_TIMEOUT_S * 1000) / 1000
         self.heartbeat_s = max(0.05, spec["heartbeatIntervalMs"] / 1000)
         self.max_requests = int(spec.get("maxRequests") or 0)
         self.exact_slot = spec.get("harakiriMs", 0) > 0
@@ -907,8 +907,10 @@ class Worker:
             # Set once here, inherited by every accepted connection (Linux copies them in
             # accept): kernel timeouts on blocking sockets make each recv/send one syscall,
             # where a Python socket timeout polls before every call.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, TIMEVAL)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, TIMEVAL)
+            # SO_RCVTIMEO / SO_SNDTIMEO: each recv or send waits at most socket-timeout for progress.
+            timeval = struct.pack("ll", int(self.socket_timeout_s), int(self.socket_timeout_s % 1 * 1e6))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay on keep-alive
             try:
@@ -1043,7 +1045,7 @@ class Worker:
             if due is not None:
                 wait = due if wait is None else min(wait, due)
             if self.partial:
-                until = max(0.0, min(c.head_since for c in self.partial) + SOCKET_TIMEOUT_S - time.monotonic())
+                until = max(0.0, min(c.head_since for c in self.partial) + self.socket_timeout_s - time.monotonic())
                 wait = until if wait is None else min(wait, until)
             events = self.selector.select(wait)
             # Requests on connections we hold come first; we accept only when we had none
@@ -1068,7 +1070,7 @@ class Worker:
                         pass
             now = time.monotonic()
             if self.partial:
-                for conn in [c for c in self.partial if now - c.head_since >= SOCKET_TIMEOUT_S]:
+                for conn in [c for c in self.partial if now - c.head_since >= self.socket_timeout_s]:
                     self.head_timeout(conn)
             if now - last_sweep >= 0.5:
                 last_sweep = now
@@ -1180,7 +1182,7 @@ class Worker:
         waits inside `serve` for a client's head: a slow or stalled sender (slowloris) would
         hold it for as long as it trickles bytes, since `socket-timeout` bounds each read,
         not the head. The connection goes back to the selector instead, and the loop
-        closes it (head_timeout) if the head is not complete SOCKET_TIMEOUT_S after its
+        closes it (head_timeout) if the head is not complete socket-timeout after its
         first byte."""
         buf = conn.buf
         if conn.proto == "uwsgi":
@@ -1201,7 +1203,7 @@ class Worker:
 
     def head_timeout(self, conn: Conn) -> None:
         """Closes a connection whose request head did not come in time (see request_ready)."""
-        reason = "request head not complete %.0f s after its first byte (%d bytes)" % (SOCKET_TIMEOUT_S, len(conn.buf))
+        reason = "request head not complete %g s after its first byte (%d bytes)" % (self.socket_timeout_s, len(conn.buf))
         if conn.proto == "uwsgi":
             self.uwsgi_error(conn, reason)
         else:

@@ -329,6 +329,7 @@ export class Master extends EventEmitter<MasterEvents> {
       sockets: sockets.map((s, i) => ({ fd: 3 + i, name: s.spec.name, protocol: s.spec.protocol })),
       backlog: config.listen,
       bufferSize: config.bufferSize,
+      socketTimeoutMs: config.socketTimeoutMs,
       harakiriMs: config.harakiriMs,
       harakiriVerbose: config.harakiriVerbose,
       heartbeatIntervalMs: config.harakiriMs > 0 ? Math.min(250, Math.max(50, config.harakiriMs / 8)) : 1000,

@@ -10,9 +10,6 @@ import net from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { parseUwsgiPacket, uwsgiToHttpHead } from './uwsgi-packet.js';
 
-/** How long a client may take to send the whole packet, ms (uWSGI's `socket-timeout` default, 4 s). */
-export const UWSGI_PACKET_TIMEOUT_MS = 4000;
-
 /** Connections that arrived over the uwsgi protocol, to frame their responses. */
 const uwsgiSockets = new WeakSet<net.Socket>();
 
@@ -20,6 +17,8 @@ const uwsgiSockets = new WeakSet<net.Socket>();
 export interface UwsgiOptions {
   /** `buffer-size`: the largest variable block, bytes. */
   readonly bufferSize: number;
+  /** `socket-timeout`: how long a client may take to send the whole packet, ms. */
+  readonly timeoutMs: number;
   /** The socket's configured name, for logs about unix-socket peers. */
   readonly socketName: string;
   /** Called once per refused packet; the connection is then closed and the worker keeps serving. */
@@ -74,7 +73,7 @@ export function serveUwsgiConnection(socket: net.Socket, target: Server, options
     const parsed = parseUwsgiPacket(buf, options.bufferSize);
     fail(`truncated packet (${buf.length} of ${parsed.kind === 'incomplete' ? parsed.need : '?'} bytes)`);
   };
-  const onTimeout = (): void => fail(`no whole packet within ${UWSGI_PACKET_TIMEOUT_MS / 1000} s (${buf.length} bytes received)`);
+  const onTimeout = (): void => fail(`no whole packet within ${options.timeoutMs / 1000} s (${buf.length} bytes received)`);
   const onError = (): void => {
     cleanup();
     socket.destroy();
@@ -89,7 +88,7 @@ export function serveUwsgiConnection(socket: net.Socket, target: Server, options
   socket.on('data', onData);
   socket.on('end', onEnd);
   socket.on('error', onError);
-  socket.setTimeout(UWSGI_PACKET_TIMEOUT_MS, onTimeout);
+  socket.setTimeout(options.timeoutMs, onTimeout);
 }
 
 /**

@@ -235,6 +235,7 @@ async function start(): Promise<void> {
       server = net.createServer((socket) =>
         serveUwsgiConnection(socket, httpTarget, {
           bufferSize: spec.bufferSize,
+          timeoutMs: spec.socketTimeoutMs,
           socketName: s.name,
           onInvalid: (peer, reason) => logger.warn({ peer, socket: s.name }, `uwsgi packet from ${peer}: ${reason}; connection closed`),
         }),

@@ -13,10 +13,10 @@ test('emperor check: 0 when every file is valid, 1 otherwise, every problem as f
   const dir = tempDir(t);
   const good = join(dir, 'good.ini');
   const bad = join(dir, 'bad.xml');
-  writeFileSync(good, '[uwsgi]\nhttp-socket = 127.0.0.1:8080\nmodule = app.mjs\nthreads = 4\n');
+  writeFileSync(good, '[uwsgi]\nhttp-socket = 127.0.0.1:8080\nmodule = app.mjs\ngevent = 100\n');
   writeFileSync(bad, '<uwsgi>\n  <http-socket>:8080</http-socket>\n  <module>app.mjs</module>\n  <harakiri>ten</harakiri>\n  <max-requests>-1</max-requests>\n</uwsgi>\n');
   const ok = await run(process.execPath, [EMPEROR_BIN, 'check', good]);
-  assert.equal(ok.stdout, `${good}:4: threads: is a uWSGI option Emperor does not support; ignored (workers are single-threaded processes)\n${good}: valid vassal file (1 warning)\n`);
+  assert.equal(ok.stdout, `${good}:4: gevent: is a uWSGI option Emperor does not support; ignored (workers are processes, or threads in Python workers: no async cores)\n${good}: valid vassal file (1 warning)\n`);
   await assert.rejects(run(process.execPath, [EMPEROR_BIN, 'check', good, bad]), (err: { code: number; stdout: string }) => {
     assert.equal(err.code, 1);
     assert.deepEqual(err.stdout.trimEnd().split('\n').slice(2), [

@@ -11,7 +11,7 @@ import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, descendants, httpGet, isAlive, procStatus, serving, statsOf, startVassal, waitFor, workersAccepting, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
+import { FIXTURES, descendants, httpGet, isAlive, procStatus, serving, statsOf, statsUntil, startVassal, waitFor, workersAccepting, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
 import { exchange, nginxVars, parseResponse, uwsgiRequest } from '../helpers/wire.js';
 import { DEBIAN_PYTHON } from '../helpers/nginx.js';
 
@@ -502,4 +502,97 @@ test('socket-timeout sets how long a client may stall: a Python head (408) and b
   assert.equal(packet.got, '');
   assert.ok(packet.closedMs >= 900 && packet.closedMs < 3000, `the stalled packet closed after ${packet.closedMs} ms`);
   await node.proc.logs.waitFor((l) => /^uwsgi packet from 127\.0\.0\.1:\d+: no whole packet within 1 s \(7 bytes received\); connection closed$/.test(l.msg ?? ''));
+});
+
+test('threads: one worker serves that many requests at once; keep-alive and pipelining go on through the loop; each request counted and logged once', async (t) => {
+  const v = await pythonVassal(t, 'threads = 3');
+  await ready(v);
+  const env = JSON.parse((await httpGet(`${v.url}/environ`)).body) as Record<string, unknown>;
+  assert.equal(env['wsgi.multithread'], true);
+  // Three requests overlap in the one worker; a fourth waits for a free thread.
+  const answers = await Promise.all([1, 2, 3, 4].map(() => httpGet(`${v.url}/overlap?ms=800`)));
+  for (const a of answers) assert.equal(a.status, 200);
+  const most = Math.max(...answers.map((a) => Number(/at most (\d+) at once/.exec(a.body)?.[1])));
+  assert.equal(most, 3, `the app saw at most ${most} requests at once (threads = 3)`);
+  // The slot counts what is in flight: three slow requests show as 3 (within the 1 s the
+  // slot may lag, docs/stats.md, so the requests last longer than that).
+  const slow = [1, 2, 3].map(() => httpGet(`${v.url}/sleep?ms=3000`));
+  await statsUntil(v.stats, (d) => (d.workers[0] as { in_flight?: number } | undefined)?.in_flight === 3, { message: 'in_flight 3' });
+  await Promise.all(slow);
+  // Keep-alive: a connection goes back to the loop between its requests.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const ports = new Set<number>();
+  for (let i = 0; i < 3; i++) {
+    await new Promise<void>((resolve, reject) => {
+      request(`${v.url}/sleep?ms=10`, { agent }, (res) => {
+        ports.add(res.socket.localPort ?? 0);
+        res.resume();
+        res.on('end', () => resolve());
+      }).on('error', reject).end();
+    });
+  }
+  assert.equal(ports.size, 1, 'three requests on one keep-alive connection');
+  // Pipelined: two requests in one write, answered in order.
+  const piped = (await exchange(v.port, raw('GET /sleep?ms=10 HTTP/1.1\nHost: a\n\nGET /status?code=204 HTTP/1.1\nHost: a\nConnection: close\n\n'))).toString('latin1');
+  assert.match(piped, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nslept in \d+\nHTTP\/1\.1 204 /);
+  // An exception in a thread is a 500 and is counted; the worker stays.
+  assert.equal((await httpGet(`${v.url}/raise`)).status, 500);
+  const total = 1 + 4 + 3 + 3 + 2 + 1;
+  const doc = await statsUntil(v.stats, (d) => d.workers[0]?.requests === total, { message: `${total} requests counted` });
+  assert.equal(doc.workers[0]?.exceptions, 1);
+  assert.equal(doc.workers[0]?.respawn_count, 1, 'one worker process all along');
+  await waitFor(() => v.proc.logs.find((l) => /^\[pid: \d+\|app: 0\|req: \d+\/\d+\] /.test(l.raw)).length === total, { message: `${total} request lines` });
+});
+
+test('threads: harakiri times the oldest request in flight and ends the worker with all of them', async (t) => {
+  const v = await pythonVassal(t, 'threads = 2\nharakiri = 2');
+  const doc = await ready(v);
+  const first = doc.workers[0]?.pid;
+  const started = Date.now();
+  const a = httpGet(`${v.url}/sleep?ms=20000&n=a`).catch((err: unknown) => err);
+  await statsUntil(v.stats, (d) => (d.workers[0] as { in_flight?: number } | undefined)?.in_flight === 1, { message: 'a in flight' });
+  await new Promise<void>((resolve) => { setTimeout(resolve, 1000); }); // b starts 1 s after a, so the two deadlines differ
+  const b = httpGet(`${v.url}/sleep?ms=20000&n=b`).catch((err: unknown) => err);
+  const line = await v.proc.logs.waitFor((l) => /^HARAKIRI ON WORKER 1 /.test(l.msg ?? ''), { timeoutMs: 8000 });
+  const elapsed = (line.time as number) - started;
+  assert.ok(elapsed >= 2000 && elapsed < 2900, `killed ${elapsed} ms after the oldest request started (harakiri 2 s)`);
+  assert.match(line.msg ?? '', /GET \/sleep\?ms=20000&n=a ran for 2\.\d s/);
+  assert.ok((await a) instanceof Error && (await b) instanceof Error, 'both requests in flight ended with the worker');
+  const after = await workersAccepting(v, 1);
+  assert.notEqual(after.workers[0]?.pid, first);
+});
+
+test('threads: a graceful reload lets the requests of every thread finish', async (t) => {
+  const v = await pythonVassal(t, 'threads = 2');
+  const doc = await ready(v);
+  const oldPid = doc.workers[0]?.pid ?? 0;
+  // Longer than the 1 s the slot may lag (docs/stats.md), so both show in flight first.
+  const slow = [httpGet(`${v.url}/sleep?ms=3000`), httpGet(`${v.url}/sleep?ms=3000`)];
+  await statsUntil(v.stats, (d) => (d.workers[0] as { in_flight?: number } | undefined)?.in_flight === 2, { message: 'two in flight' });
+  process.kill(doc.pid, 'SIGHUP');
+  for (const r of await Promise.all(slow)) {
+    assert.equal(r.status, 200);
+    assert.equal(r.body, `slept in ${oldPid}\n`);
+  }
+  await v.proc.logs.waitFor((l) => new RegExp(`worker 1 \\(pid ${oldPid}\\) stopped \\(reload\\): exit code 0`).test(l.msg ?? ''));
+});
+
+test('threads: max-requests counts the requests of every thread, and the replacement takes over', async (t) => {
+  const v = await pythonVassal(t, 'threads = 2\nmax-requests = 4\nmin-worker-lifetime = 0');
+  await ready(v);
+  // Two at a time: the first process serves exactly 4, the next one the rest.
+  const pids: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const pair = await Promise.all([httpGet(`${v.url}/overlap?ms=50`), httpGet(`${v.url}/overlap?ms=50`)]);
+    for (const r of pair) {
+      assert.equal(r.status, 200);
+      pids.push(Number(/in (\d+)$/.exec(r.body.trim())?.[1]));
+    }
+  }
+  const counts = [...pids.reduce((m, p) => m.set(p, (m.get(p) ?? 0) + 1), new Map<number, number>()).values()];
+  assert.deepEqual(counts, [4, 4], `each process served 4 (${pids.join(' ')})`);
+  assert.equal(v.proc.logs.find((l) => /^served 4 requests \(max-requests 4\); asking to be replaced$/.test(l.msg ?? '')).length >= 1, true);
+  const doc = await statsUntil(v.stats, (d) => d.workers[0]?.requests === 8 && d.workers[0]?.last_exit_reason === 'max-requests', { message: 'stats after the recycle' });
+  assert.ok((doc.workers[0]?.respawn_count ?? 0) >= 2);
 });

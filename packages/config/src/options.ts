@@ -96,6 +96,8 @@ const MAX_TIMER_MS = 2_147_483_647;
 const MAX_MEGABYTES = 134_217_728;
 /** Upper bound of `processes`, and of anything counted in workers. */
 const MAX_WORKERS = 1024;
+/** Threads per Python worker, at most (uWSGI has no bound; each is an OS thread with its stack). */
+const MAX_THREADS = 256;
 
 type OptionInit = Omit<OptionSpec, 'name' | 'aliases' | 'repeatable' | 'scope'> &
   Partial<Pick<OptionSpec, 'aliases' | 'repeatable' | 'scope'>>;
@@ -118,6 +120,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   // --- application and processes ----------------------------------------------------
   option('processes', { aliases: ['workers'], group: 'app', type: 'uint', default: '1', min: 1, max: MAX_WORKERS,
     doc: 'Number of workers; with `cheaper`, the most workers.' }),
+  option('threads', { group: 'app', type: 'uint', default: '1', min: 1, max: MAX_THREADS,
+    doc: 'Python: threads per worker, each serving one request at a time, so a worker serves up to this many at once (the app must be thread-safe; `wsgi.multithread` is then true). Node workers serve many requests at once without it.' }),
   option('master', flag('app', 'Accepted for compatibility: the vassal master always runs.')),
   option('plugin', { aliases: ['plugins'], group: 'app', type: 'plugins', repeatable: true,
     doc: 'Worker runtime: `node`/`nodejs` or `python`/`python3`/`python3NN`, comma or space separated. Other uWSGI plugins are reported and ignored. Without it the runtime is inferred from `module`/`wsgi-file`.' }),
@@ -133,7 +137,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   option('gid', { group: 'app', type: 'principal', doc: 'Group (name or number); with `uid`, the user\'s supplementary groups are added.' }),
   option('lazy-apps', flag('app', 'Accepted: apps always load in each worker after it starts.')),
   option('lazy', flag('app', 'Accepted, as `lazy-apps`.')),
-  option('enable-threads', flag('app', 'Accepted: threads a Python app starts always run (uWSGI needs this flag to let them); a worker still serves one request at a time (`threads` is not supported).')),
+  option('enable-threads', flag('app', 'Accepted: threads a Python app starts always run (uWSGI needs this flag to let them).')),
   option('single-interpreter', flag('app', 'Accepted: a Python worker always runs its app in one interpreter.')),
   option('need-app', flag('app', 'Accepted: an app that cannot load is always an error (the worker exits 22 and is respawned with backoff), never a worker answering 500.')),
 
@@ -246,8 +250,8 @@ function unsupported(reason: string, names: string): UnsupportedOption[] {
 
 /** Real uWSGI options we do not implement. Each is reported once (`unsupported-option`) and ignored. */
 export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
-  ...unsupported('workers are single-threaded processes', `
-    threads threads-stacksize thread-stacksize async ugreen gevent greenlet asyncio`),
+  ...unsupported('workers are processes, or threads in Python workers: no async cores', `
+    threads-stacksize thread-stacksize async ugreen gevent greenlet asyncio`),
   ...unsupported('workers accept() on the shared socket and the kernel wakes one', 'thunder-lock'),
   ...unsupported('request bodies are streamed to the app', `
     post-buffering post-buffering-bufsize body-read-warning upload-progress limit-post`),

@@ -103,6 +103,8 @@ export interface VassalConfig {
   // --- processes -------------------------------------------------------------------
   /** `processes` / `workers`: the pool size (the maximum when `cheaper` is on). @default 1 */
   readonly processes: number;
+  /** `threads`: requests a Python worker serves at once, one per thread. @default 1 */
+  readonly threads: number;
   /** `master`: accepted for compatibility; the master is always on. */
   readonly master: boolean;
   /** Worker runtime from `plugin`/`plugins`, else inferred (`.js`/`.mjs`/`.cjs` module → node, `wsgi-file` or a dotted module → python). */

@@ -18,7 +18,7 @@ const MAX_BUFFER_SIZE = 65535;
 const NODE_MODULE = /\.(?:c|m)?js$/;
 const PYTHON_MODULE = /^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*)?$/;
 /** Options that only mean something to Python workers. */
-const PYTHON_ONLY = ['home', 'pythonpath', 'callable'];
+const PYTHON_ONLY = ['home', 'pythonpath', 'callable', 'threads'];
 
 /**
  * @param vassal the vassal's own file (the last source): its path names the vassal and anchors relative paths
@@ -44,6 +44,7 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
     format: vassal.format,
     baseDir,
     processes,
+    threads: read.uint('threads'),
     master: read.bool('master'),
     ...app,
     callable: read.identifier('callable'),

@@ -26,6 +26,7 @@ import importlib.util
 import io
 import json
 import os
+import queue
 import re
 import select
 import selectors
@@ -36,6 +37,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import unquote_to_bytes
 
@@ -489,7 +491,7 @@ class Scoreboard:
         method = _utf8_prefix(req[1], METHOD_MAX) if req else b""
         uri = _utf8_prefix(req[2], URI_MAX) if req else b""
         data = SLOT.pack(
-            self.seq, self.pid, status, 1 if w.accepting else 0, 1 if req else 0,
+            self.seq, self.pid, status, 1 if w.accepting else 0, len(w.inflight) if w.inflight is not None else 1 if req else 0,
             now * 1000, w.requests, w.exceptions, w.tx_bytes, w.running_time_us, w.avg_rt_us,
             req[0] if req else 0.0, 0.0, w.last_request_end_ms,
             len(method), len(uri), method, uri, self.seq,
@@ -549,10 +551,20 @@ class ClientError(OSError):
     """The client broke the request (went away, timed out, sent a malformed body)."""
 
 
+def head_complete(buf: bytearray, limit: int) -> bool:
+    """Whether `buf` holds a whole HTTP request head, or more than `limit` (buffer-size)
+    bytes of one, which is refused without waiting for the rest. Empty lines before a
+    request are skipped (RFC 9112 2.2)."""
+    start = 0
+    while buf.startswith(b"\r\n", start):
+        start += 2
+    return buf.find(b"\r\n\r\n", start) >= 0 or len(buf) - start > limit
+
+
 class Conn:
     """One client connection and the bytes read from it but not consumed yet."""
 
-    __slots__ = ("sock", "fd", "proto", "buf", "peer", "server", "last_active", "registered", "head_since")
+    __slots__ = ("sock", "fd", "proto", "buf", "peer", "server", "last_active", "registered", "head_since", "busy")
 
     def __init__(self, sock: socket.socket, peer: Any, proto: str, server: tuple) -> None:
         self.sock = sock
@@ -565,6 +577,8 @@ class Conn:
         self.registered = False
         # When the first byte of a request head not yet complete came (monotonic); 0 when none.
         self.head_since = 0.0
+        # With threads: a request thread has it (not in the selector, not the loop's to close).
+        self.busy = False
 
     def peer_text(self) -> str:
         p = self.peer
@@ -829,7 +843,15 @@ class Worker:
         self.stop_requested = False  # set by SIGTERM; acted on by the loop, not in the handler
         self.recycling = False
         self.status = STARTING
-        self.current: Optional[tuple] = None  # (start epoch ms, method, uri) of the request in flight
+        self.current: Optional[tuple] = None  # (start epoch ms, method, uri) of the (oldest) request in flight
+        # `threads` > 1: request threads take connections whose request head is all there
+        # (see dispatch); the loop keeps accepting, reading heads and keep-alive for them.
+        self.threads = max(1, int(spec.get("threads") or 1))
+        self.lock: Optional[threading.RLock] = threading.RLock() if self.threads > 1 else None
+        self.inflight: Optional[dict] = {} if self.threads > 1 else None  # id → (start ms, method, uri), oldest first
+        self.ready_conns: "queue.SimpleQueue[Conn]" = queue.SimpleQueue()
+        self.done: deque = deque()  # (conn, keep) handed back by request threads
+        self.busy = 0  # connections handed to request threads and not back yet
         self.requests = 0
         self.exceptions = 0
         self.tx_bytes = 0
@@ -848,6 +870,14 @@ class Worker:
     # -- state ----------------------------------------------------------------------
 
     def publish(self) -> None:
+        lock = self.lock
+        if lock is not None:
+            with lock:  # request threads publish too; one write at a time, from one state
+                self._publish()
+        else:
+            self._publish()
+
+    def _publish(self) -> None:
         self.stale = False
         status = STOPPING if self.stopping else self.status if self.status == STARTING else BUSY if self.current else IDLE
         self.scoreboard.write(self, status)
@@ -999,7 +1029,11 @@ class Worker:
             if isinstance(m, dict) and m.get("v") == IPC_VERSION and m.get("type") == "stop":
                 self.begin_stop()
             elif isinstance(m, dict) and m.get("v") == IPC_VERSION and m.get("type") == "reopen-logs":
-                self.reqlog.reopen()
+                if self.lock is not None:
+                    with self.lock:
+                        self.reqlog.reopen()
+                else:
+                    self.reqlog.reopen()
             else:
                 self.log.warn("master→worker: unknown message %s" % json.dumps(m)[:120])
 
@@ -1028,6 +1062,8 @@ class Worker:
         self.install_signals()
         self.load_app()
         self.listen()
+        for i in range(self.threads if self.threads > 1 else 0):
+            threading.Thread(target=self.request_thread, name="request-%d" % (i + 1), daemon=True).start()
         self.status = IDLE
         self.accepting = True
         self.publish()
@@ -1058,7 +1094,9 @@ class Worker:
                     if conn.fd in self.conns:
                         self.serve(conn)
                 elif kind == "listener":
-                    if not had_work:
+                    # With threads: while one is free (requests on held connections were
+                    # handed out above, in this same round, when they came first).
+                    if (self.busy < self.threads) if self.lock is not None else not had_work:
                         self.accept(key.fileobj, key.data[1], key.data[2], key.data[3])
                 elif kind == "channel":
                     self.on_channel()
@@ -1068,18 +1106,24 @@ class Worker:
                             pass
                     except OSError:
                         pass
+            while self.done:
+                self.returned(*self.done.popleft())
             now = time.monotonic()
             if self.partial:
                 for conn in [c for c in self.partial if now - c.head_since >= self.socket_timeout_s]:
                     self.head_timeout(conn)
             if now - last_sweep >= 0.5:
                 last_sweep = now
-                for conn in [c for c in self.conns.values() if not c.head_since and now - c.last_active > KEEPALIVE_TIMEOUT_S]:
+                for conn in [c for c in self.conns.values() if not c.head_since and not c.busy and now - c.last_active > KEEPALIVE_TIMEOUT_S]:
                     self.close(conn)
             if self.stale and time.time() - self.scoreboard.last_write >= self.heartbeat_s:
                 self.publish()
             if self.reqlog.due() == 0.0:
-                self.reqlog.flush()
+                if self.lock is not None:
+                    with self.lock:
+                        self.reqlog.flush()
+                else:
+                    self.reqlog.flush()
         self.publish()
         self.errors.flush()
         self.reqlog.flush()
@@ -1100,8 +1144,9 @@ class Worker:
             return
         sock = socket.socket(family[0], family[1], 0, fileno=fd)
         if len(self.conns) >= MAX_CONNECTIONS:
-            idle = min(self.conns.values(), key=lambda c: c.last_active)
-            self.close(idle)
+            idle = min((c for c in self.conns.values() if not c.busy), key=lambda c: c.last_active, default=None)
+            if idle is not None:
+                self.close(idle)
         conn = Conn(sock, peer, proto, server)
         self.conns[conn.fd] = conn
         # Usually the request is already there (nginx writes it right after connecting):
@@ -1118,8 +1163,8 @@ class Worker:
             return
         if data is not None:
             conn.buf += data
-            if not self.serve(conn, False):
-                return
+            if not self.serve(conn, False) or conn.busy:
+                return  # closed, or a request thread has it (and registers it when done)
         self.selector.register(sock, selectors.EVENT_READ, ("conn", conn))
         conn.registered = True
 
@@ -1155,6 +1200,9 @@ class Worker:
                 elif conn.head_since:  # the usual case above, a whole HTTP head, inline
                     conn.head_since = 0.0
                     self.partial.discard(conn)
+            if self.lock is not None:
+                self.dispatch(conn)
+                return True
             if conn.proto == "uwsgi":
                 self.serve_uwsgi(conn)
             else:
@@ -1176,6 +1224,69 @@ class Worker:
             self.check_recycle()
         return keep
 
+    # -- threads ----------------------------------------------------------------------
+
+    def dispatch(self, conn: Conn) -> None:
+        """Hands a connection whose request head is all there to a request thread. The
+        loop stops watching it until the thread hands it back (see returned)."""
+        if conn.registered:
+            try:
+                self.selector.unregister(conn.sock)
+            except (KeyError, ValueError):
+                pass
+            conn.registered = False
+        conn.busy = True
+        self.busy += 1
+        self.ready_conns.put(conn)
+
+    def request_thread(self) -> None:
+        """One of `threads`: serves the requests of one connection at a time, as `serve`
+        does in a worker without threads, then hands the connection back to the loop."""
+        while True:
+            conn = self.ready_conns.get()
+            keep = False
+            try:
+                if conn.proto == "uwsgi":
+                    self.serve_uwsgi(conn)
+                else:
+                    keep = self.serve_http(conn)
+                    # Pipelined requests whose head is already here; a partial one goes back to the loop.
+                    while keep and conn.buf and head_complete(conn.buf, self.buffer_size):
+                        keep = self.serve_http(conn)
+            except ClientError:
+                keep = False
+            except Exception as err:  # a bug in this worker: log it, drop the connection, keep serving
+                self.log.error("internal error serving %s: %s" % (conn.peer_text(), err), None, err)
+                keep = False
+            except BaseException as err:  # SystemExit or KeyboardInterrupt from the app: as without threads, the worker ends
+                self.log.error("%s raised in a request thread serving %s; exiting" % (type(err).__name__, conn.peer_text()))
+                self.errors.flush()
+                with self.lock:  # type: ignore[union-attr]
+                    self.reqlog.flush()
+                os._exit(1)
+            self.done.append((conn, keep))
+            try:
+                os.write(self._wake_w, b"t")
+            except OSError:
+                pass  # the pipe is full: the loop is awake already
+
+    def returned(self, conn: Conn, keep: bool) -> None:
+        """A request thread is done with `conn`: back into the selector, or closed."""
+        self.busy -= 1
+        conn.busy = False
+        if self.conns.get(conn.fd) is not conn:
+            return  # closed while a thread had it (the master went away)
+        if not keep:
+            self.close(conn)
+        else:
+            conn.last_active = time.monotonic()
+            self.selector.register(conn.sock, selectors.EVENT_READ, ("conn", conn))
+            conn.registered = True
+            if conn.buf:
+                self.serve(conn, False)  # a pipelined request, or the start of one
+        if self.max_requests:
+            self.check_recycle()
+
     def request_ready(self, conn: Conn) -> bool:
         """Whether `conn.buf` holds a whole request head (HTTP) or packet header and vars
         (uwsgi), or enough to refuse it. A worker serves one request at a time, so it never
@@ -1191,7 +1302,7 @@ class Worker:
         else:
             while buf.startswith(b"\r\n"):  # RFC 9112 2.2: ignore empty lines before a request
                 del buf[:2]
-            ready = b"\r\n\r\n" in buf or len(buf) > self.buffer_size
+            ready = head_complete(buf, self.buffer_size)
         if ready:
             if conn.head_since:
                 conn.head_since = 0.0
@@ -1428,7 +1539,7 @@ class Worker:
         environ["wsgi.version"] = (1, 0)
         environ["wsgi.input"] = body
         environ["wsgi.errors"] = self.errors
-        environ["wsgi.multithread"] = False
+        environ["wsgi.multithread"] = self.lock is not None
         environ["wsgi.multiprocess"] = True
         environ["wsgi.run_once"] = False
         environ["wsgi.file_wrapper"] = FileWrapper
@@ -1436,11 +1547,23 @@ class Worker:
         t0 = time.perf_counter()
         now = time.time()
         start_ms = now * 1000
-        self.current = (start_ms, method, uri)
-        # With harakiri the slot's request start is the master's clock for a sync worker:
-        # always written. Without, as the Node worker: unless written in the last 1 ms.
-        if self.exact_slot or now - self.scoreboard.last_write >= START_PUBLISH_S:
-            self.publish()
+        entry = (start_ms, method, uri)
+        lock = self.lock
+        if lock is None:
+            self.current = entry
+            # With harakiri the slot's request start is the master's clock for a sync worker:
+            # always written. Without, as the Node worker: unless written in the last 1 ms.
+            if self.exact_slot or now - self.scoreboard.last_write >= START_PUBLISH_S:
+                self.publish()
+        else:
+            with lock:
+                self.inflight[id(entry)] = entry  # type: ignore[index]
+                if self.current is None:
+                    self.current = entry  # the oldest request in flight: what harakiri times
+                if self.exact_slot or now - self.scoreboard.last_write >= START_PUBLISH_S:
+                    self._publish()
+                else:
+                    self.stale = True  # another start was just written: the loop writes this one soon
         is_head = method == "HEAD"
         sock = conn.sock
         # Response state, shared with start_response and write.
@@ -1633,7 +1756,11 @@ class Worker:
                 except Exception as err:
                     failed = failed or err
         if failed is not None:
-            self.exceptions += 1
+            if lock is not None:
+                with lock:
+                    self.exceptions += 1
+            else:
+                self.exceptions += 1
             keep = False
             self.log.error(
                 "exception in %s %s: %s: %s" % (method, uri, type(failed).__name__, failed),
@@ -1658,40 +1785,52 @@ class Worker:
             keep = False
             self.log.warn("%s %s: client %s went away: %s" % (method, uri, conn.peer_text(), client_gone))
         rt_us = (time.perf_counter() - t0) * 1e6
-        self.requests += 1
-        self.running_time_us += rt_us
-        self.avg_rt_us = rt_us if self.avg_rt_us == 0 else (self.avg_rt_us + rt_us) / 2  # uWSGI's running average
-        self.tx_bytes += tx
-        now = time.time()
-        self.last_request_end_ms = now * 1000
-        self.current = None
-        # Idle again: always with harakiri (a stale "busy" would be killed), else at most
-        # every 100 ms; the loop's heartbeat writes the rest within heartbeatIntervalMs.
-        if self.exact_slot or now - self.scoreboard.last_write >= IDLE_PUBLISH_S:
-            self.publish()
-        else:
-            self.stale = True
-        status = int(st["status"][:3]) if st["sent"] else 0
-        rsize = max(0, tx - st["hsize"])
-        log = self.reqlog
-        if log.enabled or log.wanted(status, rt_us, rsize):
-            addr = environ.get("REMOTE_ADDR", "")
-            if log.xff:
-                addr = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip() or addr
-            proto = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
-            user = environ.get("REMOTE_USER", "")
-            if log.plain:
-                second = int(start_ms // 1000)
-                log.default((log.pid, self.requests, self.requests, addr, user, nvars, pktsize,
-                             log.date if second == log.second else log.ctime(second), method, uri, rsize,
-                             round(rt_us) if log.micros else rt_us / 1000, proto, status, st["hcount"], st["hsize"]))
+        # The counters, the slot and the request log are the worker's, shared by its threads.
+        if lock is not None:
+            lock.acquire()
+        try:
+            self.requests += 1
+            self.running_time_us += rt_us
+            self.avg_rt_us = rt_us if self.avg_rt_us == 0 else (self.avg_rt_us + rt_us) / 2  # uWSGI's running average
+            self.tx_bytes += tx
+            now = time.time()
+            self.last_request_end_ms = now * 1000
+            inflight = self.inflight
+            if inflight is None:
+                self.current = None
             else:
-                f = Facts()
-                f.pid, f.wid, f.n, f.method, f.uri, f.proto, f.status = log.pid, self.spec["id"], self.requests, method, uri, proto, status
-                f.addr, f.port, f.user, f.start_ms, f.duration_us = addr, environ.get("REMOTE_PORT", ""), user, start_ms, rt_us
-                f.rsize, f.hsize, f.headers, f.vars, f.pktsize, f.environ = rsize, st["hsize"], st["hcount"], nvars, pktsize, environ
-                log.request(f)
-        return keep and not uwsgi
+                del inflight[id(entry)]
+                self.current = next(iter(inflight.values()), None)
+            # Idle again: always with harakiri (a stale "busy" would be killed), else at most
+            # every 100 ms; the loop's heartbeat writes the rest within heartbeatIntervalMs.
+            if self.exact_slot or now - self.scoreboard.last_write >= IDLE_PUBLISH_S:
+                self._publish()
+            else:
+                self.stale = True
+            status = int(st["status"][:3]) if st["sent"] else 0
+            rsize = max(0, tx - st["hsize"])
+            log = self.reqlog
+            if log.enabled or log.wanted(status, rt_us, rsize):
+                addr = environ.get("REMOTE_ADDR", "")
+                if log.xff:
+                    addr = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip() or addr
+                proto = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
+                user = environ.get("REMOTE_USER", "")
+                if log.plain:
+                    second = int(start_ms // 1000)
+                    log.default((log.pid, self.requests, self.requests, addr, user, nvars, pktsize,
+                                 log.date if second == log.second else log.ctime(second), method, uri, rsize,
+                                 round(rt_us) if log.micros else rt_us / 1000, proto, status, st["hcount"], st["hsize"]))
+                else:
+                    f = Facts()
+                    f.pid, f.wid, f.n, f.method, f.uri, f.proto, f.status = log.pid, self.spec["id"], self.requests, method, uri, proto, status
+                    f.addr, f.port, f.user, f.start_ms, f.duration_us = addr, environ.get("REMOTE_PORT", ""), user, start_ms, rt_us
+                    f.rsize, f.hsize, f.headers, f.vars, f.pktsize, f.environ = rsize, st["hsize"], st["hcount"], nvars, pktsize, environ
+                    log.request(f)
+            return keep and not uwsgi
+        finally:
+            if lock is not None:
+                lock.release()
 
 
 def main() -> None:

@@ -329,6 +329,7 @@ export class Master extends EventEmitter<MasterEvents> {
       sockets: sockets.map((s, i) => ({ fd: 3 + i, name: s.spec.name, protocol: s.spec.protocol })),
       backlog: config.listen,
       bufferSize: config.bufferSize,
+      threads: config.threads,
       socketTimeoutMs: config.socketTimeoutMs,
       harakiriMs: config.harakiriMs,
       harakiriVerbose: config.harakiriVerbose,

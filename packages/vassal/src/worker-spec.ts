@@ -56,6 +56,8 @@ export interface WorkerSpec {
   readonly backlog: number;
   /** `buffer-size`: bytes. */
   readonly bufferSize: number;
+  /** `threads`: Python requests served at once, one per thread (1: the worker's own thread only). */
+  readonly threads: number;
   /** `socket-timeout` in ms: a client read or write (Python), a whole uwsgi packet (Node). */
   readonly socketTimeoutMs: number;
   /** `harakiri` in ms; 0 = off. */

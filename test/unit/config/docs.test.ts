@@ -37,7 +37,8 @@ test('the generated parts of migrating-from-uwsgi.md and logging.md are up to da
   const coverage = renderUwsgiCoverage();
   assert.match(coverage, /^\| `harakiri` \| supported \|/m);
   assert.match(coverage, /^\| `master` \| accepted, no effect \|/m);
-  assert.match(coverage, /^\| `threads` \| not supported \| Workers are single-threaded processes\. \|$/m);
+  assert.match(coverage, /^\| `gevent` \| not supported \| Workers are processes, or threads in Python workers: no async cores\. \|$/m);
+  assert.match(coverage, /^\| `threads` \| supported \| Python: threads per worker/m);
   assert.match(coverage, /^\| `prometheus` \| Emperor only \|/m);
 });
 

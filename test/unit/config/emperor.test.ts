@@ -58,7 +58,7 @@ test('vassal options in the emperor file are misplaced; tyrant-nofollow alone ha
   assert.deepEqual(warnings.map((w) => [w.line, w.code, w.option, w.message]), [
     [3, 'misplaced-option', 'socket', 'is a vassal option; ignored in the emperor\'s configuration'],
     [4, 'misplaced-option', 'harakiri', 'is a vassal option; ignored in the emperor\'s configuration'],
-    [6, 'unsupported-option', 'threads', 'is a uWSGI option Emperor does not support; ignored (workers are single-threaded processes)'],
+    [6, 'misplaced-option', 'threads', 'is a vassal option; ignored in the emperor\'s configuration'],
     [5, 'no-effect', 'emperor-tyrant-nofollow', 'has no effect without emperor-tyrant'],
   ]);
 });

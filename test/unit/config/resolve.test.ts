@@ -66,10 +66,10 @@ test('unknown options: one warning per name, with a suggestion when close', () =
 });
 
 test('unsupported uWSGI options: one warning, ignored', () => {
-  const { warnings } = vassal('threads = 4\ngevent = 100\nthreads = 8\n');
+  const { warnings } = vassal('gevent = 100\nasync = 10\ngevent = 200\n');
   assert.deepEqual(warnings, [
-    { file: SHOP, line: 4, code: 'unsupported-option', option: 'threads', message: 'is a uWSGI option Emperor does not support; ignored (workers are single-threaded processes)' },
-    { file: SHOP, line: 5, code: 'unsupported-option', option: 'gevent', message: 'is a uWSGI option Emperor does not support; ignored (workers are single-threaded processes)' },
+    { file: SHOP, line: 4, code: 'unsupported-option', option: 'gevent', message: 'is a uWSGI option Emperor does not support; ignored (workers are processes, or threads in Python workers: no async cores)' },
+    { file: SHOP, line: 5, code: 'unsupported-option', option: 'async', message: 'is a uWSGI option Emperor does not support; ignored (workers are processes, or threads in Python workers: no async cores)' },
   ]);
 });
 
@@ -89,7 +89,7 @@ test('emperor options in a vassal file are misplaced and ignored; master is acce
 test('strict: unknown options become errors; unsupported ones stay warnings', () => {
   rejects('strict = true\nharakiry = 3\n', `${SHOP}:5: harakiry: unknown option (strict mode; did you mean "harakiri"?), got "3"`);
   rejects('strict\nfrobnicate\n', `${SHOP}:5: frobnicate: unknown option (strict mode), got ""`);
-  assert.equal(vassal('strict = true\nthreads = 2\n').warnings[0]?.code, 'unsupported-option');
+  assert.equal(vassal('strict = true\ngevent = 2\n').warnings[0]?.code, 'unsupported-option');
   assert.equal(vassal('strict = false\nfrobnicate = 1\n').warnings[0]?.code, 'unknown-option');
   // strict from an inherited file applies to the whole vassal.
   throwsExactly(() => resolveVassalConfig([ini('strict\n', 'base.ini'), ini('socket = :1\nmodule = a.js\nx = 1\n')]), ConfigValueError,

@@ -67,12 +67,16 @@ test('callable and Python-only options', () => {
   assert.equal(app('module = app\ncallable = app\n')[0], 'python');
   assert.equal(resolveVassalConfig([ini('socket = :1\nmodule = pkg.app\ncallable = create_app\n')]).config.callable, 'create_app');
   rejects('callable = not-valid\n', `${SHOP}:4: callable: expected a Python identifier such as application, got "not-valid"`);
-  const result = vassal('home = /srv/venv\npythonpath = lib\ncallable = app\n');
+  const result = vassal('home = /srv/venv\npythonpath = lib\ncallable = app\nthreads = 4\n');
   assert.deepEqual(result.warnings.map((w) => [w.option, w.code, w.message]), [
     ['home', 'no-effect', 'applies to Python apps only; this vassal runs Node'],
     ['pythonpath', 'no-effect', 'applies to Python apps only; this vassal runs Node'],
     ['callable', 'no-effect', 'applies to Python apps only; this vassal runs Node'],
+    ['threads', 'no-effect', 'applies to Python apps only; this vassal runs Node'],
   ]);
+  assert.equal(resolveVassalConfig([ini('socket = :1\nmodule = pkg.app\nthreads = 4\n')]).config.threads, 4);
+  assert.equal(resolveVassalConfig([ini('socket = :1\nmodule = pkg.app\n')]).config.threads, 1);
+  rejects('socket = :1\nmodule = pkg.app\nthreads = 0\n', `${SHOP}:6: threads: must be >= 1, got "0"`);
 });
 
 test('limit-as too small for a Node worker is refused up front', () => {

@@ -596,3 +596,38 @@ test('threads: max-requests counts the requests of every thread, and the replace
   const doc = await statsUntil(v.stats, (d) => d.workers[0]?.requests === 8 && d.workers[0]?.last_exit_reason === 'max-requests', { message: 'stats after the recycle' });
   assert.ok((doc.workers[0]?.respawn_count ?? 0) >= 2);
 });
+
+test('threads: keep-alive clients that keep every thread busy do not starve a connection waiting to be accepted', async (t) => {
+  const v = await pythonVassal(t, 'threads = 2');
+  await ready(v);
+  // Six keep-alive clients for two threads, each asking again as soon as answered: some
+  // of them always have a request waiting. A worker that served its held connections
+  // first would leave a new connection in the listen queue for as long as they go on.
+  let stop = false;
+  let served = 0;
+  const hammers = Array.from({ length: 6 }, async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    t.after(() => agent.destroy());
+    while (!stop) {
+      await new Promise<void>((resolve, reject) => {
+        const req = request(`${v.url}/sleep?ms=20`, { agent }, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      served += 1;
+    }
+    agent.destroy();
+  });
+  t.after(() => { stop = true; });
+  await waitFor(() => served >= 30, { message: 'the six clients running' });
+  const newcomer = await httpGet(`${v.url}/`, { signal: AbortSignal.timeout(5000) }).catch((err: unknown) => err);
+  const stillRunning = !stop;
+  stop = true;
+  await Promise.all(hammers);
+  assert.ok(!(newcomer instanceof Error), `the new connection was answered while the others went on (${String(newcomer)})`);
+  assert.equal((newcomer as { status: number }).status, 200);
+  assert.ok(stillRunning);
+});

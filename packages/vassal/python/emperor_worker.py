@@ -852,6 +852,7 @@ class Worker:
         self.ready_conns: "queue.SimpleQueue[Conn]" = queue.SimpleQueue()
         self.done: deque = deque()  # (conn, keep) handed back by request threads
         self.busy = 0  # connections handed to request threads and not back yet
+        self.waiting: deque = deque()  # connections with a request ready and no thread free yet
         self.requests = 0
         self.exceptions = 0
         self.tx_bytes = 0
@@ -1084,6 +1085,12 @@ class Worker:
                 until = max(0.0, min(c.head_since for c in self.partial) + self.socket_timeout_s - time.monotonic())
                 wait = until if wait is None else min(wait, until)
             events = self.selector.select(wait)
+            # Connections request threads are done with first: the threads they free count
+            # for this round's accept, which comes before the connections waiting for a
+            # thread (see fill); else keep-alive clients could keep every thread busy and
+            # starve the connections waiting to be accepted.
+            while self.done:
+                self.returned(*self.done.popleft())
             # Requests on connections we hold come first; we accept only when we had none
             # to serve, so a new connection goes to a worker with nothing to do.
             had_work = any(key.data[0] == "conn" for key, _ in events)
@@ -1106,8 +1113,8 @@ class Worker:
                             pass
                     except OSError:
                         pass
-            while self.done:
-                self.returned(*self.done.popleft())
+            if self.waiting:
+                self.fill()
             now = time.monotonic()
             if self.partial:
                 for conn in [c for c in self.partial if now - c.head_since >= self.socket_timeout_s]:
@@ -1227,8 +1234,9 @@ class Worker:
     # -- threads ----------------------------------------------------------------------
 
     def dispatch(self, conn: Conn) -> None:
-        """Hands a connection whose request head is all there to a request thread. The
-        loop stops watching it until the thread hands it back (see returned)."""
+        """Hands a connection whose request head is all there to a request thread, or
+        queues it for the next free one. The loop stops watching it until the thread
+        hands it back (see returned)."""
         if conn.registered:
             try:
                 self.selector.unregister(conn.sock)
@@ -1236,8 +1244,20 @@ class Worker:
                 pass
             conn.registered = False
         conn.busy = True
-        self.busy += 1
-        self.ready_conns.put(conn)
+        if self.busy < self.threads:
+            self.busy += 1
+            self.ready_conns.put(conn)
+        else:
+            self.waiting.append(conn)
+
+    def fill(self) -> None:
+        """Gives free request threads the connections waiting for one, oldest first."""
+        while self.waiting and self.busy < self.threads:
+            conn = self.waiting.popleft()
+            if self.conns.get(conn.fd) is not conn:
+                continue  # closed while it waited (the master went away)
+            self.busy += 1
+            self.ready_conns.put(conn)
 
     def request_thread(self) -> None:
         """One of `threads`: serves the requests of one connection at a time, as `serve`

@@ -66,6 +66,12 @@ SOCKET_TIMEOUT_S = 4.0
 RESPONSE_408 = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\n408 Request Timeout\n"
 # An idle keep-alive connection is closed after this long (Node's http keepAliveTimeout).
 KEEPALIVE_TIMEOUT_S = 5.0
+# With threads, while every thread is taken the listening sockets leave the selector (a
+# readable listener would wake the loop at once, again and again). As requests end, one
+# connection is still taken from them at most this often, so busy keep-alive connections
+# cannot starve new ones (a worker whose threads are all stuck takes none: other workers
+# can).
+ACCEPT_PAUSED_S = 0.01
 # Open connections per worker; past it the longest-idle keep-alive connection is closed.
 MAX_CONNECTIONS = 512
 # Unread request body we read and discard to keep a connection alive; past it we close.
@@ -836,6 +842,7 @@ class Worker:
         self.app: Callable = None  # type: ignore[assignment]
         self.selector = selectors.DefaultSelector()
         self.listeners: list = []
+        self.listener_data: dict = {}  # fd → (protocol, server, family) of each listener
         self.conns: dict = {}
         self.partial: set = set()  # connections whose request head is not all there (see request_ready)
         self.accepting = False
@@ -852,7 +859,7 @@ class Worker:
         self.ready_conns: "queue.SimpleQueue[Conn]" = queue.SimpleQueue()
         self.done: deque = deque()  # (conn, keep) handed back by request threads
         self.busy = 0  # connections handed to request threads and not back yet
-        self.waiting: deque = deque()  # connections with a request ready and no thread free yet
+        self.paused_since = 0.0  # listeners out of the selector (every thread taken) since, or the last accept then; 0 when not
         self.requests = 0
         self.exceptions = 0
         self.tx_bytes = 0
@@ -954,6 +961,7 @@ class Worker:
                 server = ("localhost", "80", name if isinstance(name, str) else "")
             self.listeners.append(sock)
             family = (int(sock.family), int(sock.type))
+            self.listener_data[sock.fileno()] = (s["protocol"], server, family)
             self.selector.register(sock, selectors.EVENT_READ, ("listener", s["protocol"], server, family))
 
     def _on_sigterm(self, *_: Any) -> None:
@@ -995,6 +1003,7 @@ class Worker:
             sock.close()  # close, never shutdown: shutdown would stop the shared socket for everyone
         self.listeners = []
         self.accepting = False
+        self.paused_since = 0.0
 
     def begin_stop(self) -> None:
         """Graceful stop: stop accepting, finish the request in flight, let keep-alive connections end."""
@@ -1086,9 +1095,7 @@ class Worker:
                 wait = until if wait is None else min(wait, until)
             events = self.selector.select(wait)
             # Connections request threads are done with first: the threads they free count
-            # for this round's accept, which comes before the connections waiting for a
-            # thread (see fill); else keep-alive clients could keep every thread busy and
-            # starve the connections waiting to be accepted.
+            # for this round's accepts.
             while self.done:
                 self.returned(*self.done.popleft())
             # Requests on connections we hold come first; we accept only when we had none
@@ -1101,9 +1108,8 @@ class Worker:
                     if conn.fd in self.conns:
                         self.serve(conn)
                 elif kind == "listener":
-                    # With threads: while one is free (requests on held connections were
-                    # handed out above, in this same round, when they came first).
-                    if (self.busy < self.threads) if self.lock is not None else not had_work:
+                    # With threads, listeners are in the selector only while a thread is free.
+                    if self.lock is not None or not had_work:
                         self.accept(key.fileobj, key.data[1], key.data[2], key.data[3])
                 elif kind == "channel":
                     self.on_channel()
@@ -1113,8 +1119,6 @@ class Worker:
                             pass
                     except OSError:
                         pass
-            if self.waiting:
-                self.fill()
             now = time.monotonic()
             if self.partial:
                 for conn in [c for c in self.partial if now - c.head_since >= self.socket_timeout_s]:
@@ -1234,9 +1238,9 @@ class Worker:
     # -- threads ----------------------------------------------------------------------
 
     def dispatch(self, conn: Conn) -> None:
-        """Hands a connection whose request head is all there to a request thread, or
-        queues it for the next free one. The loop stops watching it until the thread
-        hands it back (see returned)."""
+        """Hands a connection whose request head is all there to a request thread (the
+        next free one). The loop stops watching it until the thread hands it back (see
+        returned), and stops watching the listeners while every thread is taken."""
         if conn.registered:
             try:
                 self.selector.unregister(conn.sock)
@@ -1244,20 +1248,16 @@ class Worker:
                 pass
             conn.registered = False
         conn.busy = True
-        if self.busy < self.threads:
-            self.busy += 1
-            self.ready_conns.put(conn)
-        else:
-            self.waiting.append(conn)
+        self.busy += 1
+        self.ready_conns.put(conn)  # past `threads`, it waits there for the next free one
+        if self.busy >= self.threads and not self.paused_since and self.listeners:
+            for sock in self.listeners:
+                self.selector.unregister(sock)
+            self.paused_since = time.monotonic()
 
-    def fill(self) -> None:
-        """Gives free request threads the connections waiting for one, oldest first."""
-        while self.waiting and self.busy < self.threads:
-            conn = self.waiting.popleft()
-            if self.conns.get(conn.fd) is not conn:
-                continue  # closed while it waited (the master went away)
-            self.busy += 1
-            self.ready_conns.put(conn)
+    def selector_data(self, sock: socket.socket) -> tuple:
+        """A listener's (protocol, server, family), as registered by listen."""
+        return self.listener_data[sock.fileno()]
 
     def request_thread(self) -> None:
         """One of `threads`: serves the requests of one connection at a time, as `serve`
@@ -1294,6 +1294,17 @@ class Worker:
         """A request thread is done with `conn`: back into the selector, or closed."""
         self.busy -= 1
         conn.busy = False
+        if self.paused_since:
+            if self.busy < self.threads:
+                self.paused_since = 0.0
+                for sock in self.listeners:
+                    self.selector.register(sock, selectors.EVENT_READ, ("listener",) + self.selector_data(sock))
+            else:
+                now = time.monotonic()
+                if now - self.paused_since >= ACCEPT_PAUSED_S:
+                    self.paused_since = now
+                    for sock in list(self.listeners):
+                        self.accept(sock, *self.selector_data(sock))
         if self.conns.get(conn.fd) is not conn:
             return  # closed while a thread had it (the master went away)
         if not keep:

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, descendants, httpGet, isAlive, procStatus, serving, statsOf, statsUntil, startVassal, waitFor, workersAccepting, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
 import { exchange, nginxVars, parseResponse, uwsgiRequest } from '../helpers/wire.js';
@@ -630,4 +630,24 @@ test('threads: keep-alive clients that keep every thread busy do not starve a co
   assert.ok(!(newcomer instanceof Error), `the new connection was answered while the others went on (${String(newcomer)})`);
   assert.equal((newcomer as { status: number }).status, 200);
   assert.ok(stillRunning);
+});
+
+test('threads: a worker whose threads are all taken sleeps while a connection waits (it does not spin on the listener)', async (t) => {
+  const v = await pythonVassal(t, 'threads = 2');
+  const doc = await ready(v);
+  const pid = doc.workers[0]?.pid as number;
+  const slow = [httpGet(`${v.url}/sleep?ms=4000`), httpGet(`${v.url}/sleep?ms=4000`)];
+  await statsUntil(v.stats, (d) => (d.workers[0] as { in_flight?: number } | undefined)?.in_flight === 2, { message: 'both threads taken' });
+  const third = httpGet(`${v.url}/`); // waits: no thread is free
+  /** utime + stime of the worker, in clock ticks (1/100 s). */
+  const ticks = (): number => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  };
+  const before = ticks();
+  await new Promise<void>((resolve) => { setTimeout(resolve, 1000); }); // a CPU sample over one second
+  const used = ticks() - before;
+  assert.ok(used < 30, `the worker used ${used}% of a core while waiting (a spinning loop uses about 100%)`);
+  for (const r of await Promise.all([...slow, third])) assert.equal(r.status, 200);
 });

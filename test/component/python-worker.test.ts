@@ -651,3 +651,16 @@ test('threads: a worker whose threads are all taken sleeps while a connection wa
   assert.ok(used < 30, `the worker used ${used}% of a core while waiting (a spinning loop uses about 100%)`);
   for (const r of await Promise.all([...slow, third])) assert.equal(r.status, 200);
 });
+
+test('threads over the uwsgi protocol (nginx uwsgi_pass): packets are served at once, each on its thread', async (t) => {
+  const v = await startVassal(t, (port) => `socket = 127.0.0.1:${port}\nwsgi-file = ${APP}\nthreads = 3\nenv = PATH=/usr/bin:/bin`);
+  await ready(v);
+  const answers = await Promise.all([1, 2, 3].map(() => uwsgiRequest(v.port, nginxVars('GET', '/overlap?ms=600'))));
+  for (const a of answers) assert.equal(a.statusLine, 'HTTP/1.1 200 OK');
+  const most = Math.max(...answers.map((a) => Number(/at most (\d+) at once/.exec(a.body.toString())?.[1])));
+  assert.equal(most, 3, `the app saw at most ${most} requests at once`);
+  // A malformed packet still closes only its own connection.
+  const bad = await exchange(v.port, Buffer.from([0, 8, 0, 0, 0, 0, 1, 0, 120, 0, 0, 0]));
+  assert.equal(bad.length, 0);
+  assert.equal((await uwsgiRequest(v.port, nginxVars('GET', '/'))).statusLine, 'HTTP/1.1 200 OK');
+});

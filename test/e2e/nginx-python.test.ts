@@ -53,13 +53,13 @@ function cookiesOf(res: Response): Map<string, string> {
   return out;
 }
 
-test('Django behind nginx uwsgi_pass: the admin logs in; static files come from disk through nginx', async (t) => {
+test('Django behind nginx uwsgi_pass (2 workers of 2 threads): the admin logs in; static files come from disk through nginx', async (t) => {
   requireNginx();
   const dir = tempDir(t);
   const { project, publicDir } = makeDjangoProject(dir);
   const v = await startVassal(
     t,
-    (port) => `socket = 127.0.0.1:${port}\nchdir = ${project}\nmodule = mysite.wsgi:application\nprocesses = 2\nenv = PATH=/usr/bin:/bin\nenv = DJANGO_SETTINGS_MODULE=mysite.settings`,
+    (port) => `socket = 127.0.0.1:${port}\nchdir = ${project}\nmodule = mysite.wsgi:application\nprocesses = 2\nthreads = 2\nenv = PATH=/usr/bin:/bin\nenv = DJANGO_SETTINGS_MODULE=mysite.settings`,
   );
   await workersAccepting(v, 2);
   const nginx = await startNginx(

@@ -849,6 +849,9 @@ class Worker:
         self.stopping = False
         self.stop_requested = False  # set by SIGTERM; acted on by the loop, not in the handler
         self.recycling = False
+        # With threads: the thread that ended the max-requests-th request sets this at once,
+        # so no connection is taken (or kept) in the moment before the loop recycles.
+        self.recycle_pending = False
         self.status = STARTING
         self.current: Optional[tuple] = None  # (start epoch ms, method, uri) of the (oldest) request in flight
         # `threads` > 1: request threads take connections whose request head is all there
@@ -971,7 +974,7 @@ class Worker:
 
     def going_away(self) -> bool:
         """This process will stop soon: its responses tell clients to reconnect elsewhere."""
-        return self.stopping or self.stop_requested or self.recycling
+        return self.stopping or self.stop_requested or self.recycling or self.recycle_pending
 
     def install_signals(self) -> None:
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
@@ -1047,15 +1050,19 @@ class Worker:
             else:
                 self.log.warn("master→worker: unknown message %s" % json.dumps(m)[:120])
 
-    def check_recycle(self) -> None:
-        """uWSGI's max-requests, checked after each request and gated by min-worker-lifetime."""
-        if (
+    def recycle_due(self) -> bool:
+        """uWSGI's max-requests reached, and min-worker-lifetime past."""
+        return (
             self.max_requests > 0
             and not self.recycling
             and not self.stopping
             and self.requests >= self.max_requests
             and time.monotonic() - self.started >= self.min_lifetime_s
-        ):
+        )
+
+    def check_recycle(self) -> None:
+        """uWSGI's max-requests, checked after each request and gated by min-worker-lifetime."""
+        if self.recycle_due():
             self.recycling = True
             self.log.info(
                 "served %d requests (max-requests %d); asking to be replaced" % (self.requests, self.max_requests),
@@ -1142,8 +1149,8 @@ class Worker:
     def accept(self, listener: socket.socket, proto: str, server: tuple, family: tuple) -> None:
         # One connection per wake-up: the other workers woke too and take the next ones,
         # which spreads keep-alive connections over the pool.
-        if not self.accepting:
-            return  # stopped accepting earlier in this round of events
+        if not self.accepting or self.recycle_pending:
+            return  # stopped accepting earlier in this round of events, or about to
         try:
             # What socket.accept() does, minus its family/type lookups: the fd comes back
             # blocking, with the listener's timeouts and TCP_NODELAY.
@@ -1591,6 +1598,12 @@ class Worker:
                 self.inflight[id(entry)] = entry  # type: ignore[index]
                 if self.current is None:
                     self.current = entry  # the oldest request in flight: what harakiri times
+                # The max-requests-th request has started: take no other (one could come in
+                # before this one ends and the loop recycles the worker).
+                if (self.max_requests and not self.recycle_pending
+                        and self.requests + len(self.inflight) >= self.max_requests  # type: ignore[arg-type]
+                        and time.monotonic() - self.started >= self.min_lifetime_s):
+                    self.recycle_pending = True
                 if self.exact_slot or now - self.scoreboard.last_write >= START_PUBLISH_S:
                     self._publish()
                 else:
@@ -1832,6 +1845,8 @@ class Worker:
             else:
                 del inflight[id(entry)]
                 self.current = next(iter(inflight.values()), None)
+                if self.max_requests and self.recycle_due():
+                    self.recycle_pending = True  # the loop recycles when this thread hands the connection back
             # Idle again: always with harakiri (a stale "busy" would be killed), else at most
             # every 100 ms; the loop's heartbeat writes the rest within heartbeatIntervalMs.
             if self.exact_slot or now - self.scoreboard.last_write >= IDLE_PUBLISH_S:

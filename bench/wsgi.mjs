@@ -1,7 +1,8 @@
 // WSGI hello world, 2 workers each: Emperor's Python worker, uWSGI (Debian's uwsgi +
 // uwsgi-plugin-python3) and gunicorn (Debian's, sync workers), behind one nginx worker
 // (uwsgi_pass, or proxy_pass for gunicorn) and on each server's own HTTP socket, all in
-// one run with the same load generator (wrk, fixed duration, on 127.0.0.1).
+// one run with the same load generator (wrk, fixed duration, on 127.0.0.1). Then the
+// same three with 4 threads per worker on an app whose requests wait 20 ms.
 //
 // Needs: apt-get install wrk nginx uwsgi uwsgi-plugin-python3 gunicorn python3
 // (installed here when missing and running as root). BENCH_SECONDS sets the duration of
@@ -183,4 +184,77 @@ http {
     ['Emperor / uWSGI, own socket, a connection per request', ratio(targets[5][0], targets[6][0])],
     ['Emperor / gunicorn, own socket, a connection per request', ratio(targets[5][0], targets[7][0])],
   ]);
+  await ioBound(dir, quiet);
+}
+
+/** The app of the threads table: each request waits 20 ms, as on a database. */
+const IO_APP = `import time
+def application(environ, start_response):
+    time.sleep(0.02)
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '13')])
+    return [b'Hello, World!']
+`;
+
+/**
+ * Threads where they pay: an app whose requests wait 20 ms, 2 workers of 4 threads each
+ * behind nginx (Emperor and uWSGI over uwsgi_pass, gunicorn's gthread workers over
+ * proxy_pass), and Emperor without threads for the baseline. The most any can do is
+ * 2 × 4 / 20 ms = 400 req/s.
+ */
+async function ioBound(dir, quiet) {
+  writeFileSync(join(dir, 'waits.py'), IO_APP);
+  const port = {};
+  for (const name of ['emperor', 'emperor1', 'uwsgi', 'gunicorn', 'ngxEmperor', 'ngxEmperor1', 'ngxUwsgi', 'ngxGunicorn']) port[name] = await freePort();
+  const vassal = (file, p, threads) => {
+    writeFileSync(join(dir, file), `[uwsgi]\nsocket = 127.0.0.1:${p}\nwsgi-file = ${join(dir, 'waits.py')}\nprocesses = 2\nthreads = ${threads}\nenv = PATH=/usr/bin:/bin\ndisable-logging = true\n`);
+    return start(process.execPath, [EMPEROR_BIN, '--ini', join(dir, file)], quiet);
+  };
+  const emperor = vassal('io4.ini', port.emperor, 4);
+  const emperor1 = vassal('io1.ini', port.emperor1, 1);
+  const uwsgi = start('uwsgi', ['--plugin', 'python3', '--master', '--processes', '2', '--threads', '4', '--disable-logging', '--die-on-term',
+    '--socket', `127.0.0.1:${port.uwsgi}`, '--wsgi-file', join(dir, 'waits.py')], { cwd: dir });
+  const gunicorn = start('gunicorn', ['--workers', '2', '--worker-class', 'gthread', '--threads', '4', '--bind', `127.0.0.1:${port.gunicorn}`, '--chdir', dir, 'waits:application'], { cwd: dir });
+  const prefix = join(dir, 'nginx-io');
+  mkdirSync(prefix);
+  const temp = (n) => `${n}_temp_path ${join(prefix, n)};`;
+  const pass = (listen, to) => `server { listen 127.0.0.1:${listen}; location / { include /etc/nginx/uwsgi_params; uwsgi_pass 127.0.0.1:${to}; } }`;
+  writeFileSync(join(prefix, 'nginx.conf'), `
+${process.getuid?.() === 0 ? 'user root;' : ''}
+worker_processes 1;
+error_log ${join(prefix, 'error.log')} error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  ${temp('client_body')} ${temp('proxy')} ${temp('fastcgi')} ${temp('uwsgi')} ${temp('scgi')}
+  ${pass(port.ngxEmperor, port.emperor)}
+  ${pass(port.ngxEmperor1, port.emperor1)}
+  ${pass(port.ngxUwsgi, port.uwsgi)}
+  server { listen 127.0.0.1:${port.ngxGunicorn}; location / { proxy_pass http://127.0.0.1:${port.gunicorn}; } }
+}
+`);
+  start('/usr/sbin/nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf'), '-g', `daemon off; pid ${join(prefix, 'nginx.pid')};`]);
+  const targets = [
+    ['Emperor, 2 workers × 4 threads (uwsgi_pass)', port.ngxEmperor, emperor.pid],
+    ['uWSGI, 2 workers × 4 threads (uwsgi_pass)', port.ngxUwsgi, uwsgi.pid],
+    ['gunicorn gthread, 2 workers × 4 threads (proxy_pass)', port.ngxGunicorn, gunicorn.pid],
+    ['Emperor, 2 workers, no threads (uwsgi_pass)', port.ngxEmperor1, emperor1.pid],
+  ].map(([name, p, root]) => [name, `http://127.0.0.1:${p}/`, root]);
+  for (const [, url] of targets) await waitFor(() => get200(url), 30_000, 20);
+  const runs = new Map(targets.map(([name]) => [name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, url, root] of targets) {
+      const cpu0 = treeCpuMs(root);
+      const r = await wrk(url, { threads: 1, connections: CONNECTIONS, seconds: SECONDS });
+      runs.get(name).push({ ...r, errors: r.non2xx + r.socketErrors.connect + r.socketErrors.write + r.socketErrors.timeout, cpuUs: ((treeCpuMs(root) - cpu0) * 1000) / r.requests });
+    }
+  }
+  table(
+    `WSGI app waiting 20 ms per request (as on a database), behind one nginx worker (wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, median of ${ROUNDS}; at most 400 req/s with 8 threads)`,
+    ['server', 'req/s', 'p99', 'app server CPU µs/req', 'errors'],
+    targets.map(([name]) => {
+      const sorted = [...runs.get(name)].sort((a, b) => a.rps - b.rps);
+      const r = sorted[Math.floor(sorted.length / 2)];
+      return [name, Math.round(r.rps).toLocaleString('en-US'), `${r.p99Ms.toFixed(2)} ms`, Math.round(r.cpuUs), sorted.reduce((n, x) => n + x.errors, 0)];
+    }),
+  );
 }

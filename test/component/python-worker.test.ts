@@ -664,3 +664,16 @@ test('threads over the uwsgi protocol (nginx uwsgi_pass): packets are served at 
   assert.equal(bad.length, 0);
   assert.equal((await uwsgiRequest(v.port, nginxVars('GET', '/'))).statusLine, 'HTTP/1.1 200 OK');
 });
+
+test('ps tells a Python worker\'s vassal and id from its command line; the app\'s sys.argv does not show them', async (t) => {
+  const v = await startVassal(t, (port, d) => {
+    writeFileSync(join(d, 'argv.py'), 'import sys\ndef application(environ, start_response):\n    start_response("200 OK", [("Content-Type", "text/plain")])\n    return [repr(sys.argv).encode()]\n');
+    return `http-socket = 127.0.0.1:${port}\nwsgi-file = ${join(d, 'argv.py')}\nprocesses = 2\nenv = PATH=/usr/bin:/bin`;
+  });
+  const doc = await ready(v, 2);
+  for (const w of doc.workers) {
+    const argv = readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    assert.deepEqual(argv.slice(-2), ['vassal=v.ini', `worker=${w.id}`], argv.join(' '));
+  }
+  assert.equal((await httpGet(`${v.url}/`)).body, `['${join(v.dir, 'argv.py')}']`);
+});

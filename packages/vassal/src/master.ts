@@ -359,11 +359,13 @@ export class Master extends EventEmitter<MasterEvents> {
     const log = this.#options.logFd?.() ?? 'inherit';
     let child: Child;
     try {
-      // Python: -u, so what the app prints reaches the log at once, as under uWSGI.
+      // Python: -u, so what the app prints reaches the log at once, as under uWSGI. The
+      // vassal and worker id follow on the command line, unread, so `ps` tells a Python
+      // worker's app (a Node worker sets its title instead; the app sees neither).
       const [command, args] =
         config.runtime === 'node'
           ? [process.execPath, [this.#options.workerEntries.node]]
-          : [this.#options.pythonInterpreter?.(config) ?? 'python3', ['-u', this.#options.workerEntries.python]];
+          : [this.#options.pythonInterpreter?.(config) ?? 'python3', ['-u', this.#options.workerEntries.python, `vassal=${config.name}`, `worker=${slot.id}`]];
       child = spawnChild(
         command,
         args,

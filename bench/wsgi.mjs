@@ -86,6 +86,29 @@ async function fairness(url, clients = 10, ms = 2000) {
   return counts;
 }
 
+/** An nginx server block on 127.0.0.1:`listen` passing to a uwsgi socket on `to`, with the stock uwsgi_params. */
+const uwsgiPass = (listen, to) => `server { listen 127.0.0.1:${listen}; location / { include /etc/nginx/uwsgi_params; uwsgi_pass 127.0.0.1:${to}; } }`;
+/** An nginx server block on 127.0.0.1:`listen` proxying HTTP to `to`. */
+const proxyPass = (listen, to) => `server { listen 127.0.0.1:${listen}; location / { proxy_pass http://127.0.0.1:${to}; } }`;
+
+/** Starts a private nginx (one worker, no access log) in `prefix` with these server blocks. */
+function startNginx(prefix, servers) {
+  mkdirSync(prefix);
+  const temp = (n) => `${n}_temp_path ${join(prefix, n)};`;
+  writeFileSync(join(prefix, 'nginx.conf'), `
+${process.getuid?.() === 0 ? 'user root;' : ''}
+worker_processes 1;
+error_log ${join(prefix, 'error.log')} error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  ${temp('client_body')} ${temp('proxy')} ${temp('fastcgi')} ${temp('uwsgi')} ${temp('scgi')}
+  ${servers.join('\n  ')}
+}
+`);
+  return start('/usr/sbin/nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf'), '-g', `daemon off; pid ${join(prefix, 'nginx.pid')};`]);
+}
+
 export async function run() {
   ensurePackages();
   const dir = tempDir();
@@ -111,23 +134,11 @@ disable-logging = true
   ], { cwd: dir });
   const gunicorn = start('gunicorn', ['--workers', '2', '--worker-class', 'sync', '--bind', `127.0.0.1:${port.gunicorn}`, '--chdir', dir, 'app:application'], { cwd: dir });
 
-  const prefix = join(dir, 'nginx');
-  mkdirSync(prefix);
-  const temp = (n) => `${n}_temp_path ${join(prefix, n)};`;
-  writeFileSync(join(prefix, 'nginx.conf'), `
-${process.getuid?.() === 0 ? 'user root;' : ''}
-worker_processes 1;
-error_log ${join(prefix, 'error.log')} error;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  ${temp('client_body')} ${temp('proxy')} ${temp('fastcgi')} ${temp('uwsgi')} ${temp('scgi')}
-  server { listen 127.0.0.1:${port.ngxEmperor}; location / { include /etc/nginx/uwsgi_params; uwsgi_pass 127.0.0.1:${port.emperorUwsgi}; } }
-  server { listen 127.0.0.1:${port.ngxUwsgi}; location / { include /etc/nginx/uwsgi_params; uwsgi_pass 127.0.0.1:${port.uwsgiUwsgi}; } }
-  server { listen 127.0.0.1:${port.ngxGunicorn}; location / { proxy_pass http://127.0.0.1:${port.gunicorn}; } }
-}
-`);
-  start('/usr/sbin/nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf'), '-g', `daemon off; pid ${join(prefix, 'nginx.pid')};`]);
+  startNginx(join(dir, 'nginx'), [
+    uwsgiPass(port.ngxEmperor, port.emperorUwsgi),
+    uwsgiPass(port.ngxUwsgi, port.uwsgiUwsgi),
+    proxyPass(port.ngxGunicorn, port.gunicorn),
+  ]);
 
   // [name, url, wrk headers, the app server's root pid (its CPU is measured, nginx's is not)]
   const close = ['Connection: close'];
@@ -214,25 +225,12 @@ async function ioBound(dir, quiet) {
   const uwsgi = start('uwsgi', ['--plugin', 'python3', '--master', '--processes', '2', '--threads', '4', '--disable-logging', '--die-on-term',
     '--socket', `127.0.0.1:${port.uwsgi}`, '--wsgi-file', join(dir, 'waits.py')], { cwd: dir });
   const gunicorn = start('gunicorn', ['--workers', '2', '--worker-class', 'gthread', '--threads', '4', '--bind', `127.0.0.1:${port.gunicorn}`, '--chdir', dir, 'waits:application'], { cwd: dir });
-  const prefix = join(dir, 'nginx-io');
-  mkdirSync(prefix);
-  const temp = (n) => `${n}_temp_path ${join(prefix, n)};`;
-  const pass = (listen, to) => `server { listen 127.0.0.1:${listen}; location / { include /etc/nginx/uwsgi_params; uwsgi_pass 127.0.0.1:${to}; } }`;
-  writeFileSync(join(prefix, 'nginx.conf'), `
-${process.getuid?.() === 0 ? 'user root;' : ''}
-worker_processes 1;
-error_log ${join(prefix, 'error.log')} error;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  ${temp('client_body')} ${temp('proxy')} ${temp('fastcgi')} ${temp('uwsgi')} ${temp('scgi')}
-  ${pass(port.ngxEmperor, port.emperor)}
-  ${pass(port.ngxEmperor1, port.emperor1)}
-  ${pass(port.ngxUwsgi, port.uwsgi)}
-  server { listen 127.0.0.1:${port.ngxGunicorn}; location / { proxy_pass http://127.0.0.1:${port.gunicorn}; } }
-}
-`);
-  start('/usr/sbin/nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf'), '-g', `daemon off; pid ${join(prefix, 'nginx.pid')};`]);
+  startNginx(join(dir, 'nginx-io'), [
+    uwsgiPass(port.ngxEmperor, port.emperor),
+    uwsgiPass(port.ngxEmperor1, port.emperor1),
+    uwsgiPass(port.ngxUwsgi, port.uwsgi),
+    proxyPass(port.ngxGunicorn, port.gunicorn),
+  ]);
   const targets = [
     ['Emperor, 2 workers × 4 threads (uwsgi_pass)', port.ngxEmperor, emperor.pid],
     ['uWSGI, 2 workers × 4 threads (uwsgi_pass)', port.ngxUwsgi, uwsgi.pid],

@@ -436,22 +436,31 @@ test('a unix http-socket; workers of a master killed with SIGKILL are gone withi
   await waitFor(() => workers.every((p) => !isAlive(p)), { timeoutMs: 1000, message: 'workers gone within 1 s' });
 });
 
+/** A client that sent some bytes and nothing more: what came back, and when the server closed it. */
+interface StalledClient {
+  readonly got: () => string;
+  /** Resolves with the ms from the write to the close. */
+  readonly closed: Promise<number>;
+}
+
+/** Connects to `port` and sends `bytes`; resolves once they are written, with the close to come. */
+async function stalledClient(t: import('node:test').TestContext, port: number, bytes: string): Promise<StalledClient> {
+  const s = connect(port, '127.0.0.1');
+  t.after(() => s.destroy());
+  s.on('error', () => {});
+  let got = '';
+  s.on('data', (c: Buffer) => (got += c.toString('latin1')));
+  await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+  const started = Date.now();
+  const closed = new Promise<number>((resolve) => s.on('close', () => resolve(Date.now() - started)));
+  await new Promise<void>((resolve) => s.write(bytes, () => resolve()));
+  return { got: () => got, closed };
+}
+
 test('a client that stops mid-head holds no worker (408 after 4 s); one that stops mid-body holds it for at most socket-timeout (4 s)', async (t) => {
   const v = await pythonVassal(t);
   await ready(v);
-  /** Connects and sends `bytes`; resolves once they are written, with the close to come. */
-  const stalled = async (bytes: string): Promise<{ got: () => string; closed: Promise<number> }> => {
-    const s = connect(v.port, '127.0.0.1');
-    t.after(() => s.destroy());
-    s.on('error', () => {});
-    let got = '';
-    s.on('data', (c: Buffer) => (got += c.toString('latin1')));
-    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
-    const started = Date.now();
-    const closed = new Promise<number>((resolve) => s.on('close', () => resolve(Date.now() - started)));
-    await new Promise<void>((resolve) => s.write(bytes, () => resolve()));
-    return { got: () => got, closed };
-  };
+  const stalled = (bytes: string): Promise<StalledClient> => stalledClient(t, v.port, bytes);
 
   // Mid-head: the worker is free at once (the one worker answers the next client), and the
   // stalled connection is answered 408 and closed 4 s after its first byte.
@@ -472,19 +481,11 @@ test('a client that stops mid-head holds no worker (408 after 4 s); one that sto
 });
 
 test('socket-timeout sets how long a client may stall: a Python head (408) and body, and a Node worker\'s uwsgi packet', async (t) => {
-  /** Connects, sends `bytes` and never more; resolves with what came back and when the worker closed it. */
+  /** Sends `bytes` and never more; resolves with what came back and when the worker closed it. */
   const stall = async (port: number, bytes: string): Promise<{ got: string; closedMs: number }> => {
-    const s = connect(port, '127.0.0.1');
-    t.after(() => s.destroy());
-    s.on('error', () => {});
-    let got = '';
-    s.on('data', (c: Buffer) => (got += c.toString('latin1')));
-    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
-    const started = Date.now();
-    const closed = new Promise<number>((resolve) => s.on('close', () => resolve(Date.now() - started)));
-    s.write(bytes);
-    const closedMs = await closed;
-    return { got, closedMs };
+    const client = await stalledClient(t, port, bytes);
+    const closedMs = await client.closed;
+    return { got: client.got(), closedMs };
   };
   const py = await pythonVassal(t, 'socket-timeout = 1');
   await ready(py);

@@ -842,7 +842,7 @@ class Worker:
         self.app: Callable = None  # type: ignore[assignment]
         self.selector = selectors.DefaultSelector()
         self.listeners: list = []
-        self.listener_data: dict = {}  # fd → (protocol, server, family) of each listener
+        self.listener_keys: dict = {}  # fd → each listener's selector data, to register it again (see dispatch)
         self.conns: dict = {}
         self.partial: set = set()  # connections whose request head is not all there (see request_ready)
         self.accepting = False
@@ -880,13 +880,18 @@ class Worker:
 
     # -- state ----------------------------------------------------------------------
 
-    def publish(self) -> None:
+    def locked(self, fn: Callable[[], None]) -> None:
+        """Runs `fn` under the lock request threads share (slot, counters, request log);
+        directly in a worker without threads."""
         lock = self.lock
-        if lock is not None:
-            with lock:  # request threads publish too; one write at a time, from one state
-                self._publish()
+        if lock is None:
+            fn()
         else:
-            self._publish()
+            with lock:
+                fn()
+
+    def publish(self) -> None:
+        self.locked(self._publish)  # request threads publish too: one write at a time, from one state
 
     def _publish(self) -> None:
         self.stale = False
@@ -964,8 +969,9 @@ class Worker:
                 server = ("localhost", "80", name if isinstance(name, str) else "")
             self.listeners.append(sock)
             family = (int(sock.family), int(sock.type))
-            self.listener_data[sock.fileno()] = (s["protocol"], server, family)
-            self.selector.register(sock, selectors.EVENT_READ, ("listener", s["protocol"], server, family))
+            key = ("listener", s["protocol"], server, family)
+            self.listener_keys[sock.fileno()] = key
+            self.selector.register(sock, selectors.EVENT_READ, key)
 
     def _on_sigterm(self, *_: Any) -> None:
         # Python runs this between any two bytecodes of the main thread, maybe in the
@@ -1042,11 +1048,7 @@ class Worker:
             if isinstance(m, dict) and m.get("v") == IPC_VERSION and m.get("type") == "stop":
                 self.begin_stop()
             elif isinstance(m, dict) and m.get("v") == IPC_VERSION and m.get("type") == "reopen-logs":
-                if self.lock is not None:
-                    with self.lock:
-                        self.reqlog.reopen()
-                else:
-                    self.reqlog.reopen()
+                self.locked(self.reqlog.reopen)
             else:
                 self.log.warn("master→worker: unknown message %s" % json.dumps(m)[:120])
 
@@ -1137,11 +1139,7 @@ class Worker:
             if self.stale and time.time() - self.scoreboard.last_write >= self.heartbeat_s:
                 self.publish()
             if self.reqlog.due() == 0.0:
-                if self.lock is not None:
-                    with self.lock:
-                        self.reqlog.flush()
-                else:
-                    self.reqlog.flush()
+                self.locked(self.reqlog.flush)
         self.publish()
         self.errors.flush()
         self.reqlog.flush()
@@ -1262,10 +1260,6 @@ class Worker:
                 self.selector.unregister(sock)
             self.paused_since = time.monotonic()
 
-    def selector_data(self, sock: socket.socket) -> tuple:
-        """A listener's (protocol, server, family), as registered by listen."""
-        return self.listener_data[sock.fileno()]
-
     def request_thread(self) -> None:
         """One of `threads`: serves the requests of one connection at a time, as `serve`
         does in a worker without threads, then hands the connection back to the loop."""
@@ -1288,8 +1282,7 @@ class Worker:
             except BaseException as err:  # SystemExit or KeyboardInterrupt from the app: as without threads, the worker ends
                 self.log.error("%s raised in a request thread serving %s; exiting" % (type(err).__name__, conn.peer_text()))
                 self.errors.flush()
-                with self.lock:  # type: ignore[union-attr]
-                    self.reqlog.flush()
+                self.locked(self.reqlog.flush)
                 os._exit(1)
             self.done.append((conn, keep))
             try:
@@ -1305,13 +1298,13 @@ class Worker:
             if self.busy < self.threads:
                 self.paused_since = 0.0
                 for sock in self.listeners:
-                    self.selector.register(sock, selectors.EVENT_READ, ("listener",) + self.selector_data(sock))
+                    self.selector.register(sock, selectors.EVENT_READ, self.listener_keys[sock.fileno()])
             else:
                 now = time.monotonic()
                 if now - self.paused_since >= ACCEPT_PAUSED_S:
                     self.paused_since = now
                     for sock in list(self.listeners):
-                        self.accept(sock, *self.selector_data(sock))
+                        self.accept(sock, *self.listener_keys[sock.fileno()][1:])
         if self.conns.get(conn.fd) is not conn:
             return  # closed while a thread had it (the master went away)
         if not keep:
@@ -1799,12 +1792,8 @@ class Worker:
                     client_gone = client_gone or err
                 except Exception as err:
                     failed = failed or err
+        app_failed = failed is not None
         if failed is not None:
-            if lock is not None:
-                with lock:
-                    self.exceptions += 1
-            else:
-                self.exceptions += 1
             keep = False
             self.log.error(
                 "exception in %s %s: %s: %s" % (method, uri, type(failed).__name__, failed),
@@ -1834,6 +1823,8 @@ class Worker:
             lock.acquire()
         try:
             self.requests += 1
+            if app_failed:
+                self.exceptions += 1
             self.running_time_us += rt_us
             self.avg_rt_us = rt_us if self.avg_rt_us == 0 else (self.avg_rt_us + rt_us) / 2  # uWSGI's running average
             self.tx_bytes += tx

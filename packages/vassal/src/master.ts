@@ -254,7 +254,7 @@ export class Master extends EventEmitter<MasterEvents> {
     const owner = chown === undefined ? undefined : resolveCredentials(chown.user, chown.group);
     this.#sockets = await bindSockets(config.sockets, { mode: config.chmodSocket, uid: owner?.uid, gid: owner?.gid });
     try {
-      if (config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
+      this.writePidfile();
       // pino loads with the first log line: make that happen while Emperor's own files are
       // surely readable, then check the vassal's user can read the worker code it execs.
       void this.#logger.level;
@@ -1010,14 +1010,15 @@ export class Master extends EventEmitter<MasterEvents> {
    * cheaping a busy worker gives 502s); if all are busy, nothing happens this time. A
    * worker that picked up a request since the last reading still finishes it: the stop
    * is graceful.
+   * @returns how many workers were cheaped
    */
-  #shrinkPool(decision: CheaperDecision): void {
+  #shrinkPool(decision: CheaperDecision): number {
     const candidates = [...this.#slots.values()]
       .filter((s) => !s.cheap && s.current?.state === 'ready' && !s.current.killing && s.next === undefined)
       .filter((s) => (s.current as WorkerProc).data.inFlight === 0 && (s.current as WorkerProc).data.status !== SlotStatus.BUSY)
       .sort((a, b) => a.lastSpawn - b.lastSpawn)
       .slice(0, -decision.delta);
-    if (candidates.length === 0) return;
+    if (candidates.length === 0) return 0;
     this.#logger.info({ reason: decision.reason, workers: candidates.map((s) => s.id) }, decision.message);
     for (const slot of candidates) {
       const proc = slot.current as WorkerProc;
@@ -1026,6 +1027,7 @@ export class Master extends EventEmitter<MasterEvents> {
       this.#logger.info({ worker: slot.id, worker_pid: proc.child.pid, reason: decision.reason }, `worker ${slot.id} (pid ${proc.child.pid}) cheaped`);
       void this.#retire(proc, 'cheap');
     }
+    return candidates.length;
   }
 
   /**
@@ -1046,9 +1048,8 @@ export class Master extends EventEmitter<MasterEvents> {
     }
     const active = slots.filter((s) => !s.cheap && s.current !== undefined).length;
     if (active <= config.cheaper) return `only ${active} worker(s) run, the fewest cheaper allows`;
-    const before = slots.filter((s) => s.cheap).length;
-    this.#shrinkPool({ delta: -1, reason: 'master-fifo', message: 'master FIFO -: cheaping one worker' });
-    return slots.filter((s) => s.cheap).length > before ? undefined : 'every worker is busy or starting';
+    const cheaped = this.#shrinkPool({ delta: -1, reason: 'master-fifo', message: 'master FIFO -: cheaping one worker' });
+    return cheaped > 0 ? undefined : 'every worker is busy or starting';
   }
 
   /**

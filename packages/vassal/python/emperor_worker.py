@@ -14,7 +14,7 @@ It serves one request at a time (a sync worker, like uWSGI's default and gunicor
 ``uwsgi-socket`` (the uwsgi binary protocol nginx's ``uwsgi_pass`` speaks), calling the
 app as PEP 3333 says. Standard library only; Python 3.9 or newer.
 
-Mirror of the Node worker (packages/vassal/src/runtimes/node/worker-main.ts): same
+Mirror of the Node worker (packages/vassal/src/worker/node/worker-main.ts): same
 log lines, same scoreboard layout, same graceful stop. Change them together.
 """
 
@@ -49,7 +49,7 @@ EXIT_UNAVAILABLE = 69
 SPEC_VERSION = 1
 IPC_VERSION = 1
 
-# Scoreboard slot, byte for byte as packages/vassal/src/scoreboard.ts writes it:
+# Scoreboard slot, byte for byte as packages/vassal/src/shared/scoreboard.ts writes it:
 # seq, pid, status, flags, 2 pad, in-flight, 9 doubles (heartbeat, requests, exceptions,
 # tx, running time, avg rt, request start, harakiri count, last request end), 8 pad,
 # method length, uri length, method (16 B), uri (900 B), 4 pad, seq again.
@@ -195,7 +195,7 @@ class ErrorStream(io.TextIOBase):
 
 
 # --- request log -----------------------------------------------------------------------
-# The same lines as the Node worker (packages/vassal/src/request-log.ts): uWSGI's default
+# The same lines as the Node worker (packages/vassal/src/shared/request-log.ts): uWSGI's default
 # line byte for byte, a `log-format` template, or a JSON object. Change them together.
 
 LOG_BUFFER_BYTES = 32 * 1024  # a batch is written once this much has gathered ...
@@ -790,7 +790,7 @@ class BadRequest(Exception):
 
 def uwsgi_block_error(block: bytes) -> str:
     """Why a variable block does not parse, in the words of uWSGI and of the Node parser
-    (src/runtimes/node/uwsgi-packet.ts). Only called once the fast parse failed."""
+    (src/worker/node/uwsgi-packet.ts). Only called once the fast parse failed."""
     end = len(block)
     pos = 0
     while pos < end:

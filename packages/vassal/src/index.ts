@@ -1,15 +1,15 @@
-export * from './scoreboard.js';
-export * from './sockets.js';
-export * from './users.js';
-export * from './worker-spec.js';
-export * from './master.js';
-export * from './health.js';
-export * from './cheaper.js';
-export * from './stats.js';
-export * from './request-log.js';
-export * from './python-interpreter.js';
-export { runVassal, WORKER_ENTRIES, type RunVassalOptions } from './run-vassal.js';
+export * from './shared/scoreboard.js';
+export * from './master/sockets.js';
+export * from './master/users.js';
+export * from './shared/worker-spec.js';
+export * from './master/master.js';
+export * from './master/health.js';
+export * from './master/cheaper.js';
+export * from './master/stats.js';
+export * from './shared/request-log.js';
+export * from './master/python-interpreter.js';
+export { runVassal, WORKER_ENTRIES, type RunVassalOptions } from './master/run-vassal.js';
 
 /** Absolute path of the master entry the emperor spawns. */
 export const MASTER_ENTRY = new URL('./bin/master.js', import.meta.url).pathname;
-export { encodeUwsgiPacket, parseUwsgiPacket, uwsgiToHttpHead, type UwsgiParse, type UwsgiPacket } from './runtimes/node/uwsgi-packet.js';
+export { encodeUwsgiPacket, parseUwsgiPacket, uwsgiToHttpHead, type UwsgiParse, type UwsgiPacket } from './worker/node/uwsgi-packet.js';

@@ -5,7 +5,7 @@
  * Not meant to be run by hand; use `emperor --ini FILE` for that. The tyrant ids come
  * from the emperor, on argv, where no vassal option can reach.
  */
-import { runVassal } from '../run-vassal.js';
+import { runVassal } from '../master/run-vassal.js';
 
 const args = process.argv.slice(2);
 const file = args.shift();

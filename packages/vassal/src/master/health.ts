@@ -4,7 +4,7 @@
  * nothing here does I/O or reads the clock.
  */
 import type { VassalConfig, WorkerRuntime } from '@emperor/config';
-import { SlotStatus, type SlotData } from './scoreboard.js';
+import { SlotStatus, type SlotData } from '../shared/scoreboard.js';
 
 /** What the checks need to know about one worker process. Times are epoch ms. */
 export interface HealthProc {

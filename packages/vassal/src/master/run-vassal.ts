@@ -17,8 +17,8 @@ import { enforceTyrant, resolveCredentials, type ForcedIdentity } from './users.
 
 /** Where the worker programs are, next to this file in the built package. */
 export const WORKER_ENTRIES = {
-  node: fileURLToPath(new URL('./runtimes/node/worker-main.js', import.meta.url)),
-  python: join(dirname(fileURLToPath(import.meta.url)), '..', 'python', 'emperor_worker.py'),
+  node: fileURLToPath(new URL('../worker/node/worker-main.js', import.meta.url)),
+  python: join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'python', 'emperor_worker.py'),
 } as const;
 
 /** How long workers get to finish when the emperor dies, ms; with `no-orphans`, {@link NO_ORPHANS_MERCY_MS}. */

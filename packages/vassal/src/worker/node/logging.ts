@@ -14,8 +14,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 // Subpaths, not the package index: a worker loads only what it needs (start time, memory).
 import { createLogger, type Logger } from '@emperor/process/logger';
 import { LOG_FLUSH_MS, openLogSink, type LogSink } from '@emperor/process/log-file';
-import { compileLogFormat, formatDefaultLine, jsonRenderer, packetSize, shouldLog, varSlots, type RequestFacts } from '../../request-log.js';
-import type { WorkerSpec } from '../../worker-spec.js';
+import { compileLogFormat, formatDefaultLine, jsonRenderer, packetSize, shouldLog, varSlots, type RequestFacts } from '../../shared/request-log.js';
+import type { WorkerSpec } from '../../shared/worker-spec.js';
 
 /** What {@link setUpLogging} gives the worker. */
 export interface WorkerLogging {

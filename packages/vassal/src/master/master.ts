@@ -24,14 +24,14 @@ import {
   sampleMemory,
   spawnChild,
 } from '@emperor/process';
-import { EMPTY_SLOT, Scoreboard, SlotStatus, type SlotData } from './scoreboard.js';
+import { EMPTY_SLOT, Scoreboard, SlotStatus, type SlotData } from '../shared/scoreboard.js';
 import { checkHealth, cpusForWorker, nextHarakiriDeadline, type HealthAction, type HealthProc } from './health.js';
 import { cheaperCheck, initialCheaperState, type CheaperDecision, type CheaperState } from './cheaper.js';
 import { captureStack, removeStackDir, stackFileFor, type StackRequest } from './stack-dump.js';
 import { bindSockets, effectiveBacklog, readTcpListenQueues, type BoundSocket } from './sockets.js';
 import { dropPrivileges, PrivilegeError, resolveCredentials, type Credentials } from './users.js';
-import { requestLogSpec } from './request-log.js';
-import { WORKER_SPEC_ENV, WORKER_SPEC_VERSION, type WorkerSpec } from './worker-spec.js';
+import { requestLogSpec } from '../shared/request-log.js';
+import { WORKER_SPEC_ENV, WORKER_SPEC_VERSION, type WorkerSpec } from '../shared/worker-spec.js';
 
 /** Master lifecycle states. */
 export type MasterState = 'starting' | 'ready' | 'reloading' | 'stopping' | 'dead';

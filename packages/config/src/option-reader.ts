@@ -2,6 +2,7 @@
  * Typed access to the options that apply, with the table's defaults: the one place where
  * "last occurrence wins" and "repeatable options accumulate" are decided.
  */
+import { InternalError } from '@emperor/protocol';
 import type { AppliedOption, CollectedOptions } from './collect.js';
 import { findOption, type OptionSpec, type OptionType } from './options.js';
 import type { ConfigWarningCode, ListenAddress, ResolvedOption, SourceLocation } from './types.js';
@@ -58,7 +59,7 @@ export function createOptionReader(collected: CollectedOptions, fileBaseDir: (fi
   }
   const spec = (name: string, type: OptionType): OptionSpec => {
     const found = findOption(name);
-    if (found?.name !== name || found.type !== type) throw new TypeError(`option table has no ${type} option ${JSON.stringify(name)}`);
+    if (found?.name !== name || found.type !== type) throw new InternalError(`option table has no ${type} option ${JSON.stringify(name)}`);
     return found;
   };
   const all = (name: string): readonly ResolvedOption[] => (byName.get(name) ?? []).map((entry) => entry.option);
@@ -70,7 +71,7 @@ export function createOptionReader(collected: CollectedOptions, fileBaseDir: (fi
   const withDefault = (name: string, type: OptionType, parse: (option: ResolvedOption, found: OptionSpec) => string): string => {
     const found = spec(name, type);
     const value = parsed(name, (option) => parse(option, found)) ?? found.default;
-    if (value === undefined) throw new TypeError(`option ${name} has no default`);
+    if (value === undefined) throw new InternalError(`option ${name} has no default`);
     return value;
   };
   const optionalUint = (name: string): number | undefined => parsed(name, (option) => parseUint(option, spec(name, 'uint')));
@@ -84,7 +85,7 @@ export function createOptionReader(collected: CollectedOptions, fileBaseDir: (fi
     },
     uint: (name) => {
       const found = spec(name, 'uint');
-      if (found.default === undefined) throw new TypeError(`option ${name} has no default; use optionalUint`);
+      if (found.default === undefined) throw new InternalError(`option ${name} has no default; use optionalUint`);
       return optionalUint(name) ?? toBaseUnit(Number(found.default), found.unit);
     },
     optionalUint,

@@ -8,7 +8,7 @@
  * The meanings follow uWSGI's emperor pipe bytes (docs EmperorProtocol.rst,
  * core/emperor.c): 0 stop, 1 reload, 1/5/17/26 spawned/accepting/loyal/heartbeat.
  */
-import { EmperorError } from './errors.js';
+import { IpcMessageError } from './errors.js';
 
 /** Version stamped on every message; a receiver refuses any other. */
 export const IPC_VERSION = 1;
@@ -59,11 +59,6 @@ export type WorkerToMaster =
    * serving what it has; the master starts a replacement and then sends `stop`.
    */
   | { readonly v: 1; readonly type: 'recycle'; readonly reason: RecycleReason };
-
-/** Thrown when a received IPC message is not one we know. */
-export class IpcMessageError extends EmperorError {
-  readonly code = 'ERR_IPC_MESSAGE' as const;
-}
 
 type Union = EmperorToMaster | MasterToEmperor | MasterToWorker | WorkerToMaster;
 

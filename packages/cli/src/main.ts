@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import {
+  findOption,
   formatListenAddress,
   formatWarning,
   loadEmperorConfig,
@@ -13,6 +14,7 @@ import {
   resolveEmperorConfig,
   type ConfigWarning,
   type EmperorConfig,
+  type RawOption,
 } from '@emperor/config';
 import { Emperor, notifierFromEnv } from '@emperor/emperor';
 import { createLogger, emperorMetrics, serveMetrics, type StatsServer } from '@emperor/process';
@@ -20,11 +22,6 @@ import { ExitCode, VERSION, isEmperorError, readStats } from '@emperor/protocol'
 import { COMMAND_LINE, optionsFromArgv } from './argv.js';
 import { runCheck } from './check.js';
 import { printSnapshot, runTop } from './top/terminal.js';
-
-const BOOLEAN_FLAGS = new Set([
-  'master', 'vacuum', 'no-orphans', 'lazy-apps', 'lazy', 'die-on-term', 'harakiri-verbose', 'stats-http', 'stats-minified',
-  'stats-min', 'emperor-tyrant', 'emperor-tyrant-nofollow', 'disable-logging', 'log-4xx', 'log-5xx', 'strict', 'json-output',
-]);
 
 const EPILOG = `Any uWSGI option of a vassal or emperor file can also be given as --option value
 (repeatable options may be repeated); those come after the file's options.
@@ -141,6 +138,11 @@ function masterEntry(): string {
   return fileURLToPath(new URL('./bin/master.js', import.meta.resolve('@emperor/vassal')));
 }
 
+/** True for an `emperor` option (a file or flag that sets it runs the emperor, not a vassal). */
+function isEmperorOption(option: RawOption): boolean {
+  return findOption(option.name)?.name === 'emperor';
+}
+
 /** Prints a usage problem; returns {@link ExitCode.USAGE}. */
 function fail(message: string): ExitCode {
   process.stderr.write(`emperor: ${message}\n`);
@@ -150,16 +152,16 @@ function fail(message: string): ExitCode {
 async function run(argv: readonly string[], ini?: string, xml?: string, json?: string): Promise<ExitCode> {
   const files = [ini, xml, json].filter((f): f is string => f !== undefined);
   if (files.length > 1) return fail('give only one of --ini, --xml, --json');
-  const overrides = optionsFromArgv(argv, (name) => BOOLEAN_FLAGS.has(name));
+  const overrides = optionsFromArgv(argv);
   const file = files[0];
   if (file !== undefined) {
     let hasEmperor: boolean;
     try {
-      hasEmperor = readConfigFile(file).options.some((o) => o.name === 'emperor') || overrides.some((o) => o.name === 'emperor');
+      hasEmperor = readConfigFile(file).options.some(isEmperorOption) || overrides.some(isEmperorOption);
     } catch {
       // Unreadable or invalid: run it as a vassal, which reports the error the way the
       // emperor would (one log line naming file and line, exit code 78).
-      hasEmperor = overrides.some((o) => o.name === 'emperor');
+      hasEmperor = overrides.some(isEmperorOption);
     }
     if (!hasEmperor) {
       const { runVassal } = await import('@emperor/vassal');
@@ -168,7 +170,7 @@ async function run(argv: readonly string[], ini?: string, xml?: string, json?: s
     }
     return runEmperor(() => loadEmperorConfig(file, { overrides }));
   }
-  if (overrides.some((o) => o.name === 'emperor')) {
+  if (overrides.some(isEmperorOption)) {
     return runEmperor(() => resolveEmperorConfig([{ file: COMMAND_LINE, format: 'ini', options: overrides }]));
   }
   if (overrides.length === 0) return fail('nothing to run: give --emperor DIR, --ini FILE, or a vassal\'s options (see --help)');

@@ -162,6 +162,7 @@ export interface ProcessLimits {
   readonly cpus?: readonly number[] | undefined;
 }
 
+// Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
 export { MissingToolError };
 
 const toolCache = new Map<string, string | undefined>();

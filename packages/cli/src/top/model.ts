@@ -6,6 +6,7 @@
  */
 import { StatsShapeError } from '@emperor/protocol';
 
+// Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
 export { StatsShapeError };
 
 /** One worker row. Times in microseconds, sizes in bytes, as the stats document has them. */

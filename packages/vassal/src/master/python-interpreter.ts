@@ -19,6 +19,7 @@ export const MIN_PYTHON: readonly [number, number] = [3, 9];
 /** How long asking the interpreter for its version may take, ms (a cold pyenv shim takes ~100 ms). */
 const VERSION_TIMEOUT_MS = 10_000;
 
+// Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
 export { PythonInterpreterError };
 
 /** An interpreter that answered, and what it said. */

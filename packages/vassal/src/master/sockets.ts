@@ -19,6 +19,7 @@ import { getSystemErrorName } from 'node:util';
 import type { SocketSpec } from '@emperor/config';
 import { SocketBindError } from '@emperor/protocol';
 
+// Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
 export { SocketBindError };
 
 interface ServerHandle {

@@ -8,6 +8,7 @@ import { userInfo } from 'node:os';
 import type { Principal, VassalConfig } from '@emperor/config';
 import { PrivilegeError, TyrantError } from '@emperor/protocol';
 
+// Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
 export { PrivilegeError };
 
 /** A resolved user. */

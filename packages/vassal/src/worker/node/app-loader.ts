@@ -23,6 +23,7 @@ export type AppEntry =
   | { readonly kind: 'listener'; readonly listener: RequestListener }
   | { readonly kind: 'fetch'; readonly app: FetchApp };
 
+// Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
 export { AppShapeError };
 
 const originalListen = net.Server.prototype.listen;

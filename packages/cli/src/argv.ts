@@ -4,10 +4,27 @@
  * `uwsgi --http-socket :8080 --module app.js` takes them. They form one more config
  * source, applied after the file's options.
  */
-import type { RawOption } from '@emperor/config';
+import { OPTIONS, type OptionSpec, type RawOption } from '@emperor/config';
 
 /** The source name used in messages for options from the command line. */
 export const COMMAND_LINE = '<command line>';
+
+/**
+ * The flags that never take a separate value: every name and alias of the table's `bool`
+ * options (uWSGI's `UWSGI_OPT_*` flags without an argument, core/uwsgi.c `no_argument`).
+ * Derived, never copied, so an option added to the table is a flag at once.
+ * @param options the option table; the real one unless a test passes its own
+ */
+export function booleanFlags(options: readonly OptionSpec[] = OPTIONS): ReadonlySet<string> {
+  return new Set(options.filter((spec) => spec.type === 'bool').flatMap((spec) => [spec.name, ...spec.aliases]));
+}
+
+const BOOLEAN_FLAGS = booleanFlags();
+
+/** True for a flag of a `bool` option of the table (see {@link booleanFlags}). */
+export function isBooleanFlag(name: string): boolean {
+  return BOOLEAN_FLAGS.has(name);
+}
 
 /** Flags the CLI itself owns; everything else is a config option. */
 const OWN = new Set(['help', 'version', 'ini', 'xml', 'json', 'h', 'v']);
@@ -17,8 +34,9 @@ const OWN = new Set(['help', 'version', 'ini', 'xml', 'json', 'h', 'v']);
  * nothing) is a boolean set to true (`""`, which uWSGI treats as true).
  * @param isBoolean tells flags that never take a separate value (e.g. `master`), so
  *   `--master --processes 2` and `--master app.ini` parse as uWSGI does.
+ *   @default isBooleanFlag (the table's `bool` options)
  */
-export function optionsFromArgv(argv: readonly string[], isBoolean: (name: string) => boolean): RawOption[] {
+export function optionsFromArgv(argv: readonly string[], isBoolean: (name: string) => boolean = isBooleanFlag): RawOption[] {
   const out: RawOption[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;

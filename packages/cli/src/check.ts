@@ -4,6 +4,7 @@
  * the master would see them: placeholders expanded, then the defaults of what is unset.
  */
 import { checkConfigFile, type CheckResult } from '@emperor/config';
+import { ExitCode } from '@emperor/protocol';
 
 /** Options of {@link runCheck}. */
 export interface RunCheckOptions {
@@ -13,8 +14,8 @@ export interface RunCheckOptions {
   readonly inherit: readonly string[];
 }
 
-/** Checks each file; resolves to 0 when all are valid (warnings allowed), else 1. */
-export function runCheck(files: readonly string[], options: RunCheckOptions, out: NodeJS.WritableStream): number {
+/** Checks each file; returns {@link ExitCode.OK} when all are valid (warnings allowed), else {@link ExitCode.FAILURE}. */
+export function runCheck(files: readonly string[], options: RunCheckOptions, out: NodeJS.WritableStream): ExitCode {
   let invalid = 0;
   for (const file of files) {
     const result = checkConfigFile(file, { inherit: options.inherit });
@@ -27,7 +28,7 @@ export function runCheck(files: readonly string[], options: RunCheckOptions, out
     if (options.print) out.write(renderResolved(file, result));
   }
   if (files.length > 1) out.write(`${files.length} files checked, ${invalid} invalid\n`);
-  return invalid > 0 ? 1 : 0;
+  return invalid > 0 ? ExitCode.FAILURE : ExitCode.OK;
 }
 
 function plural(n: number, noun: string): string {

@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import {
+  findOption,
   formatListenAddress,
   formatWarning,
   loadEmperorConfig,
@@ -13,26 +14,26 @@ import {
   resolveEmperorConfig,
   type ConfigWarning,
   type EmperorConfig,
+  type RawOption,
 } from '@emperor/config';
 import { Emperor, notifierFromEnv } from '@emperor/emperor';
 import { createLogger, emperorMetrics, serveMetrics, type StatsServer } from '@emperor/process';
-import { VERSION, isEmperorError, readStats } from '@emperor/protocol';
+import { ExitCode, VERSION, isEmperorError, readStats } from '@emperor/protocol';
 import { COMMAND_LINE, optionsFromArgv } from './argv.js';
 import { runCheck } from './check.js';
 import { printSnapshot, runTop } from './top/terminal.js';
-
-const BOOLEAN_FLAGS = new Set([
-  'master', 'vacuum', 'no-orphans', 'lazy-apps', 'lazy', 'die-on-term', 'harakiri-verbose', 'stats-http', 'stats-minified',
-  'stats-min', 'emperor-tyrant', 'emperor-tyrant-nofollow', 'disable-logging', 'log-4xx', 'log-5xx', 'strict', 'json-output',
-]);
 
 const EPILOG = `Any uWSGI option of a vassal or emperor file can also be given as --option value
 (repeatable options may be repeated); those come after the file's options.
 Docs: docs/getting-started.md, docs/configuration.md.`;
 
-/** Runs the command line; resolves to the process exit code. */
-export async function main(argv: readonly string[]): Promise<number> {
-  let code = 0;
+/**
+ * Runs the command line; resolves to the process exit code, which the bin (bin/emperor.ts)
+ * exits with. Running a vassal in the foreground never resolves: the vassal exits the
+ * process itself when it stops.
+ */
+export async function main(argv: readonly string[]): Promise<ExitCode> {
+  let code: ExitCode = ExitCode.OK;
   const parser = yargs([...argv])
     .scriptName('emperor')
     .usage('$0 [--emperor DIR | --ini FILE | --xml FILE | --json FILE] [--option value ...]')
@@ -75,7 +76,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
         } catch (err) {
           process.stderr.write(`emperor stats: ${(err as Error).message}\n`);
-          code = 1;
+          code = ExitCode.FAILURE;
         }
       },
     )
@@ -122,7 +123,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .parserConfiguration({ 'camel-case-expansion': false, 'parse-numbers': false, 'parse-positional-numbers': false, 'unknown-options-as-args': false })
     .fail((msg, err) => {
       process.stderr.write(`emperor: ${msg ?? err?.message}\n`);
-      code = 2;
+      code = ExitCode.USAGE;
     });
   await parser.parseAsync();
   return code;
@@ -137,42 +138,53 @@ function masterEntry(): string {
   return fileURLToPath(new URL('./bin/master.js', import.meta.resolve('@emperor/vassal')));
 }
 
-function fail(message: string): number {
-  process.stderr.write(`emperor: ${message}\n`);
-  return 2;
+/** True for an `emperor` option (a file or flag that sets it runs the emperor, not a vassal). */
+function isEmperorOption(option: RawOption): boolean {
+  return findOption(option.name)?.name === 'emperor';
 }
 
-async function run(argv: readonly string[], ini?: string, xml?: string, json?: string): Promise<number> {
+/** Prints a usage problem; returns {@link ExitCode.USAGE}. */
+function fail(message: string): ExitCode {
+  process.stderr.write(`emperor: ${message}\n`);
+  return ExitCode.USAGE;
+}
+
+async function run(argv: readonly string[], ini?: string, xml?: string, json?: string): Promise<ExitCode> {
   const files = [ini, xml, json].filter((f): f is string => f !== undefined);
   if (files.length > 1) return fail('give only one of --ini, --xml, --json');
-  const overrides = optionsFromArgv(argv, (name) => BOOLEAN_FLAGS.has(name));
+  const overrides = optionsFromArgv(argv);
   const file = files[0];
   if (file !== undefined) {
     let hasEmperor: boolean;
     try {
-      hasEmperor = readConfigFile(file).options.some((o) => o.name === 'emperor') || overrides.some((o) => o.name === 'emperor');
+      hasEmperor = readConfigFile(file).options.some(isEmperorOption) || overrides.some(isEmperorOption);
     } catch {
       // Unreadable or invalid: run it as a vassal, which reports the error the way the
       // emperor would (one log line naming file and line, exit code 78).
-      hasEmperor = overrides.some((o) => o.name === 'emperor');
+      hasEmperor = overrides.some(isEmperorOption);
     }
     if (!hasEmperor) {
       const { runVassal } = await import('@emperor/vassal');
       await runVassal(file, { overrides });
-      return new Promise<number>(() => {}); // runVassal exits the process when the vassal stops
+      return new Promise<ExitCode>(() => {}); // runVassal exits the process when the vassal stops
     }
     return runEmperor(() => loadEmperorConfig(file, { overrides }));
   }
-  if (overrides.some((o) => o.name === 'emperor')) {
+  if (overrides.some(isEmperorOption)) {
     return runEmperor(() => resolveEmperorConfig([{ file: COMMAND_LINE, format: 'ini', options: overrides }]));
   }
   if (overrides.length === 0) return fail('nothing to run: give --emperor DIR, --ini FILE, or a vassal\'s options (see --help)');
   const { runVassal } = await import('@emperor/vassal');
   await runVassal(undefined, { overrides });
-  return new Promise<number>(() => {}); // runVassal exits the process when the vassal stops
+  return new Promise<ExitCode>(() => {}); // runVassal exits the process when the vassal stops
 }
 
-async function runEmperor(load: () => { config: EmperorConfig; warnings: readonly ConfigWarning[] }): Promise<number> {
+/**
+ * Runs the emperor until SIGTERM, SIGINT or SIGQUIT. Resolves to {@link ExitCode.OK} after
+ * the shutdown, {@link ExitCode.CONFIG} for an invalid config, {@link ExitCode.FAILURE}
+ * when it cannot start.
+ */
+async function runEmperor(load: () => { config: EmperorConfig; warnings: readonly ConfigWarning[] }): Promise<ExitCode> {
   const logger = createLogger({ role: 'emperor' });
   let config: EmperorConfig;
   try {
@@ -181,12 +193,12 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
     for (const w of loaded.warnings) logger.warn({ code: w.code, option: w.option }, formatWarning(w));
   } catch (err) {
     logger.error({ code: (err as { code?: string }).code }, isEmperorError(err) ? err.message : String(err));
-    return 78;
+    return ExitCode.CONFIG;
   }
   process.title = 'emperor';
   const emperor = new Emperor({ config, logger, masterEntry: masterEntry(), notifier: notifierFromEnv(process.env, logger) });
   if (config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
-  const done = new Promise<number>((resolve) => {
+  const done = new Promise<ExitCode>((resolve) => {
     const shutdown = (signal: string): void => {
       logger.info(`${signal} received`);
       void emperor.shutdown().then(() => {
@@ -197,7 +209,7 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
             // gone
           }
         }
-        resolve(0);
+        resolve(ExitCode.OK);
       });
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));
@@ -216,7 +228,7 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
   } catch (err) {
     logger.error(`emperor failed to start: ${(err as Error).message}`);
     await emperor.shutdown();
-    return 1;
+    return ExitCode.FAILURE;
   }
   let prometheus: StatsServer | undefined;
   if (config.emperorPrometheus !== undefined) {
@@ -232,5 +244,5 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
   }
   const exit = await done;
   await prometheus?.close();
-  process.exit(exit);
+  return exit;
 }

@@ -3,14 +3,14 @@
  * expanded, then each name sorted into known (and in the right kind of file), misplaced,
  * unsupported or unknown, with one warning per name.
  */
-import { findOption, findUnsupportedOption, suggestOptionName, type OptionScope, type OptionSpec } from './options.js';
+import { findOption, findUnsupportedOption, suggestOptionName, type OptionName, type OptionScope, type OptionSpec } from './options.js';
 import { expandPlaceholders } from './placeholders.js';
 import type { ConfigWarning, ConfigWarningCode, RawOption, ResolvedOption } from './types.js';
 import { invalid, parseBool } from './values.js';
 
 /** A known option occurrence that applies to this kind of file. */
 export interface AppliedOption {
-  readonly spec: OptionSpec;
+  readonly spec: OptionSpec<OptionName>;
   readonly option: ResolvedOption;
 }
 
@@ -27,9 +27,9 @@ export interface CollectedOptions {
 /** The kind of file being resolved: a vassal's, or the emperor's own. */
 export type ConfigKind = Exclude<OptionScope, 'both'>;
 
-const PLACEHOLDER_DEFINER = 'set-placeholder';
-const STRICT = 'strict';
-const LOG_FORMAT = 'log-format';
+const PLACEHOLDER_DEFINER = 'set-placeholder' satisfies OptionName;
+const STRICT = 'strict' satisfies OptionName;
+const LOG_FORMAT = 'log-format' satisfies OptionName;
 
 /**
  * Expands placeholders, reads `strict`, and classifies every occurrence.

@@ -6,9 +6,11 @@ export { MAGIC_PLACEHOLDERS } from './magic.js';
 export { VERSION as EMPEROR_VERSION } from '@emperor/protocol';
 export {
   OPTIONS, OPTION_GROUPS, UNSUPPORTED_UWSGI_OPTIONS, findOption, findUnsupportedOption, suggestOptionName,
-  type OptionGroup, type OptionScope, type OptionSpec, type OptionType, type OptionUnit, type UnsupportedOption,
+  type KnownOption, type OptionGroup, type OptionName, type OptionNameOf, type OptionNameWithDefaultOf, type OptionScope, type OptionSpec,
+  type OptionType, type OptionUnit, type UnsupportedOption,
 } from './options.js';
-export { COMMAND_LINE } from './option-reader.js';
+export { COMMAND_LINE, createOptionReader, type OptionReader } from './option-reader.js';
+export type { AppliedOption, CollectedOptions } from './collect.js';
 export {
   loadVassalConfig, resolveVassalConfig, loadEmperorConfig, resolveEmperorConfig,
   type LoadVassalConfigOptions, type LoadedConfig, type ResolveConfigOptions,

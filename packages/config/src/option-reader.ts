@@ -2,8 +2,9 @@
  * Typed access to the options that apply, with the table's defaults: the one place where
  * "last occurrence wins" and "repeatable options accumulate" are decided.
  */
+import { InternalError } from '@emperor/protocol';
 import type { AppliedOption, CollectedOptions } from './collect.js';
-import { findOption, type OptionSpec, type OptionType } from './options.js';
+import { findOption, type OptionName, type OptionNameOf, type OptionNameWithDefaultOf, type OptionSpec, type OptionType } from './options.js';
 import type { ConfigWarningCode, ListenAddress, ResolvedOption, SourceLocation } from './types.js';
 import { parseAddress, parseBool, parseChoice, parseIdentifier, parsePath, parseUint, toBaseUnit } from './values.js';
 
@@ -14,30 +15,35 @@ import { parseAddress, parseBool, parseChoice, parseIdentifier, parsePath, parse
  */
 export const COMMAND_LINE = '<command line>';
 
-/** Reads typed values of canonical option names; unknown names are programming errors. */
+/**
+ * Reads typed values of canonical option names. Each method takes only the names the
+ * table gives the right type (and, where it falls back to it, a default), so a misspelt
+ * name or a name of the wrong type is a compile error; at run time it is still an
+ * {@link InternalError}, for callers the compiler did not see.
+ */
 export interface OptionReader {
   /** The occurrence that wins: the last one of the option under any of its names. */
-  last(name: string): ResolvedOption | undefined;
+  last(name: OptionName): ResolvedOption | undefined;
   /** Every occurrence, in order (for repeatable options). */
-  all(name: string): readonly ResolvedOption[];
+  all(name: OptionName): readonly ResolvedOption[];
   /** `bool` options; false when unset. */
-  bool(name: string): boolean;
+  bool(name: OptionNameOf<'bool'>): boolean;
   /** `uint` options with a default, in the base unit (ms, bytes). */
-  uint(name: string): number;
-  /** `uint` options without a default. */
-  optionalUint(name: string): number | undefined;
+  uint(name: OptionNameWithDefaultOf<'uint'>): number;
+  /** `uint` options, `undefined` when unset (for those without a default). */
+  optionalUint(name: OptionNameOf<'uint'>): number | undefined;
   /** `path` options, absolute. */
-  path(name: string): string | undefined;
+  path(name: OptionNameOf<'path'>): string | undefined;
   /** Repeatable `path` options, absolute, in order. */
-  paths(name: string): readonly string[];
+  paths(name: OptionNameOf<'path'>): readonly string[];
   /** `address` options. */
-  address(name: string): ListenAddress | undefined;
+  address(name: OptionNameOf<'address'>): ListenAddress | undefined;
   /** `identifier` options, with their default. */
-  identifier(name: string): string;
+  identifier(name: OptionNameWithDefaultOf<'identifier'>): string;
   /** `choice` options, with their default. */
-  choice(name: string): string;
+  choice(name: OptionNameWithDefaultOf<'choice'>): string;
   /** The winning occurrence through `parse`, or `undefined` when unset. */
-  parsed<T>(name: string, parse: (option: ResolvedOption) => T): T | undefined;
+  parsed<T>(name: OptionName, parse: (option: ResolvedOption) => T): T | undefined;
   /** The directory a relative path in this occurrence resolves against (for paths whose base depends on other options). */
   baseDirOf(location: SourceLocation): string;
   /** Adds a warning about `option`. */
@@ -45,8 +51,11 @@ export interface OptionReader {
 }
 
 /**
+ * The typed reads the vassal and emperor builders make over the collected options.
  * @param fileBaseDir the directory a relative path from `file` resolves against (options
  *   from {@link COMMAND_LINE} resolve against the process cwd)
+ * @throws {InternalError} from a read, for a name the table does not have with that type
+ *   (or, for `uint`, `identifier` and `choice`, without a default)
  */
 export function createOptionReader(collected: CollectedOptions, fileBaseDir: (file: string) => string): OptionReader {
   const baseDirOf = (location: SourceLocation): string => (location.file === COMMAND_LINE ? process.cwd() : fileBaseDir(location.file));
@@ -58,7 +67,7 @@ export function createOptionReader(collected: CollectedOptions, fileBaseDir: (fi
   }
   const spec = (name: string, type: OptionType): OptionSpec => {
     const found = findOption(name);
-    if (found?.name !== name || found.type !== type) throw new TypeError(`option table has no ${type} option ${JSON.stringify(name)}`);
+    if (found?.name !== name || found.type !== type) throw new InternalError(`option table has no ${type} option ${JSON.stringify(name)}`);
     return found;
   };
   const all = (name: string): readonly ResolvedOption[] => (byName.get(name) ?? []).map((entry) => entry.option);
@@ -70,7 +79,7 @@ export function createOptionReader(collected: CollectedOptions, fileBaseDir: (fi
   const withDefault = (name: string, type: OptionType, parse: (option: ResolvedOption, found: OptionSpec) => string): string => {
     const found = spec(name, type);
     const value = parsed(name, (option) => parse(option, found)) ?? found.default;
-    if (value === undefined) throw new TypeError(`option ${name} has no default`);
+    if (value === undefined) throw new InternalError(`option ${name} has no default`);
     return value;
   };
   const optionalUint = (name: string): number | undefined => parsed(name, (option) => parseUint(option, spec(name, 'uint')));
@@ -84,7 +93,7 @@ export function createOptionReader(collected: CollectedOptions, fileBaseDir: (fi
     },
     uint: (name) => {
       const found = spec(name, 'uint');
-      if (found.default === undefined) throw new TypeError(`option ${name} has no default; use optionalUint`);
+      if (found.default === undefined) throw new InternalError(`option ${name} has no default; use optionalUint`);
       return optionalUint(name) ?? toBaseUnit(Number(found.default), found.unit);
     },
     optionalUint,

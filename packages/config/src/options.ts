@@ -1,6 +1,8 @@
 /**
  * The option table: the ONLY place options are defined. The resolver looks names up here,
- * docs/configuration.md is generated from it, and unknown-option suggestions come from it.
+ * docs/configuration.md is generated from it, unknown-option suggestions and the CLI's
+ * boolean flags come from it, and {@link OptionName} is derived from it, so a misspelt
+ * option name in our own code is a compile error.
  *
  * Names, units and defaults are uWSGI 2.0's (core/uwsgi.c `uwsgi_base_options`, the python
  * plugin, plugins/cheaper_busyness, core/emperor.c) unless the doc says otherwise.
@@ -46,15 +48,18 @@ export type OptionUnit = 'seconds' | 'milliseconds' | 'megabytes' | 'bytes' | 'p
 /** Sections of docs/configuration.md, in order. */
 export type OptionGroup = 'app' | 'sockets' | 'files' | 'health' | 'cheaper' | 'logging' | 'general' | 'emperor';
 
-/** One option. */
-export interface OptionSpec {
+/**
+ * One option. In the table, `N` is the option's own name and `T` its own type, so the
+ * names can be checked at compile time; elsewhere they default to any name and type.
+ */
+export interface OptionSpec<N extends string = string, T extends OptionType = OptionType> {
   /** Canonical name, as uWSGI spells it. */
-  readonly name: string;
+  readonly name: N;
   /** Other names uWSGI accepts for it (`workers` for `processes`). */
   readonly aliases: readonly string[];
   readonly scope: OptionScope;
   readonly group: OptionGroup;
-  readonly type: OptionType;
+  readonly type: T;
   /** Repeated occurrences accumulate (in order) instead of the last one winning. */
   readonly repeatable: boolean;
   /** The default as the docs show it, in `unit`; absent when "unset" is the default. */
@@ -101,22 +106,29 @@ const MAX_THREADS = 256;
 
 type OptionInit = Omit<OptionSpec, 'name' | 'aliases' | 'repeatable' | 'scope'> &
   Partial<Pick<OptionSpec, 'aliases' | 'repeatable' | 'scope'>>;
+/** An init whose type (and whether it has a default) the helpers below keep for the compiler. */
+type TypedInit<T extends OptionType, D extends { readonly default?: string } = { readonly default: string }> = OptionInit & { readonly type: T } & D;
 
-function option(name: string, init: OptionInit): OptionSpec {
+/**
+ * One table entry. Its type keeps the literal `name`, the literal `type` and whether a
+ * `default` is set, which is what {@link OptionName}, {@link OptionNameOf} and
+ * {@link OptionNameWithDefaultOf} are made of.
+ */
+function option<const N extends string, const I extends OptionInit>(name: N, init: I): OptionSpec<N, I['type']> & Pick<I, keyof I & 'default'> {
   return { name, aliases: [], repeatable: false, scope: 'vassal', ...init };
 }
 
-const flag = (group: OptionGroup, doc: string, scope: OptionScope = 'vassal'): OptionInit => ({ group, type: 'bool', default: 'false', doc, scope });
-const seconds = (group: OptionGroup, fallback: string, doc: string, min = 0): OptionInit => ({
+const flag = (group: OptionGroup, doc: string, scope: OptionScope = 'vassal'): TypedInit<'bool'> => ({ group, type: 'bool', default: 'false', doc, scope });
+const seconds = (group: OptionGroup, fallback: string, doc: string, min = 0): TypedInit<'uint'> => ({
   group, type: 'uint', unit: 'seconds', default: fallback, min, max: MAX_TIMER_SECONDS, doc,
 });
-const megabytes = (doc: string): OptionInit => ({ group: 'health', type: 'uint', unit: 'megabytes', default: '0', max: MAX_MEGABYTES, doc });
-const busyness = (fallback: string, min: number, max: number, doc: string, unit?: OptionUnit): OptionInit => ({
+const megabytes = (doc: string): TypedInit<'uint'> => ({ group: 'health', type: 'uint', unit: 'megabytes', default: '0', max: MAX_MEGABYTES, doc });
+const busyness = (fallback: string, min: number, max: number, doc: string, unit?: OptionUnit): TypedInit<'uint'> => ({
   group: 'cheaper', type: 'uint', default: fallback, min, max, doc, ...(unit === undefined ? {} : { unit }),
 });
 
 /** Every option Emperor implements. */
-export const OPTIONS: readonly OptionSpec[] = [
+export const OPTIONS = [
   // --- application and processes ----------------------------------------------------
   option('processes', { aliases: ['workers'], group: 'app', type: 'uint', default: '1', min: 1, max: MAX_WORKERS,
     doc: 'Number of workers; with `cheaper`, the most workers.' }),
@@ -242,7 +254,23 @@ export const OPTIONS: readonly OptionSpec[] = [
   option('vassals-inherit', { scope: 'emperor', group: 'emperor', type: 'path', repeatable: true,
     doc: 'A file whose options every vassal gets first; the vassal\'s own scalar options win (uWSGI lets the template win).' }),
   option('emperor-pidfile', { scope: 'emperor', group: 'emperor', type: 'path', doc: 'Same as `pidfile`, for the emperor.' }),
-];
+] as const satisfies readonly OptionSpec[];
+
+/** An option Emperor implements, with its literal name and type. */
+export type KnownOption = (typeof OPTIONS)[number];
+
+/**
+ * The canonical name (uWSGI's spelling) of every option Emperor implements. Our own code
+ * names options with this type, so `read.uint('harakri')` does not compile. Names read
+ * from files stay `string` until {@link findOption} knows them.
+ */
+export type OptionName = KnownOption['name'];
+
+/** The options of type `T`, e.g. `OptionNameOf<'bool'>` for the flags. */
+export type OptionNameOf<T extends OptionType> = Extract<KnownOption, { readonly type: T }>['name'];
+
+/** The options of type `T` that have a default in the table (readers that fall back to it take only these). */
+export type OptionNameWithDefaultOf<T extends OptionType> = Extract<KnownOption, { readonly type: T; readonly default: string }>['name'];
 
 function unsupported(reason: string, names: string): UnsupportedOption[] {
   return names.trim().split(/\s+/).map((name) => ({ name, reason }));
@@ -311,11 +339,13 @@ export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
     cache cache2 cache-blocksize sharedarea queue subscribe-to carbon enable-metrics stats-push alarm alarm-log`),
 ];
 
-const BY_NAME: ReadonlyMap<string, OptionSpec> = new Map(OPTIONS.flatMap((spec) => [spec.name, ...spec.aliases].map((name) => [name, spec] as const)));
+const BY_NAME: ReadonlyMap<string, OptionSpec<OptionName>> = new Map(
+  OPTIONS.flatMap((spec): [string, OptionSpec<OptionName>][] => [spec.name, ...spec.aliases].map((name) => [name, spec])),
+);
 const UNSUPPORTED_BY_NAME: ReadonlyMap<string, UnsupportedOption> = new Map(UNSUPPORTED_UWSGI_OPTIONS.map((entry) => [entry.name, entry]));
 
 /** The option called `name` (canonical or alias; case-sensitive, as in uWSGI), if Emperor implements it. */
-export function findOption(name: string): OptionSpec | undefined {
+export function findOption(name: string): OptionSpec<OptionName> | undefined {
   return BY_NAME.get(name);
 }
 

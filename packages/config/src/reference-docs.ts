@@ -2,6 +2,7 @@
  * docs/configuration.md, rendered from the option table so the two cannot drift
  * (`npm run docs` writes it; a unit test fails when the committed file is stale).
  */
+import { DocsMarkersError } from '@emperor/protocol';
 import { LOG_FORMAT_REQUEST_VARS, LOG_FORMAT_VARIABLES } from './log-format.js';
 import { MAGIC_PLACEHOLDERS } from './magic.js';
 import { OPTION_GROUPS, OPTIONS, UNSUPPORTED_UWSGI_OPTIONS, type OptionSpec, type OptionType, type OptionUnit } from './options.js';
@@ -180,13 +181,13 @@ export function renderLogFormatVariables(): string {
 /**
  * Replaces the generated part of a hand-written page: the text between
  * `<!-- generated:NAME -->` and `<!-- end generated:NAME -->`.
- * @throws Error when the page has no such markers
+ * @throws {DocsMarkersError} when the page has no such markers
  */
 export function replaceGenerated(page: string, name: string, content: string): string {
   const begin = `<!-- generated:${name} (npm run docs; do not edit by hand) -->`;
   const end = `<!-- end generated:${name} -->`;
   const from = page.indexOf(begin);
   const to = page.indexOf(end);
-  if (from === -1 || to < from) throw new Error(`no ${begin} ... ${end} markers`);
+  if (from === -1 || to < from) throw new DocsMarkersError(`no ${begin} ... ${end} markers`);
   return `${page.slice(0, from + begin.length)}\n${content}\n${page.slice(to)}`;
 }

@@ -8,6 +8,7 @@
  * which surprises people, and we deliberately differ. Repeatable options (sockets, env,
  * touch-reload, ...) accumulate in that order.
  */
+import { InternalError } from '@emperor/protocol';
 import { buildEmperorConfig } from './emperor-config.js';
 import { collectOptions } from './collect.js';
 import { COMMAND_LINE } from './option-reader.js';
@@ -56,11 +57,11 @@ export function loadVassalConfig(path: string, options: LoadVassalConfigOptions 
  * own file LAST (it names the vassal and anchors relative paths), then `options.overrides`.
  *
  * @throws {ConfigValueError} a value, a placeholder or a combination is invalid
- * @throws {TypeError} `sources` is empty
+ * @throws {InternalError} `sources` is empty (a bug in the caller)
  */
 export function resolveVassalConfig(sources: readonly RawConfig[], options: ResolveConfigOptions = {}): LoadedConfig<VassalConfig> {
   const vassal = sources.at(-1);
-  if (vassal === undefined) throw new TypeError('resolveVassalConfig needs at least the vassal file as a source');
+  if (vassal === undefined) throw new InternalError('resolveVassalConfig needs at least the vassal file as a source');
   const collected = collectOptions(allOptions(sources, options), 'vassal', options.env ?? process.env);
   return { config: buildVassalConfig(vassal, collected), warnings: collected.warnings };
 }

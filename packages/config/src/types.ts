@@ -5,6 +5,7 @@
  * loader validates once and converts once, into these types, whose field names carry
  * their unit (`harakiriMs`, `reloadOnRssBytes`). Nothing downstream re-parses strings.
  */
+import type { OptionName } from './options.js';
 
 /** The file formats we read. YAML is recognised by extension and refused with a clear error. */
 export type ConfigFormat = 'ini' | 'xml' | 'json';
@@ -72,7 +73,7 @@ export interface SocketSpec extends SourceLocation {
   /** `http-socket` → `http`; `socket` and `uwsgi-socket` → `uwsgi` (uWSGI's defaults). */
   readonly protocol: SocketProtocol;
   /** The option that declared it: `http-socket`, `socket` or `uwsgi-socket`. */
-  readonly option: string;
+  readonly option: OptionName;
 }
 
 /** The language runtime of a vassal's workers. */

@@ -6,6 +6,7 @@ import { basename, dirname, resolve } from 'node:path';
 import type { CollectedOptions } from './collect.js';
 import { ConfigValueError } from './errors.js';
 import { createOptionReader, type OptionReader } from './option-reader.js';
+import type { OptionName } from './options.js';
 import { describeLocation } from './text.js';
 import type { CheaperAlgo, RawConfig, ResolvedOption, SocketSpec, VassalConfig, WorkerRuntime } from './types.js';
 import { isLogFormatVariable, parseLogFormat } from './log-format.js';
@@ -18,7 +19,7 @@ const MAX_BUFFER_SIZE = 65535;
 const NODE_MODULE = /\.(?:c|m)?js$/;
 const PYTHON_MODULE = /^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*)?$/;
 /** Options that only mean something to Python workers. */
-const PYTHON_ONLY = ['home', 'pythonpath', 'callable', 'threads'];
+const PYTHON_ONLY: readonly OptionName[] = ['home', 'pythonpath', 'callable', 'threads'];
 
 /**
  * @param vassal the vassal's own file (the last source): its path names the vassal and anchors relative paths

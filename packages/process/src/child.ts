@@ -6,7 +6,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { EventEmitter } from 'node:events';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { EmperorError } from '@emperor/protocol';
+import { MissingToolError } from '@emperor/protocol';
 
 /** How a child ended: exactly one of `code` and `signal` is set. */
 export interface ExitInfo {
@@ -162,10 +162,8 @@ export interface ProcessLimits {
   readonly cpus?: readonly number[] | undefined;
 }
 
-/** Thrown when a limit is requested but the wrapper that applies it is not installed. */
-export class MissingToolError extends EmperorError {
-  readonly code = 'ERR_MISSING_TOOL' as const;
-}
+// Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
+export { MissingToolError };
 
 const toolCache = new Map<string, string | undefined>();
 function tool(name: string): string | undefined {

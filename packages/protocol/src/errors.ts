@@ -1,10 +1,17 @@
 /**
- * Coded errors shared by every package.
+ * The error registry: every coded error of every package, in this one module.
  *
- * One class per code, the code as a literal type, the original error as `cause`
- * (the shape of undici `lib/core/errors.js` and fastify `lib/errors.js`). Every code
- * has a row in `docs/errors.md`: what it means and how to fix it.
+ * One class per code, the code as a literal type, the original error as `cause` (the
+ * shape of undici `lib/core/errors.js` and fastify `lib/errors.js`). {@link ERRORS} maps
+ * each code to its class, the source files that throw it and what it means; every code
+ * has a row in `docs/errors.md` (what it means, how to fix it), and a unit test holds the
+ * registry, the sources and that table equal, both ways.
+ *
+ * A package that throws one of these imports it from `@emperor/protocol` (the packages
+ * that used to define them re-export theirs, so old imports keep working). A new code is
+ * a class here, an entry in {@link ERRORS} and a row in docs/errors.md.
  */
+import { clip, describeLocation, quote } from './text.js';
 
 /** Options accepted by every {@link EmperorError} subclass. */
 export interface EmperorErrorOptions {
@@ -17,7 +24,7 @@ export interface EmperorErrorOptions {
  * can tell ours from a bug with `err instanceof EmperorError` and switch on `err.code`.
  */
 export abstract class EmperorError extends Error {
-  /** Stable machine-readable code, e.g. `ERR_CONFIG_VALUE`; documented in docs/errors.md. */
+  /** Stable machine-readable code, e.g. `ERR_CONFIG_VALUE`; a key of {@link ERRORS}, documented in docs/errors.md. */
   abstract readonly code: string;
 
   constructor(message: string, options?: EmperorErrorOptions) {
@@ -31,6 +38,116 @@ export function isEmperorError(err: unknown): err is EmperorError {
   return err instanceof EmperorError;
 }
 
+// --- every package -----------------------------------------------------------------
+
+/**
+ * A bug in Emperor's own code, never a problem in a config file: an invariant failed, or
+ * a function was called against its contract (an option name the option table does not
+ * have, no vassal file to resolve). The message says which. Node's `ERR_INTERNAL_ASSERTION`
+ * plays the same part.
+ */
+export class InternalError extends EmperorError {
+  readonly code = 'ERR_INTERNAL' as const;
+}
+
+// --- @emperor/config: files to typed config ----------------------------------------
+
+/** Where a config read or parse error happened. */
+export interface ConfigErrorLocation {
+  /** The file as given to the loader (not made absolute). */
+  readonly file: string;
+  /** 1-based line; 0 when unknown or not about one line. */
+  readonly line: number;
+}
+
+/**
+ * Base of the three config errors: each names the file as given and the 1-based line
+ * (0 when unknown), and its message is `file:line: problem` on one line:
+ *
+ *   emperor.d/shop.ini:7: harakiri: expected whole seconds >= 0, got "ten"
+ */
+export abstract class ConfigError extends EmperorError {
+  readonly file: string;
+  readonly line: number;
+
+  /** `problem` is the sentence after `file:line: `. */
+  constructor(where: ConfigErrorLocation, problem: string, options?: EmperorErrorOptions) {
+    super(`${describeLocation(where.file, where.line)}: ${problem}`, options);
+    this.file = where.file;
+    this.line = where.line;
+  }
+}
+
+/**
+ * `ERR_CONFIG_READ`: the file could not be turned into text. Missing, unreadable
+ * (EACCES), not a regular file, a symlink loop (ELOOP), larger than 1 MiB, not valid
+ * UTF-8, or containing a NUL byte (a binary file). Problem example: `cannot read: permission denied`.
+ */
+export class ConfigReadError extends ConfigError {
+  readonly code = 'ERR_CONFIG_READ' as const;
+}
+
+/**
+ * `ERR_CONFIG_PARSE`: the text is not a config file we accept. Bad XML or JSON, a root
+ * element other than `<uwsgi>`, JSON without an object `uwsgi`, a nested element or
+ * object where a value belongs, an XML entity declaration (refused outright, so an
+ * entity-expansion bomb cannot even start), or an unsupported extension such as `.yaml`.
+ * Problem example: `expected closing tag </socket>, got </uwsgi>`.
+ */
+export class ConfigParseError extends ConfigError {
+  readonly code = 'ERR_CONFIG_PARSE' as const;
+}
+
+/** What a {@link ConfigValueError} is about. */
+export interface ConfigValueErrorInit extends ConfigErrorLocation {
+  /** The option (as written) whose value is wrong, or the option that is missing. */
+  readonly option: string;
+  /** The offending value after placeholder passes; `undefined` when the option is missing. */
+  readonly value: string | undefined;
+  /** What would have been accepted, e.g. `whole seconds >= 0`. */
+  readonly expected: string;
+  /** The sentence after the subject; defaults to `expected <expected>`. */
+  readonly problem?: string;
+  /** What the message names before the problem; defaults to `option` (`no app` for a missing app). */
+  readonly subject?: string;
+}
+
+/**
+ * `ERR_CONFIG_VALUE`: the file parsed but a value cannot be accepted: a bad value for a
+ * known option, a missing socket or app, a contradiction (`cheaper` >= `processes`,
+ * `module` with `wsgi-file`), a bad placeholder (`%(x)` of an option never set, a cycle,
+ * `@(...)`, an unknown `%x`), or, with `strict = true`, an unknown option.
+ *
+ * The message is `file:line: option: expected ..., got "value"` with the value quoted and
+ * cut to about 60 characters.
+ */
+export class ConfigValueError extends ConfigError {
+  readonly code = 'ERR_CONFIG_VALUE' as const;
+  readonly option: string;
+  readonly value: string | undefined;
+  readonly expected: string;
+
+  constructor(init: ConfigValueErrorInit, options?: EmperorErrorOptions) {
+    const problem = init.problem ?? `expected ${init.expected}`;
+    const got = init.value === undefined ? '' : `, got ${quote(init.value)}`;
+    // The option name comes from the file too: clip it like any other untrusted text.
+    super(init, `${init.subject ?? clip(init.option)}: ${problem}${got}`, options);
+    this.option = init.option;
+    this.value = init.value;
+    this.expected = init.expected;
+  }
+}
+
+/**
+ * `npm run docs` was asked to fill the generated part of a page that lacks its
+ * `<!-- generated:NAME ... -->` / `<!-- end generated:NAME -->` markers.
+ */
+export class DocsMarkersError extends EmperorError {
+  readonly code = 'ERR_DOCS_MARKERS' as const;
+}
+
+// --- @emperor/emperor and the vassal master: who runs a vassal -----------------------
+
 /**
  * Tyrant mode (`emperor-tyrant`) refused a vassal: its file is owned by uid 0 or gid 0,
  * the emperor cannot run it as the file's owner, or the vassal asks for a `uid`/`gid`
@@ -40,3 +157,150 @@ export function isEmperorError(err: unknown): err is EmperorError {
 export class TyrantError extends EmperorError {
   readonly code = 'ERR_TYRANT' as const;
 }
+
+/**
+ * The vassal's `uid`/`gid` cannot be used: no such user or group, switching needs root,
+ * the switch itself failed, or that user cannot read Emperor's worker code.
+ */
+export class PrivilegeError extends EmperorError {
+  readonly code = 'ERR_PRIVILEGE' as const;
+}
+
+// --- the vassal master: sockets and workers -----------------------------------------
+
+/** A vassal socket cannot be bound: the message names the address and the reason. */
+export class SocketBindError extends EmperorError {
+  readonly code = 'ERR_SOCKET_BIND' as const;
+}
+
+/** A Python vassal has no usable interpreter: missing, not runnable, or too old. */
+export class PythonInterpreterError extends EmperorError {
+  readonly code = 'ERR_PYTHON_INTERPRETER' as const;
+}
+
+/** A limit (`limit-as`, `cpu-affinity`) is requested but the util-linux wrapper that applies it is not installed. */
+export class MissingToolError extends EmperorError {
+  readonly code = 'ERR_MISSING_TOOL' as const;
+}
+
+/** A Node app module loaded but offers nothing we can serve. */
+export class AppShapeError extends EmperorError {
+  readonly code = 'ERR_APP_SHAPE' as const;
+}
+
+// --- between processes, and the stats clients ---------------------------------------
+
+/** A received IPC message is not one we know (see ipc.ts). */
+export class IpcMessageError extends EmperorError {
+  readonly code = 'ERR_IPC_MESSAGE' as const;
+}
+
+/** A stats server cannot be reached, does not answer in time, or sends something that is not JSON. */
+export class StatsReadError extends EmperorError {
+  readonly code = 'ERR_STATS_READ' as const;
+}
+
+/** A stats document is neither a vassal's (`workers`) nor an emperor's (`vassals`). */
+export class StatsShapeError extends EmperorError {
+  readonly code = 'ERR_STATS_SHAPE' as const;
+}
+
+// --- the registry ---------------------------------------------------------------------
+
+/** A class whose instances carry the code `C` (any constructor parameters). */
+export type ErrorClass<C extends string = string> = abstract new (...args: never[]) => EmperorError & { readonly code: C };
+
+/** What the registry records about one code. */
+export interface ErrorInfo<C extends string = string> {
+  /** The one class thrown with this code. */
+  readonly errorClass: ErrorClass<C>;
+  /**
+   * The source files that construct it, relative to the repository root (a helper such
+   * as config's `invalid()` counts where it is defined, not where it is called).
+   */
+  readonly thrownFrom: readonly string[];
+  /** What it means, in one sentence; docs/errors.md has the full story and the fix. */
+  readonly meaning: string;
+}
+
+/** Checks at compile time that each entry's class carries the entry's own code. */
+function registry<const R extends { readonly [C in keyof R & string]: ErrorInfo<C> }>(entries: R): R {
+  return entries;
+}
+
+/** Every error code, in the order of docs/errors.md. */
+export const ERRORS = registry({
+  ERR_CONFIG_READ: {
+    errorClass: ConfigReadError,
+    thrownFrom: ['packages/config/src/read.ts'],
+    meaning: 'A config file could not be read as UTF-8 text of at most 1 MiB.',
+  },
+  ERR_CONFIG_PARSE: {
+    errorClass: ConfigParseError,
+    thrownFrom: ['packages/config/src/file-name.ts', 'packages/config/src/read-ini.ts', 'packages/config/src/read-json.ts', 'packages/config/src/read-xml.ts'],
+    meaning: 'The text is not an INI, XML or JSON config file Emperor accepts.',
+  },
+  ERR_CONFIG_VALUE: {
+    errorClass: ConfigValueError,
+    thrownFrom: ['packages/config/src/emperor-config.ts', 'packages/config/src/values.ts', 'packages/config/src/vassal-config.ts'],
+    meaning: 'A config file parsed, but a value, a placeholder or a combination of options cannot be accepted.',
+  },
+  ERR_SOCKET_BIND: {
+    errorClass: SocketBindError,
+    thrownFrom: ['packages/vassal/src/master/sockets.ts'],
+    meaning: 'The vassal master could not bind one of its sockets.',
+  },
+  ERR_PRIVILEGE: {
+    errorClass: PrivilegeError,
+    thrownFrom: ['packages/vassal/src/master/master.ts', 'packages/vassal/src/master/users.ts'],
+    meaning: 'The vassal\'s uid/gid cannot be used, or that user cannot read Emperor\'s worker code.',
+  },
+  ERR_TYRANT: {
+    errorClass: TyrantError,
+    thrownFrom: ['packages/emperor/src/tyrant.ts', 'packages/vassal/src/master/users.ts'],
+    meaning: 'Tyrant mode refused a vassal: its file\'s owner, or a uid/gid other than that owner.',
+  },
+  ERR_PYTHON_INTERPRETER: {
+    errorClass: PythonInterpreterError,
+    thrownFrom: ['packages/vassal/src/master/python-interpreter.ts'],
+    meaning: 'A Python vassal has no usable Python 3.9+ interpreter.',
+  },
+  ERR_MISSING_TOOL: {
+    errorClass: MissingToolError,
+    thrownFrom: ['packages/process/src/child.ts'],
+    meaning: 'limit-as or cpu-affinity needs prlimit or taskset, which is not installed.',
+  },
+  ERR_APP_SHAPE: {
+    errorClass: AppShapeError,
+    thrownFrom: ['packages/vassal/src/worker/node/app-loader.ts'],
+    meaning: 'A Node module loaded but exports nothing to serve and never called listen().',
+  },
+  ERR_IPC_MESSAGE: {
+    errorClass: IpcMessageError,
+    thrownFrom: ['packages/protocol/src/ipc.ts'],
+    meaning: 'A process received a control message it does not understand.',
+  },
+  ERR_STATS_READ: {
+    errorClass: StatsReadError,
+    thrownFrom: ['packages/protocol/src/stats-client.ts'],
+    meaning: 'A stats socket could not be read, timed out, or did not answer JSON.',
+  },
+  ERR_STATS_SHAPE: {
+    errorClass: StatsShapeError,
+    thrownFrom: ['packages/cli/src/top/model.ts'],
+    meaning: 'A stats socket answered JSON that is neither a vassal\'s nor an emperor\'s stats document.',
+  },
+  ERR_DOCS_MARKERS: {
+    errorClass: DocsMarkersError,
+    thrownFrom: ['packages/config/src/reference-docs.ts'],
+    meaning: 'npm run docs found a page without the markers around its generated part.',
+  },
+  ERR_INTERNAL: {
+    errorClass: InternalError,
+    thrownFrom: ['packages/config/src/option-reader.ts', 'packages/config/src/resolve.ts'],
+    meaning: 'A bug in Emperor: an invariant failed or a function was called against its contract.',
+  },
+});
+
+/** Every code Emperor throws: the keys of {@link ERRORS}. */
+export type ErrorCode = keyof typeof ERRORS;

@@ -8,7 +8,7 @@
  * The meanings follow uWSGI's emperor pipe bytes (docs EmperorProtocol.rst,
  * core/emperor.c): 0 stop, 1 reload, 1/5/17/26 spawned/accepting/loyal/heartbeat.
  */
-import { EmperorError } from './errors.js';
+import { IpcMessageError } from './errors.js';
 
 /** Version stamped on every message; a receiver refuses any other. */
 export const IPC_VERSION = 1;
@@ -59,11 +59,6 @@ export type WorkerToMaster =
    * serving what it has; the master starts a replacement and then sends `stop`.
    */
   | { readonly v: 1; readonly type: 'recycle'; readonly reason: RecycleReason };
-
-/** Thrown when a received IPC message is not one we know. */
-export class IpcMessageError extends EmperorError {
-  readonly code = 'ERR_IPC_MESSAGE' as const;
-}
 
 type Union = EmperorToMaster | MasterToEmperor | MasterToWorker | WorkerToMaster;
 
@@ -130,12 +125,20 @@ export function parseWorkerToMaster(raw: unknown): WorkerToMaster {
 }
 
 /**
- * Process exit codes with a meaning between tiers (uWSGI uses 22 for "no app" and 26
- * for "exile"; we use the sysexits.h values where one fits).
+ * Process exit codes: those with a meaning between tiers (uWSGI uses 22 for "no app" and
+ * 26 for "exile"; we use the sysexits.h values where one fits), and the `emperor` command's
+ * own. Every exit of every process is one of these; no bare numbers.
  */
 export const ExitCode = {
-  /** Clean exit after a requested stop. */
+  /** Clean exit after a requested stop; a command that did what it was asked. */
   OK: 0,
+  /**
+   * A command failed (`emperor check` found an invalid file, `emperor stats`/`top` could
+   * not read the socket) or the emperor could not start; the shell's plain failure.
+   */
+  FAILURE: 1,
+  /** The command line is wrong (unknown command, bad flag value): what yargs and most CLIs exit with. */
+  USAGE: 2,
   /** The vassal file is invalid: the emperor waits for the file to change instead of respawning. */
   CONFIG: 78,
   /** The worker could not load the app (module missing, import threw, syntax error). */
@@ -143,3 +146,6 @@ export const ExitCode = {
   /** The vassal could not acquire a resource (busy port, bad uid): respawned with backoff. */
   UNAVAILABLE: 69,
 } as const;
+
+/** One of the {@link ExitCode} values. */
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

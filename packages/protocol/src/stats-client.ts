@@ -4,12 +4,7 @@
  * uWSGI itself.
  */
 import { connect, type Socket } from 'node:net';
-import { EmperorError } from './errors.js';
-
-/** Thrown when a stats server cannot be reached or sends something that is not JSON. */
-export class StatsReadError extends EmperorError {
-  readonly code = 'ERR_STATS_READ' as const;
-}
+import { StatsReadError } from './errors.js';
 
 /** Where to read stats from, parsed from a string. */
 export type StatsAddress =
@@ -71,10 +66,10 @@ function readUntilEof(target: Exclude<StatsAddress, { kind: 'http' }>, address: 
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const socket: Socket = target.kind === 'tcp' ? connect(target.port, target.host) : connect(target.path);
-    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    socket.setTimeout(timeoutMs, () => socket.destroy(new StatsReadError(`stats ${address}: no answer within ${timeoutMs} ms`)));
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    socket.on('error', (err) => reject(new StatsReadError(`stats ${address}: ${err.message}`, { cause: err })));
+    socket.on('error', (err) => reject(err instanceof StatsReadError ? err : new StatsReadError(`stats ${address}: ${err.message}`, { cause: err })));
     // Nothing is written: a plain stats server closes without reading, and unread bytes
     // would make its kernel answer with RST, which can cut the document short.
   });

@@ -53,7 +53,7 @@ test('a missing inherited file is a read error naming that file', (t) => {
 });
 
 test('resolveVassalConfig needs the vassal file', () => {
-  assert.throws(() => resolveVassalConfig([]), TypeError);
+  assert.throws(() => resolveVassalConfig([]), { name: 'InternalError', code: 'ERR_INTERNAL', message: 'resolveVassalConfig needs at least the vassal file as a source' });
 });
 
 test('unknown options: one warning per name, with a suggestion when close', () => {

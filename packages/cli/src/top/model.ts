@@ -4,12 +4,10 @@
  * from any uWSGI 2.0 stats server reads (uWSGI core/master_utils.c; uwsgitop 0.12 reads
  * `vassals` as the sign of an emperor and `workers` as that of an instance).
  */
-import { EmperorError } from '@emperor/protocol';
+import { StatsShapeError } from '@emperor/protocol';
 
-/** Thrown when a stats document is neither a vassal's (`workers`) nor an emperor's (`vassals`). */
-export class StatsShapeError extends EmperorError {
-  readonly code = 'ERR_STATS_SHAPE' as const;
-}
+// Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
+export { StatsShapeError };
 
 /** One worker row. Times in microseconds, sizes in bytes, as the stats document has them. */
 export interface TopWorker {

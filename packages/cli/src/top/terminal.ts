@@ -6,7 +6,7 @@
  * One stats read per refresh and a redraw in place (cursor home, clear to end of each
  * line) keep it cheap: `pm2 monit` is known for burning CPU and flickering (PM2 #2793).
  */
-import { readStats } from '@emperor/protocol';
+import { ExitCode, readStats } from '@emperor/protocol';
 import { defaultSort, kindOf, nextSort, renderTop, type TopSample, type TopSort } from './render.js';
 
 /** Terminal control sequences (ECMA-48 / xterm). */
@@ -35,10 +35,10 @@ export interface RunTopOptions {
 
 /**
  * Shows the live view until `q` (or Ctrl-C, SIGTERM, SIGHUP); when stdout is not a
- * terminal, prints one snapshot as text instead. Resolves to the exit code: 0, or 1 when
- * the first read fails.
+ * terminal, prints one snapshot as text instead. Resolves to {@link ExitCode.OK}, or
+ * {@link ExitCode.FAILURE} when the first read fails.
  */
-export async function runTop(address: string, options: RunTopOptions): Promise<number> {
+export async function runTop(address: string, options: RunTopOptions): Promise<ExitCode> {
   const io = options.io ?? { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
   if (io.stdout.isTTY !== true) return printSnapshot(address, io);
   let current: TopSample;
@@ -47,20 +47,20 @@ export async function runTop(address: string, options: RunTopOptions): Promise<n
     renderTop(current, undefined, { width: 80, height: 24 }); // refuse a document we cannot show before taking the screen
   } catch (err) {
     io.stderr.write(`emperor top: ${(err as Error).message}\n`);
-    return 1;
+    return ExitCode.FAILURE;
   }
   return new Live(address, options.intervalMs, io, current).run();
 }
 
 /** One snapshot as text: what `emperor stats ADDR` prints and what `top` prints into a pipe. */
-export async function printSnapshot(address: string, io: Pick<TopIo, 'stdout' | 'stderr'>): Promise<number> {
+export async function printSnapshot(address: string, io: Pick<TopIo, 'stdout' | 'stderr'>): Promise<ExitCode> {
   try {
     const doc = await readStats(address, { timeoutMs: 5000 });
     io.stdout.write(renderTop({ doc, atMs: Date.now() }, undefined, { width: Infinity, height: Infinity, address }));
-    return 0;
+    return ExitCode.OK;
   } catch (err) {
     io.stderr.write(`emperor: ${(err as Error).message}\n`);
-    return 1;
+    return ExitCode.FAILURE;
   }
 }
 
@@ -74,7 +74,7 @@ class Live {
   #message = '';
   #timer: NodeJS.Timeout | undefined;
   #reading = false;
-  #done: ((code: number) => void) | undefined;
+  #done: ((code: ExitCode) => void) | undefined;
   #restored = false;
 
   constructor(address: string, intervalMs: number, io: TopIo, first: TopSample) {
@@ -84,13 +84,13 @@ class Live {
     this.#current = first;
   }
 
-  run(): Promise<number> {
+  run(): Promise<ExitCode> {
     const { stdin, stdout } = this.#io;
     const onKey = (data: Buffer | string): void => this.#onKey(String(data));
     const onResize = (): void => this.#draw();
-    const onSignal = (): void => this.#finish(0);
+    const onSignal = (): void => this.#finish(ExitCode.OK);
     const onExit = (): void => this.#restore();
-    return new Promise<number>((resolve) => {
+    return new Promise<ExitCode>((resolve) => {
       this.#done = (code) => {
         clearTimeout(this.#timer);
         stdin.off('data', onKey);
@@ -120,7 +120,7 @@ class Live {
       this.#draw();
       this.#timer = setTimeout(() => void this.#refresh(), this.#intervalMs);
     } catch (err) {
-      this.#finish(1, err);
+      this.#finish(ExitCode.FAILURE, err);
     }
   }
 
@@ -159,7 +159,7 @@ class Live {
   #onKey(keys: string): void {
     for (const key of keys) {
       if (key === 'q' || key === 'Q' || key === CTRL_C) {
-        this.#finish(0);
+        this.#finish(ExitCode.OK);
         return;
       }
       const kind = kindOf(this.#current.doc);
@@ -172,7 +172,7 @@ class Live {
     }
   }
 
-  #finish(code: number, err?: unknown): void {
+  #finish(code: ExitCode, err?: unknown): void {
     const done = this.#done;
     this.#done = undefined;
     done?.(code);

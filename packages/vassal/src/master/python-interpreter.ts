@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import type { VassalConfig } from '@emperor/config';
-import { EmperorError } from '@emperor/protocol';
+import { PythonInterpreterError } from '@emperor/protocol';
 import { findExecutable } from '@emperor/process';
 
 /** The oldest Python the worker (`python/emperor_worker.py`) runs on. */
@@ -19,10 +19,8 @@ export const MIN_PYTHON: readonly [number, number] = [3, 9];
 /** How long asking the interpreter for its version may take, ms (a cold pyenv shim takes ~100 ms). */
 const VERSION_TIMEOUT_MS = 10_000;
 
-/** Thrown when a Python vassal has no usable interpreter: missing, not runnable, or too old. */
-export class PythonInterpreterError extends EmperorError {
-  readonly code = 'ERR_PYTHON_INTERPRETER' as const;
-}
+// Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
+export { PythonInterpreterError };
 
 /** An interpreter that answered, and what it said. */
 export interface PythonInterpreter {

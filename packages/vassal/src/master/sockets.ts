@@ -17,12 +17,10 @@ import { dirname } from 'node:path';
 import { open } from 'node:fs/promises';
 import { getSystemErrorName } from 'node:util';
 import type { SocketSpec } from '@emperor/config';
-import { EmperorError } from '@emperor/protocol';
+import { SocketBindError } from '@emperor/protocol';
 
-/** Thrown when a socket cannot be bound: the message names the address and the reason. */
-export class SocketBindError extends EmperorError {
-  readonly code = 'ERR_SOCKET_BIND' as const;
-}
+// Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
+export { SocketBindError };
 
 interface ServerHandle {
   readonly fd: number;

@@ -6,12 +6,10 @@
 import { execFileSync } from 'node:child_process';
 import { userInfo } from 'node:os';
 import type { Principal, VassalConfig } from '@emperor/config';
-import { EmperorError, TyrantError } from '@emperor/protocol';
+import { PrivilegeError, TyrantError } from '@emperor/protocol';
 
-/** Thrown when the vassal's uid/gid cannot be used. */
-export class PrivilegeError extends EmperorError {
-  readonly code = 'ERR_PRIVILEGE' as const;
-}
+// Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
+export { PrivilegeError };
 
 /** A resolved user. */
 export interface UserEntry {

@@ -14,7 +14,7 @@
 import net from 'node:net';
 import type { RequestListener } from 'node:http';
 import { pathToFileURL } from 'node:url';
-import { EmperorError } from '@emperor/protocol';
+import { AppShapeError } from '@emperor/protocol';
 import { isFetchApp, type FetchApp } from './fetch-adapter.js';
 
 /** What the app gave us to serve. */
@@ -23,10 +23,8 @@ export type AppEntry =
   | { readonly kind: 'listener'; readonly listener: RequestListener }
   | { readonly kind: 'fetch'; readonly app: FetchApp };
 
-/** Thrown when the module loads but offers nothing we can serve. */
-export class AppShapeError extends EmperorError {
-  readonly code = 'ERR_APP_SHAPE' as const;
-}
+// Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
+export { AppShapeError };
 
 const originalListen = net.Server.prototype.listen;
 

@@ -92,7 +92,7 @@ export class ConfigReadError extends ConfigError {
  * element other than `<uwsgi>`, JSON without an object `uwsgi`, a nested element or
  * object where a value belongs, an XML entity declaration (refused outright, so an
  * entity-expansion bomb cannot even start), or an unsupported extension such as `.yaml`.
- * Problem example: `expected closing tag </socket>, got </uwsgi>`.
+ * Problem example: `<processes> is not closed (</uwsgi> on line 5 comes first)`.
  */
 export class ConfigParseError extends ConfigError {
   readonly code = 'ERR_CONFIG_PARSE' as const;

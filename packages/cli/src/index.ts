@@ -3,3 +3,8 @@ export { booleanFlags, isBooleanFlag, optionsFromArgv, COMMAND_LINE } from './ar
 export { renderTop, defaultSort, nextSort, sortColumns, bytes, duration, type TopOptions, type TopSample, type TopSort } from './top/render.js';
 export { toView, StatsShapeError, type VassalView, type EmperorView } from './top/model.js';
 export { runCheck, renderResolved } from './check.js';
+export { COMMANDS, suggestCommand, type CliCommand, type CliFlag, type CliPositional } from './commands.js';
+export { renderManPage, EXIT_STATUS } from './man.js';
+export { checkApp, permits, modeString, type AppCheckHost, type VassalIdentity } from './check-app.js';
+export { docsDir } from './main.js';
+export { strayWordsOfArgv } from './argv.js';

@@ -6,7 +6,7 @@ import { dirname, resolve } from 'node:path';
 import type { CollectedOptions } from './collect.js';
 import { ConfigValueError } from './errors.js';
 import { createOptionReader } from './option-reader.js';
-import type { EmperorConfig } from './types.js';
+import type { EmperorConfig, LogStyleChoice } from './types.js';
 import { invalid, parsePath } from './values.js';
 
 /**
@@ -57,6 +57,8 @@ export function buildEmperorConfig(where: string, collected: CollectedOptions): 
     vassalsInherit: read.paths('vassals-inherit'),
     pidfile: pidfile === undefined ? undefined : parsePath(pidfile, read.baseDirOf(pidfile)),
     dieOnTerm: read.bool('die-on-term'),
+    // The table's choices are exactly LogStyleChoice's members.
+    logStyle: read.choice('log-style') as LogStyleChoice,
     resolved: collected.resolved,
   };
 }

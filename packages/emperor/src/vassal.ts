@@ -245,7 +245,8 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     }
     if (exit.code === ExitCode.CONFIG) {
       this.lastError = this.#configError ?? 'invalid vassal file (the master exited 78 without saying why; see its log)';
-      this.#logger.warn(`vassal ${this.name} has an invalid file (${this.lastError}); waiting for it to change`);
+      // The master logged the error itself (one line, file:line: option: reason); the stats keep it as last_error.
+      this.#logger.warn(`vassal ${this.name} has an invalid file; waiting for it to change`);
       this.#setState('config-error');
       return;
     }

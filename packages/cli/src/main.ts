@@ -78,14 +78,25 @@ function describe(y: Argv, spec: CliCommand): Argv {
   return out;
 }
 
+/** What yargs hands a completion function: the default completions, then ours. */
+type Completer = (
+  current: string,
+  parsed: { _: (string | number)[] },
+  defaults: (done: (err: Error | null, completions: string[] | undefined) => void) => void,
+  done: (completions: string[]) => void,
+) => void;
+
 /**
  * Shell completion: the commands and their flags (yargs), plus, for the default command,
  * every option name of the option table (`--harakiri`). After a flag that takes a file or
  * directory, nothing, so the shell completes file names.
+ * @param argv the command line as given (`--get-yargs-completions emperor WORDS...`)
  */
-function complete(current: string, argv: { _: (string | number)[] }, defaults: (done: (err: Error | null, completions: string[] | undefined) => void) => void, done: (completions: string[]) => void): void {
-  const words = argv._.map(String).slice(1);
-  const previous = process.argv.at(-2) ?? '';
+function completer(argv: readonly string[]): Completer {
+  return (current, parsed, defaults, done) => complete(current, parsed._.map(String).slice(1), argv.at(-2) ?? '', defaults, done);
+}
+
+function complete(current: string, words: readonly string[], previous: string, defaults: Parameters<Completer>[2], done: Parameters<Completer>[3]): void {
   if (['--ini', '--xml', '--json', '--emperor', '--inherit'].includes(previous)) {
     done([]);
     return;
@@ -145,7 +156,7 @@ export async function main(argv: readonly string[]): Promise<ExitCode> {
     .command(command('check').usage, command('check').summary, (y) => describe(y, command('check')), async (args) => {
       code = await runCheck((args.files as string[]).map(String), { print: args.print === true, inherit: (args.inherit as string[]).map(String), tyrant: args.tyrant === true }, process.stdout);
     })
-    .completion('completion', command('completion').summary, complete)
+    .completion('completion', command('completion').summary, completer(argv))
     .epilog(epilog())
     .strictCommands()
     .version(VERSION)

@@ -55,6 +55,7 @@ export class Lifecycle {
     this.#options = options;
   }
 
+  /** Serving, recycling or stopping. */
   get state(): LifecycleState {
     return this.#state;
   }
@@ -91,6 +92,7 @@ export class Lifecycle {
    */
   requestEnded(): void {
     const { slot, maxRequests } = this.#options;
+    // Per request: a few comparisons; the clock is read only once max-requests is reached.
     if (this.#state !== 'serving' || maxRequests <= 0 || slot.requests < maxRequests) return;
     if (!recycleDue(slot.requests, maxRequests, Date.now() - this.#options.startedAtMs, this.#options.minWorkerLifetimeMs)) return;
     this.#state = 'recycling';

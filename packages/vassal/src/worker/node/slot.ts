@@ -113,6 +113,7 @@ export class SlotPublisher {
     this.#schedule = options.schedule ?? unrefTimeout;
   }
 
+  /** Where the worker is, as its slot shows it. */
   get phase(): WorkerPhase {
     return this.#phase;
   }

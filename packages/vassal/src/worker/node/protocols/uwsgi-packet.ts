@@ -81,6 +81,17 @@ export function parseUwsgiPacket(buf: Buffer, bufferSize: number): UwsgiParse {
 }
 
 /**
+ * The reason logged for bytes a client sent before it closed its side without a whole
+ * packet: how many came, of how many the packet needs so far ({@link UwsgiIncomplete.need}:
+ * the header's 4 until the header is in, then header plus block), e.g.
+ * "truncated packet (7 of 43 bytes)"; "?" when the bytes are not the start of a packet.
+ */
+export function truncatedReason(received: Buffer, bufferSize: number): string {
+  const parsed = parseUwsgiPacket(received, bufferSize);
+  return `truncated packet (${received.length} of ${parsed.kind === 'incomplete' ? parsed.need : '?'} bytes)`;
+}
+
+/**
  * Encodes a request packet (what nginx sends), for clients, tests and benchmarks.
  * @throws RangeError when a key, a value or the block exceeds 65535 bytes
  */

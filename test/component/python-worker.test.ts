@@ -1,5 +1,5 @@
 /**
- * The Python WSGI worker (packages/vassal/python/emperor_worker.py) run by a standalone
+ * The Python WSGI worker (packages/vassal/python/emperor_worker/) run by a standalone
  * vassal: PEP 3333, HTTP/1.1 on http-socket, the uwsgi protocol on socket, failures,
  * limits and interpreters. nginx and Django are in test/e2e/nginx-python.test.ts.
  */

@@ -142,6 +142,7 @@ class Server:
         self.selector.register(fd, selectors.EVENT_READ, ("call", on_readable))
 
     def unwatch(self, fd: int) -> None:
+        """Stops calling back for ``fd`` (see watch)."""
         try:
             self.selector.unregister(fd)
         except (KeyError, ValueError):
@@ -205,6 +206,8 @@ class Server:
     # -- connections ----------------------------------------------------------------
 
     def accept(self, listener: socket.socket, protocol: Any, family: tuple) -> None:
+        """Takes one connection from ``listener`` (of ``protocol``; ``family`` is its
+        (family, type)) and serves its request at once when it is already there."""
         # One connection per wake-up: the other workers woke too and take the next ones,
         # which spreads keep-alive connections over the pool.
         if not self.accepting or self.worker.recycle_pending:
@@ -245,6 +248,7 @@ class Server:
         conn.registered = True
 
     def close(self, conn: Conn) -> None:
+        """Forgets and closes ``conn`` (nothing when it is closed already)."""
         if self.conns.pop(conn.fd, None) is None:
             return
         self.partial.discard(conn)
@@ -259,6 +263,7 @@ class Server:
             pass
 
     def close_all(self) -> None:
+        """Closes every connection, those request threads have included (they notice on return)."""
         for conn in list(self.conns.values()):
             self.close(conn)
 

@@ -109,6 +109,7 @@ class Worker:
         )
 
     def send(self, message: dict) -> None:
+        """A message to the master (packages/protocol/src/ipc.ts); nothing without a channel."""
         if self.channel is not None:
             self.channel.send(message)
 
@@ -163,6 +164,8 @@ class Worker:
         self.stop_requested = True
 
     def install_signals(self) -> None:
+        """SIGTERM stops gracefully, SIGINT and SIGHUP are ignored, SIGUSR2 dumps the stacks
+        (harakiri-verbose); the master's channel is watched."""
         signal.set_wakeup_fd(self.server.wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGTERM, self._on_sigterm)
         # SIGINT and SIGHUP come from a terminal or a session ending; the master decides.
@@ -191,6 +194,7 @@ class Worker:
             self.publish()
 
     def on_channel(self) -> None:
+        """The master wrote (``stop``, ``reopen-logs``), or went away (EOF: exit within ORPHAN_EXIT_S)."""
         assert self.channel is not None
         messages = self.channel.read()
         if messages is None:
@@ -248,6 +252,8 @@ class Worker:
     # -- the loop -------------------------------------------------------------------
 
     def run(self) -> None:
+        """Starts (slot, signals, app, sockets, ``ready``), then runs the loop until a
+        graceful stop has let every connection end."""
         self.publish()  # "starting", as the Node worker does before its app loads
         self.install_signals()
         self.load_app()

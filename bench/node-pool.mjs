@@ -9,11 +9,17 @@ import { npmPeer } from './peers.mjs';
 const APPS = join(ROOT, 'bench', 'apps');
 const quiet = { ...process.env, EMPEROR_LOG_LEVEL: 'warn' };
 
+// No request log, as the peers write none: `npm run bench request-log` measures its cost.
+const emperorAt = (bin) => (port) =>
+  start(process.execPath, [bin, '--http-socket', `127.0.0.1:${port}`, '--module', join(APPS, 'hello.mjs'), '--processes', '2', '--listen', '511', '--disable-logging'], { env: quiet });
+
+// BENCH_BASELINE=/path/to/another/checkout (built) adds `baseline`: that checkout's
+// Emperor with the same flags, in the same run, to compare a change with what it changes.
+const BASELINE = process.env.BENCH_BASELINE;
+
 const contenders = {
-  // No request log, as the peers write none: `npm run bench request-log` measures its cost.
-  async emperor(port) {
-    return start(process.execPath, [EMPEROR_BIN, '--http-socket', `127.0.0.1:${port}`, '--module', join(APPS, 'hello.mjs'), '--processes', '2', '--listen', '511', '--disable-logging'], { env: quiet });
-  },
+  emperor: emperorAt(EMPEROR_BIN),
+  ...(BASELINE ? { baseline: emperorAt(join(BASELINE, 'packages', 'cli', 'dist', 'bin', 'emperor.js')) } : {}),
   async bare(port) {
     return start(process.execPath, [join(APPS, 'bare.mjs')], { env: { ...process.env, PORT: String(port) } });
   },
@@ -42,7 +48,7 @@ const measure = (name, mode, seconds) => measureWrk(name, contenders[name], mode
 
 // BENCH_SERVERS=bare,emperor and BENCH_LOADS=keep-alive narrow a run while iterating.
 export async function pool({ rounds = Number(process.env.BENCH_ROUNDS ?? 2), seconds = 8 } = {}) {
-  const names = (process.env.BENCH_SERVERS ?? 'bare,emperor,cluster,pm2').split(',');
+  const names = (process.env.BENCH_SERVERS ?? `bare,emperor,${BASELINE ? 'baseline,' : ''}cluster,pm2`).split(',');
   const loads = (process.env.BENCH_LOADS ?? 'keep-alive,new connection per request').split(',');
   const results = {};
   for (const mode of loads) {

@@ -54,10 +54,11 @@ const latest = {
 };
 writeFileSync(new URL(`${started.toISOString().replace(/[:.]/g, '-')}.json`, dir), `${JSON.stringify({ ...run, benchmarks: names, tables: results.tables, data: results.data }, null, 2)}\n`);
 // A run narrowed while iterating (BENCH_SERVERS, BENCH_LOADS) would replace whole tables
-// with part of them: it is kept in its dated file only.
-const narrowed = ['BENCH_SERVERS', 'BENCH_LOADS'].filter((v) => process.env[v] !== undefined);
+// with part of them, and one against another checkout (BENCH_BASELINE) adds a row that is
+// not a result to publish: they are kept in their dated file only.
+const narrowed = ['BENCH_SERVERS', 'BENCH_LOADS', 'BENCH_BASELINE'].filter((v) => process.env[v] !== undefined);
 if (narrowed.length > 0) {
-  console.log(`\nresults: bench/results/ (dated file only: ${narrowed.join(', ')} narrowed this run, so latest.json is left as it was)`);
+  console.log(`\nresults: bench/results/ (dated file only: ${narrowed.join(', ')} set for this run, so latest.json is left as it was)`);
 } else {
   writeFileSync(new URL('latest.json', dir), `${JSON.stringify(latest, null, 2)}\n`);
   console.log('\nresults: bench/results/latest.json; npm run bench:report renders docs/benchmarks.md from it');

@@ -100,6 +100,7 @@ npm ci
 npm run bench                    # every benchmark; about 15 minutes on 2 cores
 npm run bench node-pool          # or some of them: drop-to-200 node-pool request-log cheaper ...
 BENCH_ROUNDS=11 npm run bench request-log  # more rounds, less noise
+BENCH_BASELINE=../other npm run bench node-pool  # adds a built checkout of another commit, same run
 npm run bench:report             # this page and its charts, from bench/results/latest.json
 \`\`\`
 

@@ -173,6 +173,38 @@ export class SocketBindError extends EmperorError {
   readonly code = 'ERR_SOCKET_BIND' as const;
 }
 
+/**
+ * A socket of the worker spec cannot be served: no protocol module of this Node worker
+ * has its protocol name (a master and a worker from different builds), or the app's
+ * server cannot be served over that protocol (the uwsgi protocol hands its connections
+ * to an `http.Server`; an app that made an `https.Server` or a bare `net.Server` cannot
+ * be served on a uwsgi socket). The entry exits with `ExitCode.APP_LOAD` (22).
+ */
+export class WorkerProtocolError extends EmperorError {
+  readonly code = 'ERR_WORKER_PROTOCOL' as const;
+}
+
+/**
+ * A worker could not `listen()` on a socket its master bound: two vassals bound the same
+ * port before either listened, and the second one's workers lose here (libuv reports
+ * `EADDRINUSE` at `listen()`, not at bind; docs/architecture.md "The gap at start"). The
+ * entry exits with `ExitCode.UNAVAILABLE` (69) and the master respawns it with backoff.
+ */
+export class SocketListenError extends EmperorError {
+  readonly code = 'ERR_SOCKET_LISTEN' as const;
+  /** The socket's address as configured. */
+  readonly socket: string;
+  /** The system error code (`EADDRINUSE`, ...), when there is one. */
+  readonly errno: string | undefined;
+
+  /** @param cause the error `listen()` emitted */
+  constructor(socket: string, cause: Error) {
+    super(`cannot listen on ${socket}: ${cause.message}`, { cause });
+    this.socket = socket;
+    this.errno = (cause as NodeJS.ErrnoException).code;
+  }
+}
+
 /** A Python vassal has no usable interpreter: missing, not runnable, or too old. */
 export class PythonInterpreterError extends EmperorError {
   readonly code = 'ERR_PYTHON_INTERPRETER' as const;
@@ -285,6 +317,16 @@ export const ERRORS = registry({
     errorClass: AppShapeError,
     thrownFrom: ['packages/vassal/src/worker/node/app-loader.ts'],
     meaning: 'A Node module loaded but exports nothing to serve and never called listen().',
+  },
+  ERR_SOCKET_LISTEN: {
+    errorClass: SocketListenError,
+    thrownFrom: ['packages/vassal/src/worker/node/protocols/index.ts'],
+    meaning: 'A Node worker could not listen() on a socket its master bound.',
+  },
+  ERR_WORKER_PROTOCOL: {
+    errorClass: WorkerProtocolError,
+    thrownFrom: ['packages/vassal/src/worker/node/protocols/index.ts', 'packages/vassal/src/worker/node/protocols/uwsgi.ts'],
+    meaning: 'A Node worker cannot serve one of its sockets over the protocol the spec names.',
   },
   ERR_IPC_MESSAGE: {
     errorClass: IpcMessageError,

@@ -12,4 +12,4 @@ export { runVassal, WORKER_ENTRIES, type RunVassalOptions } from './master/run-v
 
 /** Absolute path of the master entry the emperor spawns. */
 export const MASTER_ENTRY = new URL('./bin/master.js', import.meta.url).pathname;
-export { encodeUwsgiPacket, parseUwsgiPacket, uwsgiToHttpHead, type UwsgiParse, type UwsgiPacket } from './worker/node/uwsgi-packet.js';
+export { encodeUwsgiPacket, parseUwsgiPacket, uwsgiToHttpHead, type UwsgiParse, type UwsgiPacket } from './worker/node/protocols/uwsgi-packet.js';

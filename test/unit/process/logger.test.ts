@@ -70,12 +70,12 @@ test('the Python worker\'s text lines are the same bytes as the Node tiers\' (on
   ];
   const script = [
     'import importlib.util, json, sys',
-    'spec = importlib.util.spec_from_file_location("emperor_worker", sys.argv[1])',
+    'spec = importlib.util.spec_from_file_location("emperor_worker_log", sys.argv[1])',
     'mod = importlib.util.module_from_spec(spec)',
     'spec.loader.exec_module(mod)',
     'for record in json.loads(sys.stdin.read()):',
     '    sys.stdout.write(mod.Log.format_text(record))',
   ].join('\n');
-  const python = execFileSync('python3', ['-c', script, join(ROOT, 'packages', 'vassal', 'python', 'emperor_worker.py')], { input: JSON.stringify(records), encoding: 'utf8' });
+  const python = execFileSync('python3', ['-c', script, join(ROOT, 'packages', 'vassal', 'python', 'emperor_worker', 'log.py')], { input: JSON.stringify(records), encoding: 'utf8' });
   assert.equal(python, records.map(formatTextLine).join(''));
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, ConfigValueError, ERRORS, EmperorError, isEmperorError, type ErrorClass, type ErrorCode } from '@emperor/protocol';
+import { ConfigError, ConfigValueError, ERRORS, SocketListenError, EmperorError, isEmperorError, type ErrorClass, type ErrorCode } from '@emperor/protocol';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const REGISTRY = 'packages/protocol/src/errors.ts';
@@ -45,6 +45,7 @@ function documentedRows(): { code: string; meaning: string; fix: string }[] {
 /** An instance of `errorClass`, whatever its constructor takes. */
 function instance(errorClass: ErrorClass, cause: Error): EmperorError {
   const location = { file: 'shop.ini', line: 7 };
+  if (errorClass === SocketListenError) return new SocketListenError('problem', cause);
   if (errorClass === ConfigValueError) return new ConfigValueError({ ...location, option: 'harakiri', value: 'ten', expected: 'whole seconds >= 0', problem: 'problem' }, { cause });
   const args = errorClass.prototype instanceof ConfigError ? [location, 'problem', { cause }] : ['problem', { cause }];
   return Reflect.construct(errorClass, args) as EmperorError;
@@ -114,7 +115,7 @@ const KNOWN_BARE_ERRORS: Readonly<Record<string, number>> = {
   'packages/vassal/src/master/master-fifo.ts': 1,
   'packages/vassal/src/master/master.ts': 1,
   'packages/vassal/src/shared/worker-spec.ts': 2,
-  'packages/vassal/src/worker/node/uwsgi-packet.ts': 2,
+  'packages/vassal/src/worker/node/protocols/uwsgi-packet.ts': 2,
   'packages/vassal/src/worker/node/worker-main.ts': 2,
 };
 

@@ -7,7 +7,7 @@
  * Worker processes: `starting → ready → stopping → dead`.
  */
 import { EventEmitter } from 'node:events';
-import { accessSync, constants, readFileSync, writeFileSync, unlinkSync, statSync } from 'node:fs';
+import { readFileSync, writeFileSync, unlinkSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { VassalConfig } from '@emperor/config';
@@ -32,6 +32,7 @@ import { bindSockets, effectiveBacklog, readTcpListenQueues, type BoundSocket } 
 import { dropPrivileges, PrivilegeError, resolveCredentials, type Credentials } from './users.js';
 import { requestLogSpec } from '../shared/request-log.js';
 import { WORKER_SPEC_ENV, WORKER_SPEC_VERSION, type WorkerSpec } from '../shared/worker-spec.js';
+import { findUnreadable, workerCode, type WorkerEntries } from './worker-code.js';
 
 /** Master lifecycle states. */
 export type MasterState = 'starting' | 'ready' | 'reloading' | 'stopping' | 'dead';
@@ -149,7 +150,7 @@ export interface MasterOptions {
   /** Re-reads the vassal file for a reload. @throws on an invalid file (the reload is then abandoned). */
   readonly reloadConfig: () => VassalConfig;
   /** Absolute paths of the worker entry programs, per runtime. */
-  readonly workerEntries: { readonly node: string; readonly python: string };
+  readonly workerEntries: WorkerEntries;
   /** Python interpreter for python workers; resolved by the caller. */
   readonly pythonInterpreter?: (config: VassalConfig) => string;
   /** With `logto`: the log file's descriptor now, the workers' stdout and stderr (default: the master's own). */
@@ -813,21 +814,19 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   /**
-   * After the privilege drop: the worker entry of this vassal's runtime must be readable
+   * After the privilege drop: the worker code of this vassal's runtime must be readable
    * by the vassal's user, or every worker would die with a confusing "Cannot find
    * module". Emperor installed in a home directory (mode 0700 on Debian 12 and later)
    * is the usual cause.
    * @throws PrivilegeError naming the file, the uid and the fix
    */
   #checkCodeReadable(): void {
-    const entry = this.#config.runtime === 'node' ? this.#options.workerEntries.node : this.#options.workerEntries.python;
-    try {
-      accessSync(entry, constants.R_OK);
-    } catch (err) {
+    const unreadable = findUnreadable(workerCode(this.#config.runtime, this.#options.workerEntries));
+    if (unreadable !== undefined) {
       throw new PrivilegeError(
-        `uid ${process.getuid?.()} cannot read Emperor's worker code ${entry} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ` +
+        `uid ${process.getuid?.()} cannot read Emperor's worker code ${unreadable.path} (${unreadable.code}); ` +
           'install Emperor where every vassal user can read it (for example /opt/emperor, not a home directory of mode 0700)',
-        { cause: err },
+        { cause: unreadable.error },
       );
     }
   }

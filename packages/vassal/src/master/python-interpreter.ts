@@ -13,7 +13,7 @@ import type { VassalConfig } from '@emperor/config';
 import { PythonInterpreterError } from '@emperor/protocol';
 import { findExecutable } from '@emperor/process';
 
-/** The oldest Python the worker (`python/emperor_worker.py`) runs on. */
+/** The oldest Python the worker (`python/emperor_worker/`, test/python checks its syntax against this) runs on. */
 export const MIN_PYTHON: readonly [number, number] = [3, 9];
 
 /** How long asking the interpreter for its version may take, ms (a cold pyenv shim takes ~100 ms). */

@@ -14,12 +14,17 @@ import { MasterFifo } from './master-fifo.js';
 import { PythonInterpreters, type PythonInterpreter } from './python-interpreter.js';
 import { buildVassalStats } from './stats.js';
 import { enforceTyrant, resolveCredentials, type ForcedIdentity } from './users.js';
+import type { WorkerEntries } from './worker-code.js';
 
-/** Where the worker programs are, next to this file in the built package. */
-export const WORKER_ENTRIES = {
+/**
+ * Where the worker programs are, in the built package: the Node worker's entry, and the
+ * Python worker's launcher, whose directory holds only it and the `emperor_worker` package
+ * (so nothing of ours shadows the app's imports; see python/emperor-worker.py).
+ */
+export const WORKER_ENTRIES: WorkerEntries = {
   node: fileURLToPath(new URL('../worker/node/worker-main.js', import.meta.url)),
-  python: join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'python', 'emperor_worker.py'),
-} as const;
+  python: join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'python', 'emperor-worker.py'),
+};
 
 /** How long workers get to finish when the emperor dies, ms; with `no-orphans`, {@link NO_ORPHANS_MERCY_MS}. */
 export const ORPHAN_MERCY_MS = 3000;

@@ -6,7 +6,7 @@
  * with one positional write (about 2 µs); the master reads the whole file on each tick.
  *
  * Slot layout (little-endian, {@link SLOT_SIZE} bytes). The Python worker
- * (`python/emperor_worker.py`) writes the same layout; change both together.
+ * (`python/emperor_worker/scoreboard.py`) writes the same layout; change both together.
  *
  * | offset | type   | field |
  * | -----: | ------ | ----- |

@@ -16,6 +16,7 @@ import { createLogger, type Logger } from '@emperor/process/logger';
 import { LOG_FLUSH_MS, openLogSink, type LogSink } from '@emperor/process/log-file';
 import { compileLogFormat, formatDefaultLine, jsonRenderer, packetSize, shouldLog, varSlots, type RequestFacts } from '../../shared/request-log.js';
 import type { WorkerSpec } from '../../shared/worker-spec.js';
+import type { RequestSocketFacts } from './protocols/protocol.js';
 
 /** What {@link setUpLogging} gives the worker. */
 export interface WorkerLogging {
@@ -87,7 +88,7 @@ class FinishedRequest implements RequestFacts {
     // Headers are read from rawHeaders: `req.headers` would build an object per request.
     const raw = req.rawHeaders;
     this.raw = raw;
-    const socket = req.socket;
+    const socket: RequestSocketFacts = req.socket; // the client, as the protocol describes it
     this.addr = (xForwardedFor && firstForwarded(rawHeader(raw, 'x-forwarded-for', 'X-Forwarded-For'))) || (socket.remoteAddress ?? '');
     this.port = socket.remotePort ?? 0;
     this.startMs = startMs;

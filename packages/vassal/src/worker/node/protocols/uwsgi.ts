@@ -1,14 +1,19 @@
 /**
  * The uwsgi protocol (`socket`, `uwsgi-socket`) in Node workers: read one packet, turn it
- * back into an HTTP request head, and hand the connection to an `http.Server` with that
- * head pushed back in front of the body (`socket.unshift` + `emit('connection')`). So
- * the app is served by Node's own HTTP machinery, whatever shape it has (a listener, a
+ * back into an HTTP request head, and hand the connection to the app's `http.Server`
+ * with that head pushed back in front of the body (`socket.unshift` + `emit('connection')`).
+ * So the app is served by Node's own HTTP machinery, whatever shape it has (a listener, a
  * fetch app, its own server), and the response is raw HTTP, as the protocol wants
  * (uWSGI proto/base.c). One request per connection; the connection closes after it.
+ *
+ * This file is the connection glue; the packet itself is parsed, without I/O, in
+ * uwsgi-packet.ts.
  */
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import net from 'node:net';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { parseUwsgiPacket, uwsgiToHttpHead } from './uwsgi-packet.js';
+import { WorkerProtocolError } from '../errors.js';
+import { closeGracefully, type Protocol, type ProtocolServer } from './protocol.js';
+import { parseUwsgiPacket, truncatedReason, uwsgiToHttpHead } from './uwsgi-packet.js';
 
 /** Connections that arrived over the uwsgi protocol, to frame their responses. */
 const uwsgiSockets = new WeakSet<net.Socket>();
@@ -70,8 +75,7 @@ export function serveUwsgiConnection(socket: net.Socket, target: Server, options
       socket.destroy(); // connected and left without a byte: a health check, not an error
       return;
     }
-    const parsed = parseUwsgiPacket(buf, options.bufferSize);
-    fail(`truncated packet (${buf.length} of ${parsed.kind === 'incomplete' ? parsed.need : '?'} bytes)`);
+    fail(truncatedReason(buf, options.bufferSize));
   };
   const onTimeout = (): void => fail(`no whole packet within ${options.timeoutMs / 1000} s (${buf.length} bytes received)`);
   const onError = (): void => {
@@ -102,3 +106,27 @@ export function frameUwsgiResponse(req: IncomingMessage, res: ServerResponse): v
     res.shouldKeepAlive = false;
   }
 }
+
+/**
+ * The `uwsgi` protocol module. Needs the app's server to be an `http.Server` (it is fed
+ * HTTP heads); its responses are framed by {@link frameUwsgiResponse}.
+ */
+export const uwsgiProtocol: Protocol = {
+  name: 'uwsgi',
+  serve(app, sockets, options): readonly ProtocolServer[] {
+    if (!(app instanceof http.Server)) {
+      throw new WorkerProtocolError(`cannot serve ${sockets.map((s) => s.name).join(', ')}: the uwsgi protocol needs the app's server to be an http.Server`);
+    }
+    app.prependListener('request', frameUwsgiResponse);
+    return sockets.map((socket) => {
+      const connection: UwsgiOptions = {
+        bufferSize: options.bufferSize,
+        timeoutMs: options.socketTimeoutMs,
+        socketName: socket.name,
+        onInvalid: (peer, reason) => options.logger.warn({ peer, socket: socket.name }, `uwsgi packet from ${peer}: ${reason}; connection closed`),
+      };
+      const server = net.createServer((conn) => serveUwsgiConnection(conn, app, connection));
+      return { socket, server, close: () => closeGracefully(server) };
+    });
+  },
+};

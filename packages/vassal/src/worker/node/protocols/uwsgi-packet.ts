@@ -10,7 +10,7 @@
  * | pktsize | vars: repeated `u16le keylen, key, u16le vallen, value` |
  *
  * The request body (CONTENT_LENGTH bytes) follows the packet and is not counted in
- * pktsize. The Python worker (`python/emperor_worker.py`) parses the same way and logs
+ * pktsize. The Python worker (`python/emperor_worker/protocols/uwsgi.py`) parses the same way and logs
  * the same reasons; change them together.
  */
 
@@ -78,6 +78,17 @@ export function parseUwsgiPacket(buf: Buffer, bufferSize: number): UwsgiParse {
     pos += valueLen;
   }
   return { kind: 'packet', modifier1, modifier2, vars, consumed: end };
+}
+
+/**
+ * The reason logged for bytes a client sent before it closed its side without a whole
+ * packet: how many came, of how many the packet needs so far ({@link UwsgiIncomplete.need}:
+ * the header's 4 until the header is in, then header plus block), e.g.
+ * "truncated packet (7 of 43 bytes)"; "?" when the bytes are not the start of a packet.
+ */
+export function truncatedReason(received: Buffer, bufferSize: number): string {
+  const parsed = parseUwsgiPacket(received, bufferSize);
+  return `truncated packet (${received.length} of ${parsed.kind === 'incomplete' ? parsed.need : '?'} bytes)`;
 }
 
 /**

@@ -162,7 +162,7 @@ export class TyrantError extends EmperorError {
  * A `uid`/`gid` cannot be used: no such user or group, switching needs root (or, for an
  * emperor that dropped to a user of its own, the setuid and setgid capabilities), the
  * switch itself failed, a capability of the emperor's `cap` is outside its bounding set,
- * or the vassal's user cannot read Emperor's worker code.
+ * or the vassal's user cannot read Emperor's worker code, enter `chdir` or read the app.
  */
 export class PrivilegeError extends EmperorError {
   readonly code = 'ERR_PRIVILEGE' as const;
@@ -175,7 +175,7 @@ export class SocketBindError extends EmperorError {
   readonly code = 'ERR_SOCKET_BIND' as const;
 }
 
-/** A Python vassal has no usable interpreter: missing, not runnable, or too old. */
+/** A Python vassal has no usable interpreter: missing, not runnable by the vassal's user, or too old. */
 export class PythonInterpreterError extends EmperorError {
   readonly code = 'ERR_PYTHON_INTERPRETER' as const;
 }
@@ -258,10 +258,11 @@ export const ERRORS = registry({
       'packages/cli/src/privilege-drop.ts',
       'packages/emperor/src/privileges.ts',
       'packages/process/src/users.ts',
+      'packages/vassal/src/master/app-access.ts',
       'packages/vassal/src/master/master.ts',
       'packages/vassal/src/master/users.ts',
     ],
-    meaning: 'A uid/gid (a vassal\'s or the emperor\'s own) or a capability of cap cannot be had, or the vassal\'s user cannot read Emperor\'s worker code.',
+    meaning: 'A uid/gid (a vassal\'s or the emperor\'s own) or a capability of cap cannot be had, or the vassal\'s user cannot read Emperor\'s worker code or the app.',
   },
   ERR_TYRANT: {
     errorClass: TyrantError,

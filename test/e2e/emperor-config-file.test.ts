@@ -80,3 +80,22 @@ test('wildcards in a directory part are refused with a clear error', async (t) =
   const line = await emperor.logs.waitFor((l) => l.code === 'ERR_CONFIG_VALUE', { message: 'the error' });
   assert.match(line.msg ?? '', /emperor: .*wildcards are only allowed in the file name part/);
 });
+
+test('stats in the emperor\'s file serves the emperor\'s stats (as uWSGI\'s emperor does); with emperor-stats too, both answer', async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(join(dir, 'vassals'));
+  const port = await freePort();
+  writeFileSync(join(dir, 'vassals', 'a.ini'), `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\n`);
+  const tcp = await freePort();
+  writeFileSync(join(dir, 'emperor.ini'), `[uwsgi]\nemperor = vassals\nstats = %d/stats.sock\nemperor-stats = 127.0.0.1:${tcp}\n`);
+  const emperor = spawnEmperor(t, ['--ini', join(dir, 'emperor.ini')]);
+  await serving(`http://127.0.0.1:${port}/`);
+  const [unix, inet] = [await statsOf<EmperorStatsDoc>(join(dir, 'stats.sock')), await statsOf<EmperorStatsDoc>(`127.0.0.1:${tcp}`)];
+  assert.equal(unix.pid, emperor.pid);
+  assert.deepEqual(unix.vassals.map((v) => v.id), ['a.ini']);
+  assert.deepEqual(inet.vassals.map((v) => v.id), ['a.ini']);
+  assert.equal(emperor.logs.find((l) => l.option === 'stats').length, 0, 'no "vassal option; ignored" warning');
+  emperor.child.kill('SIGTERM');
+  assert.equal((await emperor.exited).code, 0);
+  assert.equal(existsSync(join(dir, 'stats.sock')), false, 'the unix stats socket is removed at exit');
+});

@@ -197,14 +197,26 @@ test('the issue\'s uWSGI emperor.ini runs as written: the emperor as its user wi
   assert.ok(existsSync(setup.pidfile), 'in a directory only root may change, the pidfile stays (as uWSGI\'s does after a drop)');
 });
 
-test('without tyrant mode, each vassal\'s uid; a hung master of another user is still killed (SIGKILL through a helper of that user)', { skip }, async (t) => {
+test('without tyrant mode, each vassal\'s uid; masters bind as their user (no port below 1024, chown-socket only to themselves); a hung master of another user is still killed', { skip }, async (t) => {
   const user = `empv${process.pid}`;
   const me = addUser(t, user);
   const [p1, p2] = [await freePort(), await freePort()];
   const setup = layout(t, (s) => `[uwsgi]\nuid = ${user}\ncap = setgid,setuid\nemperor = ${s.vassals}\nemperor-stats = ${s.stats}\nemperor-required-heartbeat = 2\n`);
   vassal(setup, 'www.ini', `[uwsgi]\nhttp-socket = 127.0.0.1:${p1}\nmodule = ${NODE_APP}\nuid = www-data\ngid = www-data\nheartbeat = 1\n`);
   vassal(setup, 'own.ini', `[uwsgi]\nhttp-socket = 127.0.0.1:${p2}\nmodule = ${NODE_APP}\n`);
+  vassal(setup, 'low.ini', `[uwsgi]\nhttp-socket = 127.0.0.1:81\nmodule = ${NODE_APP}\nuid = www-data\n`);
+  const sockets = join(setup.dir, 'sockets');
+  mkdirSync(sockets, { mode: 0o755 });
+  chownSync(sockets, WWW_DATA, WWW_DATA);
+  vassal(setup, 'chown.ini', `[uwsgi]\nsocket = ${join(sockets, 'app.sock')}\nmodule = ${NODE_APP}\nuid = www-data\nchown-socket = daemon\n`);
   const launcher = spawnEmperor(t, ['--ini', setup.ini]);
+  // (Containers often lower net.ipv4.ip_unprivileged_port_start, and then anyone may bind port 81.)
+  if (Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')) > 81) {
+    const low = await launcher.logs.waitFor((l) => l.vassal === 'low.ini' && l.code === 'ERR_SOCKET_BIND', { message: 'low.ini cannot bind' });
+    assert.match(low.msg ?? '', /low\.ini:2: http-socket: 127\.0\.0\.1:81: cannot bind: permission denied \(ports below 1024 need root\)/);
+  }
+  const chown = await launcher.logs.waitFor((l) => l.vassal === 'chown.ini' && l.code === 'ERR_SOCKET_BIND', { message: 'chown.ini cannot chown' });
+  assert.match(chown.msg ?? '', /chown\.ini:2: socket: .*app\.sock: cannot set owner or mode: EPERM/);
   // Ready, and heartbeating (emperor-required-heartbeat counts from the first heartbeat).
   const www = await vassalDoc(setup.stats, 'www.ini', (v) => v.ready === 1 && v.last_heartbeat > 0, 'ready and heartbeating');
   const own = await vassalDoc(setup.stats, 'own.ini', (v) => v.ready === 1, 'ready');
@@ -253,16 +265,19 @@ test('without cap, the dropped emperor runs vassals as itself only: another uid 
   await vassalDoc(setup.stats, 'other.ini', (v) => v.ready === 1, 'started once its uid was removed');
 });
 
-test('under the shipped unit\'s CapabilityBoundingSet= and NoNewPrivileges= (applied with setpriv), the shipped emperor.ini starts tyrant vassals as their owners; sd_notify READY=1 arrives', { skip }, async (t) => {
-  // The unit and the ini as shipped; only paths are moved into a temp dir.
+test('as the shipped unit runs it (User=, AmbientCapabilities=, CapabilityBoundingSet=, NoNewPrivileges= applied with setpriv), the shipped emperor.ini starts tyrant vassals as their owners; sd_notify READY=1 arrives', { skip }, async (t) => {
+  // The unit and the ini as shipped; only paths and the user's name are changed.
   const unit = readFileSync(join(ROOT, 'docs', 'systemd', 'emperor.service'), 'utf8');
-  const bounding = /^CapabilityBoundingSet=(.*)$/m.exec(unit)?.[1]?.trim().split(/\s+/) ?? [];
-  assert.ok(bounding.length > 0, 'the unit limits the bounding set');
-  assert.match(unit, /^NoNewPrivileges=yes$/m);
-  assert.match(unit, /^NotifyAccess=all$/m);
+  const setting = (name: string): string[] => new RegExp(`^${name}=(.*)$`, 'm').exec(unit)?.[1]?.trim().split(/\s+/) ?? [];
+  const capNames = (name: string): string[] => setting(name).map((c) => c.replace(/^CAP_/, '').toLowerCase());
+  const bounding = capNames('CapabilityBoundingSet');
+  const ambient = capNames('AmbientCapabilities');
+  assert.deepEqual(bounding, ['setuid', 'setgid'], 'the unit limits the bounding set to what cap needs');
+  assert.deepEqual(ambient, ['setuid', 'setgid']);
+  assert.deepEqual([setting('User'), setting('NoNewPrivileges'), setting('NotifyAccess')], [['emperor'], ['yes'], ['all']]);
   const shipped = readFileSync(join(ROOT, 'docs', 'systemd', 'emperor.ini'), 'utf8');
-  const shippedUser = /^uid = (\S+)$/m.exec(shipped)?.[1];
-  assert.ok(shippedUser !== undefined, 'the shipped emperor.ini drops to a user');
+  assert.match(shipped, /^uid = emperor$/m);
+  assert.match(shipped, /^cap = setgid,setuid$/m);
   const user = `empx${process.pid}`;
   const me = addUser(t, user);
   const port = await freePort();
@@ -271,6 +286,8 @@ test('under the shipped unit\'s CapabilityBoundingSet= and NoNewPrivileges= (app
     .replaceAll('/run/emperor', s.run)
     .replace(/^uid = .*$/m, `uid = ${user}`)
     .replace(/^gid = .*$/m, `gid = ${user}`));
+  chmodSync(setup.ini, 0o644);
+  chownSync(setup.run, me.uid, me.gid); // RuntimeDirectory= belongs to User=
   const stats = /^emperor-stats = (\S+)$/m.exec(readFileSync(setup.ini, 'utf8'))?.[1] ?? '';
   assert.ok(stats.startsWith(setup.run), stats);
   vassal(setup, 'app.ini', `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${NODE_APP}\n`, WWW_DATA);
@@ -283,26 +300,32 @@ test('under the shipped unit\'s CapabilityBoundingSet= and NoNewPrivileges= (app
   listener.stdout.setEncoding('utf8').on('data', (chunk: string) => { heard += chunk; });
   await waitFor(() => heard.includes('listening'), { message: 'the notify listener' });
 
-  const setpriv = ['--no-new-privs', '--bounding-set', `-all,${bounding.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',')}`, '--', process.execPath, EMPEROR_BIN, '--ini', setup.ini];
-  const launcher = spawnProcess(t, 'setpriv', setpriv, { env: { NOTIFY_SOCKET: notify } });
+  // What systemd does for such a unit: bounding set, no_new_privs, then the user with the ambient capabilities.
+  const plus = (names: string[]): string => names.map((c) => `+${c}`).join(',');
+  const emperor = spawnProcess(t, 'setpriv', [
+    '--bounding-set', `-all,${plus(bounding)}`, '--no-new-privs',
+    '--reuid', user, '--regid', user, '--init-groups', '--inh-caps', plus(ambient), '--ambient-caps', plus(ambient),
+    '--', process.execPath, EMPEROR_BIN, '--ini', setup.ini,
+  ], { env: { NOTIFY_SOCKET: notify } });
   const app = await vassalDoc(stats, 'app.ini', (v) => v.ready === 1, 'ready');
   await serving(`http://127.0.0.1:${port}/`);
-  const bnd = capsOf(app.pid).CapBnd;
-  assertPlain(app.pid, WWW_DATA, WWW_DATA, { ...plainUserCaps('www-data'), CapBnd: bnd }, 'app.ini under the unit');
   const names = parseCapabilities({ file: 'emperor.service', line: 0, name: 'CapabilityBoundingSet', value: bounding.join(',') });
-  const expectedBnd = names.reduce((mask, name) => mask | (1n << BigInt(capabilityNumber(name))), 0n);
-  assert.equal(bnd, expectedBnd, 'the bounding set is the unit\'s');
+  const unitBounding = names.reduce((mask, name) => mask | (1n << BigInt(capabilityNumber(name))), 0n);
+  assertPlain(app.pid, WWW_DATA, WWW_DATA, { ...plainUserCaps('www-data'), CapBnd: unitBounding }, 'app.ini under the unit');
   assert.equal(procStatus(app.pid, 'NoNewPrivs'), '1');
-  const emperor = await emperorOf(launcher);
-  assert.equal(capsOf(emperor).CapEff, SETGID_SETUID);
-  assert.equal(ids(emperor).split(' ')[0], String(me.uid));
+  // No launcher: the process systemd starts is the emperor, as its user, with exactly these two.
+  assert.equal(ids(emperor.pid), `${me.uid} ${me.uid} ${me.uid} ${me.uid} / ${me.gid} ${me.gid} ${me.gid} ${me.gid}`);
+  assert.deepEqual([capsOf(emperor.pid).CapEff, capsOf(emperor.pid).CapBnd], [SETGID_SETUID, unitBounding]);
+  assert.equal(emperor.logs.find((l) => l.level !== undefined && l.level >= 40 && l.code !== 'ERR_TYRANT').length, 0, emperor.logs.tail());
   // Tyrant mode still refuses a root-owned file.
-  await launcher.logs.waitFor((l) => l.code === 'ERR_TYRANT' && /root\.ini: refused/.test(l.msg ?? ''), { message: 'root.ini refused' });
-  // READY=1 reaches the notify socket from the dropped emperor's systemd-notify, not from
-  // the launcher (the unit's main pid): hence NotifyAccess=all.
+  await emperor.logs.waitFor((l) => l.code === 'ERR_TYRANT' && /root\.ini: refused/.test(l.msg ?? ''), { message: 'root.ini refused' });
+  // READY=1 reaches the notify socket from systemd-notify run by a non-root emperor,
+  // with its own pid (not the unit's main pid): hence NotifyAccess=all.
   const ready = await waitFor(() => heard.split('\n').filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as { pid: number; fields: Record<string, string> })
     .find((n) => n.fields.READY === '1'), { message: `READY=1 (heard: ${heard})` });
-  assert.notEqual(ready.pid, launcher.pid);
+  assert.notEqual(ready.pid, emperor.pid);
   assert.ok(ready.pid > 0);
+  emperor.child.kill('SIGTERM');
+  assert.deepEqual(await emperor.exited, { code: 0, signal: null });
 });

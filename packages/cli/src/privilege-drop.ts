@@ -185,9 +185,10 @@ export async function runLauncher(config: EmperorConfig, plan: DropPlan, logger:
     if (address === undefined) return true;
     try {
       // Unix sockets go to the emperor's user, so it can remove them at exit.
-      const fd = await bindListenSocket(address, { uid: plan.uid, gid: plan.gid });
+      const bound = await bindListenSocket(address, { uid: plan.uid, gid: plan.gid });
+      if (bound.ownerWarning !== undefined) logger.warn(`${option}: ${bound.ownerWarning}: the emperor cannot remove it at exit, and only root can connect`);
       fds[key] = 3 + inherited.length;
-      inherited.push(fd);
+      inherited.push(bound.fd);
       return true;
     } catch (err) {
       const rest = required ? '' : '; the emperor runs without metrics';

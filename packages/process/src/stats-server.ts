@@ -204,17 +204,24 @@ export interface BindListenSocketOptions {
   readonly gid?: number | undefined;
 }
 
+/** A socket bound by {@link bindListenSocket}. */
+export interface BoundListenSocket {
+  readonly fd: number;
+  /** Why the unix socket file could not be given to `uid`/`gid` (no CAP_CHOWN); it is root's then. */
+  readonly ownerWarning: string | undefined;
+}
+
 /**
  * Binds `address` without listening, for a stats or metrics server another process will
  * serve on the inherited descriptor ({@link ServeStatsOptions.fd}): the emperor binds
  * what needs root (a socket in a root-owned directory, a port below 1024), then starts
  * its unprivileged self with the descriptors. Nothing accepts on it here. A stale unix
- * socket file is removed first (never another kind of file); the file gets `mode` and the
- * owner asked for. The handle stays open for this process's life.
- * @returns the descriptor
+ * socket file is removed first (never another kind of file); the file gets `mode`, and
+ * the owner asked for when this process may chown. The handle stays open for this
+ * process's life.
  * @throws SocketBindError naming the address and the reason (address in use, permission, no such directory)
  */
-export async function bindListenSocket(address: StatsListenAddress, options: BindListenSocketOptions = {}): Promise<number> {
+export async function bindListenSocket(address: StatsListenAddress, options: BindListenSocketOptions = {}): Promise<BoundListenSocket> {
   const shown = address.kind === 'tcp' ? `${address.host}:${address.port}` : address.abstract ? `@${address.path}` : address.path;
   let handle: BoundHandle | number;
   let path: string | undefined;
@@ -257,10 +264,17 @@ export async function bindListenSocket(address: StatsListenAddress, options: Bin
       throw new SocketBindError(`cannot bind ${shown}: EADDRINUSE (another process is listening there)`);
     }
   }
+  let ownerWarning: string | undefined;
   if (path !== undefined && !path.startsWith('\0')) {
     chmodSync(path, options.mode ?? 0o600);
-    if (options.uid !== undefined || options.gid !== undefined) chownSync(path, options.uid ?? -1, options.gid ?? -1);
+    if (options.uid !== undefined || options.gid !== undefined) {
+      try {
+        chownSync(path, options.uid ?? -1, options.gid ?? -1);
+      } catch (err) {
+        ownerWarning = `cannot give ${shown} to uid ${options.uid ?? '-'} gid ${options.gid ?? '-'} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); it stays root's`;
+      }
+    }
   }
   handedOver.push(bound);
-  return bound.fd;
+  return { fd: bound.fd, ownerWarning };
 }

@@ -119,6 +119,7 @@ function vassal(setup: Setup, name: string, text: string, owner?: number): strin
 async function emperorOf(launcher: Spawned): Promise<number> {
   return waitFor(() => descendants(launcher.pid).find((p) => parentOf(p) === launcher.pid && readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'emperor'), {
     message: `the emperor under launcher ${launcher.pid} (${launcher.logs.tail(5)})`,
+    timeoutMs: 30_000,
   });
 }
 
@@ -186,14 +187,14 @@ test('the issue\'s uWSGI emperor.ini runs as written: the emperor as its user wi
   // Signals to the launcher reach the emperor: SIGHUP reloads every vassal (new workers).
   const oldWorkers = descendants(shop.pid);
   process.kill(launcher.pid, 'SIGHUP');
-  await waitFor(() => { const now = descendants(shop.pid); return now.length === 2 && now.every((p) => !oldWorkers.includes(p)) ? now : undefined; }, { message: 'shop.ini reloaded its workers' });
+  await waitFor(() => { const now = descendants(shop.pid); return now.length === 2 && now.every((p) => !oldWorkers.includes(p)) ? now : undefined; }, { message: 'shop.ini reloaded its workers', timeoutMs: 30_000 });
   assertPlain(shop.pid, DAEMON, DAEMON, plainUserCaps('daemon'), 'shop.ini after a reload');
 
   // SIGTERM to the launcher: everything stops in order, exit 0.
   const tree = [launcher.pid, ...descendants(launcher.pid)];
   process.kill(launcher.pid, 'SIGTERM');
   assert.deepEqual(await launcher.exited, { code: 0, signal: null });
-  for (const p of tree) await waitFor(() => !isAlive(p), { message: `process ${p} gone` });
+  for (const p of tree) await waitFor(() => !isAlive(p), { message: `process ${p} gone`, timeoutMs: 15_000 });
   assert.ok(existsSync(setup.pidfile), 'in a directory only root may change, the pidfile stays (as uWSGI\'s does after a drop)');
 });
 
@@ -212,10 +213,10 @@ test('without tyrant mode, each vassal\'s uid; masters bind as their user (no po
   const launcher = spawnEmperor(t, ['--ini', setup.ini]);
   // (Containers often lower net.ipv4.ip_unprivileged_port_start, and then anyone may bind port 81.)
   if (Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')) > 81) {
-    const low = await launcher.logs.waitFor((l) => l.vassal === 'low.ini' && l.code === 'ERR_SOCKET_BIND', { message: 'low.ini cannot bind' });
+    const low = await launcher.logs.waitFor((l) => l.vassal === 'low.ini' && l.code === 'ERR_SOCKET_BIND', { message: 'low.ini cannot bind', timeoutMs: 30_000 });
     assert.match(low.msg ?? '', /low\.ini:2: http-socket: 127\.0\.0\.1:81: cannot bind: permission denied \(ports below 1024 need root\)/);
   }
-  const chown = await launcher.logs.waitFor((l) => l.vassal === 'chown.ini' && l.code === 'ERR_SOCKET_BIND', { message: 'chown.ini cannot chown' });
+  const chown = await launcher.logs.waitFor((l) => l.vassal === 'chown.ini' && l.code === 'ERR_SOCKET_BIND', { message: 'chown.ini cannot chown', timeoutMs: 30_000 });
   assert.match(chown.msg ?? '', /chown\.ini:2: socket: .*app\.sock: cannot set owner or mode: EPERM/);
   // Ready, and heartbeating (emperor-required-heartbeat counts from the first heartbeat).
   const www = await vassalDoc(setup.stats, 'www.ini', (v) => v.ready === 1 && v.last_heartbeat > 0, 'ready and heartbeating');
@@ -232,6 +233,13 @@ test('without tyrant mode, each vassal\'s uid; masters bind as their user (no po
   await waitFor(() => !isAlive(www.pid), { message: `master ${www.pid} killed` });
   const again = await vassalDoc(setup.stats, 'www.ini', (v) => v.ready === 1 && v.pid !== www.pid, 'respawned');
   assertPlain(again.pid, WWW_DATA, WWW_DATA, plainUserCaps('www-data'), 'www.ini respawned');
+
+  // The launcher killed outright: the emperor gets its parent-death signal (SIGTERM) and
+  // stops every vassal, those of other users included.
+  const tree = descendants(launcher.pid);
+  process.kill(launcher.pid, 'SIGKILL');
+  for (const p of tree) await waitFor(() => !isAlive(p), { message: `process ${p} gone after the launcher's SIGKILL`, timeoutMs: 15_000 });
+  assert.ok(launcher.logs.find((l) => l.msg === 'emperor stopped').length === 1, launcher.logs.tail());
 });
 
 test('without cap, the dropped emperor runs vassals as itself only: another uid is refused once, with the file, the users and the fix', { skip }, async (t) => {
@@ -318,12 +326,12 @@ test('as the shipped unit runs it (User=, AmbientCapabilities=, CapabilityBoundi
   assert.deepEqual([capsOf(emperor.pid).CapEff, capsOf(emperor.pid).CapBnd], [SETGID_SETUID, unitBounding]);
   assert.equal(emperor.logs.find((l) => l.level !== undefined && l.level >= 40 && l.code !== 'ERR_TYRANT').length, 0, emperor.logs.tail());
   // Tyrant mode still refuses a root-owned file.
-  await emperor.logs.waitFor((l) => l.code === 'ERR_TYRANT' && /root\.ini: refused/.test(l.msg ?? ''), { message: 'root.ini refused' });
+  await emperor.logs.waitFor((l) => l.code === 'ERR_TYRANT' && /root\.ini: refused/.test(l.msg ?? ''), { message: 'root.ini refused', timeoutMs: 30_000 });
   // READY=1 reaches the notify socket from systemd-notify run by a non-root emperor,
   // with its own pid (not the unit's main pid): hence NotifyAccess=all.
   const ready = await waitFor(() => heard.split('\n').filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as { pid: number; fields: Record<string, string> })
-    .find((n) => n.fields.READY === '1'), { message: `READY=1 (heard: ${heard})` });
+    .find((n) => n.fields.READY === '1'), { message: `READY=1 (heard: ${heard})`, timeoutMs: 30_000 });
   assert.notEqual(ready.pid, emperor.pid);
   assert.ok(ready.pid > 0);
   emperor.child.kill('SIGTERM');

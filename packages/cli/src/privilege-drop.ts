@@ -109,17 +109,18 @@ export type DropDecision =
  */
 export function planEmperorDrop(config: EmperorConfig, me: CurrentProcess = currentProcess()): DropDecision {
   if (config.uid === undefined) return { kind: 'stay', warnings: [] };
-  const located = <T>(option: string, lookup: () => T): T => {
+  const located = <T>(option: 'uid' | 'gid', value: string | number, lookup: () => T): T => {
     try {
       return lookup();
     } catch (err) {
-      throw new PrivilegeError(`${where(config, option)}: ${(err as Error).message}`, { cause: err });
+      const fix = option === 'uid' ? `create it (useradd --system --no-create-home ${String(value)})` : `create it (groupadd --system ${String(value)})`;
+      throw new PrivilegeError(`${where(config, option)}: no such ${option === 'uid' ? 'user' : 'group'} ${JSON.stringify(String(value))}: ${fix}, or fix ${option}`, { cause: err });
     }
   };
   const uidOption = config.uid;
-  const user = located('uid', () => lookupUser(uidOption));
+  const user = located('uid', uidOption, () => lookupUser(uidOption));
   const gidOption = config.gid;
-  const gid = gidOption === undefined ? user.gid : located('gid', () => lookupGroup(gidOption));
+  const gid = gidOption === undefined ? user.gid : located('gid', gidOption, () => lookupGroup(gidOption));
   const caps = config.cap;
   const cap = where(config, 'cap');
   if (user.uid === 0) {

@@ -35,7 +35,7 @@ test('refused: another user without root, an unknown user, a capability outside 
   assert.throws(() => planEmperorDrop(config('uid = daemon\n'), asNobody), (err: unknown) => err instanceof PrivilegeError &&
     /^\/etc\/uwsgi\.ini:3: uid: daemon: the emperor runs as uid 65534 gid 65534; dropping to another user needs root/.test(err.message));
   assert.throws(() => planEmperorDrop(config('uid = no-such-user-here\n'), asRoot), (err: unknown) => err instanceof PrivilegeError &&
-    err.message === '/etc/uwsgi.ini:3: uid: uid "no-such-user-here": no such user');
+    err.message === '/etc/uwsgi.ini:3: uid: no such user "no-such-user-here": create it (useradd --system --no-create-home no-such-user-here), or fix uid');
   const bounded = { uid: 0, gid: 0, capabilities: parseCapabilitySets('CapEff:\t00000000000000c0\nCapBnd:\t00000000000000c0\n') };
   assert.throws(() => planEmperorDrop(config('uid = nobody\ncap = setuid,net_bind_service\n'), bounded), (err: unknown) => err instanceof PrivilegeError &&
     /^\/etc\/uwsgi\.ini:4: cap: net_bind_service not in the emperor's capability bounding set, so it cannot keep it; .*CapabilityBoundingSet=/.test(err.message));

@@ -55,9 +55,6 @@ const sec = (ms: number): number => Math.floor(ms / 1000);
  */
 const EMPEROR_ONLY_ENV = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'];
 
-/** How the stats servers are called in log lines, by option. */
-const STATS_OPTIONS = ['emperor-stats', 'stats'] as const;
-
 /** How often `emperor-required-heartbeat` is checked, ms: uWSGI checks on every loop, at most a second apart. */
 const HEARTBEAT_CHECK_MS = 1000;
 
@@ -224,7 +221,7 @@ export class Emperor {
     }
     // `stats` in the emperor's file serves the same document as `emperor-stats`, so the
     // address an operator wrote for uWSGI answers; with both set, both do.
-    const addresses: [(typeof STATS_OPTIONS)[number], ListenAddress | undefined, number | undefined][] = [
+    const addresses: ['emperor-stats' | 'stats', ListenAddress | undefined, number | undefined][] = [
       ['emperor-stats', config.emperorStats, this.#listenFds.emperorStats],
       ['stats', config.stats, this.#listenFds.stats],
     ];

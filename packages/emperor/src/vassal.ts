@@ -39,7 +39,12 @@ export const VASSAL_STOP_MERCY_MS = 70_000;
 /** Uptime after which a master's death is not part of a crash loop, ms. */
 export const VASSAL_HEALTHY_MS = 30_000;
 
-/** Starts the master process of a vassal file. */
+/**
+ * Starts the master process of a vassal file.
+ * @throws PrivilegeError when the emperor may not start it as the user it asks for: the
+ *   vassal then waits in `config-error` for its file to change; any other error counts as
+ *   a failed start (respawned with backoff)
+ */
 export type SpawnMaster = (file: VassalFile) => Child;
 
 /** Options for {@link Vassal}. */

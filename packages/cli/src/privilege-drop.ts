@@ -13,7 +13,7 @@
  * {@link HANDOFF_ENV}. Ambient capabilities survive that exec as the new process's
  * permitted and effective sets; a plain setuid() would have cleared them. The launcher
  * then drops to the same user itself (losing every capability), passes on the signals it
- * gets (SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2) and exits with the emperor's
+ * gets (SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR2) and exits with the emperor's
  * exit code, so a terminal, systemd (its main pid) or a container runtime (pid 1) sees one
  * long-lived process as before. The emperor dies with it (pdeathsig SIGTERM).
  */
@@ -170,7 +170,8 @@ function emperorBin(): string {
 }
 
 /** Signals the launcher passes on to the emperor. */
-const RELAYED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
+// Not SIGUSR1: Node opens its inspector on it, which the launcher must not pass on to the emperor.
+const RELAYED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR2'];
 
 /**
  * The launcher: binds the stats and metrics sockets, writes the pidfile (this process's

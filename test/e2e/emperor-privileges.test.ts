@@ -184,6 +184,13 @@ test('the issue\'s uWSGI emperor.ini runs as written: the emperor as its user wi
   assert.equal(launcher.logs.find((l) => l.level !== undefined && l.level >= 50).length, 0, launcher.logs.tail());
   assert.equal(launcher.logs.find((l) => l.option === 'plugins' && l.level === 40).length, 1, 'plugins is named once');
 
+  // SIGUSR1 opens no inspector in the emperor (which holds CAP_SETUID) or the launcher.
+  process.kill(emperor, 'SIGUSR1');
+  process.kill(launcher.pid, 'SIGUSR1');
+  await launcher.logs.waitFor((l) => l.pid === emperor && /^SIGUSR1: 2 vassal\(s\); the inspector stays off/.test(l.msg ?? ''), { message: 'the emperor\'s SIGUSR1 line' });
+  await launcher.logs.waitFor((l) => l.pid === launcher.pid && /^SIGUSR1 ignored by the launcher/.test(l.msg ?? ''), { message: 'the launcher\'s SIGUSR1 line' });
+  assert.equal(launcher.logs.find((l) => /Debugger listening/.test(l.raw)).length, 0);
+
   // Signals to the launcher reach the emperor: SIGHUP reloads every vassal (new workers).
   const oldWorkers = descendants(shop.pid);
   process.kill(launcher.pid, 'SIGHUP');

@@ -17,7 +17,7 @@ import {
   type RawOption,
 } from '@emperor/config';
 import { Emperor, notifierFromEnv } from '@emperor/emperor';
-import { createLogger, emperorMetrics, serveMetrics, type StatsServer } from '@emperor/process';
+import { createLogger, emperorMetrics, readCapabilitySets, serveMetrics, type StatsServer } from '@emperor/process';
 import { ExitCode, VERSION, isEmperorError, readStats } from '@emperor/protocol';
 import { COMMAND_LINE, optionsFromArgv } from './argv.js';
 import { runCheck } from './check.js';
@@ -244,6 +244,12 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
     process.on('SIGQUIT', () => shutdown('SIGQUIT'));
   });
   process.on('SIGHUP', () => emperor.reloadAll());
+  // Node opens its inspector on SIGUSR1, and whoever may signal this process (any process
+  // of its user, such as a vassal without uid) could then run code in it: with CAP_SETUID
+  // that is root. An emperor holding capabilities without being root says who it is instead.
+  if ((process.getuid?.() ?? 0) !== 0 && readCapabilitySets().effective !== 0n) {
+    process.on('SIGUSR1', () => logger.info(`SIGUSR1: ${emperor.vassals.size} vassal(s); the inspector stays off in an emperor holding capabilities`));
+  }
   // logrotate's postrotate can signal the emperor alone (systemctl kill --kill-whom=main -s USR2);
   // a signal to every process would reach Python workers, whose SIGUSR2 dumps stacks.
   process.on('SIGUSR2', () => {

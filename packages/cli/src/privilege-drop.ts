@@ -226,6 +226,8 @@ export async function runLauncher(config: EmperorConfig, plan: DropPlan, logger:
       `this process (pid ${process.pid}) drops to ${plan.user} too and passes signals on`,
   );
   for (const signal of RELAYED) process.on(signal, () => emperor.kill(signal));
+  // No inspector in the launcher either: it holds the emperor's bound sockets.
+  process.on('SIGUSR1', () => logger.info('SIGUSR1 ignored by the launcher (no inspector here)'));
   dropSelf(plan);
   process.title = 'emperor launcher';
   const exit = await emperor.exited;

@@ -217,7 +217,10 @@ test('without tyrant mode, each vassal\'s uid; masters bind as their user (no po
   mkdirSync(sockets, { mode: 0o755 });
   chownSync(sockets, WWW_DATA, WWW_DATA);
   vassal(setup, 'chown.ini', `[uwsgi]\nsocket = ${join(sockets, 'app.sock')}\nmodule = ${NODE_APP}\nuid = www-data\nchown-socket = daemon\n`);
+  vassal(setup, 'root.ini', `[uwsgi]\nhttp-socket = 127.0.0.1:${await freePort()}\nmodule = ${NODE_APP}\nuid = root\n`);
   const launcher = spawnEmperor(t, ['--ini', setup.ini]);
+  const root = await vassalDoc(setup.stats, 'root.ini', (v) => v.state === 'config-error', 'refused');
+  assert.match(root.last_error, /root\.ini: refused: its uid\/gid ask to run it as root \(uid 0 gid 0\).*never starts a vassal as root/);
   // (Containers often lower net.ipv4.ip_unprivileged_port_start, and then anyone may bind port 81.)
   if (Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')) > 81) {
     const low = await launcher.logs.waitFor((l) => l.vassal === 'low.ini' && l.code === 'ERR_SOCKET_BIND', { message: 'low.ini cannot bind', timeoutMs: 30_000 });

@@ -72,14 +72,26 @@ export interface PlanOptions {
  * Decides how a master is started. `wanted` is the identity it must run as (tyrant mode:
  * the file's owner; otherwise the vassal's `uid`/`gid`, when the emperor is not root), or
  * undefined for "as the emperor" (a root emperor leaves the drop to the master).
- * Refused: a non-root emperor without CAP_SETUID and CAP_SETGID asked for another user or
- * group. Pure apart from the name lookup for the message.
+ * Refused by a non-root emperor: root, or root's group (that would undo its own drop), and
+ * without CAP_SETUID and CAP_SETGID any other user or group. Pure apart from the name
+ * lookup for the message.
  */
 export function planMasterLaunch(emperor: EmperorIdentity, wanted: MasterIdentity | undefined, options: PlanOptions): LaunchPlan {
   if (emperor.uid === 0) {
     return { ok: true, launch: { spawnIds: wanted === undefined ? undefined : { uid: wanted.uid, gid: wanted.gid }, credentials: undefined, capabilities: undefined } };
   }
   if (wanted === undefined) return { ok: true, launch: { spawnIds: undefined, credentials: undefined, capabilities: [] } };
+  if (wanted.uid === 0 || wanted.gid === 0 || wanted.groups.includes(0)) {
+    // A root master would have every capability again (exec as uid 0 fills the permitted
+    // set), undoing the emperor's own drop; uWSGI's dropped emperor cannot start one either.
+    return {
+      ok: false,
+      error: new PrivilegeError(
+        `${options.file}: refused: its uid/gid ask to run it as root (uid ${wanted.uid} gid ${wanted.gid}${wanted.uid !== 0 && wanted.gid !== 0 ? ', root\'s group among its groups' : ''}), ` +
+          'and an emperor that dropped its own privileges never starts a vassal as root or with root\'s group. Run the vassal as a user of its own',
+      ),
+    };
+  }
   if (emperor.canSwitchUsers) return { ok: true, launch: { spawnIds: undefined, credentials: wanted, capabilities: [] } };
   if (wanted.uid === emperor.uid && wanted.gid === emperor.gid) return { ok: true, launch: { spawnIds: undefined, credentials: undefined, capabilities: [] } };
   const nameOf = options.nameOf ?? userName;

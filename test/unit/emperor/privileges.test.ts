@@ -48,3 +48,12 @@ test('capability sets from /proc/PID/status; who may switch users', () => {
   const onlySetuid = currentIdentity(parseCapabilitySets('CapEff:\t0000000000000080\n'));
   assert.equal(onlySetuid.canSwitchUsers, process.getuid?.() === 0, 'setuid without setgid is not enough (root always can)');
 });
+
+test('an emperor that dropped its privileges never starts a vassal as root or with root\'s group', () => {
+  for (const wanted of [{ uid: 0, gid: 0, groups: [0] }, { uid: 101, gid: 0, groups: [0] }, { uid: 101, gid: 101, groups: [101, 0] }]) {
+    const refused = planMasterLaunch(keeping, wanted, { file: '/etc/uwsgi.d/a.ini', nameOf: names });
+    assert.equal(refused.ok, false, JSON.stringify(wanted));
+    if (!refused.ok) assert.match(refused.error.message, /^\/etc\/uwsgi\.d\/a\.ini: refused: its uid\/gid ask to run it as root .*never starts a vassal as root or with root's group/);
+  }
+  assert.equal(planMasterLaunch(root, { uid: 0, gid: 0, groups: [] }, { file: 'a.ini', nameOf: names }).ok, true, 'a root emperor: the master drops as it always did');
+});

@@ -5,16 +5,19 @@
  * command (CI is root), and nginx is a private instance with the page's server block.
  * Steps 1 and 2 install: apt-get only simulates (a test must not change the machine's
  * packages), `REPOSITORY` is this checkout, and `npm link` links into a private prefix.
- * Steps 3 to 7 use the built CLI as `emperor`, on PATH. Step 6 installs the shipped
- * systemd unit and /etc/emperor.ini (tyrant mode on) and runs the unit's ExecStart line
- * by hand, as systemd would, so the page's order (the vassal file chowned before tyrant
- * mode sees it) is tested. A page that drifts from what Emperor does (an option renamed,
- * an output changed, a package or a build step missing) fails here.
+ * Steps 3 to 7 use the built CLI as `emperor`, on PATH. Step 6 creates the emperor's
+ * user (under a name of the test's own, removed after it), installs the shipped systemd
+ * unit and /etc/emperor.ini (tyrant mode on) and runs the unit's ExecStart line by hand,
+ * as systemd would: as the unit's User= with its AmbientCapabilities=,
+ * CapabilityBoundingSet= and NoNewPrivileges= (applied with setpriv). So the page's order
+ * (the vassal file chowned before tyrant mode sees it) and its user are tested. A page
+ * that drifts from what Emperor does (an option renamed, an output changed, a package, a
+ * user or a build step missing) fails here.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { EMPEROR_BIN, FIXTURES, ROOT, descendants, freePort, httpGet, isAlive, spawnProcess, statsOf, tempDir, waitFor, type EmperorStatsDoc, type Spawned } from '../helpers/index.js';
@@ -171,30 +174,58 @@ test('getting started, steps 3 to 7, as the page writes them, step 6 under the s
 
   // 6. Under systemd, with the shipped unit and /etc/emperor.ini (tyrant mode on). Without
   // systemd as PID 1, the systemctl lines are what this test does by hand: it runs the
-  // unit's ExecStart line with its config, with /run/emperor made (RuntimeDirectory=),
-  // stderr on a stream named by JOURNAL_STREAM and a stand-in for NOTIFY_SOCKET.
+  // unit's ExecStart line with its config as the unit's user and capabilities, with
+  // /run/emperor made for that user (RuntimeDirectory=), stderr on a stream named by
+  // JOURNAL_STREAM and a stand-in for NOTIFY_SOCKET. The page's `emperor` user gets a
+  // name of the test's own wherever the page, the unit and the ini name it.
   mkdirSync(join(root, 'etc', 'systemd', 'system'), { recursive: true });
   const sixth = block('sudo cp /opt/emperor/docs/systemd/emperor.service');
   const lines = sixth.trim().split('\n');
   assert.deepEqual(lines.filter((l) => l.includes('systemctl')), ['sudo systemctl daemon-reload', 'sudo systemctl enable --now emperor']);
-  sh(lines.filter((l) => !l.includes('systemctl')).join('\n'));
+  const user = `empgs${process.pid}`;
+  const addUser = /^sudo useradd (.*) emperor$/m;
+  assert.match(sixth, addUser, 'step 6 creates the emperor\'s user');
+  t.after(() => {
+    try {
+      execFileSync('userdel', ['--force', user], { stdio: 'ignore' });
+    } catch {
+      // never made
+    }
+  });
+  sh(lines.filter((l) => !l.includes('systemctl')).join('\n').replace(addUser, `sudo useradd $1 ${user}`));
+  const id = (flag: string): number => Number(execFileSync('id', [flag, user], { encoding: 'utf8' }).trim());
+  const [uid, gid] = [id('-u'), id('-g')];
+  assert.equal(execFileSync('getent', ['group', String(gid)], { encoding: 'utf8' }).split(':')[0], user, 'useradd made the user\'s own group, which Group= names');
   const unit = readFileSync(join(root, 'etc', 'systemd', 'system', 'emperor.service'), 'utf8');
-  const execStart = /^ExecStart=(.*)$/m.exec(unit)?.[1] ?? '';
+  const setting = (name: string): string => new RegExp(`^${name}=(.*)$`, 'm').exec(unit)?.[1]?.trim() ?? '';
+  const execStart = setting('ExecStart');
   assert.ok(execStart.startsWith(`${join(bin, 'emperor')} `), `the sed pointed ExecStart at the emperor on PATH: ${execStart}`);
+  assert.deepEqual([setting('User'), setting('Group')], ['emperor', 'emperor'], 'the unit runs as the user the page creates');
+  const caps = (name: string): string => setting(name).split(/\s+/).map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',');
   const config = join(root, 'etc', 'emperor.ini');
   const shipped = readFileSync(config, 'utf8');
   assert.match(shipped, /^emperor-tyrant = true$/m, 'the shipped config turns tyrant mode on');
+  assert.match(shipped, /^uid = emperor$/m, 'the shipped config names the unit\'s user');
   assert.match(PAGE, new RegExp(`stats on \`${/^emperor-stats = (.*)$/m.exec(shipped)?.[1] ?? '?'}\``), 'the page names the shipped stats address');
-  writeFileSync(config, local(shipped)); // the test's stand-in for / (paths only)
-  mkdirSync(join(root, 'run', 'emperor'), { recursive: true, mode: 0o755 });
+  // The test's stand-in for / (paths), and its user for `emperor`.
+  writeFileSync(config, local(shipped).replace(/^uid = emperor$/m, `uid = ${user}`).replace(/^gid = emperor$/m, `gid = ${user}`));
+  const runtime = join(root, 'run', 'emperor');
+  mkdirSync(runtime, { recursive: true, mode: 0o755 });
+  chownSync(runtime, uid, gid); // RuntimeDirectory= belongs to User=
   const journal = join(root, 'journal');
   const journalFd = openSync(journal, 'a');
   const { dev, ino } = statSync(journal);
   const notify = join(root, 'notify.sock');
   const notifications = await listenForNotify(t, notify);
-  const service = spawn('bash', ['-c', `exec ${local(execStart)}`], {
-    cwd: '/', stdio: ['ignore', 'ignore', journalFd], env: { ...env, JOURNAL_STREAM: `${dev}:${ino}`, NOTIFY_SOCKET: notify },
-  });
+  chmodSync(notify, 0o777); // as systemd's own notify socket: any process of the unit may send
+  // What systemd does for the unit: the bounding set, no_new_privs, then User=/Group= with
+  // the user's groups and the ambient capabilities; ExecStart= then runs as that user.
+  assert.equal(setting('NoNewPrivileges'), 'yes');
+  const service = spawn('setpriv', [
+    '--bounding-set', `-all,${caps('CapabilityBoundingSet')}`, '--no-new-privs',
+    '--reuid', user, '--regid', user, '--init-groups', '--inh-caps', caps('AmbientCapabilities'), '--ambient-caps', caps('AmbientCapabilities'),
+    '--', 'bash', '-c', `exec ${local(execStart)}`,
+  ], { cwd: '/', stdio: ['ignore', 'ignore', journalFd], env: { ...env, JOURNAL_STREAM: `${dev}:${ino}`, NOTIFY_SOCKET: notify } });
   closeSync(journalFd);
   t.after(() => stopTree(service));
   const status = /^systemctl status emperor\s+# Status: "(.*)"$/m.exec(PAGE)?.[1];
@@ -205,10 +236,16 @@ test('getting started, steps 3 to 7, as the page writes them, step 6 under the s
   assert.match(underUnit, /^hello\.ini\s+ready\s/m, 'emperor stats: hello.ini ready, not refused by tyrant mode');
   assert.match(underUnit, /^hello from worker \d+$/m);
   assert.equal(await workerUid(), wwwData, 'tyrant mode runs the worker as the file\'s owner, www-data');
+  // The process the unit starts is the emperor itself (each exec keeps the pid), as its
+  // user, with CAP_SETGID and CAP_SETUID only.
+  const procField = (pid: number, field: string): string => new RegExp(`^${field}:\\s+(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
+  assert.equal(procField(service.pid ?? 0, 'Uid').split(/\s+/)[0], String(uid), 'the emperor runs as the unit\'s user');
+  assert.equal(procField(service.pid ?? 0, 'CapEff'), '00000000000000c0', 'CAP_SETGID and CAP_SETUID');
   // journalctl: one line per event, as text (log-style auto under the journal).
   const events = readFileSync(journal, 'utf8').split('\n').filter((l) => l !== '' && !/^ {4}/.test(l));
   assert.ok(events.length > 3 && events.every((l) => /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Z]+ \[pid: \d+/.test(l)), `text lines in the journal:\n${events.join('\n')}`);
   assert.ok(events.some((l) => /\|emperor\] tyrant mode: each vassal runs as the owner of its file/.test(l)), 'tyrant mode is on');
+  assert.ok(events.some((l) => l.includes(`|emperor] emperor running as ${user} (uid ${uid} gid ${gid}) with capabilities setgid, setuid: vassals start as their own users`)), 'the emperor says who it is');
   assert.ok(!events.some((l) => /hello\.ini: refused/.test(l)), 'hello.ini is not refused');
 
   // 7. nginx with the page's server block (its listen and server_name are the test's own).

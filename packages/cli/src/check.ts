@@ -55,8 +55,9 @@ async function checkVassalApp(config: VassalConfig, file: string, tyrant: boolea
   let who: VassalIdentity;
   if (tyrant) {
     const stats = statSync(file);
-    // As an emperor that may start vassals as any user judges it (root, as the shipped unit runs it).
-    const verdict = judgeTyrant({ path: file, uid: stats.uid, gid: stats.gid }, { emperorUid: 0, emperorGid: 0, nofollow: false });
+    // As an emperor that may start vassals as any user judges it: root, or the shipped
+    // unit's emperor, its own user keeping CAP_SETUID and CAP_SETGID.
+    const verdict = judgeTyrant({ path: file, uid: stats.uid, gid: stats.gid }, { emperorUid: 0, emperorGid: 0, canSwitchUsers: true, nofollow: false });
     if (!verdict.ok) return refuse(verdict.error, 'emperor-tyrant');
     try {
       vassal.enforceTyrant(config, verdict.identity);

@@ -8,3 +8,4 @@ export { renderManPage, EXIT_STATUS } from './man.js';
 export { checkApp, permits, modeString, type AppCheckHost, type VassalIdentity } from './check-app.js';
 export { docsDir } from './main.js';
 export { strayWordsOfArgv } from './argv.js';
+export { HANDOFF_ENV, planEmperorDrop, takeHandoff, type CurrentProcess, type DropDecision, type DropPlan, type Handoff, type HandedFds } from './privilege-drop.js';

@@ -30,11 +30,12 @@ import {
   type RawOption,
 } from '@emperor/config';
 import { Emperor, notifierFromEnv } from '@emperor/emperor';
-import { createLogger, emperorMetrics, pinLogStyle, serveMetrics, type StatsServer } from '@emperor/process';
-import { ExitCode, UsageError, VERSION, readStats } from '@emperor/protocol';
+import { createLogger, emperorMetrics, pinLogStyle, readCapabilitySets, serveMetrics, type StatsServer } from '@emperor/process';
+import { ExitCode, UsageError, VERSION, isEmperorError, readStats } from '@emperor/protocol';
 import { COMMAND_LINE, optionsFromArgv, strayWordsOfArgv } from './argv.js';
 import { runCheck } from './check.js';
 import { COMMANDS, command, suggestCommand, type CliCommand } from './commands.js';
+import { planEmperorDrop, runLauncher, takeHandoff, type HandedFds } from './privilege-drop.js';
 import { printSnapshot, runTop } from './top/terminal.js';
 
 /**
@@ -118,6 +119,9 @@ function complete(current: string, words: readonly string[], previous: string, d
  * process itself when it stops.
  */
 export async function main(argv: readonly string[]): Promise<ExitCode> {
+  // The emperor proper, started as its configured user by the launcher (privilege-drop.ts).
+  const handoff = takeHandoff();
+  if (handoff !== undefined) return runEmperor({ config: handoff.config, warnings: [] }, handoff.fds);
   let code: ExitCode = ExitCode.OK;
   const run0 = command('run');
   const parser = yargs([...argv])
@@ -279,23 +283,48 @@ async function run(argv: readonly string[], ini?: string, xml?: string, json?: s
 
 /**
  * Runs the emperor until SIGTERM, SIGINT or SIGQUIT. Resolves to {@link ExitCode.OK} after
- * the shutdown, {@link ExitCode.FAILURE} when it cannot start.
- * @param loaded its config, valid (the caller reported an invalid one)
+ * the shutdown, {@link ExitCode.CONFIG} for a `uid`/`gid` that cannot be had,
+ * {@link ExitCode.FAILURE} when it cannot start.
+ *
+ * With `uid` in the config and root privileges, this process becomes the launcher of the
+ * emperor proper (privilege-drop.ts); `handed` are the sockets such a launcher bound for
+ * this process, which then neither writes nor removes the pidfile (the launcher does).
+ * @param loaded its config, valid (the caller reported an invalid one; the launcher loaded the emperor proper's)
  */
-async function runEmperor(loaded: { config: EmperorConfig; warnings: readonly ConfigWarning[] }): Promise<ExitCode> {
+async function runEmperor(loaded: { config: EmperorConfig; warnings: readonly ConfigWarning[] }, handed?: HandedFds): Promise<ExitCode> {
   const config = loaded.config;
-  // Decided once here and inherited by every master and worker (EMPEROR_LOG_STYLE).
+  // Decided once, by the process started first (the launcher, when there is one), and
+  // inherited by the emperor proper, every master and every worker (EMPEROR_LOG_STYLE).
   pinLogStyle(config.logStyle);
   const logger = createLogger({ role: 'emperor' });
   for (const w of loaded.warnings) logger.warn({ code: w.code, option: w.option }, formatWarning(w));
+  if (handed === undefined) {
+    let decision;
+    try {
+      decision = planEmperorDrop(config);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      logger.error({ code }, isEmperorError(err) ? err.message : String(err));
+      return code === 'ERR_MISSING_TOOL' ? ExitCode.FAILURE : ExitCode.CONFIG;
+    }
+    if (decision.kind === 'drop') return runLauncher(config, decision.plan, logger);
+    for (const warning of decision.warnings) logger.warn({ code: 'no-effect', option: 'cap' }, warning);
+  }
   process.title = 'emperor';
-  const emperor = new Emperor({ config, logger, masterEntry: masterEntry(), notifier: notifierFromEnv(process.env, logger) });
-  if (config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
+  const emperor = new Emperor({
+    config,
+    logger,
+    masterEntry: masterEntry(),
+    notifier: notifierFromEnv(process.env, logger),
+    listenFds: { emperorStats: handed?.emperorStats, stats: handed?.stats },
+  });
+  const ownsPidfile = handed === undefined && config.pidfile !== undefined;
+  if (ownsPidfile && config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
   const done = new Promise<ExitCode>((resolve) => {
     const shutdown = (signal: string): void => {
       logger.info(`${signal} received`);
       void emperor.shutdown().then(() => {
-        if (config.pidfile !== undefined) {
+        if (ownsPidfile && config.pidfile !== undefined) {
           try {
             if (readFileSync(config.pidfile, 'utf8').trim() === String(process.pid)) unlinkSync(config.pidfile);
           } catch {
@@ -310,6 +339,12 @@ async function runEmperor(loaded: { config: EmperorConfig; warnings: readonly Co
     process.on('SIGQUIT', () => shutdown('SIGQUIT'));
   });
   process.on('SIGHUP', () => emperor.reloadAll());
+  // Node opens its inspector on SIGUSR1, and whoever may signal this process (any process
+  // of its user, such as a vassal without uid) could then run code in it: with CAP_SETUID
+  // that is root. An emperor holding capabilities without being root says who it is instead.
+  if ((process.getuid?.() ?? 0) !== 0 && readCapabilitySets().effective !== 0n) {
+    process.on('SIGUSR1', () => logger.info(`SIGUSR1: ${emperor.vassals.size} vassal(s); the inspector stays off in an emperor holding capabilities`));
+  }
   // logrotate's postrotate can signal the emperor alone (systemctl kill --kill-whom=main -s USR2);
   // a signal to every process would reach Python workers, whose SIGUSR2 dumps stacks.
   process.on('SIGUSR2', () => {
@@ -324,11 +359,13 @@ async function runEmperor(loaded: { config: EmperorConfig; warnings: readonly Co
     return ExitCode.FAILURE;
   }
   let prometheus: StatsServer | undefined;
-  if (config.emperorPrometheus !== undefined) {
+  // Behind a launcher, a socket it could not bind is absent (it said so).
+  if (config.emperorPrometheus !== undefined && (handed === undefined || handed.emperorPrometheus !== undefined)) {
     const address = config.emperorPrometheus;
     try {
       prometheus = await serveMetrics(address, emperorMetrics(() => emperor.stats()), {
         onError: (err) => logger.error(`metrics: cannot render: ${err.message}`),
+        fd: handed?.emperorPrometheus,
       });
       logger.info(`prometheus metrics on ${prometheus.address}/metrics`);
     } catch (err) {

@@ -13,15 +13,15 @@ export const EXIT_STATUS: Readonly<Record<keyof typeof ExitCode, string>> = {
   OK: 'The command did what it was asked; the emperor or a vassal stopped after a requested stop.',
   FAILURE: 'emperor check found an invalid file; emperor stats or top could not read the socket; the emperor could not start.',
   USAGE: 'The command line is wrong: an unknown command (with the one it looks like), a missing argument, a flag without its value.',
-  CONFIG: 'A config file is invalid or cannot be read (one line names the file, line, option and reason). Under the emperor, a vassal exiting so waits for its file to change; systemd does not restart the emperor for it (RestartPreventExitStatus=78).',
+  CONFIG: 'A config file is invalid or cannot be read (one line names the file, line, option and reason), or the emperor\'s own uid, gid or cap cannot be had. Under the emperor, a vassal exiting so waits for its file to change; systemd does not restart the emperor for it (RestartPreventExitStatus=78).',
   APP_LOAD: 'A worker could not load the app (module missing, import error); it is respawned with a growing delay.',
-  UNAVAILABLE: 'A vassal could not get a resource (a busy port, an unknown uid, no Python interpreter); it is respawned with a growing delay.',
+  UNAVAILABLE: 'A vassal could not get a resource (a busy port, an unknown uid, no Python interpreter its user can run, an app its user cannot read); it is respawned with a growing delay.',
 };
 
 /** The value's placeholder in the man page, by option type (a flag has none). */
 const VALUE_NAMES: Readonly<Record<OptionType, string>> = {
   bool: '', uint: 'N', string: 'STRING', identifier: 'NAME', choice: '', path: 'PATH', socket: 'ADDRESS', address: 'ADDRESS',
-  mode: 'MODE', owner: 'USER[:GROUP]', principal: 'USER', env: 'KEY=VALUE', placeholder: 'NAME=VALUE', plugins: 'PLUGINS',
+  mode: 'MODE', owner: 'USER[:GROUP]', principal: 'USER', env: 'KEY=VALUE', placeholder: 'NAME=VALUE', plugins: 'PLUGINS', capabilities: 'CAPS',
 };
 
 const UNIT_NAMES: Readonly<Record<OptionUnit, string>> = { seconds: 'seconds', milliseconds: 'milliseconds', megabytes: 'MB (MiB)', bytes: 'bytes', percent: 'percent' };

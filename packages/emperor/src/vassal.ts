@@ -5,11 +5,12 @@
  *
  * States: `starting → ready → reloading → ready … → stopping → dead`; a master that dies
  * unasked goes to `throttled` (waiting to respawn) or `cursed` (failing repeatedly;
- * still retried at the maximum interval, never abandoned); an invalid vassal file goes to
- * `config-error` and waits for the file to change.
+ * still retried at the maximum interval, never abandoned); an invalid vassal file, or one
+ * the emperor may not run as the user it asks for, goes to `config-error` and waits for
+ * the file to change.
  */
 import { EventEmitter } from 'node:events';
-import { ExitCode, parseMasterToEmperor, type EmperorToMaster } from '@emperor/protocol';
+import { ExitCode, PrivilegeError, parseMasterToEmperor, type EmperorToMaster } from '@emperor/protocol';
 import {
   type BackoffOptions,
   type BackoffState,
@@ -38,7 +39,12 @@ export const VASSAL_STOP_MERCY_MS = 70_000;
 /** Uptime after which a master's death is not part of a crash loop, ms. */
 export const VASSAL_HEALTHY_MS = 30_000;
 
-/** Starts the master process of a vassal file. */
+/**
+ * Starts the master process of a vassal file.
+ * @throws PrivilegeError when the emperor may not start it as the user it asks for: the
+ *   vassal then waits in `config-error` for its file to change; any other error counts as
+ *   a failed start (respawned with backoff)
+ */
 export type SpawnMaster = (file: VassalFile) => Child;
 
 /** Options for {@link Vassal}. */
@@ -152,6 +158,13 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
       child = this.#options.spawn(this.#file);
     } catch (err) {
       this.lastError = (err as Error).message;
+      if (err instanceof PrivilegeError) {
+        // The emperor may not start it as the user it asks for: like an invalid file, it
+        // waits for the file to change instead of failing every few seconds. Said once.
+        this.#logger.error({ code: err.code, file: this.#file.path }, this.lastError);
+        this.#setState('config-error');
+        return;
+      }
       this.#logger.error(`cannot spawn the master of ${this.name}: ${this.lastError}`);
       this.#onExit({ code: ExitCode.UNAVAILABLE, signal: null }, now);
       return;

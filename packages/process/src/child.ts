@@ -50,11 +50,18 @@ export class Child extends EventEmitter<{ message: [unknown]; exit: [ExitInfo] }
   readonly exited: Promise<ExitInfo>;
   #exit: ExitInfo | undefined;
   #killTimer: NodeJS.Timeout | undefined;
+  readonly #signalAs: ((signal: NodeJS.Signals) => void) | undefined;
 
-  constructor(proc: ChildProcess, now = Date.now()) {
+  /**
+   * @param signalAs how to signal the child when kill(2) is refused (EPERM): an emperor
+   *   that is not root, keeping CAP_SETUID but not CAP_KILL, cannot signal a master
+   *   running as another user, but can start a process as that user which does
+   */
+  constructor(proc: ChildProcess, now = Date.now(), signalAs?: (signal: NodeJS.Signals) => void) {
     super();
     this.process = proc;
     this.spawnedAt = now;
+    this.#signalAs = signalAs;
     this.exited = new Promise((resolve) => {
       const ended = (exit: ExitInfo): void => {
         if (this.#exit !== undefined) return;
@@ -101,11 +108,14 @@ export class Child extends EventEmitter<{ message: [unknown]; exit: [ExitInfo] }
   /** Sends a signal unless the child is already gone. */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (this.isDead()) return;
+    let sent = false;
     try {
-      this.process.kill(signal);
+      // False (with an 'error' event, which the constructor absorbs) when kill(2) fails.
+      sent = this.process.kill(signal);
     } catch {
       // ESRCH: it died between the check and the kill.
     }
+    if (!sent && !this.isDead()) this.#signalAs?.(signal);
   }
 
   /**
@@ -154,12 +164,37 @@ export function findExecutable(name: string, path = process.env.PATH ?? ''): str
  * the pid stays the same and the settings are in place before the app loads.
  */
 export interface ProcessLimits {
-  /** SIGKILL the child when its parent dies (`PR_SET_PDEATHSIG`). */
-  readonly pdeathsig?: boolean | undefined;
+  /**
+   * Signal the child when its parent dies (`PR_SET_PDEATHSIG`): true means SIGKILL. The
+   * kernel delivers it only when the parent may signal the child (root, CAP_KILL, or the
+   * same uid), so a master a non-root emperor started as another user does not get it.
+   */
+  readonly pdeathsig?: boolean | NodeJS.Signals | undefined;
+  /**
+   * Run the program as this user, group and supplementary groups (`setpriv --reuid
+   * --regid --groups`, or `--clear-groups` for none). Needs root or CAP_SETUID and
+   * CAP_SETGID.
+   */
+  readonly credentials?: SpawnCredentials | undefined;
+  /**
+   * The capabilities the program starts with, through the inheritable and ambient sets
+   * (`setpriv --inh-caps --ambient-caps`, names as in capabilities(7) without `cap_`). An
+   * empty list clears both sets, so a program that is not root starts with no capability
+   * at all (a non-root → non-root setuid keeps them, and ambient ones survive exec).
+   */
+  readonly capabilities?: readonly string[] | undefined;
   /** RLIMIT_AS soft and hard limit, bytes (uWSGI `limit-as`). */
   readonly limitAsBytes?: number | undefined;
   /** CPUs to pin to (uWSGI `cpu-affinity`). */
   readonly cpus?: readonly number[] | undefined;
+}
+
+/** Who a child runs as: {@link ProcessLimits.credentials}. */
+export interface SpawnCredentials {
+  readonly uid: number;
+  readonly gid: number;
+  /** Supplementary groups; empty for none (tyrant mode, as uWSGI). */
+  readonly groups: readonly number[];
 }
 
 // Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
@@ -192,16 +227,57 @@ export function wrapCommand(command: string, args: readonly string[], limits: Pr
     if (prlimit === undefined) throw new MissingToolError('limit-as needs prlimit (util-linux), which is not installed');
     argv = [prlimit, `--as=${limits.limitAsBytes}:${limits.limitAsBytes}`, '--', ...argv];
   }
-  if (limits.pdeathsig === true) {
-    const setpriv = tool('setpriv');
-    if (setpriv !== undefined) argv = [setpriv, '--pdeathsig', 'KILL', '--', ...argv];
+  const setprivArgs = [...credentialArgs(limits.credentials), ...capabilityArgs(limits.capabilities)];
+  const setpriv = tool('setpriv');
+  if (setprivArgs.length > 0 && setpriv === undefined) {
+    throw new MissingToolError('starting a process as another user or without capabilities needs setpriv (util-linux), which is not installed');
   }
+  // setpriv sets pdeathsig after changing the credentials (which clear it).
+  const deathSignal = limits.pdeathsig === true ? 'KILL' : limits.pdeathsig === false || limits.pdeathsig === undefined ? undefined : limits.pdeathsig.replace(/^SIG/, '');
+  if (deathSignal !== undefined && setpriv !== undefined) setprivArgs.push('--pdeathsig', deathSignal);
+  if (setprivArgs.length > 0 && setpriv !== undefined) argv = [setpriv, ...setprivArgs, '--', ...argv];
   const [file, ...rest] = argv;
   return [file as string, rest];
 }
 
-/** Spawns `command args` under `limits` and wraps it in a {@link Child}. */
+function credentialArgs(credentials: SpawnCredentials | undefined): string[] {
+  if (credentials === undefined) return [];
+  const groups = credentials.groups.length === 0 ? ['--clear-groups'] : ['--groups', credentials.groups.join(',')];
+  return ['--reuid', String(credentials.uid), '--regid', String(credentials.gid), ...groups];
+}
+
+function capabilityArgs(capabilities: readonly string[] | undefined): string[] {
+  if (capabilities === undefined) return [];
+  const set = capabilities.length === 0 ? '-all' : ['-all', ...capabilities.map((name) => `+${name}`)].join(',');
+  return ['--inh-caps', set, '--ambient-caps', set];
+}
+
+/**
+ * Spawns `command args` under `limits` and wraps it in a {@link Child}. A child started
+ * as another user by a process that is not root is signalled, when kill(2) is refused, by
+ * a short-lived `setpriv ... kill` running as that user.
+ */
 export function spawnChild(command: string, args: readonly string[], options: SpawnOptions, limits: ProcessLimits = {}): Child {
   const [file, argv] = wrapCommand(command, args, limits);
-  return new Child(spawn(file, argv, options));
+  const proc = spawn(file, argv, options);
+  const creds = limits.credentials;
+  const signalAs = creds === undefined || process.getuid?.() === 0 || proc.pid === undefined ? undefined : signalAsUser(proc.pid, creds);
+  return new Child(proc, Date.now(), signalAs);
+}
+
+/**
+ * Sends signals to `pid` as `credentials`' user, through `setpriv --reuid --regid
+ * --clear-groups -- kill -s SIG PID`: kill(2) allows a process to signal another of the
+ * same uid. A few milliseconds per signal, and signals to a master are rare (a stop's
+ * SIGKILL after its mercy, a heartbeat kill, a SIGHUP without an IPC channel).
+ */
+function signalAsUser(pid: number, credentials: SpawnCredentials): ((signal: NodeJS.Signals) => void) | undefined {
+  const setpriv = tool('setpriv');
+  const kill = tool('kill');
+  if (setpriv === undefined || kill === undefined) return undefined;
+  return (signal) => {
+    const helper = spawn(setpriv, [...credentialArgs({ ...credentials, groups: [] }), '--', kill, '-s', signal.replace(/^SIG/, ''), String(pid)], { stdio: 'ignore' });
+    helper.on('error', () => {});
+    helper.unref();
+  };
 }

@@ -103,7 +103,7 @@ test('a default quoted in prose, `option` (N s), is the option table\'s (issue 2
 test('the exit codes the docs and the systemd unit name are ExitCode\'s (issue 22, point 8)', () => {
   const architecture = readFileSync(new URL('docs/architecture.md', ROOT), 'utf8');
   assert.match(architecture, new RegExp(`^  - ${ExitCode.CONFIG}: invalid config;`, 'm'));
-  assert.match(architecture, new RegExp(`^  - ${ExitCode.UNAVAILABLE}: a socket, the uid or a Python interpreter`, 'm'));
+  assert.match(architecture, new RegExp(`^  - ${ExitCode.UNAVAILABLE}: a socket, the uid, a Python interpreter`, 'm'));
   assert.match(architecture, new RegExp(`^  - ${ExitCode.APP_LOAD}: the app could not be loaded`, 'm'));
   const unit = readFileSync(new URL('docs/systemd/emperor.service', ROOT), 'utf8');
   assert.match(unit, new RegExp(`^RestartPreventExitStatus=${ExitCode.CONFIG}$`, 'm'));

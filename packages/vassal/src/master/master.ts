@@ -155,6 +155,12 @@ export interface MasterOptions {
   readonly pythonInterpreter?: (config: VassalConfig) => string;
   /** With `logto`: the log file's descriptor now, the workers' stdout and stderr (default: the master's own). */
   readonly logFd?: () => number | undefined;
+  /**
+   * Runs once the master runs as the vassal's user, before the first worker: what must be
+   * judged as that user (the Python interpreter on its PATH, access to the app).
+   * @throws to stop the master ({@link start} rethrows it)
+   */
+  readonly afterDrop?: (config: VassalConfig) => void;
 }
 
 interface MasterEvents {
@@ -261,6 +267,7 @@ export class Master extends EventEmitter<MasterEvents> {
       void this.#logger.level;
       dropPrivileges(this.#credentials);
       this.#checkCodeReadable();
+      this.#options.afterDrop?.(config);
       this.#scoreboard = Scoreboard.create(SCOREBOARD_SLOTS);
     } catch (err) {
       for (const s of this.#sockets) s.close(true);

@@ -11,7 +11,8 @@ import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } 
 import { createLogger, openLogSink, pinLogStyle, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
 import { Master } from './master.js';
 import { MasterFifo } from './master-fifo.js';
-import { PythonInterpreters, type PythonInterpreter } from './python-interpreter.js';
+import { checkAppAccess } from './app-access.js';
+import { PythonInterpreters, describeUser, type PythonInterpreter } from './python-interpreter.js';
 import { buildVassalStats } from './stats.js';
 import { enforceTyrant, resolveCredentials, type ForcedIdentity } from './users.js';
 import type { WorkerEntries } from './worker-code.js';
@@ -139,24 +140,26 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   const { logger, file: logFile } = openLog(name, config, stderr);
   warn(logger, loaded.warnings);
 
-  // One info line per vassal start (and per reload that changes it) saying which Python runs the app.
+  // One info line per vassal start (and per reload that changes it) saying which Python
+  // runs the app. Chosen after the drop to uid/gid, as the vassal's user would choose it.
   const pythons = new PythonInterpreters();
-  const sayPython = (found: PythonInterpreter): void =>
-    logger.info({ python: found.path, python_version: found.version }, `python interpreter: ${found.path} (Python ${found.version}, from ${found.source})`);
-  try {
-    pythons.prepare(config, sayPython);
-  } catch (err) {
-    logger.error({ code: (err as { code?: string }).code }, (err as Error).message);
-    process.exit(ExitCode.UNAVAILABLE);
-  }
+  const sayPython = (found: PythonInterpreter): void => {
+    const skipped = found.skipped.length === 0 ? '' : `; skipped ${found.skipped.join(', ')}: ${describeUser()} cannot search or execute ${found.skipped.length === 1 ? 'it' : 'them'}`;
+    logger.info({ python: found.path, python_version: found.version }, `python interpreter: ${found.path} (Python ${found.version}, from ${found.source}${skipped})`);
+  };
+  const judgeAsUser = (c: VassalConfig): void => {
+    pythons.prepare(c, sayPython);
+    checkAppAccess(c);
+  };
   const master = new Master({
     config,
     logger,
     reloadConfig: () => {
       const next = load(file, options, logger);
-      pythons.prepare(next, sayPython); // a reload to a missing interpreter is abandoned
+      judgeAsUser(next); // a reload to a missing interpreter or an unreadable app is abandoned
       return next;
     },
+    afterDrop: judgeAsUser,
     workerEntries: WORKER_ENTRIES,
     pythonInterpreter: (c) => pythons.pathFor(c),
     logFd: () => logFile?.fd,

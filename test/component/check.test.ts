@@ -164,3 +164,32 @@ test('emperor check: an app the vassal\'s uid cannot read is an error naming the
   r = await check(['--tyrant', file]);
   assert.match(r.stdout, new RegExp(`^${file}:3: module: www-data \\(uid ${wwwData}\\) cannot read ${app}/app\\.mjs \\(-rw-r----- root:root\\)$`, 'm'));
 });
+
+test('emperor check picks the Python interpreter as the vassal\'s user would: a python3 first on PATH in a directory that user cannot search is skipped, as the master skips it', { skip: !root ? 'needs root (the vassal runs as www-data)' : !existsSync(SYSTEM_PYTHON) ? `no ${SYSTEM_PYTHON}` : false }, async (t) => {
+  const dir = tempDir(t);
+  chmodSync(dir, 0o755);
+  // Root's own interpreter, as pyenv's shims under /root: first on the check's PATH, runnable by root only.
+  const rootOnly = join(dir, 'root-only');
+  mkdirSync(join(rootOnly, 'bin'), { recursive: true });
+  chmodSync(rootOnly, 0o700);
+  writeFileSync(join(rootOnly, 'bin', 'python3'), `#!/bin/sh\nexec ${SYSTEM_PYTHON} "$@"\n`, { mode: 0o755 });
+  const app = join(dir, 'app');
+  mkdirSync(app, { mode: 0o755 });
+  writeFileSync(join(app, 'shop.py'), 'application = None\n');
+  chmodSync(join(app, 'shop.py'), 0o644);
+  const file = join(dir, 'shop.ini');
+  const env = { ...process.env, PATH: `${join(rootOnly, 'bin')}:/usr/bin:/bin` };
+  writeFileSync(file, `[uwsgi]\nsocket = 127.0.0.1:3031\nchdir = ${app}\nmodule = shop\nuid = www-data\ngid = www-data\n`);
+  // Before: "module: the interpreter .../root-only/bin/python3: www-data cannot run it". The
+  // master, once it runs as www-data, skips that directory and runs /usr/bin/python3.
+  assert.deepEqual(await check([file], env), { code: 0, stdout: `${file}: valid vassal file\n` });
+  // The same file without uid: root's view, root's interpreter, which finds the module too.
+  writeFileSync(file, `[uwsgi]\nsocket = 127.0.0.1:3031\nchdir = ${app}\nmodule = shop\n`);
+  assert.deepEqual(await check([file], env), { code: 0, stdout: `${file}: valid vassal file\n` });
+  // The module readable by root only: found by the interpreter run as www-data, which cannot read it.
+  writeFileSync(file, `[uwsgi]\nsocket = 127.0.0.1:3031\nchdir = ${app}\nmodule = shop\nuid = www-data\ngid = www-data\n`);
+  chmodSync(join(app, 'shop.py'), 0o600);
+  const r = await check([file], env);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, new RegExp(`^${file}:4: module: www-data \\(uid \\d+\\) cannot read ${app}/shop\\.py`, 'm'));
+});

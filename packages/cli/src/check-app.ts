@@ -12,6 +12,10 @@
  * the kernel (`access(2)`) when the user is the one running the check. ACLs and security
  * modules are not considered.
  *
+ * The interpreter is the one the master would choose after dropping to the vassal's user
+ * (python-interpreter.ts, given that user's view by {@link interpreterUser}): a `python3`
+ * on PATH that user cannot search or execute (root's `~/.pyenv/shims`) is skipped.
+ *
  * A Python `module = pkg.mod` is looked for without importing anything of the app: the
  * vassal's interpreter (as the vassal's user, when the check runs as root) asks
  * importlib's `PathFinder` for `pkg`, then for `pkg.mod` inside the package it found, on
@@ -22,9 +26,11 @@
  */
 import { accessSync, constants, realpathSync, statSync, type Stats } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { dirname, parse as parsePath } from 'node:path';
+import { dirname, parse as parsePath, resolve } from 'node:path';
 import { findOption, type ConfigProblem, type ResolvedOption, type VassalConfig } from '@emperor/config';
+import { findExecutable } from '@emperor/process';
 import { ConfigValueError } from '@emperor/protocol';
+import type { InterpreterUser } from '@emperor/vassal';
 
 /** Who the vassal's workers run as, for the checks. */
 export interface VassalIdentity {
@@ -67,7 +73,7 @@ export function modeString(stats: Pick<Stats, 'mode'> & { isDirectory(): boolean
 
 /** What to look up about the system (replaced in tests). */
 export interface AppCheckHost {
-  /** The Python interpreter the master would pick; throws a coded error when there is none. */
+  /** The Python interpreter the master would pick as the vassal's user; throws a coded error when there is none. */
   readonly python: (config: VassalConfig) => string;
   /** Names for ids in messages. */
   readonly names: (uid: number, gid: number) => { user: string | undefined; group: string | undefined };
@@ -164,6 +170,105 @@ function lastOccurrence(resolved: readonly ResolvedOption[], name: string): Reso
   return resolved.findLast((o) => findOption(o.name)?.name === name);
 }
 
+/** True when `who` is this process's user and group: the kernel itself can answer for it. */
+function isThisProcess(who: Pick<VassalIdentity, 'uid' | 'gid'>): boolean {
+  return who.uid === (process.getuid?.() ?? -1) && who.gid === (process.getgid?.() ?? -1);
+}
+
+/**
+ * The first directory on the way to `path` that `who` cannot search, with its stats, or
+ * undefined when every one can be (or cannot be looked at by this check). The way is the
+ * path as written and, when a symlink leads elsewhere, its target's: the kernel walks both.
+ */
+function blockedDirectory(path: string, who: VassalIdentity): { dir: string; stats: Stats } | undefined {
+  const absolute = resolve(path);
+  let real: string;
+  try {
+    real = realpathSync(absolute);
+  } catch {
+    real = absolute;
+  }
+  const seen = new Set<string>();
+  for (const target of [absolute, real]) {
+    const root = parsePath(target).root;
+    const ancestors: string[] = [];
+    for (let dir = dirname(target); ; dir = dirname(dir)) {
+      ancestors.unshift(dir);
+      if (dir === root) break;
+    }
+    for (const dir of ancestors) {
+      if (seen.has(dir)) continue;
+      seen.add(dir);
+      let stats: Stats;
+      try {
+        stats = statSync(dir);
+      } catch {
+        return undefined;
+      }
+      if (!permits({ mode: stats.mode, uid: stats.uid, gid: stats.gid, isDirectory: true }, who, 1)) return { dir, stats };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * access(2) as `who` (`constants.R_OK`, `X_OK`, `F_OK` or a sum): the kernel's answer when
+ * `who` is this process's user, else judged from the mode bits of `path` and of every
+ * directory on the way ({@link permits}). Undefined when allowed, else the error code
+ * access(2) would fail with (`ENOENT`, `ENOTDIR`, `EACCES`); a path this check cannot
+ * look at counts as allowed.
+ */
+export function accessAs(who: VassalIdentity): InterpreterUser['access'] {
+  const errorCode = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? 'EACCES';
+  if (isThisProcess(who)) {
+    return (path, mode) => {
+      try {
+        accessSync(path, mode);
+        return undefined;
+      } catch (err) {
+        return errorCode(err);
+      }
+    };
+  }
+  return (path, mode) => {
+    if (blockedDirectory(path, who) !== undefined) return 'EACCES';
+    let stats: Stats;
+    try {
+      stats = statSync(path);
+    } catch (err) {
+      const code = errorCode(err);
+      return code === 'EACCES' ? undefined : code;
+    }
+    const bits = mode & (constants.R_OK | constants.X_OK);
+    const allowed = bits === 0 || permits({ mode: stats.mode, uid: stats.uid, gid: stats.gid, isDirectory: stats.isDirectory() }, who, bits as AccessBits);
+    return allowed ? undefined : 'EACCES';
+  };
+}
+
+/**
+ * Runs a program as `who`: directly when `who` is this process's user, else (the check
+ * runs as root) through util-linux `setpriv` with `who`'s ids and groups, as the master
+ * would after its drop.
+ * @returns its stdout (utf8)
+ * @throws as execFileSync does (`status`, `stderr`)
+ */
+export function runAs(who: VassalIdentity): (file: string, args: readonly string[], options: { readonly env: NodeJS.ProcessEnv; readonly timeout: number; readonly cwd?: string }) => string {
+  return (file, args, options) => {
+    const asUser = !isThisProcess(who) && (process.getuid?.() ?? -1) === 0;
+    // Found on the check's own PATH: the vassal's `env = PATH=...` is the program's, not setpriv's.
+    const command = asUser ? (findExecutable('setpriv') ?? 'setpriv') : file;
+    const argv = asUser
+      ? [`--reuid=${who.uid}`, `--regid=${who.gid}`, who.groups.length > 0 ? `--groups=${who.groups.join(',')}` : '--clear-groups', '--', file, ...args]
+      : [...args];
+    return execFileSync(command, argv, { ...options, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  };
+}
+
+/** The vassal's user as the interpreter's choice sees it (python-interpreter.ts {@link InterpreterUser}). */
+export function interpreterUser(who: VassalIdentity): InterpreterUser {
+  return { name: who.name, access: accessAs(who), run: runAs(who) };
+}
+
 /**
  * Why `who` cannot use `path` (read a file, enter a directory, run a program), or
  * undefined when it can (or when the check itself is not allowed to look).
@@ -180,8 +285,7 @@ function judgePath(path: string, kind: 'file' | 'directory', bits: AccessBits, v
   }
   if (kind === 'directory' && !stats.isDirectory()) return `${path} is not a directory`;
   if (kind === 'file' && stats.isDirectory()) return `${path} is a directory, not a file`;
-  const me = process.getuid?.() ?? -1;
-  if (who.uid === me && who.gid === (process.getgid?.() ?? -1)) {
+  if (isThisProcess(who)) {
     try {
       accessSync(path, bits === 1 ? constants.X_OK : bits === 4 ? constants.R_OK : constants.R_OK | constants.X_OK);
       return undefined;
@@ -190,29 +294,8 @@ function judgePath(path: string, kind: 'file' | 'directory', bits: AccessBits, v
     }
   }
   // Every directory on the way needs search (x) permission, then the path itself `bits`.
-  let real: string;
-  try {
-    real = realpathSync(path);
-  } catch {
-    return undefined;
-  }
-  const root = parsePath(real).root;
-  const ancestors: string[] = [];
-  for (let dir = dirname(real); ; dir = dirname(dir)) {
-    ancestors.unshift(dir);
-    if (dir === root) break;
-  }
-  for (const dir of ancestors) {
-    let dirStats: Stats;
-    try {
-      dirStats = statSync(dir);
-    } catch {
-      return undefined;
-    }
-    if (!permits({ mode: dirStats.mode, uid: dirStats.uid, gid: dirStats.gid, isDirectory: true }, who, 1)) {
-      return `${who.name} cannot ${verb} ${path}: it cannot enter ${dir} (${describeMode(dirStats, host)})`;
-    }
-  }
+  const blocked = blockedDirectory(path, who);
+  if (blocked !== undefined) return `${who.name} cannot ${verb} ${path}: it cannot enter ${blocked.dir} (${describeMode(blocked.stats, host)})`;
   if (!permits({ mode: stats.mode, uid: stats.uid, gid: stats.gid, isDirectory: stats.isDirectory() }, who, bits)) {
     return `${who.name} cannot ${verb} ${path} (${describeMode(stats, host)})`;
   }
@@ -270,13 +353,9 @@ function findPythonModule(python: string, config: VassalConfig, file: string, wh
   const me = process.getuid?.() ?? -1;
   // As root, ask as the vassal's user: what it may list and read is what the worker finds.
   const asUser = me === 0 && who.uid !== 0;
-  const command = asUser ? 'setpriv' : python;
-  const args = asUser
-    ? [`--reuid=${who.uid}`, `--regid=${who.gid}`, who.groups.length > 0 ? `--groups=${who.groups.join(',')}` : '--clear-groups', '--', python, '-c', FIND_MODULE, JSON.stringify(first), name]
-    : ['-c', FIND_MODULE, JSON.stringify(first), name];
   let out: string;
   try {
-    out = execFileSync(command, args, { cwd, env, encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    out = runAs(who)(python, ['-c', FIND_MODULE, JSON.stringify(first), name], { cwd, env, timeout: 10_000 });
   } catch (err) {
     const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim().split('\n').at(-1) ?? '';
     return { kind: 'unknown', reason: `${python} failed (${stderr || (err as Error).message.split('\n')[0] || 'no output'})` };

@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { checkConfigFile, type CheckResult, type ConfigProblem, type VassalConfig } from '@emperor/config';
 import { namesFromEtc, judgeTyrant } from '@emperor/emperor';
 import { ExitCode, isEmperorError } from '@emperor/protocol';
-import { checkApp, type AppCheckHost, type VassalIdentity } from './check-app.js';
+import { checkApp, interpreterUser, type AppCheckHost, type VassalIdentity } from './check-app.js';
 
 /** Options of {@link runCheck}. */
 export interface RunCheckOptions {
@@ -83,7 +83,8 @@ async function checkVassalApp(config: VassalConfig, file: string, tyrant: boolea
     const uid = process.getuid?.() ?? 0;
     who = { uid, gid: process.getgid?.() ?? 0, groups: process.getgroups?.() ?? [], name: `${namesFromEtc(uid, 0).user ?? 'uid'} (uid ${uid})` };
   }
-  const host: AppCheckHost = { python: (c) => vassal.resolvePythonInterpreter(c).path, names: namesFromEtc };
+  // The interpreter the master picks once it runs as that user (python-interpreter.ts).
+  const host: AppCheckHost = { python: (c) => vassal.resolvePythonInterpreter(c, interpreterUser(who)).path, names: namesFromEtc };
   return checkApp(config, file, who, host);
 }
 

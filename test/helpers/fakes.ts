@@ -167,7 +167,10 @@ export class FakeChild extends EventEmitter<ChildEvents> implements WorkerChild 
   }
 }
 
-/** Lets queued microtasks run (a SIGKILLed fake child's exit, promise continuations). */
-export async function flushMicrotasks(): Promise<void> {
-  for (let i = 0; i < 5; i++) await Promise.resolve();
+/**
+ * Lets every queued microtask run, chains included (a SIGKILLed fake child's exit, promise
+ * continuations): resolves on the event loop's next check phase. Not a timer.
+ */
+export function flushMicrotasks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

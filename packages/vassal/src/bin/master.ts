@@ -7,6 +7,9 @@
  */
 import { runVassal } from '../master/run-vassal.js';
 
+/** Exit code of a wrong command line (the shells' convention for usage errors). */
+const USAGE = 2;
+
 const args = process.argv.slice(2);
 const file = args.shift();
 const inherit: string[] = [];
@@ -19,12 +22,12 @@ while (args.length > 0) {
     tyrant[flag === '--tyrant-uid' ? 'uid' : 'gid'] = Number(value);
   } else {
     process.stderr.write(`master: unexpected argument ${JSON.stringify(flag)}\n`);
-    process.exit(2);
+    process.exit(USAGE);
   }
 }
 if (file === undefined || (tyrant.uid === undefined) !== (tyrant.gid === undefined)) {
   process.stderr.write('usage: master.js VASSAL_FILE [--tyrant-uid N --tyrant-gid N] [--inherit FILE]...\n');
-  process.exit(2);
+  process.exit(USAGE);
 }
 const forced = tyrant.uid !== undefined && tyrant.gid !== undefined ? { uid: tyrant.uid, gid: tyrant.gid } : undefined;
-await runVassal(file, { inherit, tyrant: forced });
+process.exit(await runVassal(file, { inherit, tyrant: forced }));

@@ -75,7 +75,7 @@ interface MasterEvents {
   /** A `touch-logreopen` file was touched (or vanished): the log files should be reopened. */
   'touch-logreopen': [file: string];
   /** The master is done; the process should exit with this code. */
-  exit: [code: number];
+  exit: [code: ExitCode];
 }
 
 /**
@@ -199,7 +199,7 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   /** Kills every worker now (SIGKILL) and releases everything; emits `exit` (once). */
-  destroy(code: number = ExitCode.OK): void {
+  destroy(code: ExitCode = ExitCode.OK): void {
     this.#feed({ type: 'destroy', code });
   }
 

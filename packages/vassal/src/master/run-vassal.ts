@@ -31,8 +31,6 @@ export const WORKER_ENTRIES: WorkerEntries = {
 export const ORPHAN_MERCY_MS = 3000;
 /** `no-orphans`: the master and its workers are gone within 1 s of the emperor's death. */
 export const NO_ORPHANS_MERCY_MS = 500;
-/** Exit code of a master whose workers had to be killed after the emperor vanished (not one of `ExitCode`'s: nobody is left to read it). */
-export const EMPEROR_LOST_EXIT_CODE = 1;
 
 /** Options for {@link runVassal}. */
 export interface RunVassalOptions {
@@ -105,9 +103,9 @@ function openLog(name: string, config: VassalConfig, stderr: Logger): { logger: 
  * with the code this resolves to: 0 after a requested stop, {@link ExitCode.CONFIG} when
  * the file is invalid (the emperor then waits for the file to change),
  * {@link ExitCode.UNAVAILABLE} when a socket, the uid/gid or a Python interpreter cannot
- * be had, {@link EMPEROR_LOST_EXIT_CODE} when the emperor vanished and the workers had to be killed.
+ * be had, {@link ExitCode.FAILURE} when the emperor vanished and the workers had to be killed.
  */
-export async function runVassal(file: string | undefined, options: RunVassalOptions = {}): Promise<number> {
+export async function runVassal(file: string | undefined, options: RunVassalOptions = {}): Promise<ExitCode> {
   const name = file === undefined ? 'command-line' : basename(file);
   const stderr = createLogger({ vassal: name });
   const underEmperor = typeof process.send === 'function';
@@ -146,7 +144,7 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   let stats: StatsServer | undefined;
   let prometheus: StatsServer | undefined;
   let fifo: MasterFifo | undefined;
-  const exited = new Promise<number>((resolve) => {
+  const exited = new Promise<ExitCode>((resolve) => {
     master.on('exit', (code) => {
       fifo?.close(config.vacuum);
       void Promise.all([stats?.close(), prometheus?.close()]).finally(() => resolve(code));
@@ -206,7 +204,7 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
       const mercy = master.config.noOrphans ? NO_ORPHANS_MERCY_MS : ORPHAN_MERCY_MS;
       logger.error('lost connection with the emperor; stopping');
       void master.stop('emperor lost', mercy);
-      setTimeout(() => master.destroy(EMPEROR_LOST_EXIT_CODE), mercy + 400).unref();
+      setTimeout(() => master.destroy(ExitCode.FAILURE), mercy + 400).unref();
     });
   }
 

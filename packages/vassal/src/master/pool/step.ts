@@ -4,7 +4,7 @@
  * master loop feeds every event through it and carries the commands out in order.
  */
 import type { VassalConfig } from '@emperor/config';
-import type { WorkerToMaster } from '@emperor/protocol';
+import type { ExitCode, WorkerToMaster } from '@emperor/protocol';
 import { initialCheaperState } from '../cheaper.js';
 import { adjustPool, checkCheaper, checkTouches, checkWorkers, harakiriDue } from './checks.js';
 import { Draft } from './draft.js';
@@ -223,7 +223,7 @@ function stop(d: Draft, reason: string, mercyMs: number | undefined): void {
 }
 
 /** Kills every worker now (SIGKILL), releases everything and emits `exit` with `code`. */
-function destroy(d: Draft, code: number): void {
+function destroy(d: Draft, code: ExitCode): void {
   if (d.phase === 'dead') return;
   cancelReload(d);
   d.nextTickAt = undefined;

@@ -7,7 +7,7 @@
  * Times are epoch ms, as read from the master's clock and passed in.
  */
 import type { VassalConfig } from '@emperor/config';
-import type { MasterToWorker, WorkerToMaster } from '@emperor/protocol';
+import type { ExitCode, MasterToWorker, WorkerToMaster } from '@emperor/protocol';
 import type { BackoffOptions, BackoffState, ExitInfo } from '@emperor/process';
 import type { SlotData } from '../../shared/scoreboard.js';
 import type { CheaperState } from '../cheaper.js';
@@ -204,7 +204,7 @@ export type PoolEvent =
   /** The reload's config could not be had (the master logged why). */
   | { readonly type: 'reload-refused' }
   | { readonly type: 'stop'; readonly reason: string; readonly mercyMs?: number | undefined }
-  | { readonly type: 'destroy'; readonly code: number }
+  | { readonly type: 'destroy'; readonly code: ExitCode }
   /** The master FIFO's `+` / `-`. */
   | { readonly type: 'adjust'; readonly delta: 1 | -1 };
 
@@ -221,7 +221,7 @@ export type EmitCommand =
   | { readonly type: 'emit'; readonly event: 'ready' | 'accepting' | 'loyal' | 'heartbeat' }
   | { readonly type: 'emit'; readonly event: 'reloaded'; readonly ok: boolean }
   | { readonly type: 'emit'; readonly event: 'touch-logreopen'; readonly file: string }
-  | { readonly type: 'emit'; readonly event: 'exit'; readonly code: number };
+  | { readonly type: 'emit'; readonly event: 'exit'; readonly code: ExitCode };
 
 /** What the master carries out, in order. */
 export type PoolCommand =

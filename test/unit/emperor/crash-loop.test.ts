@@ -79,6 +79,21 @@ test('a vassal that stays up for the healthy period is forgiven: the next death 
   assert.equal(clock.nextIn, 0, 'a death after a healthy run respawns at once');
 });
 
+test('stop: the master is asked over IPC and SIGKILLed exactly when the mercy runs out', async () => {
+  const { clock, vassal, last } = setup();
+  vassal.start();
+  const master = last();
+  const stopped = vassal.stop(5000);
+  assert.equal(vassal.state, 'stopping');
+  assert.deepEqual(master.sent, [{ v: 1, type: 'stop' }]);
+  clock.advance(4999);
+  assert.deepEqual(master.signals, []);
+  clock.advance(1);
+  assert.deepEqual(master.signals, ['SIGKILL']);
+  await stopped;
+  assert.equal(vassal.state, 'dead');
+});
+
 test('an invalid file is not a crash loop: no respawn until the file changes', () => {
   const { clock, spawned, vassal, last } = setup();
   vassal.start();

@@ -97,10 +97,12 @@ export interface Harness {
   /** Advances the clock by `ms`, then lets microtasks (exits, promise continuations) run. */
   advance(ms: number): Promise<void>;
   flush(): Promise<void>;
+  /** With `deferLaunch`: lets every launch asked for so far complete. */
+  completeLaunches(): void;
 }
 
 /** Starts a master on fakes with `config`; `sync` makes the runtime a one-request-at-a-time one (harakiri by request start). */
-export async function startMaster(config: VassalConfig, options: { sync?: boolean } = {}): Promise<Harness> {
+export async function startMaster(config: VassalConfig, options: { sync?: boolean; deferLaunch?: boolean } = {}): Promise<Harness> {
   const clock = new ManualClock(1_800_000_000_000);
   const launched: Launched[] = [];
   const lines: Line[] = [];
@@ -108,6 +110,7 @@ export async function startMaster(config: VassalConfig, options: { sync?: boolea
   const scoreboard = new FakeScoreboard();
   const rss = new Map<number, number>();
   const mtimes = new Map<string, number>();
+  const deferred: (() => void)[] = [];
   const runtime = (name: 'node' | 'python'): Runtime => ({
     name,
     sync: options.sync ?? name === 'python',
@@ -116,9 +119,14 @@ export async function startMaster(config: VassalConfig, options: { sync?: boolea
     prepare: () => {},
     app: (c) => ({ runtime: 'node', module: c.module ?? '' }),
     launch(request) {
-      const child = new FakeChild(clock, { exitOnSigkill: false });
-      launched.push({ child, request });
-      return { child, askStack: undefined };
+      const start = () => {
+        const child = new FakeChild(clock, { exitOnSigkill: false });
+        launched.push({ child, request });
+        return { child, askStack: undefined };
+      };
+      // A runtime that learns the pid later, as a fork request to a template process would.
+      if (options.deferLaunch === true) return new Promise((resolve) => deferred.push(() => resolve(start())));
+      return start();
     },
   });
   const io: MasterIo = {
@@ -151,6 +159,9 @@ export async function startMaster(config: VassalConfig, options: { sync?: boolea
       await flushMicrotasks();
     },
     flush: flushMicrotasks,
+    completeLaunches: () => {
+      for (const complete of deferred.splice(0)) complete();
+    },
   };
   const master = new Master({
     config,

@@ -319,6 +319,28 @@ test('cheaper grows the pool when every worker is busy, and never cheaps the bus
   assert.equal(h.master.pool.slots.get(cheaped[0]?.worker as number)?.cheap, true);
 });
 
+test('a runtime that learns the pid later (a fork from a template): the worker waits as spawning, and a stop meanwhile reaches it once it is up', async () => {
+  const h = await startMaster(vassalConfig('processes = 1\nworker-ready-timeout = 1'), { deferLaunch: true });
+  assert.equal(h.launched.length, 0);
+  assert.deepEqual([...h.master.pool.procs.values()].map((p) => p.state.kind), ['spawning']);
+  await h.advance(5000);
+  assert.equal(h.logged(/not ready/).length, 0, 'no ready timeout before it exists');
+  h.completeLaunches();
+  await h.flush();
+  assert.equal(h.logged(/^spawned worker 1 \(pid \d+\)$/).length, 1);
+  h.ready(h.last(1));
+  assert.deepEqual(h.events.filter((e) => e !== 'heartbeat'), ['accepting', 'ready']);
+  // Stopped while its launch is on its way: the stop goes out when it is up.
+  const h2 = await startMaster(vassalConfig('processes = 1'), { deferLaunch: true });
+  void h2.master.stop('SIGTERM');
+  assert.equal(h2.master.state, 'stopping');
+  h2.completeLaunches();
+  await h2.flush();
+  assert.deepEqual(h2.last(1).sent, [STOP]);
+  h2.last(1).exitWith(0);
+  assert.deepEqual(h2.events, ['exit:0']);
+});
+
 test('the master FIFO\'s + and - say why they did nothing', async () => {
   const h = await startMaster(vassalConfig('processes = 2\ncheaper = 1\ncheaper-overload = 3600'));
   assert.equal(h.master.adjustPool(1), 'the vassal is starting');

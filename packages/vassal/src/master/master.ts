@@ -267,8 +267,9 @@ export class Master extends EventEmitter<MasterEvents> {
   #run(c: PoolCommand): void {
     switch (c.type) {
       case 'spawn': {
-        const answer = this.#workers?.spawn(c.key, c.id, c.generation, c.config, this.#runtime(c.config), this.#sockets);
-        this.#feed(answer ?? { type: 'spawn-failed', key: c.key });
+        const answer = this.#workers?.spawn(c.key, c.id, c.generation, c.config, this.#runtime(c.config), this.#sockets) ?? { type: 'spawn-failed', key: c.key };
+        if (answer instanceof Promise) void answer.then((event) => this.#feed(event));
+        else this.#feed(answer);
         return;
       }
       case 'send':

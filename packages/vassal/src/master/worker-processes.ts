@@ -11,7 +11,7 @@ import type { Clock, ExitInfo, Logger, WorkerChild } from '@emperor/process';
 import type { SlotData } from '../shared/scoreboard.js';
 import type { ScoreboardPort } from './io.js';
 import type { PoolEvent } from './pool/index.js';
-import type { Runtime } from './runtimes/runtime.js';
+import type { LaunchedWorker, Runtime } from './runtimes/runtime.js';
 import type { BoundSocket } from './sockets.js';
 import { captureStack, stackFileFor, type StackRequest } from './stack-dump.js';
 import { cpusFor, launchRequest } from './worker-launch.js';
@@ -47,9 +47,10 @@ export class WorkerProcesses {
   /**
    * Starts process `key` (worker `id`) of `config` through `runtime`, with `sockets`
    * (the bound sockets, looked up by `config`'s).
-   * @returns the pool's answer: `spawned`, or `spawn-failed` (logged here)
+   * @returns the pool's answer: `spawned`, or `spawn-failed` (logged here); a promise of
+   *   it for a runtime that starts workers asynchronously
    */
-  spawn(key: number, id: number, generation: number, config: VassalConfig, runtime: Runtime, sockets: readonly BoundSocket[]): PoolEvent {
+  spawn(key: number, id: number, generation: number, config: VassalConfig, runtime: Runtime, sockets: readonly BoundSocket[]): PoolEvent | Promise<PoolEvent> {
     const { logger, scoreboard } = this.#o;
     const index = this.#closed ? undefined : scoreboard.allocate();
     if (index === undefined) {
@@ -71,6 +72,17 @@ export class WorkerProcesses {
         logger.warn({ worker: id }, `harakiri-verbose: cannot make a private directory for stack files (${(err as Error).message}); harakiri lines will carry no stack`);
       }
     }
+    const failed = (err: unknown): PoolEvent => {
+      scoreboard.release(index);
+      logger.error({ worker: id, err }, `cannot spawn worker ${id}: ${(err as Error).message}`);
+      return { type: 'spawn-failed', key };
+    };
+    const started = ({ child, askStack }: LaunchedWorker): PoolEvent => {
+      this.#entries.set(key, { child, sbIndex: index, stack: stackFile === undefined ? undefined : { file: stackFile, ask: askStack ?? (() => false) } });
+      child.on('message', (raw) => this.#onMessage(key, id, child, raw));
+      child.once('exit', (exit) => this.#onExit(key, exit));
+      return { type: 'spawned', key, pid: child.pid, spawnedAt: child.spawnedAt, sync: runtime.sync, cpus: cpusFor(id, config) };
+    };
     let launched;
     try {
       const log = this.#o.logFd() ?? 'inherit';
@@ -78,15 +90,9 @@ export class WorkerProcesses {
         config, id, generation, runtime, sockets: mine as BoundSocket[], scoreboard: { fd: scoreboard.fd, index }, stackFile, log, clock: this.#o.clock,
       }));
     } catch (err) {
-      scoreboard.release(index);
-      logger.error({ worker: id, err }, `cannot spawn worker ${id}: ${(err as Error).message}`);
-      return { type: 'spawn-failed', key };
+      return failed(err);
     }
-    const { child, askStack } = launched;
-    this.#entries.set(key, { child, sbIndex: index, stack: stackFile === undefined ? undefined : { file: stackFile, ask: askStack ?? (() => false) } });
-    child.on('message', (raw) => this.#onMessage(key, id, child, raw));
-    child.once('exit', (exit) => this.#onExit(key, exit));
-    return { type: 'spawned', key, pid: child.pid, spawnedAt: child.spawnedAt, sync: runtime.sync, cpus: cpusFor(id, config) };
+    return launched instanceof Promise ? launched.then(started, failed) : started(launched);
   }
 
   #onMessage(key: number, id: number, child: WorkerChild, raw: unknown): void {

@@ -72,11 +72,13 @@ export interface Runtime {
   app(config: VassalConfig): WorkerSpec['app'];
   /**
    * Starts one worker. Errors of the program itself (EACCES on the working directory,
-   * ENOENT) come later as the child's exit with `spawnError`.
-   * @throws a coded error when the worker cannot be started at all (a missing exec
-   *   wrapper: `MissingToolError`; no interpreter: `PythonInterpreterError`)
+   * ENOENT) come later as the child's exit with `spawnError`. A runtime that learns the
+   * pid later (a fork request to a template process) returns a promise: the pool keeps
+   * the worker `spawning` until it settles.
+   * @throws (or rejects with) a coded error when the worker cannot be started at all (a
+   *   missing exec wrapper: `MissingToolError`; no interpreter: `PythonInterpreterError`)
    */
-  launch(request: LaunchRequest): LaunchedWorker;
+  launch(request: LaunchRequest): LaunchedWorker | Promise<LaunchedWorker>;
 }
 
 /** The runtimes a master can drive, by name. */

@@ -90,8 +90,10 @@ export interface Harness {
   readonly rss: Map<number, number>;
   /** mtimes the master sees, by file. */
   readonly mtimes: Map<string, number>;
-  /** The config a reload re-reads. */
-  reloadTo: VassalConfig;
+  /** The config a reload re-reads (an error: the file is invalid). */
+  reloadTo: VassalConfig | Error;
+  /** Every socket bound, by name, and whether the master closed it. */
+  readonly bound: { readonly name: string; closed: boolean }[];
   /** Log messages matching `re`. */
   logged(re: RegExp): Line[];
   /** Advances the clock by `ms`, then lets microtasks (exits, promise continuations) run. */
@@ -111,6 +113,7 @@ export async function startMaster(config: VassalConfig, options: { sync?: boolea
   const rss = new Map<number, number>();
   const mtimes = new Map<string, number>();
   const deferred: (() => void)[] = [];
+  const bound: { name: string; closed: boolean }[] = [];
   const runtime = (name: 'node' | 'python'): Runtime => ({
     name,
     sync: options.sync ?? name === 'python',
@@ -130,7 +133,11 @@ export async function startMaster(config: VassalConfig, options: { sync?: boolea
     },
   });
   const io: MasterIo = {
-    bindSockets: async (specs) => specs.map((spec, i): BoundSocket => ({ spec, fd: 100 + i, inode: 0, close: () => {} })),
+    bindSockets: async (specs) => specs.map((spec): BoundSocket => {
+      const record = { name: spec.name, closed: false };
+      bound.push(record);
+      return { spec, fd: 100 + bound.length, inode: 0, close: () => { record.closed = true; } };
+    }),
     createScoreboard: () => scoreboard,
     sampleMemory: async (pids) => new Map(pids.filter((p) => rss.has(p)).map((p) => [p, { rss: rss.get(p) as number, vsz: 0 }])),
     readListenQueues: async () => new Map(),
@@ -146,6 +153,7 @@ export async function startMaster(config: VassalConfig, options: { sync?: boolea
     rss,
     mtimes,
     reloadTo: config,
+    bound,
     workers: (id) => launched.filter((l) => l.request.id === id).map((l) => l.child),
     last: (id) => h.workers(id).at(-1) as FakeChild,
     ready: (child) => child.say({ v: 1, type: 'ready' }),
@@ -166,7 +174,10 @@ export async function startMaster(config: VassalConfig, options: { sync?: boolea
   const master = new Master({
     config,
     logger,
-    reloadConfig: () => h.reloadTo,
+    reloadConfig: () => {
+      if (h.reloadTo instanceof Error) throw h.reloadTo;
+      return h.reloadTo;
+    },
     runtimes: { node: runtime('node'), python: runtime('python') },
     clock,
     io,

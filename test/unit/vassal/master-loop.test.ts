@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { parseConfigText, resolveVassalConfig } from '@emperor/config';
 import { SlotStatus } from '@emperor/vassal';
 import { allReady, startMaster, vassalConfig } from './master-harness.js';
 
@@ -110,6 +111,37 @@ test('graceful reload: a new worker that dies abandons it once the others settle
   assert.equal(h.logged(/^worker 2 \(pid \d+\) stopped \(reload-abandoned\): killed by signal SIGKILL$/).length, 1);
   assert.equal(h.master.state, 'ready');
   assert.equal(h.master.config.processes, 2);
+});
+
+test('a reload re-reads the file: an invalid one, or one with another uid, is abandoned and the workers keep serving', async () => {
+  const h = await startMaster(vassalConfig('processes = 1'));
+  await allReady(h);
+  h.reloadTo = Object.assign(new Error('v.ini:3: processes: expected a whole number >= 1, got "many"'), { code: 'ERR_CONFIG_VALUE' });
+  assert.equal(await h.master.reload(), false);
+  const bad = h.logged(/^reload abandoned: /)[0];
+  assert.equal(bad?.msg, 'reload abandoned: v.ini:3: processes: expected a whole number >= 1, got "many"; the running workers keep serving');
+  assert.equal(bad?.err_code, 'ERR_CONFIG_VALUE');
+  h.reloadTo = vassalConfig('processes = 1\nuid = 4242');
+  assert.equal(await h.master.reload(), false);
+  assert.equal(h.logged(/^reload abandoned: uid\/gid changed \(-:- → 4242:-\); that needs a restart of the vassal$/).length, 1);
+  assert.equal(h.launched.length, 1, 'no worker was started');
+  assert.deepEqual(h.events.filter((e) => e.startsWith('reloaded')), ['reloaded:false', 'reloaded:false']);
+  assert.equal(h.master.state, 'ready');
+});
+
+test('a reload that changes the sockets binds the new one before any worker starts, and closes the dropped one once it took over', async () => {
+  const h = await startMaster(vassalConfig('processes = 1'));
+  await allReady(h);
+  h.reloadTo = resolveVassalConfig([parseConfigText('[uwsgi]\nhttp-socket = 127.0.0.1:9090\nmodule = /srv/app.mjs\n', '/srv/v.ini', 'ini')], { env: {} }).config;
+  const outcome = h.master.reload();
+  await h.flush(); // binding is asynchronous
+  assert.deepEqual(h.bound.map((s) => [s.name, s.closed]), [['127.0.0.1:8080', false], ['127.0.0.1:9090', false]]);
+  const fresh = h.last(1);
+  assert.deepEqual(h.launched.at(-1)?.request.spec.sockets.map((s) => s.name), ['127.0.0.1:9090']);
+  h.ready(fresh);
+  assert.equal(await outcome, true);
+  assert.deepEqual(h.bound.map((s) => [s.name, s.closed]), [['127.0.0.1:8080', true], ['127.0.0.1:9090', false]]);
+  assert.deepEqual(h.master.sockets.map((s) => s.spec.name), ['127.0.0.1:9090']);
 });
 
 test('chain reload: one worker at a time, each replacement ready before the next starts', async () => {

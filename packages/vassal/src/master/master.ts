@@ -15,6 +15,7 @@ import { ExitCode } from '@emperor/protocol';
 import { systemClock, type Clock, type Logger, type TimerHandle } from '@emperor/process';
 import { systemIo, type MasterIo } from './io.js';
 import { ListenQueues, QUEUE_FRESH_MS, type QueueReading } from './listen-queues.js';
+import { MemorySampler } from './memory.js';
 import {
   anyBusy,
   createPool,
@@ -96,9 +97,7 @@ export class Master extends EventEmitter<MasterEvents> {
   readonly #tickets = new Map<number, (ok: boolean) => void>();
   #nextTicket = 1;
   readonly #queues: ListenQueues;
-  #sampling = false;
-  /** When memory was last sampled, epoch ms. */
-  #memoryAt = 0;
+  readonly #memory: MemorySampler;
   readonly #exited: Promise<void>;
   #onExited: () => void = () => {};
   readonly startedAt: number;
@@ -112,6 +111,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.startedAt = this.#clock.now();
     this.#pool = createPool(options.config, this.startedAt);
     this.#queues = new ListenQueues(this.#logger, this.#clock, this.#io.readListenQueues);
+    this.#memory = new MemorySampler(this.#io, this.#clock);
     this.#exited = new Promise((resolve) => {
       this.#onExited = resolve;
     });
@@ -233,7 +233,7 @@ export class Master extends EventEmitter<MasterEvents> {
     if (this.#workers === undefined || this.#pool.phase === 'dead') return;
     this.#feed({ type: 'readings', readings: this.#workers.readings() });
     const pending: Promise<void>[] = [this.freshQueues()];
-    if (this.#clock.now() - this.#memoryAt > QUEUE_FRESH_MS) pending.push(this.#sampleMemory(false));
+    if (this.#clock.now() - this.#memory.at > QUEUE_FRESH_MS) pending.push(this.#sampleMemory(false));
     await Promise.all(pending.map((p) => p.catch(() => undefined)));
   }
 
@@ -375,23 +375,8 @@ export class Master extends EventEmitter<MasterEvents> {
 
   /** Samples every live worker's memory; `check` runs the health checks on it. Never rejects. */
   async #sampleMemory(check: boolean): Promise<void> {
-    if (this.#sampling) return;
-    this.#sampling = true;
-    try {
-      const procs = [...this.#pool.procs.values()].filter((p) => p.pid > 0);
-      const samples = await this.#io.sampleMemory(procs.map((p) => p.pid));
-      this.#memoryAt = this.#clock.now();
-      const byKey = new Map<number, { rss: number; vsz: number }>();
-      for (const p of procs) {
-        const s = samples.get(p.pid);
-        if (s !== undefined) byKey.set(p.key, { rss: s.rss, vsz: s.vsz });
-      }
-      this.#feed({ type: 'memory', samples: byKey, check });
-    } catch {
-      // /proc unreadable: the last sample stands
-    } finally {
-      this.#sampling = false;
-    }
+    const samples = await this.#memory.sample(this.#pool);
+    if (samples !== undefined) this.#feed({ type: 'memory', samples, check });
   }
 
   /** A reload completed with `config`: its backlog, and the sockets it dropped close (workers still holding one close it as they exit). */

@@ -302,6 +302,7 @@ export const ERRORS = registry({
       'packages/process/src/users.ts',
       'packages/vassal/src/master/app-access.ts',
       'packages/vassal/src/master/users.ts',
+      'packages/vassal/src/master/worker-code.ts',
     ],
     meaning: 'A uid/gid (a vassal\'s or the emperor\'s own) or a capability of cap cannot be had, or the vassal\'s user cannot read Emperor\'s worker code or the app.',
   },

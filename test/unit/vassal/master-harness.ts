@@ -117,7 +117,7 @@ export async function startMaster(config: VassalConfig, options: { sync?: boolea
   const runtime = (name: 'node' | 'python'): Runtime => ({
     name,
     sync: options.sync ?? name === 'python',
-    entry: process.execPath,
+    code: [process.execPath],
     stackPipe: false,
     prepare: () => {},
     app: (c) => ({ runtime: 'node', module: c.module ?? '' }),

@@ -11,7 +11,8 @@ import type { Logger } from '@emperor/process';
 import type { MasterIo, ScoreboardPort } from './io.js';
 import type { Runtime } from './runtimes/runtime.js';
 import type { BoundSocket } from './sockets.js';
-import { checkCodeReadable, dropPrivileges, resolveCredentials } from './users.js';
+import { dropPrivileges, resolveCredentials } from './users.js';
+import { checkCodeReadable } from './worker-code.js';
 
 /** Scoreboard capacity: two processes per worker id (old and new during a reload). */
 export const SCOREBOARD_SLOTS = 2 * 1024 + 4;
@@ -46,7 +47,7 @@ export async function startUp(p: StartUpInputs): Promise<{ sockets: BoundSocket[
     // surely readable, then check the vassal's user can read the worker code it execs.
     void p.logger.level;
     dropPrivileges(credentials);
-    checkCodeReadable(runtime.entry);
+    checkCodeReadable(runtime.code);
     runtime.prepare(config);
     p.afterDrop?.(config);
     return { sockets, scoreboard: p.io.createScoreboard(SCOREBOARD_SLOTS) };

@@ -3,7 +3,6 @@
  * Names are looked up with `getent` (the C library's NSS, so LDAP and sssd users work),
  * because Node has no getpwnam.
  */
-import { accessSync, constants } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Principal, VassalConfig } from '@emperor/config';
 import { PrivilegeError, TyrantError } from '@emperor/protocol';
@@ -101,23 +100,4 @@ export function enforceTyrant(config: Pick<VassalConfig, 'uid' | 'gid' | 'resolv
   };
   check('uid', config.uid, (p) => lookupUser(p).uid, forced.uid);
   check('gid', config.gid, lookupGroup, forced.gid);
-}
-
-/**
- * After the privilege drop: the worker entry of this vassal's runtime must be readable
- * by the vassal's user, or every worker would die with a confusing "Cannot find
- * module". Emperor installed in a home directory (mode 0700 on Debian 12 and later)
- * is the usual cause.
- * @throws PrivilegeError naming the file, the uid and the fix
- */
-export function checkCodeReadable(entry: string): void {
-  try {
-    accessSync(entry, constants.R_OK);
-  } catch (err) {
-    throw new PrivilegeError(
-      `uid ${process.getuid?.()} cannot read Emperor's worker code ${entry} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ` +
-        'install Emperor where every vassal user can read it (for example /opt/emperor, not a home directory of mode 0700)',
-      { cause: err },
-    );
-  }
 }

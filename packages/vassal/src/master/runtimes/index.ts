@@ -1,4 +1,5 @@
 import type { Logger } from '@emperor/process';
+import type { WorkerEntries } from '../worker-code.js';
 import { nodeRuntime } from './node.js';
 import { pythonRuntime } from './python.js';
 import type { Runtimes } from './runtime.js';
@@ -8,6 +9,6 @@ export { nodeRuntime } from './node.js';
 export { pythonRuntime } from './python.js';
 
 /** Today's runtimes, with their worker programs at `entries`; what they find is logged in `logger`. */
-export function createRuntimes(entries: { readonly node: string; readonly python: string }, logger: Logger): Runtimes {
+export function createRuntimes(entries: WorkerEntries, logger: Logger): Runtimes {
   return { node: nodeRuntime(entries.node), python: pythonRuntime(entries.python, logger) };
 }

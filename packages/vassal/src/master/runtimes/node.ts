@@ -7,7 +7,7 @@ export function nodeRuntime(entry: string): Runtime {
   return {
     name: 'node',
     sync: false,
-    entry,
+    code: [entry],
     // The master asks the worker's watchdog thread for the main thread's stack on a pipe:
     // a signal handler would never run on a blocked event loop (see stack-dump.ts).
     stackPipe: true,

@@ -2,21 +2,24 @@
  * Python WSGI workers: the vassal's interpreter runs the worker program, which imports
  * the app itself (uWSGI's `lazy-apps`); one request at a time per thread.
  */
+import { dirname, join } from 'node:path';
 import type { Logger } from '@emperor/process';
 import { PythonInterpreters, describeUser } from '../python-interpreter.js';
+import { PYTHON_WORKER_PACKAGE } from '../worker-code.js';
 import { execWorker } from './exec.js';
 import type { Runtime } from './runtime.js';
 
 /**
- * The Python runtime running the worker program at `entry`. The interpreter of each
- * config is resolved in `prepare` and logged once, in `logger`.
+ * The Python runtime running the worker launcher at `entry` (the `emperor_worker`
+ * package is beside it). The interpreter of each config is resolved in `prepare` and
+ * logged once, in `logger`.
  */
 export function pythonRuntime(entry: string, logger: Logger): Runtime {
   const pythons = new PythonInterpreters();
   return {
     name: 'python',
     sync: true,
-    entry,
+    code: [entry, join(dirname(entry), PYTHON_WORKER_PACKAGE)],
     // faulthandler on SIGUSR2 writes every thread's stack from a C signal handler.
     stackPipe: false,
     prepare(config) {

@@ -57,8 +57,11 @@ export interface Runtime {
    * overdue request itself and the master judges it by its heartbeat.
    */
   readonly sync: boolean;
-  /** The worker program; the vassal's user must be able to read it (checked after the privilege drop). */
-  readonly entry: string;
+  /**
+   * The files and directories its workers run (the program, a package beside it): the
+   * vassal's user must be able to read them all (checked after the privilege drop).
+   */
+  readonly code: readonly string[];
   /** A worker with `harakiri-verbose` gets a pipe to be asked for its stack on (a signal cannot reach a blocked Node main thread). */
   readonly stackPipe: boolean;
   /**

@@ -81,7 +81,14 @@ export class WorkerProcesses {
       this.#entries.set(key, { child, sbIndex: index, stack: stackFile === undefined ? undefined : { file: stackFile, ask: askStack ?? (() => false) } });
       child.on('message', (raw) => this.#onMessage(key, id, child, raw));
       child.once('exit', (exit) => this.#onExit(key, exit));
-      return { type: 'spawned', key, pid: child.pid, spawnedAt: child.spawnedAt, sync: runtime.sync, cpus: cpusFor(id, config) };
+      // Logged here, before the pool hears of it: its ready timeout counts from after this line.
+      const cpus = cpusFor(id, config);
+      const pinned = cpus !== undefined && cpus.length > 0;
+      logger.info(
+        { worker: id, worker_pid: child.pid, generation, ...(pinned ? { cpus } : {}) },
+        `spawned worker ${id} (pid ${child.pid})${pinned ? `, pinned to CPUs ${cpus.join(' ')}` : ''}`,
+      );
+      return { type: 'spawned', key, pid: child.pid, spawnedAt: child.spawnedAt, sync: runtime.sync };
     };
     let launched;
     try {

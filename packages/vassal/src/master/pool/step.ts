@@ -30,7 +30,7 @@ export function step(pool: Pool, event: PoolEvent, now: number): StepResult {
       start(d, event.uid, event.mtimes);
       break;
     case 'spawned':
-      spawned(d, event.key, event.pid, event.spawnedAt, event.sync, event.cpus);
+      spawned(d, event.key, event.pid, event.spawnedAt, event.sync);
       break;
     case 'spawn-failed':
       left(d, d.proc(event.key)?.id, spawnFailed(d, event.key));

@@ -183,8 +183,11 @@ export type Readings = ReadonlyMap<number, SlotData>;
 export type PoolEvent =
   /** The master is bound and dropped: spawn the first generation. */
   | { readonly type: 'start'; readonly uid: number | undefined; readonly mtimes: ReadonlyMap<string, number> }
-  /** A process asked for in a `spawn` command runs (`pid` 0: Node's spawn failed; its exit follows). */
-  | { readonly type: 'spawned'; readonly key: number; readonly pid: number; readonly spawnedAt: number; readonly sync: boolean; readonly cpus?: readonly number[] | undefined }
+  /**
+   * A process asked for in a `spawn` command runs (`pid` 0: Node's spawn failed; its exit
+   * follows). The master has logged it (`spawned worker N (pid P)`).
+   */
+  | { readonly type: 'spawned'; readonly key: number; readonly pid: number; readonly spawnedAt: number; readonly sync: boolean }
   /** The runtime could not start it at all (the master logged why). */
   | { readonly type: 'spawn-failed'; readonly key: number }
   | { readonly type: 'message'; readonly key: number; readonly message: WorkerToMaster }

@@ -44,17 +44,18 @@ export function spawn(d: Draft, id: number, config: VassalConfig, generation: nu
   return key;
 }
 
-/** The runtime started it: its ready timeout starts now. A process stopped or killed while spawning gets its stop or kill now. */
-export function spawned(d: Draft, key: number, pid: number, spawnedAt: number, sync: boolean, cpus: readonly number[] | undefined): void {
+/**
+ * The runtime started it (the master has logged `spawned worker N`): its ready timeout
+ * starts now, so the `not ready` line can never come sooner after that one. A process
+ * stopped or killed while spawning gets its stop or kill now.
+ */
+export function spawned(d: Draft, key: number, pid: number, spawnedAt: number, sync: boolean): void {
   const proc = d.proc(key);
   if (proc === undefined) return;
-  // Counted from now, when the master logs the spawn (what an operator reads the timeout from).
   const readyBy = d.now + proc.config.workerReadyTimeoutMs;
   const after = d.setProc(key, { pid, spawnedAt, sync, state: proc.state.kind === 'spawning' ? { kind: 'starting', readyBy } : proc.state }) as WorkerProc;
   const slot = d.slot(proc.id);
   if (slot !== undefined) d.setSlot(proc.id, { respawnCount: slot.respawnCount + 1, lastSpawn: spawnedAt });
-  const pinned = cpus !== undefined && cpus.length > 0;
-  d.info(`spawned worker ${proc.id} (pid ${pid})${pinned ? `, pinned to CPUs ${cpus.join(' ')}` : ''}`, { ...who(after), generation: proc.generation, ...(pinned ? { cpus } : {}) });
   if (after.state.kind === 'stopping') d.run({ type: 'stop', key });
   else if (after.state.kind === 'killed') d.run({ type: 'signal', key, signal: 'SIGKILL' });
 }

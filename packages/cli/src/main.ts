@@ -30,8 +30,7 @@ Docs: docs/getting-started.md, docs/configuration.md.`;
 
 /**
  * Runs the command line; resolves to the process exit code, which the bin (bin/emperor.ts)
- * exits with. Running a vassal in the foreground never resolves: the vassal exits the
- * process itself when it stops.
+ * exits with; running a vassal in the foreground, once the vassal has stopped.
  */
 export async function main(argv: readonly string[]): Promise<ExitCode> {
   // The emperor proper, started as its configured user by the launcher (privilege-drop.ts).
@@ -169,8 +168,7 @@ async function run(argv: readonly string[], ini?: string, xml?: string, json?: s
     }
     if (!hasEmperor) {
       const { runVassal } = await import('@emperor/vassal');
-      await runVassal(file, { overrides });
-      return new Promise<ExitCode>(() => {}); // runVassal exits the process when the vassal stops
+      return runVassal(file, { overrides });
     }
     return runEmperor(() => loadEmperorConfig(file, { overrides }));
   }
@@ -179,8 +177,7 @@ async function run(argv: readonly string[], ini?: string, xml?: string, json?: s
   }
   if (overrides.length === 0) return fail('nothing to run: give --emperor DIR, --ini FILE, or a vassal\'s options (see --help)');
   const { runVassal } = await import('@emperor/vassal');
-  await runVassal(undefined, { overrides });
-  return new Promise<ExitCode>(() => {}); // runVassal exits the process when the vassal stops
+  return runVassal(undefined, { overrides });
 }
 
 /**

@@ -115,8 +115,7 @@ function complete(current: string, words: readonly string[], previous: string, d
 
 /**
  * Runs the command line; resolves to the process exit code, which the bin (bin/emperor.ts)
- * exits with. Running a vassal in the foreground never resolves: the vassal exits the
- * process itself when it stops.
+ * exits with; running a vassal in the foreground, once the vassal has stopped.
  */
 export async function main(argv: readonly string[]): Promise<ExitCode> {
   // The emperor proper, started as its configured user by the launcher (privilege-drop.ts).
@@ -267,8 +266,7 @@ async function run(argv: readonly string[], ini?: string, xml?: string, json?: s
     // plain line like any other command-line error; the master then loads it again.
     if (loadOrReport(() => loadVassalConfig(file, { overrides }), overrides) === undefined) return ExitCode.CONFIG;
     const { runVassal } = await import('@emperor/vassal');
-    await runVassal(file, { overrides });
-    return new Promise<ExitCode>(() => {}); // runVassal exits the process when the vassal stops
+    return runVassal(file, { overrides });
   }
   if (overrides.some(isEmperorOption)) {
     const loaded = loadOrReport(() => resolveEmperorConfig([{ file: COMMAND_LINE, format: 'ini', options: overrides }]), overrides);
@@ -277,8 +275,7 @@ async function run(argv: readonly string[], ini?: string, xml?: string, json?: s
   if (overrides.length === 0) return fail('nothing to run: give --emperor DIR, --ini FILE, or a vassal\'s options (see emperor --help)');
   if (loadOrReport(() => resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: overrides }]), overrides) === undefined) return ExitCode.CONFIG;
   const { runVassal } = await import('@emperor/vassal');
-  await runVassal(undefined, { overrides });
-  return new Promise<ExitCode>(() => {}); // runVassal exits the process when the vassal stops
+  return runVassal(undefined, { overrides });
 }
 
 /**

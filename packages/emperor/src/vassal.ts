@@ -14,7 +14,7 @@ import { ExitCode, PrivilegeError, parseMasterToEmperor, type EmperorToMaster } 
 import {
   type BackoffOptions,
   type BackoffState,
-  type Child,
+  type WorkerChild,
   type Clock,
   type ExitInfo,
   type Logger,
@@ -45,7 +45,7 @@ export const VASSAL_HEALTHY_MS = 30_000;
  *   vassal then waits in `config-error` for its file to change; any other error counts as
  *   a failed start (respawned with backoff)
  */
-export type SpawnMaster = (file: VassalFile) => Child;
+export type SpawnMaster = (file: VassalFile) => WorkerChild;
 
 /** Options for {@link Vassal}. */
 export interface VassalOptions {
@@ -82,7 +82,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   readonly name: string;
   #file: VassalFile;
   #state: VassalState = 'dead';
-  #child: Child | undefined;
+  #child: WorkerChild | undefined;
   #stopping = false;
   #timer: TimerHandle | undefined;
   /** Armed while a vassal with a failure streak runs: at `healthyMs` of uptime the streak ends. */
@@ -153,7 +153,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     if (this.#stopping) return;
     this.#clearTimer();
     const now = this.#clock.now();
-    let child: Child;
+    let child: WorkerChild;
     try {
       child = this.#options.spawn(this.#file);
     } catch (err) {
@@ -196,7 +196,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     }
   }
 
-  #onMessage(raw: unknown, from: Child): void {
+  #onMessage(raw: unknown, from: WorkerChild): void {
     let message;
     try {
       message = parseMasterToEmperor(raw);

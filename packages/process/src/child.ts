@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { MissingToolError } from '@emperor/protocol';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 
 /** How a child ended: exactly one of `code` and `signal` is set. */
 export interface ExitInfo {
@@ -39,34 +40,68 @@ export interface StopOptions {
   readonly mercyMs?: number;
 }
 
+/** The events of a supervised child: raw IPC messages (the owner parses them) and its one exit. */
+export type ChildEvents = { message: [unknown]; exit: [ExitInfo] };
+
+/**
+ * A process as its supervisor sees it: what the emperor needs of a vassal master and a
+ * master of a worker. {@link Child} (a process we spawned) implements it; so do the test
+ * helpers' fake child and, later, a worker forked by a Python template process, which is
+ * not our direct child and reports its exit through the template.
+ *
+ * `exit` is emitted once; `exited` resolves with the same value.
+ */
+export interface WorkerChild extends EventEmitter<ChildEvents> {
+  /** The pid; 0 if the process never started. */
+  readonly pid: number;
+  /** Epoch ms when it was started (the supervisor's clock). */
+  readonly spawnedAt: number;
+  /** How it ended, once it has. */
+  readonly exit: ExitInfo | undefined;
+  readonly exited: Promise<ExitInfo>;
+  isDead(): boolean;
+  /** Sends an IPC message if the channel is open; returns whether it was sent. */
+  send(message: unknown): boolean;
+  /** Sends a signal unless the process is already gone. @default 'SIGKILL' */
+  kill(signal?: NodeJS.Signals): void;
+  /** Asks it to stop (message, else signal), SIGKILL after the mercy; idempotent. */
+  stop(options?: StopOptions): Promise<ExitInfo>;
+  /** SIGKILL after `ms` from now if still alive (replaces a pending stop's deadline). */
+  hurry(ms: number): void;
+}
+
 /**
  * One spawned process. `exited` resolves once with how it ended; the `message` event
- * carries raw IPC messages (the owner parses them).
+ * carries raw IPC messages (the owner parses them). The SIGKILL escalation of
+ * {@link stop} and {@link hurry} runs on the given clock.
  */
-export class Child extends EventEmitter<{ message: [unknown]; exit: [ExitInfo] }> {
+export class Child extends EventEmitter<ChildEvents> implements WorkerChild {
   readonly process: ChildProcess;
   /** Wall-clock ms when spawned. */
   readonly spawnedAt: number;
   readonly exited: Promise<ExitInfo>;
+  readonly #clock: Clock;
   #exit: ExitInfo | undefined;
-  #killTimer: NodeJS.Timeout | undefined;
+  #killTimer: TimerHandle | undefined;
   readonly #signalAs: ((signal: NodeJS.Signals) => void) | undefined;
 
   /**
+   * @param clock the stop escalation's timers (and `spawnedAt`)
    * @param signalAs how to signal the child when kill(2) is refused (EPERM): an emperor
    *   that is not root, keeping CAP_SETUID but not CAP_KILL, cannot signal a master
    *   running as another user, but can start a process as that user which does
    */
-  constructor(proc: ChildProcess, now = Date.now(), signalAs?: (signal: NodeJS.Signals) => void) {
+  constructor(proc: ChildProcess, clock: Clock = systemClock, signalAs?: (signal: NodeJS.Signals) => void) {
     super();
     this.process = proc;
-    this.spawnedAt = now;
+    this.#clock = clock;
+    this.spawnedAt = clock.now();
     this.#signalAs = signalAs;
     this.exited = new Promise((resolve) => {
       const ended = (exit: ExitInfo): void => {
         if (this.#exit !== undefined) return;
         this.#exit = exit;
-        if (this.#killTimer !== undefined) clearTimeout(this.#killTimer);
+        if (this.#killTimer !== undefined) this.#clock.clearTimeout(this.#killTimer);
         this.emit('exit', exit);
         resolve(exit);
       };
@@ -128,7 +163,7 @@ export class Child extends EventEmitter<{ message: [unknown]; exit: [ExitInfo] }
     if (this.#killTimer === undefined) {
       const sent = options.message !== undefined && this.send(options.message);
       if (!sent) this.kill(options.signal ?? 'SIGTERM');
-      this.#killTimer = setTimeout(() => this.kill('SIGKILL'), options.mercyMs ?? DEFAULT_MERCY_MS);
+      this.#killTimer = this.#clock.setTimeout(() => this.kill('SIGKILL'), options.mercyMs ?? DEFAULT_MERCY_MS);
     }
     return this.exited;
   }
@@ -136,8 +171,8 @@ export class Child extends EventEmitter<{ message: [unknown]; exit: [ExitInfo] }
   /** Shortens a pending stop: SIGKILL after `ms` from now if still alive. */
   hurry(ms: number): void {
     if (this.isDead()) return;
-    if (this.#killTimer !== undefined) clearTimeout(this.#killTimer);
-    this.#killTimer = setTimeout(() => this.kill('SIGKILL'), ms);
+    if (this.#killTimer !== undefined) this.#clock.clearTimeout(this.#killTimer);
+    this.#killTimer = this.#clock.setTimeout(() => this.kill('SIGKILL'), ms);
   }
 }
 
@@ -253,16 +288,19 @@ function capabilityArgs(capabilities: readonly string[] | undefined): string[] {
 }
 
 /**
- * Spawns `command args` under `limits` and wraps it in a {@link Child}. A child started
- * as another user by a process that is not root is signalled, when kill(2) is refused, by
- * a short-lived `setpriv ... kill` running as that user.
+ * Spawns `command args` under `limits` and wraps it in a {@link Child} whose stop
+ * escalation runs on `clock`. A child started as another user by a process that is not
+ * root is signalled, when kill(2) is refused, by a short-lived `setpriv ... kill` running
+ * as that user.
+ * @throws MissingToolError (see {@link wrapCommand}); Node's own spawn errors (EACCES,
+ *   ENOENT) arrive later as an exit with `spawnError`
  */
-export function spawnChild(command: string, args: readonly string[], options: SpawnOptions, limits: ProcessLimits = {}): Child {
+export function spawnChild(command: string, args: readonly string[], options: SpawnOptions, limits: ProcessLimits = {}, clock: Clock = systemClock): Child {
   const [file, argv] = wrapCommand(command, args, limits);
   const proc = spawn(file, argv, options);
   const creds = limits.credentials;
   const signalAs = creds === undefined || process.getuid?.() === 0 || proc.pid === undefined ? undefined : signalAsUser(proc.pid, creds);
-  return new Child(proc, Date.now(), signalAs);
+  return new Child(proc, clock, signalAs);
 }
 
 /**

@@ -217,6 +217,16 @@ export class MissingToolError extends EmperorError {
   readonly code = 'ERR_MISSING_TOOL' as const;
 }
 
+/** A `master-fifo` cannot be made: its directory is missing or not writable by the vassal's user, or mkfifo failed. */
+export class MasterFifoError extends EmperorError {
+  readonly code = 'ERR_MASTER_FIFO' as const;
+}
+
+/** A worker program found no worker spec it can read: it was not started by a vassal master, or by one of another build. */
+export class WorkerSpecError extends EmperorError {
+  readonly code = 'ERR_WORKER_SPEC' as const;
+}
+
 /** A Node app module loaded but offers nothing we can serve. */
 export class AppShapeError extends EmperorError {
   readonly code = 'ERR_APP_SHAPE' as const;
@@ -302,8 +312,8 @@ export const ERRORS = registry({
       'packages/emperor/src/privileges.ts',
       'packages/process/src/users.ts',
       'packages/vassal/src/master/app-access.ts',
-      'packages/vassal/src/master/master.ts',
       'packages/vassal/src/master/users.ts',
+      'packages/vassal/src/master/worker-code.ts',
     ],
     meaning: 'A uid/gid (a vassal\'s or the emperor\'s own) or a capability of cap cannot be had, or the vassal\'s user cannot read Emperor\'s worker code or the app.',
   },
@@ -321,6 +331,16 @@ export const ERRORS = registry({
     errorClass: MissingToolError,
     thrownFrom: ['packages/cli/src/privilege-drop.ts', 'packages/process/src/child.ts'],
     meaning: 'limit-as, cpu-affinity or a privilege drop needs prlimit, taskset or setpriv, which is not installed.',
+  },
+  ERR_MASTER_FIFO: {
+    errorClass: MasterFifoError,
+    thrownFrom: ['packages/vassal/src/master/master-fifo.ts'],
+    meaning: 'A master-fifo path cannot be made into a FIFO; the vassal runs without it.',
+  },
+  ERR_WORKER_SPEC: {
+    errorClass: WorkerSpecError,
+    thrownFrom: ['packages/vassal/src/shared/worker-spec.ts'],
+    meaning: 'A worker program was started without a readable EMPEROR_WORKER spec.',
   },
   ERR_APP_SHAPE: {
     errorClass: AppShapeError,

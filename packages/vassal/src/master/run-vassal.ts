@@ -12,7 +12,7 @@ import { createLogger, openLogSink, pinLogStyle, renderStats, serveMetrics, serv
 import { Master } from './master.js';
 import { MasterFifo } from './master-fifo.js';
 import { checkAppAccess } from './app-access.js';
-import { PythonInterpreters, describeUser, type PythonInterpreter } from './python-interpreter.js';
+import { createRuntimes } from './runtimes/index.js';
 import { buildVassalStats } from './stats.js';
 import { enforceTyrant, resolveCredentials, type ForcedIdentity } from './users.js';
 import type { WorkerEntries } from './worker-code.js';
@@ -98,8 +98,9 @@ function openLog(name: string, config: VassalConfig, stderr: Logger): { logger: 
 }
 
 /**
- * Sends one message to the emperor and resolves once it is written to the channel (so a
- * `process.exit` right after does not lose it); resolves at once without an emperor.
+ * Sends one message to the emperor and resolves once it is written to the channel (so the
+ * bin's `process.exit` with {@link runVassal}'s code does not lose it); resolves at once
+ * without an emperor.
  */
 function tellEmperorOnce(message: MasterToEmperor): Promise<void> {
   return new Promise((resolve) => {
@@ -113,12 +114,13 @@ function tellEmperorOnce(message: MasterToEmperor): Promise<void> {
 
 /**
  * Loads the vassal file (or, with `file` undefined, the command-line options alone),
- * starts the master and keeps the process alive until it stops.
- * Exits the process: 0 after a requested stop, {@link ExitCode.CONFIG} when the file is
- * invalid (the emperor then waits for the file to change), {@link ExitCode.UNAVAILABLE}
- * when a socket or the uid/gid cannot be had.
+ * starts the master and runs it until it stops. The caller (a bin) exits the process
+ * with the code this resolves to: 0 after a requested stop, {@link ExitCode.CONFIG} when
+ * the file is invalid (the emperor then waits for the file to change),
+ * {@link ExitCode.UNAVAILABLE} when a socket, the uid/gid or a Python interpreter cannot
+ * be had, {@link ExitCode.FAILURE} when the emperor vanished and the workers had to be killed.
  */
-export async function runVassal(file: string | undefined, options: RunVassalOptions = {}): Promise<void> {
+export async function runVassal(file: string | undefined, options: RunVassalOptions = {}): Promise<ExitCode> {
   const name = file === undefined ? 'command-line' : basename(file);
   const stderr = createLogger({ vassal: name });
   const underEmperor = typeof process.send === 'function';
@@ -132,7 +134,7 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
     stderr.error({ code: e.code, file: e.file, line: e.line, option: e.option }, message);
     // The emperor shows it as this vassal's last error (emperor stats), not just "invalid file".
     await tellEmperorOnce({ v: 1, type: 'config-error', code: e.code ?? 'ERR_CONFIG_VALUE', message });
-    process.exit(ExitCode.CONFIG);
+    return ExitCode.CONFIG;
   }
   const config = loaded.config;
   // The vassal's own log-style wins; `auto` keeps what the emperor (or this terminal) chose. Pinned for the workers.
@@ -140,28 +142,15 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   const { logger, file: logFile } = openLog(name, config, stderr);
   warn(logger, loaded.warnings);
 
-  // One info line per vassal start (and per reload that changes it) saying which Python
-  // runs the app. Chosen after the drop to uid/gid, as the vassal's user would choose it.
-  const pythons = new PythonInterpreters();
-  const sayPython = (found: PythonInterpreter): void => {
-    const skipped = found.skipped.length === 0 ? '' : `; skipped ${found.skipped.join(', ')}: ${describeUser()} cannot search or execute ${found.skipped.length === 1 ? 'it' : 'them'}`;
-    logger.info({ python: found.path, python_version: found.version }, `python interpreter: ${found.path} (Python ${found.version}, from ${found.source}${skipped})`);
-  };
-  const judgeAsUser = (c: VassalConfig): void => {
-    pythons.prepare(c, sayPython);
-    checkAppAccess(c);
-  };
+  // The Python runtime logs one line per vassal start (and per reload that changes it)
+  // saying which Python runs the app, chosen after the drop to uid/gid, as the vassal's
+  // user would choose it; the app's access is judged as that user too.
   const master = new Master({
     config,
     logger,
-    reloadConfig: () => {
-      const next = load(file, options, logger);
-      judgeAsUser(next); // a reload to a missing interpreter or an unreadable app is abandoned
-      return next;
-    },
-    afterDrop: judgeAsUser,
-    workerEntries: WORKER_ENTRIES,
-    pythonInterpreter: (c) => pythons.pathFor(c),
+    reloadConfig: () => load(file, options, logger),
+    afterDrop: checkAppAccess, // a reload to an unreadable app is abandoned
+    runtimes: createRuntimes(WORKER_ENTRIES, logger),
     logFd: () => logFile?.fd,
   });
   const tell = (message: MasterToEmperor): void => {
@@ -175,9 +164,11 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   let stats: StatsServer | undefined;
   let prometheus: StatsServer | undefined;
   let fifo: MasterFifo | undefined;
-  master.on('exit', (code) => {
-    fifo?.close(config.vacuum);
-    void Promise.all([stats?.close(), prometheus?.close()]).finally(() => process.exit(code));
+  const exited = new Promise<ExitCode>((resolve) => {
+    master.on('exit', (code) => {
+      fifo?.close(config.vacuum);
+      void Promise.all([stats?.close(), prometheus?.close()]).finally(() => resolve(code));
+    });
   });
 
   process.on('SIGTERM', () => void master.stop('SIGTERM'));
@@ -233,7 +224,7 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
       const mercy = master.config.noOrphans ? NO_ORPHANS_MERCY_MS : ORPHAN_MERCY_MS;
       logger.error('lost connection with the emperor; stopping');
       void master.stop('emperor lost', mercy);
-      setTimeout(() => master.destroy(1), mercy + 400).unref();
+      setTimeout(() => master.destroy(ExitCode.FAILURE), mercy + 400).unref();
     });
   }
 
@@ -242,7 +233,7 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   } catch (err) {
     logger.error({ code: (err as { code?: string }).code }, (err as Error).message);
     master.destroy(ExitCode.UNAVAILABLE);
-    return;
+    return exited;
   }
   if (config.masterFifo.length > 0) {
     fifo = new MasterFifo(config.masterFifo, {
@@ -295,6 +286,7 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
       logger.error(`prometheus: cannot listen on ${formatListenAddress(config.prometheus)}: ${(err as Error).message}; the vassal keeps serving without metrics`);
     }
   }
+  return exited;
 }
 
 

@@ -4,11 +4,11 @@
  * app loads). Both runtimes (Node and Python) read it; change them together.
  */
 import type { SocketProtocol } from '@emperor/config';
-import { WorkerSpecError } from '@emperor/protocol';
+import { WORKER_SPEC_VERSION, WorkerSpecError } from '@emperor/protocol';
 import type { RequestLogSpec } from './request-log.js';
 
-/** Version of the spec; a worker refuses any other. */
-export const WORKER_SPEC_VERSION = 1;
+/** Version of the spec (defined with the other cross-language contracts in packages/protocol); a worker refuses any other. */
+export { WORKER_SPEC_VERSION };
 
 /** Name of the environment variable carrying the {@link WorkerSpec}. */
 export const WORKER_SPEC_ENV = 'EMPEROR_WORKER';

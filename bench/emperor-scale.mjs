@@ -81,7 +81,7 @@ const SYSTEMS = {
     label: 'Emperor (Node hello, 1 worker)',
     prepare() { return { app: join(ROOT, 'examples', 'node-hello', 'app.mjs') }; },
     vassal: ({ app }, port) => `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${app}\nprocesses = 1\n`,
-    start: (dir) => start(process.execPath, [EMPEROR_BIN, '--emperor', dir], { env: { ...process.env, EMPEROR_LOG_LEVEL: 'warn', EMPEROR_LOG_PRETTY: '0' } }),
+    start: (dir) => start(process.execPath, [EMPEROR_BIN, '--emperor', dir], { env: { ...process.env, EMPEROR_LOG_LEVEL: 'warn', EMPEROR_LOG_STYLE: 'json' } }),
     masters: (pid) => childrenOf(pid),
   },
   uwsgi: {

@@ -68,7 +68,7 @@ export async function harakiriDelay({ kills = 20, harakiri = 2 } = {}) {
   const port = await freePort();
   const dir = tempDir();
   const stats = join(dir, 'stats.sock');
-  const child = start(process.execPath, [EMPEROR_BIN, '--http-socket', `127.0.0.1:${port}`, '--module', join(ROOT, 'test', 'fixtures', 'apps', 'basic.mjs'), '--processes', '2', '--harakiri', String(harakiri), '--stats', stats], { env: { ...process.env, EMPEROR_LOG_PRETTY: '0' }, stderr: 'pipe' });
+  const child = start(process.execPath, [EMPEROR_BIN, '--http-socket', `127.0.0.1:${port}`, '--module', join(ROOT, 'test', 'fixtures', 'apps', 'basic.mjs'), '--processes', '2', '--harakiri', String(harakiri), '--stats', stats], { env: { ...process.env, EMPEROR_LOG_STYLE: 'json' }, stderr: 'pipe' });
   const kills_ = [];
   let buffer = '';
   child.child.stderr.setEncoding('utf8');

@@ -31,6 +31,15 @@ const PLACEHOLDER_DEFINER = 'set-placeholder' satisfies OptionName;
 const STRICT = 'strict' satisfies OptionName;
 const LOG_FORMAT = 'log-format' satisfies OptionName;
 
+/** True when `option` is a valid boolean other than `expected` (an invalid one is the value check's to report). */
+function isOtherBool(option: ResolvedOption, expected: boolean): boolean {
+  try {
+    return parseBool(option) !== expected;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Expands placeholders, reads `strict`, and classifies every occurrence.
  *
@@ -64,7 +73,12 @@ export function collectOptions(
   for (const option of expanded.options) {
     const spec = findOption(option.name);
     if (spec !== undefined) {
-      if (spec.scope === 'both' || spec.scope === kind) applied.push({ spec, option });
+      if (spec.scope === 'both' || spec.scope === kind) {
+        applied.push({ spec, option });
+        if (spec.fixed === true && spec.type === 'bool' && isOtherBool(option, spec.default === 'true')) {
+          warnOnce(option, 'no-effect', `Emperor always runs as ${spec.name} = ${spec.default ?? ''}; ${JSON.stringify(option.value)} changes nothing`);
+        }
+      }
       else warnOnce(option, 'misplaced-option', misplacedAdvice(spec, kind));
       continue;
     }

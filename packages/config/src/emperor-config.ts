@@ -7,7 +7,7 @@ import { parseCapabilities } from './capabilities.js';
 import type { CollectedOptions } from './collect.js';
 import { ConfigValueError } from './errors.js';
 import { createOptionReader } from './option-reader.js';
-import type { EmperorConfig } from './types.js';
+import type { EmperorConfig, LogStyleChoice } from './types.js';
 import { invalid, parsePath, parsePrincipal } from './values.js';
 
 /**
@@ -69,6 +69,8 @@ export function buildEmperorConfig(where: string, collected: CollectedOptions): 
     vassalsInherit: read.paths('vassals-inherit'),
     pidfile: pidfile === undefined ? undefined : parsePath(pidfile, read.baseDirOf(pidfile)),
     dieOnTerm: read.bool('die-on-term'),
+    // The table's choices are exactly LogStyleChoice's members.
+    logStyle: read.choice('log-style') as LogStyleChoice,
     uid: read.parsed('uid', parsePrincipal),
     gid: read.parsed('gid', parsePrincipal),
     cap: read.parsed('cap', parseCapabilities) ?? [],

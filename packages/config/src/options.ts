@@ -73,6 +73,11 @@ export interface OptionSpec<N extends string = string, T extends OptionType = Op
   readonly max?: number;
   /** Accepted values (`choice` only). */
   readonly choices?: readonly string[];
+  /**
+   * Accepted for compatibility, with no effect: Emperor always behaves as `default` says
+   * (`master`: the master always runs). Another value is reported once as `no-effect`.
+   */
+  readonly fixed?: boolean;
   /** One or two sentences for docs/configuration.md. */
   readonly doc: string;
 }
@@ -121,6 +126,8 @@ function option<const N extends string, const I extends OptionInit>(name: N, ini
 }
 
 const flag = (group: OptionGroup, doc: string, scope: OptionScope = 'vassal'): TypedInit<'bool'> => ({ group, type: 'bool', default: 'false', doc, scope });
+/** A uWSGI flag Emperor always has on: accepted, with no effect (see OptionSpec.fixed). */
+const always = (group: OptionGroup, doc: string, scope: OptionScope = 'vassal'): TypedInit<'bool'> => ({ group, type: 'bool', default: 'true', fixed: true, doc, scope });
 const seconds = (group: OptionGroup, fallback: string, doc: string, min = 0): TypedInit<'uint'> => ({
   group, type: 'uint', unit: 'seconds', default: fallback, min, max: MAX_TIMER_SECONDS, doc,
 });
@@ -136,7 +143,7 @@ export const OPTIONS = [
     doc: 'Number of workers; with `cheaper`, the most workers.' }),
   option('threads', { group: 'app', type: 'uint', default: '1', min: 1, max: MAX_THREADS,
     doc: 'Python: threads per worker, each serving one request at a time, so a worker serves up to this many at once (the app must be thread-safe; `wsgi.multithread` is then true). Node workers serve many requests at once without it.' }),
-  option('master', flag('app', 'Accepted for compatibility: the vassal master always runs.')),
+  option('master', always('app', 'Accepted for compatibility: the vassal master always runs.')),
   option('plugin', { aliases: ['plugins'], group: 'app', type: 'plugins', repeatable: true,
     doc: 'Worker runtime: `node`/`nodejs` or `python`/`python3`/`python3NN`, comma or space separated. Other uWSGI plugins are reported and ignored. Without it the runtime is inferred from `module`/`wsgi-file`.' }),
   option('module', { aliases: ['wsgi'], group: 'app', type: 'string',
@@ -151,11 +158,11 @@ export const OPTIONS = [
     doc: 'User (name or number) the master and workers run as; needs root unless it is the current user (or an emperor keeping `cap = setgid,setuid` starts the master). In the emperor\'s configuration: the user the emperor drops to once it has bound its stats sockets and written its pidfile (see `cap` and docs/systemd.md).' }),
   option('gid', { scope: 'both', group: 'app', type: 'principal',
     doc: 'Group (name or number); with `uid`, the user\'s supplementary groups are added. In the emperor\'s configuration: the emperor\'s group after the drop.' }),
-  option('lazy-apps', flag('app', 'Accepted: apps always load in each worker after it starts.')),
-  option('lazy', flag('app', 'Accepted, as `lazy-apps`.')),
-  option('enable-threads', flag('app', 'Accepted: threads a Python app starts always run (uWSGI needs this flag to let them).')),
-  option('single-interpreter', flag('app', 'Accepted: a Python worker always runs its app in one interpreter.')),
-  option('need-app', flag('app', 'Accepted: an app that cannot load is always an error (the worker exits 22 and is respawned with backoff), never a worker answering 500.')),
+  option('lazy-apps', always('app', 'Accepted: apps always load in each worker after it starts.')),
+  option('lazy', always('app', 'Accepted, as `lazy-apps`.')),
+  option('enable-threads', always('app', 'Accepted: threads a Python app starts always run (uWSGI needs this flag to let them).')),
+  option('single-interpreter', always('app', 'Accepted: a Python worker always runs its app in one interpreter.')),
+  option('need-app', always('app', 'Accepted: an app that cannot load is always an error (the worker exits 22 and is respawned with backoff), never a worker answering 500.')),
 
   // --- sockets ----------------------------------------------------------------------
   option('http-socket', { group: 'sockets', type: 'socket', repeatable: true, doc: 'Listen for HTTP/1.1, parsed in the workers (not uWSGI\'s HTTP router).' }),
@@ -200,7 +207,7 @@ export const OPTIONS = [
   option('reload-mercy', seconds('health', '0', 'Bound on a whole vassal stop or reload; 0 = unset.')),
   option('touch-reload', { group: 'health', type: 'path', repeatable: true, doc: 'Reload the workers when this file\'s mtime changes (or it is deleted).' }),
   option('touch-chain-reload', { group: 'health', type: 'path', repeatable: true, doc: 'Chain-reload (one worker at a time) when this file\'s mtime changes.' }),
-  option('die-on-term', flag('health', 'Accepted: SIGTERM always stops (uWSGI 2.1 semantics).', 'both')),
+  option('die-on-term', always('health', 'Accepted: SIGTERM always stops (uWSGI 2.1 semantics).', 'both')),
   option('heartbeat', seconds('health', '5', 'How often the master tells the emperor it is alive. Emperor\'s default; uWSGI has none.', 1)),
 
   // --- cheaper (uWSGI core/cheaper.c, plugins/cheaper_busyness) -----------------------
@@ -234,6 +241,8 @@ export const OPTIONS = [
     doc: 'Request log line template with uWSGI\'s `%(var)` variables (`%(addr) %(method) %(uri) %(status) %(msecs) ...`, `%(HTTP_X_NAME)` for a request header); see docs/logging.md. Default: uWSGI\'s own line.' }),
   option('log-json', flag('logging', 'Request log lines as JSON objects (pino), one per line, instead of text. Emperor\'s addition.')),
   option('log-micros', flag('logging', 'Response times in the default request line in microseconds (`in 512 micros`) instead of milliseconds.')),
+  option('log-style', { scope: 'both', group: 'logging', type: 'choice', choices: ['auto', 'text', 'json'], default: 'auto',
+    doc: 'How event lines (starts, reloads, deaths, warnings: not request lines) are written: `text`, one line per event for people, or `json`, one JSON object per event for machines. `auto`: text under systemd (stderr is the journal) and on a terminal, JSON otherwise. The emperor passes its choice to its vassals; a vassal\'s own `log-style` wins for its master and workers. Emperor\'s addition (uWSGI\'s `log-format` is the request line template, kept as such).' }),
   option('log-x-forwarded-for', flag('logging', 'Log the first address of `X-Forwarded-For` (set by a proxy such as nginx) as the client address.')),
   option('logto', { group: 'logging', type: 'path', doc: 'Append the master\'s and workers\' logs, request lines included, to this file instead of stderr. SIGUSR2 to the master (or the emperor) reopens it, for logrotate.' }),
   option('touch-logreopen', { group: 'logging', type: 'path', repeatable: true, doc: 'Reopen the `logto` file when this file\'s mtime changes (logrotate `postrotate touch FILE` without signals).' }),

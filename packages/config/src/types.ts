@@ -256,6 +256,8 @@ export interface VassalConfig {
   readonly logMicros: boolean;
   /** `log-x-forwarded-for`: the client address is the first `X-Forwarded-For` entry when present. */
   readonly logXForwardedFor: boolean;
+  /** `log-style` (ours): how the master's and workers' event lines are written; `auto` keeps the emperor's choice. */
+  readonly logStyle: LogStyleChoice;
   /** `logto`: absolute path of the log file of the master and workers (reopened on SIGUSR2). */
   readonly logto: string | undefined;
   /** `touch-logreopen` (repeatable): absolute paths whose mtime change reopens `logto`. */
@@ -302,6 +304,8 @@ export interface EmperorConfig {
   readonly pidfile: string | undefined;
   /** `die-on-term`: accepted; SIGTERM always stops the emperor. */
   readonly dieOnTerm: boolean;
+  /** `log-style` (ours): how event lines are written; the emperor passes its choice to its vassals. */
+  readonly logStyle: LogStyleChoice;
   /**
    * `uid`: the user the emperor drops to after binding its stats sockets and writing its
    * pidfile (uWSGI core/uwsgi.c `uwsgi_as_root`). Not looked up here.
@@ -313,6 +317,13 @@ export interface EmperorConfig {
   readonly cap: readonly CapabilityName[];
   readonly resolved: readonly ResolvedOption[];
 }
+
+/**
+ * `log-style`: `text` (one line per event, for people), `json` (pino's objects, for
+ * machines), or `auto`: text under systemd (stderr is the journal) and on a terminal,
+ * JSON otherwise (see `@emperor/process` logger.ts, which resolves it).
+ */
+export type LogStyleChoice = 'auto' | 'text' | 'json';
 
 /** Severity-free diagnostics that do not stop a vassal. */
 export type ConfigWarningCode =

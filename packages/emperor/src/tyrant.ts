@@ -43,7 +43,7 @@ export interface JudgeTyrantOptions {
  * or group but the emperor's own (setuid/setgid would fail).
  * Pure apart from the optional name lookup.
  */
-export function judgeTyrant(file: VassalFile, options: JudgeTyrantOptions): TyrantVerdict {
+export function judgeTyrant(file: Pick<VassalFile, 'path' | 'uid' | 'gid'>, options: JudgeTyrantOptions): TyrantVerdict {
   const { uid, gid } = file;
   const whose = options.nofollow ? 'the symlink' : 'it';
   const owner = (): string => describeOwner(uid, gid, options.names ?? namesFromEtc);

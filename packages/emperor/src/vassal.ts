@@ -109,6 +109,8 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   respawns = 0;
   cursedAt = 0;
   lastError = '';
+  /** What the running master reported before exiting {@link ExitCode.CONFIG} (its `config-error` message). */
+  #configError: string | undefined;
 
   constructor(file: VassalFile, options: VassalOptions) {
     super();
@@ -168,6 +170,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
       return;
     }
     this.#child = child;
+    this.#configError = undefined;
     this.born = now;
     this.lastMod = this.#file.fingerprint.mtimeMs;
     this.lastRun = now;
@@ -178,7 +181,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.lastHeartbeat = 0;
     this.#setState('starting');
     this.#logger.info({ master_pid: child.pid, file: this.#file.path }, `vassal ${this.name} started (master pid ${child.pid})`);
-    child.on('message', (raw) => this.#onMessage(raw));
+    child.on('message', (raw) => this.#onMessage(raw, child));
     child.once('exit', (exit) => this.#onExit(exit, this.#clock.now()));
     if (this.#backoff.failures > 0) {
       const healthyMs = this.#backoffOptions.healthyMs;
@@ -193,7 +196,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     }
   }
 
-  #onMessage(raw: unknown): void {
+  #onMessage(raw: unknown, from: WorkerChild): void {
     let message;
     try {
       message = parseMasterToEmperor(raw);
@@ -224,6 +227,15 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
         if (this.#state === 'reloading') this.#setState('ready');
         if (!message.ok) this.lastError = 'the last reload was abandoned; the previous workers kept serving';
         return;
+      case 'config-error':
+        if (this.#child !== undefined && this.#child !== from) return; // from a master already replaced
+        this.#configError = message.message;
+        // Usually the exit follows; if it came first, the stats get the real error now.
+        if (this.#state === 'config-error' && this.#child === undefined) {
+          this.lastError = message.message;
+          this.emit('change');
+        }
+        return;
       default: {
         const never: never = message;
         void never;
@@ -245,7 +257,8 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
       return;
     }
     if (exit.code === ExitCode.CONFIG) {
-      this.lastError = 'invalid vassal file (see the error logged above)';
+      this.lastError = this.#configError ?? 'invalid vassal file (the master exited 78 without saying why; see its log)';
+      // The master logged the error itself (one line, file:line: option: reason); the stats keep it as last_error.
       this.#logger.warn(`vassal ${this.name} has an invalid file; waiting for it to change`);
       this.#setState('config-error');
       return;

@@ -92,7 +92,7 @@ export class ConfigReadError extends ConfigError {
  * element other than `<uwsgi>`, JSON without an object `uwsgi`, a nested element or
  * object where a value belongs, an XML entity declaration (refused outright, so an
  * entity-expansion bomb cannot even start), or an unsupported extension such as `.yaml`.
- * Problem example: `expected closing tag </socket>, got </uwsgi>`.
+ * Problem example: `<processes> is not closed (</uwsgi> on line 5 comes first)`.
  */
 export class ConfigParseError extends ConfigError {
   readonly code = 'ERR_CONFIG_PARSE' as const;
@@ -249,6 +249,17 @@ export class StatsShapeError extends EmperorError {
   readonly code = 'ERR_STATS_SHAPE' as const;
 }
 
+// --- the emperor command line ---------------------------------------------------------
+
+/**
+ * The `emperor` command line is wrong: an unknown command (with the one it looks like:
+ * `unknown command "stat"; did you mean stats?`), a command without its argument, a flag
+ * without its value. Printed as one plain line on stderr; the command exits 2.
+ */
+export class UsageError extends EmperorError {
+  readonly code = 'ERR_USAGE' as const;
+}
+
 // --- the registry ---------------------------------------------------------------------
 
 /** A class whose instances carry the code `C` (any constructor parameters). */
@@ -286,7 +297,7 @@ export const ERRORS = registry({
   },
   ERR_CONFIG_VALUE: {
     errorClass: ConfigValueError,
-    thrownFrom: ['packages/config/src/emperor-config.ts', 'packages/config/src/values.ts', 'packages/config/src/vassal-config.ts'],
+    thrownFrom: ['packages/cli/src/check-app.ts', 'packages/config/src/emperor-config.ts', 'packages/config/src/values.ts', 'packages/config/src/vassal-config.ts'],
     meaning: 'A config file parsed, but a value, a placeholder or a combination of options cannot be accepted.',
   },
   ERR_SOCKET_BIND: {
@@ -360,6 +371,11 @@ export const ERRORS = registry({
     errorClass: StatsShapeError,
     thrownFrom: ['packages/cli/src/top/model.ts'],
     meaning: 'A stats socket answered JSON that is neither a vassal\'s nor an emperor\'s stats document.',
+  },
+  ERR_USAGE: {
+    errorClass: UsageError,
+    thrownFrom: ['packages/cli/src/main.ts'],
+    meaning: 'The emperor command line is wrong: an unknown command, a missing argument or flag value.',
   },
   ERR_DOCS_MARKERS: {
     errorClass: DocsMarkersError,

@@ -1,29 +1,73 @@
-"""The worker's own log lines: JSON on stderr in pino's shape, as the Node tiers write them."""
+"""The worker's own log lines, in the style the master pinned (``EMPEROR_LOG_STYLE``): JSON in
+pino's shape, or the text line of the Node tiers (packages/process/src/logger.ts)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import traceback
 from typing import Optional
 
 
 class Log:
-    """JSON lines on stderr in pino's shape, so they interleave with the Node tiers' logs.
+    """Event lines on stderr, in the style the master pinned (``EMPEROR_LOG_STYLE``).
 
-    Levels are pino's: 30 info, 40 warn, 50 error, 60 fatal. An exception goes into an
-    ``err`` object with ``type``, ``message`` and ``stack`` (pino's err serializer). With
-    ``EMPEROR_LOG_PRETTY=1``, or stderr a terminal and it not ``0``, lines are formatted
-    like pino-pretty's single-line mode instead. ``bindings`` go into every line.
+    ``json``: pino's shape, so they interleave with the Node tiers' logs. Levels are
+    pino's: 30 info, 40 warn, 50 error, 60 fatal. An exception goes into an ``err`` object
+    with ``type``, ``message`` and ``stack`` (pino's err serializer). ``text``: the line
+    ``formatTextLine`` of packages/process/src/logger.ts writes, byte for byte (a unit test
+    compares them); without the variable, text on a terminal, else JSON.
     """
 
-    NAMES = {30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL"}
+    NAMES = {10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL"}
+    HEAD = ("level", "time", "pid", "msg", "role", "vassal", "worker", "err")
+    BARE = re.compile(r'[^ "|=\\\x00-\x1f\x7f]+')
+    CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
     def __init__(self, bindings: dict) -> None:
         self.bindings = bindings
-        flag = os.environ.get("EMPEROR_LOG_PRETTY")
-        self.pretty = flag == "1" or (flag != "0" and os.isatty(2))
+        style = os.environ.get("EMPEROR_LOG_STYLE")
+        self.text = style == "text" or (style != "json" and os.isatty(2))
+
+    @classmethod
+    def _escape(cls, text: str) -> str:
+        named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+        return cls.CONTROL.sub(lambda m: named.get(m.group(0), "\\x%02x" % ord(m.group(0))), text)
+
+    @classmethod
+    def _value(cls, value) -> str:
+        if isinstance(value, str):
+            return value if cls.BARE.fullmatch(value) else json.dumps(value, ensure_ascii=False)
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+    @classmethod
+    def format_text(cls, record: dict) -> str:
+        """One event as a text line, with its newline (see formatTextLine in logger.ts)."""
+        t = record.get("time", 0)
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t / 1000)) + ".%03d" % (t % 1000)
+        head = "[pid: %s" % record.get("pid", "?")
+        if "role" in record:
+            head += "|%s" % record["role"]
+        if "vassal" in record:
+            head += "|vassal: %s" % cls._escape(str(record["vassal"]))
+        if "worker" in record:
+            head += "|worker: %s" % record["worker"]
+        level = record.get("level")
+        line = "%s %s %s] %s" % (when, cls.NAMES.get(level, str(level)), head, cls._escape(str(record.get("msg", ""))))
+        fields = ["%s=%s" % (k, cls._value(v)) for k, v in record.items() if k not in cls.HEAD]
+        stack = ""
+        err = record.get("err")
+        if isinstance(err, dict):
+            fields.append("err=%s" % cls._value("%s: %s" % (err.get("type", "Error"), err.get("message", ""))))
+            if err.get("stack"):
+                stack = "".join("\n    " + cls._escape(l) for l in str(err["stack"]).split("\n"))
+        elif err is not None:
+            fields.append("err=%s" % cls._value(err))
+        if fields:
+            line += " | " + " ".join(fields)
+        return line + stack + "\n"
 
     def write(self, level: int, msg: str, fields: Optional[dict] = None, exc: Optional[BaseException] = None) -> None:
         record: dict = {"level": level, "time": int(time.time() * 1000), "pid": os.getpid()}
@@ -37,16 +81,11 @@ class Log:
                 "stack": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip("\n"),
             }
         record["msg"] = msg
-        if self.pretty:
-            t = time.localtime(record["time"] / 1000)
-            extra = {k: v for k, v in record.items() if k not in ("level", "time", "pid", "msg")}
-            line = "[%s.%03d] %s (%d): %s %s" % (
-                time.strftime("%H:%M:%S", t), record["time"] % 1000, self.NAMES.get(level, str(level)),
-                record["pid"], msg, json.dumps(extra, ensure_ascii=False, separators=(",", ":"), default=str),
-            )
+        if self.text:
+            line = self.format_text(record)
         else:
-            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
-        data = (line + "\n").encode("utf-8", "replace")
+            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+        data = line.encode("utf-8", "replace")
         try:
             while data:
                 data = data[os.write(2, data):]

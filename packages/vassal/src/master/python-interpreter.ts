@@ -9,7 +9,9 @@
  * The master resolves it after dropping to the vassal's `uid`/`gid`, so the choice is the
  * one that user's shell would make: a PATH entry the user cannot search or execute (root's
  * `~/.pyenv/shims` under a 0700 home) is skipped, and named in the log line, rather than
- * chosen for workers that would then die with exit 126 in a loop.
+ * chosen for workers that would then die with exit 126 in a loop. `emperor check`, run as
+ * root, makes the same choice for the vassal's user by passing that user's view
+ * ({@link InterpreterUser}).
  */
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
@@ -42,13 +44,43 @@ export interface PythonInterpreter {
   readonly skipped: readonly string[];
 }
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
+/**
+ * Whose view the interpreter is chosen from: what that user may search and execute, and
+ * how the interpreter is run as that user to ask its version.
+ */
+export interface InterpreterUser {
+  /** For messages: `uid 33 (www-data)`. */
+  readonly name: string;
+  /**
+   * access(2) as that user (`constants.X_OK`, ...): undefined when allowed, else the
+   * error code it fails with (`EACCES`, `ENOENT`, `ENOTDIR`).
+   */
+  readonly access: (path: string, mode: number) => string | undefined;
+  /**
+   * Runs `file` with `args` as that user and returns its stdout (utf8).
+   * @throws as execFileSync does: an error with `status` and `stderr`
+   */
+  readonly run: (file: string, args: readonly string[], options: { readonly env: NodeJS.ProcessEnv; readonly timeout: number }) => string;
+}
+
+/** This process's user, which the master is once it dropped to the vassal's `uid`/`gid`. */
+export function thisProcessUser(): InterpreterUser {
+  return {
+    name: describeUser(),
+    access: (path, mode) => {
+      try {
+        accessSync(path, mode);
+        return undefined;
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code ?? 'EACCES';
+      }
+    },
+    run: (file, args, options) => execFileSync(file, [...args], { encoding: 'utf8', timeout: options.timeout, stdio: ['ignore', 'pipe', 'pipe'], env: options.env }),
+  };
+}
+
+function isExecutable(path: string, user: InterpreterUser): boolean {
+  return user.access(path, constants.X_OK) === undefined;
 }
 
 /** `uid 33 (www-data)`: this process's user, for messages. */
@@ -64,25 +96,22 @@ export function describeUser(): string {
 }
 
 /**
- * The first `python3` on `path` this process may execute, and what it skipped before it
- * because this user may not use it (access(2) answers EACCES): a directory it cannot
- * search (whether a `python3` is in there, this user cannot even tell), or a `python3` it
+ * The first `python3` on `path` `user` may execute, and what it skipped before it
+ * because that user may not use it (access(2) answers EACCES): a directory it cannot
+ * search (whether a `python3` is in there, that user cannot even tell), or a `python3` it
  * cannot execute. Also looks in /usr/bin and /bin, as the rest of Emperor does.
  */
-function findPython3(path: string): { found: string | undefined; skipped: string[] } {
+function findPython3(path: string, user: InterpreterUser): { found: string | undefined; skipped: string[] } {
   const skipped: string[] = [];
   const dirs = [...path.split(delimiter), '/usr/bin', '/bin'];
   for (const dir of dirs) {
     if (dir === '') continue;
     const candidate = join(dir, 'python3');
-    try {
-      accessSync(candidate, constants.X_OK);
-      return { found: candidate, skipped };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EACCES') continue;
-      const what = isExecutable(dir) ? candidate : `${dir}/`;
-      if (!skipped.includes(what)) skipped.push(what);
-    }
+    const denied = user.access(candidate, constants.X_OK);
+    if (denied === undefined) return { found: candidate, skipped };
+    if (denied !== 'EACCES') continue;
+    const what = isExecutable(dir, user) ? candidate : `${dir}/`;
+    if (!skipped.includes(what)) skipped.push(what);
   }
   return { found: undefined, skipped };
 }
@@ -94,28 +123,24 @@ function workerPath(config: Pick<VassalConfig, 'env'>): string {
 }
 
 /**
- * Finds and runs the interpreter for `config` once, as this process's user, to check it
- * exists, runs, and is new enough.
+ * Finds and runs the interpreter for `config` once, as `user` (this process's by
+ * default), to check it exists, runs, and is new enough.
  * @throws PythonInterpreterError naming the interpreter (or what was looked for), the user and the fix
  */
-export function resolvePythonInterpreter(config: Pick<VassalConfig, 'home' | 'env'>): PythonInterpreter {
+export function resolvePythonInterpreter(config: Pick<VassalConfig, 'home' | 'env'>, user: InterpreterUser = thisProcessUser()): PythonInterpreter {
   let path: string | undefined;
   let source: PythonInterpreter['source'];
   let skipped: readonly string[] = [];
-  const who = describeUser();
+  const who = user.name;
   if (config.home !== undefined) {
     source = 'home';
     const candidates = ['python3', 'python'].map((name) => join(config.home as string, 'bin', name));
-    path = candidates.find(isExecutable);
+    path = candidates.find((candidate) => isExecutable(candidate, user));
     if (path === undefined) {
       // Absent (ENOENT), or there but not for this user (EACCES on the file or on the way).
       const forbidden = candidates.some((candidate) => {
-        try {
-          accessSync(candidate, constants.F_OK);
-          return true;
-        } catch (err) {
-          return (err as NodeJS.ErrnoException).code === 'EACCES';
-        }
+        const denied = user.access(candidate, constants.F_OK);
+        return denied === undefined || denied === 'EACCES';
       });
       throw new PythonInterpreterError(
         forbidden
@@ -126,7 +151,7 @@ export function resolvePythonInterpreter(config: Pick<VassalConfig, 'home' | 'en
     }
   } else {
     source = 'PATH';
-    const looked = findPython3(workerPath(config));
+    const looked = findPython3(workerPath(config), user);
     path = looked.found;
     skipped = looked.skipped;
     if (path === undefined) {
@@ -139,10 +164,8 @@ export function resolvePythonInterpreter(config: Pick<VassalConfig, 'home' | 'en
   }
   let version: string;
   try {
-    version = execFileSync(path, ['-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3])'], {
-      encoding: 'utf8',
+    version = user.run(path, ['-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3])'], {
       timeout: VERSION_TIMEOUT_MS,
-      stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, PATH: workerPath(config) },
     }).trim();
   } catch (err) {

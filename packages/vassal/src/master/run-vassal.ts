@@ -8,7 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMMAND_LINE, formatListenAddress, formatWarning, loadVassalConfig, resolveVassalConfig, type ConfigWarning, type LoadedConfig, type RawOption, type VassalConfig } from '@emperor/config';
 import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
-import { createLogger, openLogSink, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
+import { createLogger, openLogSink, pinLogStyle, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
 import { Master } from './master.js';
 import { MasterFifo } from './master-fifo.js';
 import { checkAppAccess } from './app-access.js';
@@ -98,6 +98,21 @@ function openLog(name: string, config: VassalConfig, stderr: Logger): { logger: 
 }
 
 /**
+ * Sends one message to the emperor and resolves once it is written to the channel (so the
+ * bin's `process.exit` with {@link runVassal}'s code does not lose it); resolves at once
+ * without an emperor.
+ */
+function tellEmperorOnce(message: MasterToEmperor): Promise<void> {
+  return new Promise((resolve) => {
+    if (typeof process.send !== 'function' || !process.connected) {
+      resolve();
+      return;
+    }
+    process.send(message, undefined, {}, () => resolve());
+  });
+}
+
+/**
  * Loads the vassal file (or, with `file` undefined, the command-line options alone),
  * starts the master and runs it until it stops. The caller (a bin) exits the process
  * with the code this resolves to: 0 after a requested stop, {@link ExitCode.CONFIG} when
@@ -115,10 +130,15 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
     loaded = read(file, options);
   } catch (err) {
     const e = err as { code?: string; file?: string; line?: number; option?: string; message: string };
-    stderr.error({ code: e.code, file: e.file, line: e.line, option: e.option }, isEmperorError(err) ? e.message : `${file ?? COMMAND_LINE}: ${e.message}`);
+    const message = isEmperorError(err) ? e.message : `${file ?? COMMAND_LINE}: ${e.message}`;
+    stderr.error({ code: e.code, file: e.file, line: e.line, option: e.option }, message);
+    // The emperor shows it as this vassal's last error (emperor stats), not just "invalid file".
+    await tellEmperorOnce({ v: 1, type: 'config-error', code: e.code ?? 'ERR_CONFIG_VALUE', message });
     return ExitCode.CONFIG;
   }
   const config = loaded.config;
+  // The vassal's own log-style wins; `auto` keeps what the emperor (or this terminal) chose. Pinned for the workers.
+  pinLogStyle(config.logStyle);
   const { logger, file: logFile } = openLog(name, config, stderr);
   warn(logger, loaded.warnings);
 

@@ -235,6 +235,15 @@ export class AppShapeError extends EmperorError {
 // --- between processes, and the stats clients ---------------------------------------
 
 /** A received IPC message is not one we know (see ipc.ts). */
+/**
+ * A preloaded Python app's template process could not serve a fork: it failed to import
+ * the app (its own log line says why), did not load it within `worker-ready-timeout`,
+ * or died. The workers asked of it are not started.
+ */
+export class AppTemplateError extends EmperorError {
+  readonly code = 'ERR_APP_TEMPLATE' as const;
+}
+
 export class IpcMessageError extends EmperorError {
   readonly code = 'ERR_IPC_MESSAGE' as const;
 }
@@ -355,6 +364,11 @@ export const ERRORS = registry({
     errorClass: StatsReadError,
     thrownFrom: ['packages/protocol/src/stats-client.ts'],
     meaning: 'A stats socket could not be read, timed out, or did not answer JSON.',
+  },
+  ERR_APP_TEMPLATE: {
+    errorClass: AppTemplateError,
+    thrownFrom: ['packages/vassal/src/master/runtimes/python-fork.ts'],
+    meaning: 'A preloaded Python app\'s template process failed to import the app, did not load it within worker-ready-timeout, or died, so it could not fork workers.',
   },
   ERR_STATS_SHAPE: {
     errorClass: StatsShapeError,

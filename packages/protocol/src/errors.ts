@@ -236,9 +236,8 @@ export class AppShapeError extends EmperorError {
 
 /** A received IPC message is not one we know (see ipc.ts). */
 /**
- * A preloaded Python app's template process could not serve a fork: it failed to import
- * the app (its own log line says why), did not load it within `worker-ready-timeout`,
- * or died. The workers asked of it are not started.
+ * A preloaded Python app's template process could not fork a worker (`fork()` or
+ * `socketpair()` failed: EAGAIN at the process limit, ENOMEM). That worker is not started.
  */
 export class AppTemplateError extends EmperorError {
   readonly code = 'ERR_APP_TEMPLATE' as const;
@@ -368,7 +367,7 @@ export const ERRORS = registry({
   ERR_APP_TEMPLATE: {
     errorClass: AppTemplateError,
     thrownFrom: ['packages/vassal/src/master/runtimes/python-fork.ts'],
-    meaning: 'A preloaded Python app\'s template process failed to import the app, did not load it within worker-ready-timeout, or died, so it could not fork workers.',
+    meaning: 'A preloaded Python app\'s template process could not fork a worker (fork() or socketpair() failed).',
   },
   ERR_STATS_SHAPE: {
     errorClass: StatsShapeError,

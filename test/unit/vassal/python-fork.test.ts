@@ -220,3 +220,25 @@ test('a template that cannot import the app at start: its workers die with its e
   await h.advance(500);
   assert.equal(t.spawned.length, 2);
 });
+
+test('a fork the template cannot make (fork() failed) is ERR_APP_TEMPLATE, one line, retried later; a template that never loads is killed at worker-ready-timeout', async () => {
+  const { h, t } = await start(pythonConfig('processes = 1\nworker-ready-timeout = 5'));
+  t.spawned[0]?.child.say({ v: 1, type: 'loaded' });
+  await h.flush();
+  const [ask] = forks(t, 0);
+  t.spawned[0]?.child.say({ v: 1, type: 'fork-failed', id: ask?.id, reason: 'fork: [Errno 11] Resource temporarily unavailable' });
+  await h.flush();
+  await h.flush();
+  const lines = h.logged(/^cannot spawn worker 1: the app template of generation 1 \(pid \d+\) could not fork: fork: \[Errno 11\]/);
+  assert.equal(lines.length, 1);
+  assert.equal((lines[0]?.err as { code?: string } | undefined)?.code, 'ERR_APP_TEMPLATE');
+  await h.advance(30_000);
+  assert.equal(forks(t, 0).length, 2, 'asked again after 30 s');
+
+  const slow = await start(pythonConfig('processes = 1\nworker-ready-timeout = 5'));
+  await slow.h.advance(5000);
+  assert.deepEqual(slow.t.spawned[0]?.child.signals, ['SIGKILL']);
+  assert.equal(slow.h.logged(/^app template of generation 1 \(pid \d+\) did not load the app within worker-ready-timeout \(5 s\); killing it/).length, 1);
+  await slow.h.flush();
+  assert.equal(slow.h.logged(/^worker 1 \(pid \d+\) died: killed by signal SIGKILL/).length, 1);
+});

@@ -350,16 +350,14 @@ export class PythonTemplates {
     this.#o = options;
   }
 
-  /** The live templates' pids by generation (for tests and stats). */
-  pids(): Map<number, number> {
-    return new Map([...this.#byGeneration].filter(([, t]) => t.live).map(([g, t]) => [g, t.child.pid]));
-  }
-
   /**
    * Forks one worker for `request` from its generation's template, starting that first
    * if there is none (the app is imported there, once).
-   * @throws (rejects with) AppTemplateError when the template cannot load the app or dies;
-   *   MissingToolError or PythonInterpreterError when it cannot be started
+   * A template that cannot import the app (or dies first) answers with a worker already
+   * dead with the template's exit (code 22 after its `cannot load app` line), so the pool
+   * treats it as a lazy worker that could not import.
+   * @throws (rejects with) AppTemplateError when the template cannot fork (fork() or
+   *   socketpair() failed); MissingToolError or PythonInterpreterError when it cannot be started
    */
   async launch(request: LaunchRequest): Promise<LaunchedWorker> {
     const generation = request.spec.generation;

@@ -118,6 +118,7 @@ async function workerPids(s: Setup, names: readonly string[]): Promise<Map<strin
 }
 
 const NAMES = ['api.ini', 'blog.ini', 'shop.ini'];
+const NOBODY = 65534;
 
 test('SIGKILL the emperor under load, start a new one: zero failed requests, the same masters and workers, stats continued', async (t) => {
   const s = await setup(t);
@@ -238,7 +239,7 @@ test('emperor-adopt-timeout = 0: the old rule, vassals stop with the emperor', a
   assert.equal(existsSync(join(s.run, 'control.sock')), false, 'no control socket');
 });
 
-const NOBODY = 65534;
+
 
 test('a user other than the emperor\'s cannot use the control socket: no impersonation of a master or of the emperor, refused and logged', async (t) => {
   const s = await setup(t);
@@ -331,4 +332,44 @@ test('a master of an older control version is replaced gracefully: a new master 
   assert.equal(started.length, 3);
   assert.equal(stopping.length, 3);
   assert.ok(second.proc.logs.lines.indexOf(started[2] as never) < second.proc.logs.lines.indexOf(stopping[0] as never), 'every new master is spawned before the first old one is asked to stop');
+});
+
+test('emperor upgrade under load: zero failed requests, a new emperor pid, the same masters and workers', async (t) => {
+  const s = await setup(t);
+  const first = s.emperor(t);
+  const before = await allReady(first.stats);
+  const pidsBefore = await workerPids(s, NAMES);
+  for (const url of Object.values(s.urls)) await serving(url);
+  const load = steadyLoad(Object.values(s.urls));
+  await waitFor(() => load.counts.ok > 50, { message: 'load running' });
+
+  const upgrade = spawnEmperor(t, ['upgrade', '--runtime-dir', s.run]);
+  assert.deepEqual(await upgrade.exited, { code: 0, signal: null }, upgrade.logs.tail());
+  const newPid = Number(/the new emperor is pid (\d+)/.exec(upgrade.stdout())?.[1]);
+  assert.ok(newPid > 0 && newPid !== first.proc.pid, upgrade.stdout());
+  t.after(async () => {
+    if (!isAlive(newPid)) return;
+    process.kill(newPid, 'SIGTERM');
+    await waitFor(() => !isAlive(newPid), { timeoutMs: 20_000, message: 'the new emperor stopped' });
+  });
+  assert.deepEqual(await first.proc.exited, { code: 0, signal: null }, 'the old emperor exits 0');
+  const after = await waitFor(async () => {
+    const doc = await statsOf<EmperorStatsDoc>(first.stats);
+    return doc.pid === newPid && doc.vassals.length === 3 && doc.vassals.every((v) => v.state === 'ready') ? doc : undefined;
+  }, { timeoutMs: 30_000, message: 'the new emperor\'s stats on the same address' });
+  const counted = load.counts.ok;
+  await waitFor(() => load.counts.ok > counted + 50, { message: 'answers after the upgrade' });
+  const counts = await load.stop();
+  t.diagnostic(`emperor upgrade: ${counts.ok} answers, ${counts.failed.length} failed, longest gap ${counts.longestGapMs.toFixed(1)} ms`);
+  assert.deepEqual(counts.failed, []);
+  for (const v of before.vassals) {
+    const a = after.vassals.find((x) => x.id === v.id);
+    assert.equal(a?.pid, v.pid, `${v.id}: the same master`);
+    assert.equal(a?.respawns, v.respawns);
+  }
+  assert.deepEqual(await workerPids(s, NAMES), pidsBefore, 'the same worker pids');
+  // The upgrade command is refused a wrong key: asked as another user, it cannot read it.
+  const denied = spawnEmperor(t, ['upgrade', '--runtime-dir', s.run], { uid: NOBODY, gid: NOBODY, cwd: '/' });
+  assert.deepEqual(await denied.exited, { code: 1, signal: null });
+  assert.match(denied.child.stderr === null ? '' : denied.logs.tail(), /cannot read .*admin\.key: EACCES/);
 });

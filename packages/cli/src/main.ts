@@ -16,13 +16,14 @@ import {
   type EmperorConfig,
   type RawOption,
 } from '@emperor/config';
-import { Emperor, notifierFromEnv } from '@emperor/emperor';
+import { Emperor, notifierFromEnv, systemdRestartPending, tellPredecessor } from '@emperor/emperor';
 import { createLogger, emperorMetrics, readCapabilitySets, serveMetrics, type StatsServer } from '@emperor/process';
 import { ExitCode, VERSION, isEmperorError, readStats } from '@emperor/protocol';
 import { COMMAND_LINE, optionsFromArgv } from './argv.js';
 import { runCheck } from './check.js';
 import { planEmperorDrop, runLauncher, takeHandoff, type HandedFds } from './privilege-drop.js';
 import { printSnapshot, runTop } from './top/terminal.js';
+import { runUpgrade, upgradeRuntimeDir } from './upgrade.js';
 
 const EPILOG = `Any uWSGI option of a vassal or emperor file can also be given as --option value
 (repeatable options may be repeated); those come after the file's options.
@@ -101,6 +102,18 @@ export async function main(argv: readonly string[]): Promise<ExitCode> {
           return;
         }
         code = await runTop(args.address, { intervalMs: Math.round(seconds * 1000) });
+      },
+    )
+    .command(
+      'upgrade',
+      'Start the emperor anew (the build now installed, its configuration read again) and hand every vassal over to it, losing no request',
+      (y) =>
+        y
+          .option('runtime-dir', { type: 'string', describe: 'The emperor\'s emperor-runtime-dir (default: $RUNTIME_DIRECTORY)' })
+          .example('$0 upgrade', 'under systemd (ExecReload=): the unit\'s RuntimeDirectory')
+          .example('$0 upgrade --runtime-dir /run/emperor', 'an emperor started by hand with emperor-runtime-dir = /run/emperor'),
+      async (args) => {
+        code = await runUpgrade(upgradeRuntimeDir(args['runtime-dir'], process.env), process.stdout, process.stderr);
       },
     )
     .command(
@@ -213,7 +226,11 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
     for (const warning of decision.warnings) logger.warn({ code: 'no-effect', option: 'cap' }, warning);
   }
   process.title = 'emperor';
+  let handedOver: () => void = () => {};
   const emperor = new Emperor({
+    onHandedOver: () => handedOver(),
+    onControlListening: () => tellPredecessor(process.env),
+    launched: handed !== undefined,
     config,
     logger,
     masterEntry: masterEntry(),
@@ -223,6 +240,8 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
   const ownsPidfile = handed === undefined && config.pidfile !== undefined;
   if (ownsPidfile && config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
   const done = new Promise<ExitCode>((resolve) => {
+    // The vassals went to a next emperor (emperor upgrade, or systemctl restart): it owns the pidfile now.
+    handedOver = () => resolve(ExitCode.OK);
     const shutdown = (signal: string): void => {
       logger.info(`${signal} received`);
       void emperor.shutdown().then(() => {
@@ -236,7 +255,23 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
         resolve(ExitCode.OK);
       });
     };
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    // systemctl stop and systemctl restart both send SIGTERM: a restart hands the vassals
+    // over to the emperor systemd starts next (systemd-restart.ts).
+    let terms = 0;
+    process.on('SIGTERM', () => {
+      if (++terms > 1 || !emperor.canHandOver) {
+        shutdown('SIGTERM');
+        return;
+      }
+      void systemdRestartPending(process.env).then((restart) => {
+        if (!restart) {
+          shutdown('SIGTERM');
+          return;
+        }
+        logger.info('SIGTERM during a restart of this unit: handing the vassals over to the next emperor');
+        void emperor.handOver();
+      });
+    });
     process.on('SIGINT', () => shutdown('SIGINT'));
     process.on('SIGQUIT', () => shutdown('SIGQUIT'));
   });

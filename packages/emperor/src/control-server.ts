@@ -9,11 +9,14 @@
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
-import { CONTROL_VERSION, ControlAuthError, RuntimeDirError, parseMasterHandshake } from '@emperor/protocol';
+import { timingSafeEqual } from 'node:crypto';
+import { CONTROL_VERSION, ControlAuthError, RuntimeDirError, isAdminRequest, parseAdminRequest, parseMasterHandshake } from '@emperor/protocol';
 import { JsonLines, checkLeaseProof, leaseProof, randomHex, type Logger } from '@emperor/process';
 
 /** How long a peer may take over the handshake, ms. */
 export const CONTROL_HANDSHAKE_MS = 3000;
+
+const ADMIN_KEY_NOTE = 'the runtime directory\'s admin.key';
 
 /** Handshakes in progress at most; more connections are closed at once (a flood). */
 export const CONTROL_MAX_PENDING = 64;
@@ -39,6 +42,10 @@ export interface ControlServerOptions {
   readonly lookup: (vassal: string, pid: number) => { readonly secret: string } | { readonly refused: string };
   /** A master proved its lease: the channel is now the vassal's. */
   readonly onAdopt: (vassal: string, pid: number, channel: JsonLines, flags: AdoptionFlags) => void;
+  /** The admin key (hex) an `emperor upgrade` must present. */
+  readonly adminKey: string;
+  /** A valid upgrade request: resolves with the new emperor's pid, rejects with why not. */
+  readonly onUpgrade: () => Promise<number>;
 }
 
 /** The control socket's server. */
@@ -105,6 +112,12 @@ export class ControlServer {
       this.#pending.delete(channel);
     });
     channel.on('message', (raw) => {
+      if (hello === undefined && isAdminRequest(raw)) {
+        clearTimeout(timer);
+        this.#pending.delete(channel);
+        this.#admin(channel, raw);
+        return;
+      }
       let message;
       try {
         message = parseMasterHandshake(raw);
@@ -137,6 +150,32 @@ export class ControlServer {
       }
       this.#refuse(channel, claimed, `${message.type} out of order`);
     });
+  }
+
+  #admin(channel: JsonLines, raw: unknown): void {
+    channel.removeAllListeners('message');
+    let key: Buffer;
+    try {
+      key = Buffer.from(parseAdminRequest(raw).key, 'hex');
+    } catch (err) {
+      this.#refuse(channel, 'an upgrade request', (err as Error).message);
+      return;
+    }
+    const want = Buffer.from(this.#options.adminKey, 'hex');
+    if (key.length !== want.length || !timingSafeEqual(key, want)) {
+      this.#refuse(channel, 'an upgrade request', `wrong key (not the one in ${ADMIN_KEY_NOTE})`);
+      return;
+    }
+    this.#options.onUpgrade().then(
+      (pid) => {
+        channel.send({ v: CONTROL_VERSION, type: 'upgraded', pid });
+        channel.socket.end();
+      },
+      (err: unknown) => {
+        channel.send({ v: CONTROL_VERSION, type: 'refused', reason: (err as Error).message });
+        channel.socket.end();
+      },
+    );
   }
 
   /** Stops listening and removes the socket file; open adopted channels are left to their owners. Idempotent. */

@@ -5,7 +5,7 @@
  */
 import { dirname } from 'node:path';
 import { loadVassalConfig, type EmperorConfig, type ListenAddress } from '@emperor/config';
-import { LEASE_FD, LEASE_FD_ENV, VERSION, type EmperorStats, type EmperorVassalStats } from '@emperor/protocol';
+import { LEASE_FD, LEASE_FD_ENV, UpgradeError, VERSION, type EmperorStats, type EmperorVassalStats } from '@emperor/protocol';
 import {
   type Child,
   type Logger,
@@ -20,6 +20,7 @@ import {
   userName,
 } from '@emperor/process';
 import { Handover, runtimeDirOf, type Retiree } from './handover.js';
+import { startSuccessor } from './upgrade.js';
 import { type Notifier } from './notify.js';
 import { currentIdentity, planMasterLaunch, type EmperorIdentity, type MasterIdentity } from './privileges.js';
 import { reconcile, type ReconcileAction } from './reconcile.js';
@@ -47,6 +48,15 @@ export interface EmperorOptions {
   readonly listenFds?: { readonly emperorStats?: number | undefined; readonly stats?: number | undefined };
   /** The environment (`RUNTIME_DIRECTORY`, passed on to masters). @default process.env */
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * The emperor handed its vassals over to a new one (`emperor upgrade`, or a SIGTERM
+   * during `systemctl restart`) and stopped everything else: the process should exit 0.
+   */
+  readonly onHandedOver?: () => void;
+  /** The control socket listens (a new emperor tells its predecessor, see upgrade.ts). */
+  readonly onControlListening?: () => void;
+  /** Started by the privilege-drop launcher (which cannot be re-executed): no `emperor upgrade`. */
+  readonly launched?: boolean;
 }
 
 const sec = (ms: number): number => Math.floor(ms / 1000);
@@ -104,6 +114,11 @@ export class Emperor {
   /** Old masters being replaced gracefully (another version, or they did not come to be adopted). */
   readonly #retiring: Retiree[] = [];
   readonly #env: NodeJS.ProcessEnv;
+  readonly #options: EmperorOptions;
+  /** An upgrade is under way (one at a time). */
+  #upgrading = false;
+  /** Handing over to a next emperor: nothing is stopped, everything else closes. */
+  #handingOver: Promise<void> | undefined;
 
   constructor(options: EmperorOptions) {
     this.#config = options.config;
@@ -112,6 +127,7 @@ export class Emperor {
     this.#identity = options.identity ?? currentIdentity();
     this.#listenFds = options.listenFds ?? {};
     this.#env = options.env ?? process.env;
+    this.#options = options;
     this.#spawn = options.spawnMaster ?? ((file) => this.#spawnMaster(options.masterEntry, file));
   }
 
@@ -223,6 +239,7 @@ export class Emperor {
         adoptTimeoutMs: config.emperorAdoptTimeoutMs,
         logger: this.#logger,
         uid: this.#identity.uid,
+        onUpgrade: () => this.#upgrade(),
         ...(version !== undefined && /^\d+$/.test(version) ? { version: Number(version) } : {}),
       });
     } catch (err) {
@@ -234,6 +251,7 @@ export class Emperor {
       { control: this.#handover.controlPath, adopt_timeout_ms: config.emperorAdoptTimeoutMs },
       `control socket on ${this.#handover.controlPath}: vassals outlive this emperor by up to ${config.emperorAdoptTimeoutMs / 1000} s (emperor-adopt-timeout) for a new one to adopt them`,
     );
+    this.#options.onControlListening?.();
     const { adopted, retire } = await this.#handover.adoptLeft();
     for (const { record, master, flags } of adopted) {
       const vassal = this.#track(new Vassal(record.file, this.#vassalOptions()));
@@ -317,6 +335,15 @@ export class Emperor {
         for (const vassal of this.#vassals.values()) vassal.checkHeartbeat(config.emperorRequiredHeartbeatMs);
       }, Math.min(HEARTBEAT_CHECK_MS, config.emperorRequiredHeartbeatMs));
     }
+    await this.#serveStats();
+    // Every vassal found at start has been spawned (not necessarily ready: one slow or
+    // broken app must not hold the whole unit in "activating").
+    this.#notifier?.ready(this.#statusLine());
+  }
+
+  /** Serves `emperor-stats` and `stats`. */
+  async #serveStats(): Promise<void> {
+    const config = this.#config;
     // `stats` in the emperor's file serves the same document as `emperor-stats`, so the
     // address an operator wrote for uWSGI answers; with both set, both do.
     const addresses: ['emperor-stats' | 'stats', ListenAddress | undefined, number | undefined][] = [
@@ -333,9 +360,69 @@ export class Emperor {
       this.#stats.push(server);
       this.#logger.info(`emperor stats server on ${server.address}${option === 'stats' ? ' (stats)' : ''}`);
     }
-    // Every vassal found at start has been spawned (not necessarily ready: one slow or
-    // broken app must not hold the whole unit in "activating").
-    this.#notifier?.ready(this.#statusLine());
+  }
+
+  /**
+   * `emperor upgrade`: starts this emperor's command line anew, waits until it listens
+   * on the control socket, then hands the vassals over and exits (see upgrade.ts).
+   * Resolves with the new emperor's pid.
+   * @throws UpgradeError when it cannot (the old emperor runs on, its sockets reopened)
+   */
+  async #upgrade(): Promise<number> {
+    if (this.#shuttingDown !== undefined || this.#handingOver !== undefined) throw new UpgradeError('the emperor is stopping');
+    if (this.#upgrading) throw new UpgradeError('an upgrade is already under way');
+    if (this.#options.launched === true) {
+      throw new UpgradeError('an emperor started through the privilege-drop launcher (uid in its configuration, started as root) cannot start itself again: restart it instead (its vassals are adopted)');
+    }
+    const handover = this.#handover;
+    if (handover === undefined) throw new UpgradeError('this emperor has no handover');
+    this.#upgrading = true;
+    this.#logger.info(`upgrade requested: starting a new emperor (${process.argv.slice(1).join(' ')})`);
+    // The new emperor binds the same addresses: let go of them first.
+    await Promise.all(this.#stats.splice(0).map((server) => server.close()));
+    await handover.close();
+    let pid: number;
+    try {
+      pid = await startSuccessor(this.#env);
+    } catch (err) {
+      this.#logger.error({ code: (err as { code?: string }).code }, `upgrade failed: ${(err as Error).message}`);
+      await handover.reopen();
+      await this.#serveStats();
+      this.#upgrading = false;
+      throw err;
+    }
+    this.#logger.info({ new_pid: pid }, `upgrade: the new emperor (pid ${pid}) listens on the control socket; handing ${this.#vassals.size} vassal(s) over to it`);
+    this.#notifier?.mainPid(pid, `handing over to pid ${pid}`);
+    setImmediate(() => void this.handOver());
+    return pid;
+  }
+
+  /**
+   * Exits without stopping the vassals, for a next emperor to adopt them: closes the
+   * sources, the stats servers and the control socket, keeps every lease, then calls
+   * `onHandedOver`. Their masters, once this process is gone, wait up to
+   * `emperor-adopt-timeout` for the next emperor. Idempotent.
+   * @throws UpgradeError when this emperor has no handover (its vassals would die with it)
+   */
+  handOver(): Promise<void> {
+    if (this.#handover === undefined) return Promise.reject(new UpgradeError('this emperor has no handover; stop it instead'));
+    this.#handingOver ??= (async () => {
+      for (const source of this.#sources) source.close();
+      if (this.#settleTimer !== undefined) clearTimeout(this.#settleTimer);
+      if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
+      await Promise.all(this.#stats.splice(0).map((server) => server.close()));
+      await this.#handover?.close();
+      for (const vassal of this.#vassals.values()) this.#handover?.record(vassal);
+      await this.#notifier?.close();
+      this.#logger.info(`emperor exiting; ${this.#vassals.size} vassal(s) keep serving for the next emperor to adopt`);
+      this.#options.onHandedOver?.();
+    })();
+    return this.#handingOver;
+  }
+
+  /** True when this emperor can hand its vassals over (a runtime directory and `emperor-adopt-timeout` > 0). */
+  get canHandOver(): boolean {
+    return this.#handover !== undefined;
   }
 
   /** One line at start when the emperor is not root: who it is and what that allows. */
@@ -387,7 +474,7 @@ export class Emperor {
 
   /** One reconciliation pass over every source. */
   #scan(): void {
-    if (this.#shuttingDown !== undefined) return;
+    if (this.#shuttingDown !== undefined || this.#handingOver !== undefined) return;
     const desired = new Map<string, VassalFile>();
     let settleInMs = 0;
     for (const source of this.#sources) {

@@ -9,9 +9,9 @@
  * adopts it, with the figures the stats report (born, respawns, last_mod) taken from the
  * lease. Then the emperor reconciles against its sources as usual.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONTROL_VERSION, type MasterLease } from '@emperor/protocol';
+import { ADMIN_KEY_FILE, CONTROL_VERSION, UpgradeError, type MasterLease } from '@emperor/protocol';
 import { pidAlive, randomHex, signalAsUser, systemClock, type Clock, type JsonLines, type Logger, type SpawnCredentials, type WorkerChild } from '@emperor/process';
 import { AdoptedMaster } from './adopted-master.js';
 import { ControlServer, type AdoptionFlags } from './control-server.js';
@@ -60,6 +60,8 @@ export interface HandoverOptions {
   readonly clock?: Clock;
   /** @default ADOPT_WAIT_MS */
   readonly adoptWaitMs?: number;
+  /** `emperor upgrade` asked (with the right key): resolves with the new emperor's pid. */
+  readonly onUpgrade?: () => Promise<number>;
   /**
    * The control version this emperor's masters speak, written in their leases. Tests set
    * it (`EMPEROR_CONTROL_VERSION`, which masters read too) to leave masters of an older
@@ -117,14 +119,26 @@ export class Handover {
   static async open(options: HandoverOptions): Promise<Handover> {
     prepareRuntimeDir(options.runtimeDir, options.uid);
     const handover = new Handover(options);
-    handover.#server = await ControlServer.listen({
-      path: handover.controlPath,
+    // A fresh key per emperor, readable by the emperor's user only: `emperor upgrade` reads it.
+    await handover.reopen();
+    return handover;
+  }
+
+  /** Listens on the control socket (again, after {@link close}, e.g. an upgrade that failed). */
+  async reopen(): Promise<void> {
+    if (this.#server !== undefined) return;
+    const options = this.#options;
+    const adminKey = randomHex(32);
+    writeFileSync(join(options.runtimeDir, ADMIN_KEY_FILE), `${adminKey}\n`, { mode: 0o600 });
+    this.#server = await ControlServer.listen({
+      path: this.controlPath,
       logger: options.logger,
       adoptTimeoutMs: options.adoptTimeoutMs,
-      lookup: (vassal, pid) => handover.#lookup(vassal, pid),
-      onAdopt: (vassal, pid, channel, flags) => handover.#onAdopt(vassal, pid, channel, flags),
+      lookup: (vassal, pid) => this.#lookup(vassal, pid),
+      onAdopt: (vassal, pid, channel, flags) => this.#onAdopt(vassal, pid, channel, flags),
+      adminKey,
+      onUpgrade: options.onUpgrade ?? (() => Promise.reject(new UpgradeError('this emperor cannot upgrade itself'))),
     });
-    return handover;
   }
 
   #lookup(vassal: string, pid: number): { secret: string } | { refused: string } {

@@ -126,3 +126,38 @@ export function parseMasterLease(raw: unknown): MasterLease {
   if (!ok) throw new IpcMessageError('lease: malformed');
   return m as unknown as MasterLease;
 }
+
+/**
+ * An operator's request on the control socket (`emperor upgrade`): start the emperor's
+ * program anew and hand every vassal over to it. `key` is the content of the runtime
+ * directory's `admin.key` (0600, the emperor's user), which the emperor writes at start.
+ */
+export type AdminRequest = { readonly v: 1; readonly type: 'upgrade'; readonly key: string };
+
+/** The emperor's answer to an {@link AdminRequest}: the new emperor's pid, or why not. */
+export type AdminReply =
+  | { readonly v: 1; readonly type: 'upgraded'; readonly pid: number }
+  | { readonly v: 1; readonly type: 'refused'; readonly reason: string };
+
+/** The file in the runtime directory holding the admin key. */
+export const ADMIN_KEY_FILE = 'admin.key';
+
+/** True for a message that is an admin request (as opposed to a master's hello). */
+export function isAdminRequest(raw: unknown): boolean {
+  return typeof raw === 'object' && raw !== null && (raw as { type?: unknown }).type === 'upgrade';
+}
+
+/** Parses an {@link AdminRequest}. @throws IpcMessageError */
+export function parseAdminRequest(raw: unknown): AdminRequest {
+  const m = object(raw, 'control admin');
+  if (m.type === 'upgrade' && typeof m.key === 'string' && HEX.test(m.key)) return m as AdminRequest;
+  throw new IpcMessageError('control admin: malformed upgrade request');
+}
+
+/** Parses an {@link AdminReply}. @throws IpcMessageError */
+export function parseAdminReply(raw: unknown): AdminReply {
+  const m = object(raw, 'control admin');
+  if (m.type === 'upgraded' && Number.isSafeInteger(m.pid) && (m.pid as number) > 0) return m as AdminReply;
+  if (m.type === 'refused' && typeof m.reason === 'string') return m as AdminReply;
+  throw new IpcMessageError('control admin: malformed reply');
+}

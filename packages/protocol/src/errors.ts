@@ -256,6 +256,15 @@ export class ControlAuthError extends EmperorError {
   readonly code = 'ERR_CONTROL_AUTH' as const;
 }
 
+/**
+ * `emperor upgrade` failed: the emperor refused (no handover, behind a privilege-drop
+ * launcher, already stopping) or the new emperor did not come up; the old one keeps
+ * running and serving. Also the command's own failures (no runtime directory, no key).
+ */
+export class UpgradeError extends EmperorError {
+  readonly code = 'ERR_UPGRADE' as const;
+}
+
 /** A stats server cannot be reached, does not answer in time, or sends something that is not JSON. */
 export class StatsReadError extends EmperorError {
   readonly code = 'ERR_STATS_READ' as const;
@@ -377,6 +386,11 @@ export const ERRORS = registry({
     errorClass: ControlAuthError,
     thrownFrom: ['packages/emperor/src/control-server.ts'],
     meaning: 'A peer on the control channel failed to prove it holds a vassal lease.',
+  },
+  ERR_UPGRADE: {
+    errorClass: UpgradeError,
+    thrownFrom: ['packages/emperor/src/handover.ts', 'packages/emperor/src/upgrade.ts', 'packages/cli/src/upgrade.ts'],
+    meaning: 'An emperor upgrade was refused or failed; the old emperor keeps running.',
   },
   ERR_STATS_READ: {
     errorClass: StatsReadError,

@@ -389,7 +389,7 @@ export const ERRORS = registry({
   },
   ERR_UPGRADE: {
     errorClass: UpgradeError,
-    thrownFrom: ['packages/emperor/src/handover.ts', 'packages/emperor/src/upgrade.ts', 'packages/cli/src/upgrade.ts'],
+    thrownFrom: ['packages/emperor/src/emperor.ts', 'packages/emperor/src/handover.ts', 'packages/emperor/src/upgrade.ts', 'packages/cli/src/upgrade.ts'],
     meaning: 'An emperor upgrade was refused or failed; the old emperor keeps running.',
   },
   ERR_STATS_READ: {

@@ -194,7 +194,7 @@ export const OPTIONS = [
   option('evil-reload-on-as', megabytes('Kill a worker whose address space exceeds this; 0 = off.')),
   option('limit-as', megabytes('RLIMIT_AS of each worker; 0 = off. Node needs about 720-750 MB of address space just to start, so a Node vassal is refused below 1024.')),
   option('cpu-affinity', { group: 'health', type: 'uint', default: '0', max: MAX_WORKERS, doc: 'CPUs per worker, assigned round-robin; 0 = off.' }),
-  option('no-orphans', flag('health', 'Workers and master always exit when their parent dies (within 1 s); with no-orphans a master that loses its emperor gives its workers 0.5 s instead of 3 s to finish.')),
+  option('no-orphans', flag('health', 'Workers and master always exit when their parent dies (within 1 s); with no-orphans a master that loses its emperor does not wait for a new one to adopt it (`emperor-adopt-timeout`) and gives its workers 0.5 s instead of 3 s to finish.')),
   option('worker-reload-mercy', seconds('health', '60', 'Grace a stopping worker gets before SIGKILL.')),
   option('worker-ready-timeout', seconds('health', '60', 'How long a new worker may take to load its app and start accepting; past it the master kills it (SIGKILL) and respawns it with backoff. Raise it for an app that takes longer to boot. Emperor\'s addition; uWSGI has no such option.', 1)),
   option('reload-mercy', seconds('health', '0', 'Bound on a whole vassal stop or reload; 0 = unset.')),

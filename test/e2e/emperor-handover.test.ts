@@ -8,9 +8,10 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  EMPEROR_BIN,
   FIXTURES,
   descendants,
   freePort,
@@ -18,6 +19,7 @@ import {
   serving,
   spawnEmperor,
   spawnNode,
+  spawnProcess,
   statsOf,
   statsUntil,
   tempDir,
@@ -373,3 +375,50 @@ test('emperor upgrade under load: zero failed requests, a new emperor pid, the s
   assert.deepEqual(await denied.exited, { code: 1, signal: null });
   assert.match(denied.child.stderr === null ? '' : denied.logs.tail(), /cannot read .*admin\.key: EACCES/);
 });
+
+test('as the shipped unit runs it (the emperor as its own user with setuid,setgid; the master as www-data): the master is adopted, and stopped by the new emperor', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async (t) => {
+  const DAEMON = 1;
+  const WWW_DATA = 33;
+  const dir = tempDir(t);
+  chmodSync(dir, 0o755);
+  const vassals = join(dir, 'vassals.d');
+  const run = join(dir, 'run');
+  spawnSync('mkdir', ['-p', vassals, run]);
+  spawnSync('chown', [`${DAEMON}:${DAEMON}`, run]); // RuntimeDirectory= belongs to User=
+  const port = await freePort();
+  writeFileSync(join(vassals, 'app.ini'), `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${NODE_APP}\nprocesses = 1\nuid = www-data\ngid = www-data\n`);
+  const stats = join(run, 'emperor.stats');
+  const emperor = (): Spawned => spawnProcess(t, 'setpriv', [
+    '--reuid', String(DAEMON), '--regid', String(DAEMON), '--init-groups', '--inh-caps', '+setuid,+setgid', '--ambient-caps', '+setuid,+setgid',
+    '--', process.execPath, EMPEROR_BIN, '--emperor', vassals, '--emperor-stats', stats,
+  ], { env: { RUNTIME_DIRECTORY: run } });
+  const first = emperor();
+  const ready = async (): Promise<EmperorStatsDoc> => waitFor(async () => {
+    const doc = await statsOf<EmperorStatsDoc>(stats);
+    return doc.vassals[0]?.state === 'ready' ? doc : undefined;
+  }, { timeoutMs: 30_000, message: 'app.ini ready' });
+  const before = await ready();
+  const master = before.vassals[0]?.pid ?? 0;
+  const workers = descendants(master);
+  t.after(() => {
+    for (const pid of [master, ...workers]) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  assert.equal(procStatusUid(master), WWW_DATA);
+  process.kill(first.pid, 'SIGKILL');
+  await first.exited;
+  await serving(`http://127.0.0.1:${port}/`);
+  const second = emperor();
+  const after = await waitFor(async () => {
+    const doc = await statsOf<EmperorStatsDoc>(stats);
+    return doc.pid !== before.pid && doc.vassals[0]?.state === 'ready' ? doc : undefined;
+  }, { timeoutMs: 30_000, message: 'the new emperor\'s stats' });
+  assert.equal(after.vassals[0]?.pid, master, 'adopted');
+  second.child.kill('SIGTERM');
+  assert.deepEqual(await second.exited, { code: 0, signal: null }, second.logs.tail());
+  assert.equal(isAlive(master), false, 'stopped by the emperor that adopted it');
+  assert.ok(workers.every((pid) => !isAlive(pid)));
+});
+
+function procStatusUid(pid: number): number {
+  return Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+}

@@ -92,16 +92,19 @@ export function checkLeaseProof(secret: string, role: 'emperor' | 'master', nonc
  */
 export function pidAlive(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  let ours = true;
   try {
     process.kill(pid, 0);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+    ours = false; // another user's process: it exists
   }
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch (err) {
-    // Hidden (ProtectProc=invisible): kill(2) said it exists; gone since: it does not.
-    return (err as NodeJS.ErrnoException).code !== 'ENOENT';
+  } catch {
+    // Another user's process hidden by ProtectProc=invisible (as under the shipped unit):
+    // kill(2) said it exists. One of ours that vanished meanwhile is gone.
+    return !ours;
   }
 }

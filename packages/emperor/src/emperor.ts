@@ -555,14 +555,20 @@ export class Emperor {
     for (const source of this.#sources) source.close();
     if (this.#settleTimer !== undefined) clearTimeout(this.#settleTimer);
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
-    this.#shuttingDown = (async () => {
+    // Set before the first stop: a vassal that was not running dies at once, and its
+    // 'dead' handler's scan must not start it again (nor any other).
+    let stopped: () => void = () => {};
+    this.#shuttingDown = new Promise<void>((resolve) => {
+      stopped = resolve;
+    });
+    void (async () => {
       await Promise.all([...this.#vassals.values()].map((v) => v.stop()));
       await Promise.all(this.#retiring.map((r) => r.master.exited));
       await this.#handover?.close();
       await Promise.all(this.#stats.map((server) => server.close()));
       await this.#notifier?.close();
       this.#logger.info('emperor stopped');
-    })();
+    })().then(stopped);
     return this.#shuttingDown;
   }
 

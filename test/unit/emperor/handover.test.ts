@@ -9,11 +9,12 @@ import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { AdoptedMaster, ControlServer, LeaseStore, prepareRuntimeDir, restartPending, unitOfCgroup, type AdoptionFlags } from '@emperor/emperor';
+import { AdoptedMaster, ControlServer, Emperor, LeaseStore, prepareRuntimeDir, restartPending, unitOfCgroup, type AdoptionFlags } from '@emperor/emperor';
 import { CONTROL_VERSION, IpcMessageError, parseMasterHandshake, parseMasterLease, type EmperorToMaster, type MasterLease } from '@emperor/protocol';
 import { JsonLines, createLogger, randomHex, type Logger } from '@emperor/process';
 import { EmperorLink } from '@emperor/vassal';
-import { ManualClock } from '../../helpers/fakes.js';
+import { FakeChild, ManualClock } from '../../helpers/fakes.js';
+import { resolveEmperorConfig } from '@emperor/config';
 import { tempDir, waitFor } from '../../helpers/index.js';
 
 function capture(): { logger: Logger; lines: { msg: string; code?: string }[] } {
@@ -55,7 +56,7 @@ function link(l: MasterLease | undefined, options: { pid?: number; clock?: Manua
     flags: () => ({ ready: true, accepting: true, loyal: false }),
     sendIpc: (m) => ipc.push(m) > 0,
     onMessage: (m) => received.push(m),
-    onAbandoned: (why) => abandoned.push(why),
+    onAbandoned: (reason, why) => abandoned.push(`${reason}: ${why}`),
     pid: options.pid ?? 4242,
     ...(options.clock ? { clock: options.clock } : {}),
   });
@@ -124,15 +125,15 @@ test('no emperor within emperor-adopt-timeout: the master is told to stop, once;
   clock.advance(4999);
   assert.deepEqual(m.abandoned, []);
   clock.advance(1);
-  assert.deepEqual(m.abandoned, ['no emperor adopted this vassal within 5 s (emperor-adopt-timeout)']);
+  assert.deepEqual(m.abandoned, ['no-emperor: no emperor adopted this vassal within 5 s (emperor-adopt-timeout)']);
   assert.equal(m.link.state, 'closed');
   assert.equal(clock.pending, 0, 'no retry left armed');
   const none = link(undefined);
   none.link.lost();
-  assert.deepEqual(none.abandoned, ['lost connection with the emperor']);
+  assert.deepEqual(none.abandoned, ['emperor-lost: lost connection with the emperor']);
   const strict = link(lease('/nonexistent.sock'), { noOrphans: true });
   strict.link.lost();
-  assert.deepEqual(strict.abandoned, ['lost connection with the emperor (no-orphans)']);
+  assert.deepEqual(strict.abandoned, ['emperor-lost: lost connection with the emperor (no-orphans)']);
 });
 
 test('an upgrade request needs the admin key; hostile input is refused and logged, never crashes the server', async (t) => {
@@ -225,4 +226,35 @@ test('control messages: the version is checked, the lease parsed strictly', () =
   assert.throws(() => parseMasterHandshake({ v: 1, type: 'hello', vassal: 'a', pid: -1, nonce: randomHex(16) }), /malformed "hello"/);
   assert.throws(() => parseMasterLease({ v: 1, vassal: 'a', control: 'relative.sock', secret: randomHex(32), adoptTimeoutMs: 1, bindWaitMs: 0 }), /lease: malformed/);
   assert.equal(parseMasterLease(lease('/run/emperor/control.sock')).vassal, 'shop.ini');
+});
+
+test('shutdown starts nothing: a vassal waiting to respawn dies at once, and its scan does not start it (or another) again', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'ok.ini'), '[uwsgi]\n');
+  writeFileSync(join(dir, 'failing.ini'), '[uwsgi]\n');
+  const { config } = resolveEmperorConfig([{ file: 'test', format: 'ini', options: [{ name: 'emperor', value: dir, file: 'test', line: 1 }] }]);
+  const spawned: string[] = [];
+  const clock = new ManualClock();
+  const emperor = new Emperor({
+    config,
+    logger: capture().logger,
+    masterEntry: '/nonexistent.js',
+    env: {},
+    spawnMaster: (file) => {
+      spawned.push(file.name);
+      if (file.name === 'failing.ini') throw new Error('cannot spawn');
+      const child = new FakeChild(clock);
+      queueMicrotask(() => child.say({ v: 1, type: 'ready' }));
+      return child;
+    },
+  });
+  // The directory source reads files settled for a moment only: wait for both to be tried.
+  await emperor.start();
+  await waitFor(() => spawned.includes('ok.ini') && spawned.includes('failing.ini'), { message: 'both tried' });
+  assert.equal(emperor.vassals.get('failing.ini')?.state, 'throttled');
+  const before = spawned.length;
+  const stopping = emperor.shutdown();
+  for (const vassal of emperor.vassals.values()) (vassal.master as FakeChild | undefined)?.exitWith(0);
+  await stopping;
+  assert.equal(spawned.length, before, `nothing spawned during the shutdown: ${spawned.join(' ')}`);
 });

@@ -63,6 +63,9 @@ export function takeLease(env: NodeJS.ProcessEnv, logger: Logger): MasterLease |
   }
 }
 
+/** Why a master without an emperor stops. */
+export type AbandonReason = 'emperor-lost' | 'no-emperor';
+
 /** Where the master stands with an emperor. */
 export type LinkState = 'ipc' | 'orphaned' | 'handshake' | 'adopted' | 'closed';
 
@@ -82,8 +85,12 @@ export interface EmperorLinkOptions {
   readonly noOrphans: boolean;
   /** A message from an adopting emperor (the IPC channel's messages are handled by the caller). */
   readonly onMessage: (message: EmperorToMaster) => void;
-  /** No emperor: the master must stop (at once, or after the adopt timeout). */
-  readonly onAbandoned: (why: string) => void;
+  /**
+   * No emperor: the master must stop. `emperor-lost`: the old rule (no lease, an adopt
+   * timeout of 0, or `no-orphans`), stop fast; `no-emperor`: none adopted it within the
+   * adopt timeout, stop gracefully. `why` is the log line's start.
+   */
+  readonly onAbandoned: (reason: AbandonReason, why: string) => void;
   readonly flags: () => MasterFlags;
   /** Sends over the IPC channel while it is open; false when it is not. */
   readonly sendIpc: (message: MasterToEmperor) => boolean;
@@ -130,7 +137,7 @@ export class EmperorLink {
     const { lease, logger } = this.#options;
     if (lease === undefined || this.#adoptTimeoutMs === 0 || this.#options.noOrphans) {
       this.#state = 'closed';
-      this.#options.onAbandoned(lease === undefined || this.#adoptTimeoutMs === 0 ? 'lost connection with the emperor' : 'lost connection with the emperor (no-orphans)');
+      this.#options.onAbandoned('emperor-lost', lease === undefined || this.#adoptTimeoutMs === 0 ? 'lost connection with the emperor' : 'lost connection with the emperor (no-orphans)');
       return;
     }
     this.#state = 'orphaned';
@@ -144,7 +151,7 @@ export class EmperorLink {
       if (this.#state === 'adopted' || this.#state === 'closed') return;
       this.#teardown();
       this.#state = 'closed';
-      this.#options.onAbandoned(`no emperor adopted this vassal within ${this.#adoptTimeoutMs / 1000} s (emperor-adopt-timeout)`);
+      this.#options.onAbandoned('no-emperor', `no emperor adopted this vassal within ${this.#adoptTimeoutMs / 1000} s (emperor-adopt-timeout)`);
     }, this.#adoptTimeoutMs);
     this.#connect();
   }

@@ -124,11 +124,11 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   const { logger, file: logFile } = openLog(name, config, stderr);
   warn(logger, loaded.warnings);
 
+  // The emperor's lease (fd 4), if it handed one: how to find the next emperor.
+  const lease = underEmperor ? takeLease(process.env, logger) : undefined;
   // The Python runtime logs one line per vassal start (and per reload that changes it)
   // saying which Python runs the app, chosen after the drop to uid/gid, as the vassal's
   // user would choose it; the app's access is judged as that user too.
-  // The lease (fd 4) is read before anything else can open a descriptor there.
-  const lease = underEmperor ? takeLease(process.env, logger) : undefined;
   const master = new Master({
     ...(lease !== undefined && lease.bindWaitMs > 0 ? { io: { bindSockets: bindWaiting(systemIo.bindSockets, lease.bindWaitMs, logger) } } : {}),
     config,
@@ -146,8 +146,8 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
     flags: () => flags,
     sendIpc: (message: MasterToEmperor) => underEmperor && process.connected && (process.send?.(message) ?? false),
     onMessage: (message) => onEmperor(message),
-    onAbandoned: (why) => {
-      if (lease === undefined || why.startsWith('lost connection')) {
+    onAbandoned: (reason, why) => {
+      if (reason === 'emperor-lost') {
         // The old rule (no lease, emperor-adopt-timeout = 0, or no-orphans): stop fast.
         const mercy = master.config.noOrphans ? NO_ORPHANS_MERCY_MS : ORPHAN_MERCY_MS;
         logger.error(`${why}; stopping`);
@@ -211,21 +211,21 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   master.on('touch-logreopen', (touched) => reopenLogs(`${touched} touched`));
   // From the spawning emperor (IPC) or an adopting one (the control socket).
   function onEmperor(message: EmperorToMaster): void {
-      switch (message.type) {
-        case 'reload':
-          void master.reload('graceful');
-          return;
-        case 'stop':
-          void master.stop('emperor');
-          return;
-        case 'reopen-logs':
-          reopenLogs('the emperor asked');
-          return;
-        default: {
-          const never: never = message;
-          void never;
-        }
+    switch (message.type) {
+      case 'reload':
+        void master.reload('graceful');
+        return;
+      case 'stop':
+        void master.stop('emperor');
+        return;
+      case 'reopen-logs':
+        reopenLogs('the emperor asked');
+        return;
+      default: {
+        const never: never = message;
+        void never;
       }
+    }
   }
   if (underEmperor) {
     process.on('message', (raw) => {

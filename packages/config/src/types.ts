@@ -298,6 +298,13 @@ export interface EmperorConfig {
   readonly emperorMaxThrottleMs: number;
   /** `emperor-required-heartbeat` seconds → ms: restart a vassal silent this long; 0 = off. */
   readonly emperorRequiredHeartbeatMs: number;
+  /**
+   * `emperor-adopt-timeout` seconds → ms: how long an orphaned master waits for a new
+   * emperor before it stops gracefully; 0 = the master stops when its emperor goes. @default 60 s
+   */
+  readonly emperorAdoptTimeoutMs: number;
+  /** `emperor-runtime-dir` (else `$RUNTIME_DIRECTORY`): control socket and leases; undefined = no handover. */
+  readonly emperorRuntimeDir: string | undefined;
   /** `vassals-inherit` (repeatable): absolute paths of files whose options every vassal gets. */
   readonly vassalsInherit: readonly string[];
   /** `pidfile` / `emperor-pidfile`: where the emperor writes its pid. */

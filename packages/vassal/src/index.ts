@@ -12,6 +12,7 @@ export * from './master/cheaper.js';
 export * from './master/stats.js';
 export * from './shared/request-log.js';
 export * from './master/python-interpreter.js';
+export * from './master/emperor-link.js';
 export { runVassal, WORKER_ENTRIES, type RunVassalOptions } from './master/run-vassal.js';
 
 /** Absolute path of the master entry the emperor spawns. */

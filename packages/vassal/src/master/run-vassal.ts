@@ -7,8 +7,10 @@ import { fchownSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMMAND_LINE, formatListenAddress, formatWarning, loadVassalConfig, resolveVassalConfig, type ConfigWarning, type LoadedConfig, type RawOption, type VassalConfig } from '@emperor/config';
-import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
+import { ExitCode, isEmperorError, parseEmperorToMaster, type EmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
 import { createLogger, openLogSink, pinLogStyle, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
+import { EmperorLink, bindWaiting, takeLease } from './emperor-link.js';
+import { systemIo } from './io.js';
 import { Master } from './master.js';
 import { MasterFifo } from './master-fifo.js';
 import { checkAppAccess } from './app-access.js';
@@ -142,10 +144,13 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   const { logger, file: logFile } = openLog(name, config, stderr);
   warn(logger, loaded.warnings);
 
+  // The emperor's lease (fd 4), if it handed one: how to find the next emperor.
+  const lease = underEmperor ? takeLease(process.env, logger) : undefined;
   // The Python runtime logs one line per vassal start (and per reload that changes it)
   // saying which Python runs the app, chosen after the drop to uid/gid, as the vassal's
   // user would choose it; the app's access is judged as that user too.
   const master = new Master({
+    ...(lease !== undefined && lease.bindWaitMs > 0 ? { io: { bindSockets: bindWaiting(systemIo.bindSockets, lease.bindWaitMs, logger) } } : {}),
     config,
     logger,
     reloadConfig: () => load(file, options, logger),
@@ -153,12 +158,41 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
     runtimes: createRuntimes(WORKER_ENTRIES, logger),
     logFd: () => logFile?.fd,
   });
-  const tell = (message: MasterToEmperor): void => {
-    if (underEmperor && process.connected) process.send?.(message);
-  };
-  master.on('ready', () => tell({ v: 1, type: 'ready' }));
-  master.on('accepting', () => tell({ v: 1, type: 'accepting' }));
-  master.on('loyal', () => tell({ v: 1, type: 'loyal' }));
+  const flags = { ready: false, accepting: false, loyal: false };
+  const link = new EmperorLink({
+    lease,
+    logger,
+    noOrphans: config.noOrphans,
+    flags: () => flags,
+    sendIpc: (message: MasterToEmperor) => underEmperor && process.connected && (process.send?.(message) ?? false),
+    onMessage: (message) => onEmperor(message),
+    onAbandoned: (reason, why) => {
+      if (reason === 'emperor-lost') {
+        // The old rule (no lease, emperor-adopt-timeout = 0, or no-orphans): stop fast.
+        const mercy = master.config.noOrphans ? NO_ORPHANS_MERCY_MS : ORPHAN_MERCY_MS;
+        logger.error(`${why}; stopping`);
+        void master.stop('emperor lost', mercy);
+        setTimeout(() => master.destroy(ExitCode.FAILURE), mercy + 400).unref();
+        return;
+      }
+      logger.error(`${why}; stopping gracefully`);
+      void master.stop('no emperor');
+    },
+    ...(process.env.EMPEROR_CONTROL_VERSION !== undefined ? { version: Number(process.env.EMPEROR_CONTROL_VERSION) } : {}),
+  });
+  const tell = (message: MasterToEmperor): void => link.send(message);
+  master.on('ready', () => {
+    flags.ready = true;
+    tell({ v: 1, type: 'ready' });
+  });
+  master.on('accepting', () => {
+    flags.accepting = true;
+    tell({ v: 1, type: 'accepting' });
+  });
+  master.on('loyal', () => {
+    flags.loyal = true;
+    tell({ v: 1, type: 'loyal' });
+  });
   master.on('heartbeat', () => tell({ v: 1, type: 'heartbeat' }));
   master.on('reloaded', (ok) => tell({ v: 1, type: 'reloaded', ok }));
   let stats: StatsServer | undefined;
@@ -166,6 +200,7 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   let fifo: MasterFifo | undefined;
   const exited = new Promise<ExitCode>((resolve) => {
     master.on('exit', (code) => {
+      link.close();
       fifo?.close(config.vacuum);
       void Promise.all([stats?.close(), prometheus?.close()]).finally(() => resolve(code));
     });
@@ -194,6 +229,24 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   };
   process.on('SIGUSR2', () => reopenLogs('SIGUSR2'));
   master.on('touch-logreopen', (touched) => reopenLogs(`${touched} touched`));
+  // From the spawning emperor (IPC) or an adopting one (the control socket).
+  function onEmperor(message: EmperorToMaster): void {
+    switch (message.type) {
+      case 'reload':
+        void master.reload('graceful');
+        return;
+      case 'stop':
+        void master.stop('emperor');
+        return;
+      case 'reopen-logs':
+        reopenLogs('the emperor asked');
+        return;
+      default: {
+        const never: never = message;
+        void never;
+      }
+    }
+  }
   if (underEmperor) {
     process.on('message', (raw) => {
       let message;
@@ -203,29 +256,11 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
         logger.warn((err as Error).message);
         return;
       }
-      switch (message.type) {
-        case 'reload':
-          void master.reload('graceful');
-          return;
-        case 'stop':
-          void master.stop('emperor');
-          return;
-        case 'reopen-logs':
-          reopenLogs('the emperor asked');
-          return;
-        default: {
-          const never: never = message;
-          void never;
-        }
-      }
+      onEmperor(message);
     });
-    // The emperor is gone (its end of the IPC channel closed, even on SIGKILL): stop fast.
-    process.on('disconnect', () => {
-      const mercy = master.config.noOrphans ? NO_ORPHANS_MERCY_MS : ORPHAN_MERCY_MS;
-      logger.error('lost connection with the emperor; stopping');
-      void master.stop('emperor lost', mercy);
-      setTimeout(() => master.destroy(ExitCode.FAILURE), mercy + 400).unref();
-    });
+    // The emperor is gone (its end of the IPC channel closed, even on SIGKILL): with a
+    // lease, serve on and wait for a new emperor; without one, stop fast.
+    process.on('disconnect', () => link.lost());
   }
 
   try {

@@ -31,7 +31,7 @@ import { captureStack, removeStackDir, stackFileFor, type StackRequest } from '.
 import { bindSockets, effectiveBacklog, readTcpListenQueues, type BoundSocket } from './sockets.js';
 import { dropPrivileges, PrivilegeError, resolveCredentials, type Credentials } from './users.js';
 import { requestLogSpec } from '../shared/request-log.js';
-import { WORKER_SPEC_ENV, WORKER_SPEC_VERSION, type WorkerSpec } from '../shared/worker-spec.js';
+import { WORKER_SPEC_ENV, WORKER_SPEC_VERSION, fastcgiValues, type WorkerSpec } from '../shared/worker-spec.js';
 import { findUnreadable, workerCode, type WorkerEntries } from './worker-code.js';
 
 /** Master lifecycle states. */
@@ -347,6 +347,8 @@ export class Master extends EventEmitter<MasterEvents> {
         config.runtime === 'node'
           ? { runtime: 'node', module: config.module ?? '' }
           : { runtime: 'python', module: config.module, wsgiFile: config.wsgiFile, callable: config.callable, pythonpath: config.pythonpath, home: config.home },
+      mount: { mountpoint: config.mountpoint, manageScriptName: config.manageScriptName },
+      fastcgi: fastcgiValues(config),
     };
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const [k, v] of config.env) env[k] = v;
@@ -920,13 +922,13 @@ export class Master extends EventEmitter<MasterEvents> {
   #sampleQueues(force = false): Promise<void> {
     const now = Date.now();
     if (this.#readingQueues !== undefined) return this.#readingQueues;
-    if (!this.#sockets.some((s) => s.spec.address.kind === 'tcp')) return Promise.resolve();
+    if (!this.#sockets.some((s) => s.tcp)) return Promise.resolve();
     if (!force && (now < this.#nextQueueRead || (!this.#queuesNeededEveryTick() && (now - this.#queuesReadAt < QUEUE_SAMPLE_IDLE_MS || !this.#anyBusy())))) {
       return Promise.resolve();
     }
     const t0 = performance.now();
     const sockets = this.#sockets;
-    this.#readingQueues = readTcpListenQueues(new Set(sockets.filter((s) => s.spec.address.kind === 'tcp').map((s) => s.inode)))
+    this.#readingQueues = readTcpListenQueues(new Set(sockets.filter((s) => s.tcp).map((s) => s.inode)))
       .then((byInode) => {
         const queues = new Map<string, { queue: number; max: number }>();
         for (const s of sockets) queues.set(s.spec.name, { queue: byInode.get(s.inode) ?? 0, max: this.#maxBacklog });

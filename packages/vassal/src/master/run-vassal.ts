@@ -12,6 +12,7 @@ import { createLogger, openLogSink, renderStats, serveMetrics, serveStats, vassa
 import { Master } from './master.js';
 import { MasterFifo } from './master-fifo.js';
 import { PythonInterpreters, type PythonInterpreter } from './python-interpreter.js';
+import { inspectSocketFd } from './sockets.js';
 import { buildVassalStats } from './stats.js';
 import { enforceTyrant, resolveCredentials, type ForcedIdentity } from './users.js';
 import type { WorkerEntries } from './worker-code.js';
@@ -39,6 +40,12 @@ export interface RunVassalOptions {
   readonly overrides?: readonly RawOption[];
   /** Tyrant mode: the only uid/gid this vassal may run as (its file's owner). */
   readonly tyrant?: ForcedIdentity | undefined;
+  /**
+   * A listening socket is open on stdin (a web server spawned this master, lighttpd
+   * `bin-path`): the vassal serves it too (`ResolveVassalConfigOptions.stdinSocket`).
+   * {@link runVassal} finds it out itself when it runs standalone.
+   */
+  readonly stdinSocket?: boolean;
 }
 
 /**
@@ -46,12 +53,14 @@ export interface RunVassalOptions {
  * @throws the config error; in tyrant mode, the error of a uid/gid other than the file's owner
  */
 function read(file: string | undefined, options: RunVassalOptions): LoadedConfig<VassalConfig> {
+  const stdinSocket = options.stdinSocket ?? false;
   const loaded = file === undefined
     ? // `emperor --http-socket :8080 --module app.js`: the command line is the vassal.
-      resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: options.overrides ?? [] }])
+      resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: options.overrides ?? [] }], { stdinSocket })
     : loadVassalConfig(file, {
         ...(options.inherit ? { inherit: options.inherit } : {}),
         ...(options.overrides ? { overrides: options.overrides } : {}),
+        stdinSocket,
       });
   if (options.tyrant !== undefined) enforceTyrant(loaded.config, options.tyrant);
   return loaded;
@@ -103,11 +112,14 @@ function openLog(name: string, config: VassalConfig, stderr: Logger): { logger: 
  * invalid (the emperor then waits for the file to change), {@link ExitCode.UNAVAILABLE}
  * when a socket or the uid/gid cannot be had.
  */
-export async function runVassal(file: string | undefined, options: RunVassalOptions = {}): Promise<void> {
+export async function runVassal(file: string | undefined, given: RunVassalOptions = {}): Promise<void> {
   const name = file === undefined ? 'command-line' : basename(file);
   const stderr = createLogger({ vassal: name });
   const underEmperor = typeof process.send === 'function';
   process.title = `emperor vassal ${name}`;
+  // Standalone, a listening socket on stdin is a web server's (lighttpd bin-path, the
+  // FastCGI spec's FCGI_LISTENSOCK_FILENO); under the emperor, stdin is /dev/null.
+  const options: RunVassalOptions = { ...given, stdinSocket: given.stdinSocket ?? (!underEmperor && (await inspectSocketFd(0))?.listening === true) };
   let loaded: LoadedConfig<VassalConfig>;
   try {
     loaded = read(file, options);

@@ -128,16 +128,28 @@ export interface SyntheticHead {
   readonly bodyLength: number;
 }
 
+/** How {@link uwsgiToHttpHead} frames the body. */
+export interface SyntheticHeadOptions {
+  /**
+   * The body follows chunked (`Transfer-Encoding: chunked`) instead of framed by
+   * `CONTENT_LENGTH`: a FastCGI body of unknown length, whose end is its empty STDIN
+   * record. @default false
+   */
+  readonly chunkedBody?: boolean;
+}
+
 /**
- * Turns the vars nginx sends (the stock `uwsgi_params` plus `HTTP_*` headers) back into an
- * HTTP/1.x request head, so the app is served by Node's own HTTP machinery.
+ * Turns the vars nginx sends (the stock `uwsgi_params` plus `HTTP_*` headers), or a
+ * FastCGI request's params, back into an HTTP/1.x request head, so the app is served by
+ * Node's own HTTP machinery.
  * The request line is `REQUEST_METHOD REQUEST_URI SERVER_PROTOCOL` (REQUEST_URI is
- * rebuilt from PATH_INFO and QUERY_STRING when absent); `HTTP_FOO_BAR` becomes
- * `foo-bar`; the body is framed by `CONTENT_LENGTH` alone; `Connection: close`, since a
- * uwsgi connection carries one request.
+ * rebuilt from SCRIPT_NAME, PATH_INFO and QUERY_STRING when absent); `HTTP_FOO_BAR`
+ * becomes `foo-bar`; the body is framed by `CONTENT_LENGTH` alone (or chunked, see
+ * {@link SyntheticHeadOptions}); `Connection: close`, since the connection the app sees
+ * carries one request.
  * @returns the head, or a reason string when a var cannot be expressed in HTTP
  */
-export function uwsgiToHttpHead(vars: ReadonlyMap<string, string>): SyntheticHead | string {
+export function uwsgiToHttpHead(vars: ReadonlyMap<string, string>, options: SyntheticHeadOptions = {}): SyntheticHead | string {
   const method = vars.get('REQUEST_METHOD') || 'GET';
   if (!TOKEN.test(method)) return `bad REQUEST_METHOD ${JSON.stringify(method.slice(0, 20))}`;
   let uri = vars.get('REQUEST_URI') ?? '';
@@ -172,7 +184,8 @@ export function uwsgiToHttpHead(vars: ReadonlyMap<string, string>): SyntheticHea
     if (BAD_VALUE.test(contentType)) return 'var CONTENT_TYPE cannot be an HTTP header';
     lines.push(`content-type: ${contentType}`);
   }
-  if (bodyLength > 0 || lengthText !== '') lines.push(`content-length: ${bodyLength}`);
+  if (options.chunkedBody === true) lines.push('transfer-encoding: chunked');
+  else if (bodyLength > 0 || lengthText !== '') lines.push(`content-length: ${bodyLength}`);
   lines.push('connection: close', '', '');
   return { head: Buffer.from(lines.join('\r\n'), 'latin1'), bodyLength };
 }

@@ -24,6 +24,7 @@ from .channel import Channel
 from .connection import Conn
 from .contract import EXIT_APP_LOAD, EXIT_OK, EXIT_UNAVAILABLE, IPC_VERSION, SPEC_VERSION
 from .log import Log
+from .mount import manage_script_name
 from .protocols.http import date_clock
 from .request_log import Facts, RequestLog, count_vars
 from .scoreboard import BUSY, IDLE, STARTING, STOPPING, Scoreboard
@@ -56,6 +57,9 @@ class Worker:
         self.max_requests = int(spec.get("maxRequests") or 0)
         self.exact_slot = spec.get("harakiriMs", 0) > 0
         self.min_lifetime_s = (spec.get("minWorkerLifetimeMs") or 0) / 1000
+        mount = spec.get("mount") or {}
+        self.mountpoint = mount.get("mountpoint") or ""  # mount.py
+        self.manage_script_name = bool(mount.get("manageScriptName"))
         self.started = time.monotonic()
         self.app: Callable = None  # type: ignore[assignment]
         self.stopping = False
@@ -298,6 +302,8 @@ class Worker:
         uri = environ.get("REQUEST_URI") or (
             environ["PATH_INFO"] + ("?" + environ["QUERY_STRING"] if environ["QUERY_STRING"] else "")
         )
+        if self.manage_script_name:
+            manage_script_name(environ, self.mountpoint)  # after the log's uri: that is the request as it came
         # Before the wsgi.* keys and the app's own; only when a request may be logged.
         nvars, pktsize = count_vars(environ) if self.reqlog.active else (0, 0)
         body = Input(conn, reader, interim)

@@ -246,7 +246,7 @@ class Response:
         self.sent = False  # the head is out
         self.length: Optional[int] = None  # the body length the head announced
         self.frame: Optional[Callable[[bytes], bytes]] = None
-        self.end = b""
+        self.end: Any = b""  # bytes, or a function returning them (base.py)
         self.written = 0  # body bytes sent, before framing
         self.hsize = 0  # bytes of the head
         self.hcount = 0  # header lines in the head
@@ -364,8 +364,11 @@ class Response:
     def finish(self) -> None:
         """After the app's last piece: the end of a framed body; a body shorter than its
         Content-Length is logged and closes the connection."""
-        if self.end:
-            self._send_all(self.end)
+        end = self.end
+        if callable(end):
+            end = end()  # FastCGI: END_REQUEST, after answering what arrived meanwhile
+        if end:
+            self._send_all(end)
         elif self.length is not None and self.written < self.length and not self.is_head:
             self.owner.log.warn(
                 "%s %s: the app sent %d bytes of its Content-Length %d; connection closed"
@@ -381,8 +384,10 @@ class Response:
         self.keep = False
         head = self._head(None)
         self.sent = True
+        body = b"" if self.is_head else ERROR_500 if self.frame is None else self.frame(ERROR_500)
+        end = self.end() if callable(self.end) else self.end
         try:
-            self._send_all(head if self.is_head else head + ERROR_500)
+            self._send_all(head + body + end)
         except ClientError:
             pass
 

@@ -337,6 +337,22 @@ class Responses(unittest.TestCase):
         self.assertEqual(records[1][2], b"Internal Server Error\n")
         self.assertFalse(r.keep)
 
+    def test_an_unread_body_is_read_to_its_end_before_end_request(self):
+        p = fastcgi()
+        data = fcgi_request(NGINX_PARAMS + [(b"CONTENT_LENGTH", b"3000")], b"u" * 3000, keep=True, stdin_record=100)
+        following = fcgi_request([(b"REQUEST_URI", b"/next")], keep=True)
+        buf = bytearray(data[:400])
+        environ, reader, _, keep_alive, ctx = p.read_request(buf, False, PEER)
+        conn = FakeConn(pieces(data[400:] + following, 250), protocol=p)
+        conn.buf = buf
+        response = Response(conn, ctx, keep_alive, FakeWorker(), "GET", "/")
+        self.assertFalse(run_app(lambda e, s: (s("200 OK", []), [b"ok"])[1], environ, response, FakeWorker().log))
+        self.assertEqual([t for t, _, _ in fcgi_records(bytes(conn.sock.sent))], [STDOUT, STDOUT, STDOUT, END])
+        self.assertTrue(reader.done, "the body was read to its empty STDIN record first")
+        buf += b"".join(conn.chunks)
+        self.assertTrue(p.head_ready(buf))
+        self.assertEqual(p.read_request(buf, False, PEER)[0]["REQUEST_URI"], "/next", "the next request is whole")
+
     def test_head_sends_no_body(self):
         records, _, _ = self.serve(lambda e, s: (s("200 OK", []), [b"body"])[1], method="HEAD")
         self.assertEqual([c for t, _, c in records if t == STDOUT], [b"Status: 200 OK\r\nContent-Length: 4\r\n\r\n", b""])

@@ -366,7 +366,7 @@ class Response:
         Content-Length is logged and closes the connection."""
         end = self.end
         if callable(end):
-            end = end()  # FastCGI: END_REQUEST, after answering what arrived meanwhile
+            end = end(self.conn)  # FastCGI: END_REQUEST, after the rest of the body and answers to what arrived meanwhile
         if end:
             self._send_all(end)
         elif self.length is not None and self.written < self.length and not self.is_head:
@@ -385,8 +385,8 @@ class Response:
         head = self._head(None)
         self.sent = True
         body = b"" if self.is_head else ERROR_500 if self.frame is None else self.frame(ERROR_500)
-        end = self.end() if callable(self.end) else self.end
         try:
+            end = self.end(self.conn) if callable(self.end) else self.end
             self._send_all(head + body + end)
         except ClientError:
             pass

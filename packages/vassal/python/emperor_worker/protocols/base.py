@@ -25,7 +25,8 @@ per request on the hot path:
   - ``length``: the body length the head announced, or None;
   - ``frame``: None to send body bytes as they are, else a function framing one piece;
   - ``end``: bytes to send after the body (the last chunk), maybe empty; or a function
-    returning them, called when the response ends (FastCGI answers what arrived meanwhile);
+    of the connection returning them, called when the response ends (FastCGI reads the
+    rest of the body and answers what arrived meanwhile; it may raise ClientError);
   - ``keep``: whether the connection may serve another request after this response;
   - ``count``: the number of header lines (the request log's "headers").
 

@@ -42,6 +42,8 @@ REQUEST_COMPLETE, CANT_MPX_CONN, UNKNOWN_ROLE = 0, 1, 3
 ROLES = {RESPONDER: "RESPONDER", AUTHORIZER: "AUTHORIZER"}
 # Bytes of other records a request head may have around it before it is refused.
 HEAD_SLACK = 65536
+# Unread body a response's end reads and drops before END_REQUEST (wsgi.py's MAX_DRAIN_BYTES); past it the rest is skipped later.
+DRAIN_BYTES = 1 << 20
 
 
 def record(rtype: int, request_id: int, content: bytes = b"") -> bytes:
@@ -146,18 +148,40 @@ class Context:
             return pending + stdout(self.request_id, data)
         return stdout(self.request_id, data)
 
-    def end(self) -> bytes:
+    def end(self, conn: Any = None) -> bytes:
         """The end of the response: replies owed, then answers to the whole records
         already received behind this request (management records, BEGIN_REQUESTs of other
         ids: CANT_MPX_CONN; the rest of this request's body and other records are
         dropped: the request becomes inactive), then the end of STDOUT and END_REQUEST.
-        Reading the body after this gives nothing."""
-        self.ended = True
+        The buffer is at a record boundary (the body reader takes whole records). Reading
+        the body after this gives nothing.
+
+        First the rest of the body is read and dropped, up to ``DRAIN_BYTES``, as uWSGI
+        does before its END_REQUEST (proto/fastcgi.c): a front end still sending it to a
+        connection about to close would get it reset, and maybe lose the response.
+        ``conn`` is what to read more from (its ``recv_more()``, the way ``wsgi.Input``
+        reads), or None to read nothing.
+
+        :raises ClientError: from ``conn.recv_more()``: the front end went away or stalled
+        """
         reader = self.reader
-        out = self.take()
-        if reader is None or reader.done:
-            out += self.protocol.answer_behind(self.buf, self.request_id)
-        return out + response_end(self.request_id)
+        if conn is not None and reader is not None and not reader.done and not self.ended:
+            reader.rest = b""
+            dropped = 0
+            while dropped <= DRAIN_BYTES:
+                try:
+                    data = reader.read(self.buf, MAX_CONTENT)
+                except ProtocolError:
+                    break  # aborted: it ends here anyway
+                if data is None:
+                    if not conn.recv_more():
+                        break
+                elif not data:
+                    break
+                else:
+                    dropped += len(data)
+        self.ended = True
+        return self.take() + self.protocol.answer_behind(self.buf, self.request_id) + response_end(self.request_id)
 
 
 class StdinReader:
@@ -265,8 +289,8 @@ class FastcgiProtocol(Protocol):
 
     def answer_behind(self, buf: bytearray, request_id: int) -> bytes:
         """Answers the whole records in ``buf`` (received while request ``request_id`` was
-        in flight, its body over) and takes them out, up to a partial record or the next
-        BEGIN_REQUEST of the same id (the front end's next request on a kept connection)."""
+        in flight) and takes them out, up to a partial record or the next BEGIN_REQUEST of
+        the same id (the front end's next request on a kept connection)."""
         out = b""
         while len(buf) >= HEADER_LEN:
             version, rtype, rid, length, padding = HEADER.unpack_from(buf)

@@ -479,25 +479,30 @@ export class FastcgiConnection {
   #between(): void {
     this.#parser.ended();
     this.resume();
-    if (!this.#keepConn || this.#set.closing || this.#peerEnded) {
-      this.socket.end();
-      return;
-    }
     this.socket.setTimeout(KEEP_CONN_IDLE_MS);
+    if (!this.#keepConn || this.#set.closing || this.#peerEnded) this.socket.end();
   }
 
   #armHeadTimer(): void {
     const started = this.#parser.inHead || this.#pending !== undefined || (this.#request === undefined && this.#parser.buffered > 0);
     if (started && this.#headTimer === undefined) {
-      this.#headTimer = setTimeout(() => this.#fail(`no whole request head within ${this.#options.timeoutMs / 1000} s of its first byte`), this.#options.timeoutMs);
+      // The Python worker's words (server.py head_timeout).
+      this.#headTimer = setTimeout(() => this.#fail(`request head not complete ${this.#options.timeoutMs / 1000} s after its first byte (${this.#parser.buffered} bytes)`), this.#options.timeoutMs);
     } else if (!started && this.#headTimer !== undefined) {
       clearTimeout(this.#headTimer);
       this.#headTimer = undefined;
     }
   }
 
+  /**
+   * Idle for {@link KEEP_CONN_IDLE_MS}: a kept connection closes; one we already ended
+   * (after its END_REQUEST, waiting for the front end to close its side, which avoids
+   * resetting what it still sends) is destroyed.
+   */
   #onIdle(): void {
-    if (this.idle) this.socket.end();
+    if (!this.idle) return;
+    if (this.socket.writableEnded) this.socket.destroy();
+    else this.socket.end();
   }
 
   #fail(reason: string): void {
@@ -519,8 +524,7 @@ export class FastcgiConnection {
     this.#peerEnded = true;
     if (this.#request !== undefined && this.#pending === undefined) return;
     if (this.#pending !== undefined || this.#parser.inHead || this.#parser.buffered > 0) {
-      const what = this.#pending !== undefined ? 'before the request body' : this.#parser.inHead ? 'in the middle of a request head' : `in the middle of a record (${this.#parser.buffered} bytes of it)`;
-      this.#fail(`the front end closed its side ${what}`);
+      this.#fail(`the front end closed the connection in the middle of a record or request head (${this.#parser.buffered} bytes)`);
       return;
     }
     this.socket.end();

@@ -83,6 +83,10 @@ class Worker:
         # the loop then wakes within heartbeat_s to catch up; otherwise an idle worker
         # sleeps in select() until a connection, a signal or the master's channel.
         self.stale = False
+        # What the slot last said: a request that starts while it says idle is written at
+        # once, whatever the rate limit, or back-to-back requests would show idle to the
+        # master (cheaper's spare algorithm counts busy workers) for as long as they run.
+        self.shown_busy = False
         socket_timeout_s = (spec.get("socketTimeoutMs") or SOCKET_TIMEOUT_S * 1000) / 1000
         self.server = Server(self, self.log, int(spec["bufferSize"]), socket_timeout_s, threads, self.lock, date_clock())
 
@@ -106,6 +110,7 @@ class Worker:
         self.stale = False
         current = self.current
         status = STOPPING if self.stopping else self.status if self.status == STARTING else BUSY if current else IDLE
+        self.shown_busy = status == BUSY
         inflight = self.inflight
         self.scoreboard.write(
             status, self.server.accepting, len(inflight) if inflight is not None else 1 if current else 0, current,
@@ -324,7 +329,7 @@ class Worker:
             self.current = entry
             # With harakiri the slot's request start is the master's clock for a sync worker:
             # always written. Without, as the Node worker: unless written in the last 1 ms.
-            if self.exact_slot or now - self.scoreboard.last_write >= START_PUBLISH_S:
+            if self.exact_slot or not self.shown_busy or now - self.scoreboard.last_write >= START_PUBLISH_S:
                 self._publish()
         else:
             with lock:
@@ -337,7 +342,7 @@ class Worker:
                         and self.requests + len(self.inflight) >= self.max_requests  # type: ignore[arg-type]
                         and time.monotonic() - self.started >= self.min_lifetime_s):
                     self.recycle_pending = True
-                if self.exact_slot or now - self.scoreboard.last_write >= START_PUBLISH_S:
+                if self.exact_slot or not self.shown_busy or now - self.scoreboard.last_write >= START_PUBLISH_S:
                     self._publish()
                 else:
                     self.stale = True  # another start was just written: the loop writes this one soon

@@ -332,6 +332,12 @@ class Response:
                 out += self.frame(data)
             else:
                 out = out + data if out else data
+            if length is not None and self.written >= length and callable(self.end):
+                # The body is complete: its end goes in the same send (FastCGI's END_REQUEST).
+                # Sent apart, a front end may answer its client before reading it, and nginx
+                # then drops the kept connection when that client closes (measured).
+                out += self.end(self.conn)
+                self.end = b""
         if out:
             self._send_all(out)
 

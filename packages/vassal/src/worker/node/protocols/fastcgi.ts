@@ -14,8 +14,9 @@
  *
  * Connections: one request at a time (a second `BEGIN_REQUEST` is answered
  * `FCGI_CANT_MPX_CONN`), kept open after it when the front end asks (`FCGI_KEEP_CONN`,
- * nginx `fastcgi_keep_conn on`) until {@link KEEP_CONN_IDLE_MS} idle or the worker stops,
- * else closed after `FCGI_END_REQUEST` as the spec says. `FCGI_ABORT_REQUEST`, or the
+ * nginx `fastcgi_keep_conn on`) until {@link KEEP_CONN_IDLE_MS} idle, else closed after
+ * `FCGI_END_REQUEST` as the spec says; a stopping worker closes each after its next
+ * request. `FCGI_ABORT_REQUEST`, or the
  * front end closing, ends the request (the app sees its request aborted). The app's
  * errors go to the worker's log, never to `FCGI_STDERR` (as uWSGI).
  */
@@ -294,6 +295,7 @@ export class FastcgiConnection {
   #keepConn = false;
   #headTimer: NodeJS.Timeout | undefined;
   #paused = false;
+  #corked = false;
   #done = false;
   /** The front end shut its side after sending: close once the request in flight ends. */
   #peerEnded = false;
@@ -318,15 +320,31 @@ export class FastcgiConnection {
     return this.#request === undefined && this.#pending === undefined && !this.#parser.inHead && this.#parser.buffered === 0;
   }
 
-  /** Writes records to the front end; `callback` once they are out (backpressure for the app's response). */
+  /**
+   * Writes records to the front end; `callback` once they are out (backpressure for the
+   * app's response). Writes of one turn of the event loop leave in one system call (the
+   * socket is corked until `setImmediate`), so a response's last STDOUT and its
+   * END_REQUEST arrive together: apart, a front end may answer its client before it
+   * reads END_REQUEST, and nginx then drops the kept connection when that client closes
+   * (measured with the Python worker, which now sends them together too).
+   */
   write(records: Buffer[], callback: (err?: Error | null) => void): void {
-    if (this.socket.destroyed) {
+    const socket = this.socket;
+    if (socket.destroyed) {
       callback();
       return;
     }
+    if (!this.#corked) {
+      this.#corked = true;
+      socket.cork();
+      setImmediate(() => {
+        this.#corked = false;
+        socket.uncork();
+      });
+    }
     const data = records.length === 1 ? (records[0] as Buffer) : Buffer.concat(records);
-    if (this.socket.write(data)) callback();
-    else this.socket.once('drain', () => callback());
+    if (socket.write(data)) callback();
+    else socket.once('drain', () => callback());
   }
 
   /** The app's parser wants more body: take reads again. */
@@ -335,11 +353,6 @@ export class FastcgiConnection {
       this.#paused = false;
       this.socket.resume();
     }
-  }
-
-  /** The worker stops: an idle connection closes now, a busy one after its request. */
-  drain(): void {
-    if (this.idle) this.socket.end();
   }
 
   #onData(chunk: Buffer): void {
@@ -573,11 +586,13 @@ export const fastcgiProtocol: Protocol = {
       return {
         socket,
         server,
+        // Connections end after their next request or when idle (KEEP_CONN_IDLE_MS), not at
+        // once: closing an idle kept connection races the front end's next request on it
+        // (measured: nginx logged "upstream prematurely closed connection" on every
+        // recycle, and does not retry a POST). See docs/nginx.md on keepalive_timeout.
         close: () => {
           set.closing = true;
-          const closed = closeGracefully(server);
-          for (const conn of set.live) conn.drain();
-          return closed;
+          return closeGracefully(server);
         },
       };
     });

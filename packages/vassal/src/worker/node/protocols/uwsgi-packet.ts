@@ -117,7 +117,10 @@ export function encodeUwsgiPacket(vars: Iterable<readonly [string, string]>, mod
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE = /[\r\n\0]/;
+/** What Node's HTTP parser refuses in a header value (control characters but HTAB): refused here, with a reason, rather than answered 400 by Node. */
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** What it refuses in a request target: controls and spaces. */
+const BAD_URI = /[\x00-\x20\x7f]/;
 /** Request headers that describe the uwsgi hop, not the client's request: we frame the body ourselves. */
 const HOP_HEADERS = new Set(['content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'upgrade', 'expect']);
 
@@ -158,7 +161,7 @@ export function uwsgiToHttpHead(vars: ReadonlyMap<string, string>, options: Synt
     const query = vars.get('QUERY_STRING') ?? '';
     uri = query === '' ? path : `${path}?${query}`;
   }
-  if (/[\s\0]/.test(uri) || uri === '') return `bad REQUEST_URI ${JSON.stringify(uri.slice(0, 60))}`;
+  if (BAD_URI.test(uri) || uri === '') return `bad REQUEST_URI ${JSON.stringify(uri.slice(0, 60))}`;
   const protocol = vars.get('SERVER_PROTOCOL') || 'HTTP/1.0';
   if (protocol !== 'HTTP/1.0' && protocol !== 'HTTP/1.1') return `unsupported SERVER_PROTOCOL ${JSON.stringify(protocol.slice(0, 20))}`;
   const lengthText = vars.get('CONTENT_LENGTH') ?? '';

@@ -286,7 +286,6 @@ export class FastcgiConnection {
   readonly #options: FastcgiOptions;
   readonly #set: ConnectionSet;
   readonly #parser: FastcgiParser;
-  readonly #peer: string;
   /** The request being served, once its head went to the app. */
   #request: FastcgiRequestSocket | undefined;
   /** The head of the active request, until the first STDIN record says how its body is framed. */
@@ -306,8 +305,10 @@ export class FastcgiConnection {
     this.#options = options;
     this.#set = set;
     this.#parser = new FastcgiParser({ bufferSize: options.bufferSize, maxConns: options.maxConns, maxReqs: options.maxReqs });
-    this.#peer = peerOf(socket, options.socketName);
     set.live.add(this);
+    // As Node's http.Server does for its own connections: no Nagle delay on the small
+    // records that end a response (with it, kept connections waited for delayed ACKs).
+    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
     socket.on('close', () => this.#onClose());
@@ -519,7 +520,8 @@ export class FastcgiConnection {
   }
 
   #fail(reason: string): void {
-    this.#options.onInvalid(this.#peer, reason);
+    // The peer is asked for only here: getpeername per connection cost a few % of CPU.
+    this.#options.onInvalid(peerOf(this.socket, this.#options.socketName), reason);
     this.#close();
   }
 
@@ -540,7 +542,9 @@ export class FastcgiConnection {
       this.#fail(`the front end closed the connection in the middle of a record or request head (${this.#parser.buffered} bytes)`);
       return;
     }
-    this.socket.end();
+    // Ended already (after its last END_REQUEST): the socket closes by itself once what
+    // it still has to write is out (both sides done); destroying it here could cut that off.
+    if (!this.socket.writableEnded) this.socket.end();
   }
 
   #onClose(): void {

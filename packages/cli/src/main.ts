@@ -17,10 +17,11 @@ import {
   type RawOption,
 } from '@emperor/config';
 import { Emperor, notifierFromEnv } from '@emperor/emperor';
-import { createLogger, emperorMetrics, serveMetrics, type StatsServer } from '@emperor/process';
+import { createLogger, emperorMetrics, readCapabilitySets, serveMetrics, type StatsServer } from '@emperor/process';
 import { ExitCode, VERSION, isEmperorError, readStats } from '@emperor/protocol';
 import { COMMAND_LINE, optionsFromArgv } from './argv.js';
 import { runCheck } from './check.js';
+import { planEmperorDrop, runLauncher, takeHandoff, type HandedFds } from './privilege-drop.js';
 import { printSnapshot, runTop } from './top/terminal.js';
 
 const EPILOG = `Any uWSGI option of a vassal or emperor file can also be given as --option value
@@ -29,10 +30,12 @@ Docs: docs/getting-started.md, docs/configuration.md.`;
 
 /**
  * Runs the command line; resolves to the process exit code, which the bin (bin/emperor.ts)
- * exits with. Running a vassal in the foreground never resolves: the vassal exits the
- * process itself when it stops.
+ * exits with; running a vassal in the foreground, once the vassal has stopped.
  */
 export async function main(argv: readonly string[]): Promise<ExitCode> {
+  // The emperor proper, started as its configured user by the launcher (privilege-drop.ts).
+  const handoff = takeHandoff();
+  if (handoff !== undefined) return runEmperor(() => ({ config: handoff.config, warnings: [] }), handoff.fds);
   let code: ExitCode = ExitCode.OK;
   const parser = yargs([...argv])
     .scriptName('emperor')
@@ -165,8 +168,7 @@ async function run(argv: readonly string[], ini?: string, xml?: string, json?: s
     }
     if (!hasEmperor) {
       const { runVassal } = await import('@emperor/vassal');
-      await runVassal(file, { overrides });
-      return new Promise<ExitCode>(() => {}); // runVassal exits the process when the vassal stops
+      return runVassal(file, { overrides });
     }
     return runEmperor(() => loadEmperorConfig(file, { overrides }));
   }
@@ -175,16 +177,19 @@ async function run(argv: readonly string[], ini?: string, xml?: string, json?: s
   }
   if (overrides.length === 0) return fail('nothing to run: give --emperor DIR, --ini FILE, or a vassal\'s options (see --help)');
   const { runVassal } = await import('@emperor/vassal');
-  await runVassal(undefined, { overrides });
-  return new Promise<ExitCode>(() => {}); // runVassal exits the process when the vassal stops
+  return runVassal(undefined, { overrides });
 }
 
 /**
  * Runs the emperor until SIGTERM, SIGINT or SIGQUIT. Resolves to {@link ExitCode.OK} after
- * the shutdown, {@link ExitCode.CONFIG} for an invalid config, {@link ExitCode.FAILURE}
- * when it cannot start.
+ * the shutdown, {@link ExitCode.CONFIG} for an invalid config (or a `uid`/`gid` that
+ * cannot be had), {@link ExitCode.FAILURE} when it cannot start.
+ *
+ * With `uid` in the config and root privileges, this process becomes the launcher of the
+ * emperor proper (privilege-drop.ts); `handed` are the sockets such a launcher bound for
+ * this process, which then neither writes nor removes the pidfile (the launcher does).
  */
-async function runEmperor(load: () => { config: EmperorConfig; warnings: readonly ConfigWarning[] }): Promise<ExitCode> {
+async function runEmperor(load: () => { config: EmperorConfig; warnings: readonly ConfigWarning[] }, handed?: HandedFds): Promise<ExitCode> {
   const logger = createLogger({ role: 'emperor' });
   let config: EmperorConfig;
   try {
@@ -195,14 +200,33 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
     logger.error({ code: (err as { code?: string }).code }, isEmperorError(err) ? err.message : String(err));
     return ExitCode.CONFIG;
   }
+  if (handed === undefined) {
+    let decision;
+    try {
+      decision = planEmperorDrop(config);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      logger.error({ code }, isEmperorError(err) ? err.message : String(err));
+      return code === 'ERR_MISSING_TOOL' ? ExitCode.FAILURE : ExitCode.CONFIG;
+    }
+    if (decision.kind === 'drop') return runLauncher(config, decision.plan, logger);
+    for (const warning of decision.warnings) logger.warn({ code: 'no-effect', option: 'cap' }, warning);
+  }
   process.title = 'emperor';
-  const emperor = new Emperor({ config, logger, masterEntry: masterEntry(), notifier: notifierFromEnv(process.env, logger) });
-  if (config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
+  const emperor = new Emperor({
+    config,
+    logger,
+    masterEntry: masterEntry(),
+    notifier: notifierFromEnv(process.env, logger),
+    listenFds: { emperorStats: handed?.emperorStats, stats: handed?.stats },
+  });
+  const ownsPidfile = handed === undefined && config.pidfile !== undefined;
+  if (ownsPidfile && config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
   const done = new Promise<ExitCode>((resolve) => {
     const shutdown = (signal: string): void => {
       logger.info(`${signal} received`);
       void emperor.shutdown().then(() => {
-        if (config.pidfile !== undefined) {
+        if (ownsPidfile && config.pidfile !== undefined) {
           try {
             if (readFileSync(config.pidfile, 'utf8').trim() === String(process.pid)) unlinkSync(config.pidfile);
           } catch {
@@ -217,6 +241,12 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
     process.on('SIGQUIT', () => shutdown('SIGQUIT'));
   });
   process.on('SIGHUP', () => emperor.reloadAll());
+  // Node opens its inspector on SIGUSR1, and whoever may signal this process (any process
+  // of its user, such as a vassal without uid) could then run code in it: with CAP_SETUID
+  // that is root. An emperor holding capabilities without being root says who it is instead.
+  if ((process.getuid?.() ?? 0) !== 0 && readCapabilitySets().effective !== 0n) {
+    process.on('SIGUSR1', () => logger.info(`SIGUSR1: ${emperor.vassals.size} vassal(s); the inspector stays off in an emperor holding capabilities`));
+  }
   // logrotate's postrotate can signal the emperor alone (systemctl kill --kill-whom=main -s USR2);
   // a signal to every process would reach Python workers, whose SIGUSR2 dumps stacks.
   process.on('SIGUSR2', () => {
@@ -231,11 +261,13 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
     return ExitCode.FAILURE;
   }
   let prometheus: StatsServer | undefined;
-  if (config.emperorPrometheus !== undefined) {
+  // Behind a launcher, a socket it could not bind is absent (it said so).
+  if (config.emperorPrometheus !== undefined && (handed === undefined || handed.emperorPrometheus !== undefined)) {
     const address = config.emperorPrometheus;
     try {
       prometheus = await serveMetrics(address, emperorMetrics(() => emperor.stats()), {
         onError: (err) => logger.error(`metrics: cannot render: ${err.message}`),
+        fd: handed?.emperorPrometheus,
       });
       logger.info(`prometheus metrics on ${prometheus.address}/metrics`);
     } catch (err) {

@@ -9,6 +9,7 @@
  */
 import { dirname, resolve } from 'node:path';
 import { collectOptions, type CollectedOptions, type ConfigKind } from './collect.js';
+import { parseCapabilities } from './capabilities.js';
 import { buildEmperorConfig } from './emperor-config.js';
 import { ConfigError, ConfigValueError } from './errors.js';
 import { findOption, OPTIONS, type OptionSpec } from './options.js';
@@ -139,6 +140,9 @@ function checkValue(spec: OptionSpec, option: ResolvedOption): void {
       return;
     case 'env':
       parseEnv(option);
+      return;
+    case 'capabilities':
+      parseCapabilities(option);
       return;
     case 'string':
     case 'placeholder': // checked by the placeholder pass

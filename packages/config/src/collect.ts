@@ -3,7 +3,7 @@
  * expanded, then each name sorted into known (and in the right kind of file), misplaced,
  * unsupported or unknown, with one warning per name.
  */
-import { findOption, findUnsupportedOption, suggestOptionName, type OptionName, type OptionScope, type OptionSpec } from './options.js';
+import { findOption, findUnsupportedOption, misplacedAdvice, suggestOptionName, type OptionName, type OptionScope, type OptionSpec } from './options.js';
 import { expandPlaceholders } from './placeholders.js';
 import type { ConfigWarning, ConfigWarningCode, RawOption, ResolvedOption } from './types.js';
 import { invalid, parseBool } from './values.js';
@@ -65,7 +65,7 @@ export function collectOptions(
     const spec = findOption(option.name);
     if (spec !== undefined) {
       if (spec.scope === 'both' || spec.scope === kind) applied.push({ spec, option });
-      else warnOnce(option, 'misplaced-option', kind === 'vassal' ? 'is an emperor option; ignored in a vassal file' : 'is a vassal option; ignored in the emperor\'s configuration');
+      else warnOnce(option, 'misplaced-option', misplacedAdvice(spec, kind));
       continue;
     }
     const unsupported = findUnsupportedOption(option.name);

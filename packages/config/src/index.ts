@@ -21,3 +21,4 @@ export { formatWarning } from './warnings.js';
 export { renderConfigurationReference, renderLogFormatVariables, renderUwsgiCoverage, replaceGenerated } from './reference-docs.js';
 export { checkConfigFile, type CheckOptions, type CheckResult, type ConfigProblem } from './check.js';
 export { LOG_FORMAT_REQUEST_VARS, LOG_FORMAT_VARIABLES, isLogFormatVariable, parseLogFormat, type LogFormatPart } from './log-format.js';
+export { CAPABILITIES, capabilityName, capabilityNumber, parseCapabilities, type CapabilityName } from './capabilities.js';

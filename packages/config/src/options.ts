@@ -21,6 +21,7 @@ export type OptionScope = 'vassal' | 'emperor' | 'both';
  * - `mode`: 3 octal digits; empty or `1` means 666. `owner`: `user[:group]`.
  * - `principal`: a user/group name or number. `env`: `KEY=VALUE`.
  * - `placeholder`: `name=value` (defines `%(name)`). `plugins`: comma/space separated names.
+ * - `capabilities`: Linux capability names or numbers, comma separated (`setgid,setuid`).
  */
 export type OptionType =
   | 'bool'
@@ -36,7 +37,8 @@ export type OptionType =
   | 'principal'
   | 'env'
   | 'placeholder'
-  | 'plugins';
+  | 'plugins'
+  | 'capabilities';
 
 /**
  * The unit a number is written in (uWSGI's). Conversion happens once, in the resolver:
@@ -145,8 +147,10 @@ export const OPTIONS = [
   option('home', { aliases: ['virtualenv', 'venv', 'pyhome'], group: 'app', type: 'path', doc: 'Python: the virtual environment to run in.' }),
   option('chdir', { group: 'app', type: 'path', doc: 'Directory the workers run in.' }),
   option('env', { group: 'app', type: 'env', repeatable: true, doc: '`KEY=VALUE` set in the workers\' environment; for a repeated key the last value wins.' }),
-  option('uid', { group: 'app', type: 'principal', doc: 'User (name or number) the master and workers run as; needs root unless it is the current user.' }),
-  option('gid', { group: 'app', type: 'principal', doc: 'Group (name or number); with `uid`, the user\'s supplementary groups are added.' }),
+  option('uid', { scope: 'both', group: 'app', type: 'principal',
+    doc: 'User (name or number) the master and workers run as; needs root unless it is the current user (or an emperor keeping `cap = setgid,setuid` starts the master). In the emperor\'s configuration: the user the emperor drops to once it has bound its stats sockets and written its pidfile (see `cap` and docs/systemd.md).' }),
+  option('gid', { scope: 'both', group: 'app', type: 'principal',
+    doc: 'Group (name or number); with `uid`, the user\'s supplementary groups are added. In the emperor\'s configuration: the emperor\'s group after the drop.' }),
   option('lazy-apps', flag('app', 'Accepted: apps always load in each worker after it starts.')),
   option('lazy', flag('app', 'Accepted, as `lazy-apps`.')),
   option('enable-threads', flag('app', 'Accepted: threads a Python app starts always run (uWSGI needs this flag to let them).')),
@@ -177,7 +181,8 @@ export const OPTIONS = [
   option('vacuum', flag('files', 'Remove unix sockets, the pidfile and the master FIFO on exit.')),
   option('master-fifo', { group: 'files', type: 'path', repeatable: true,
     doc: 'A named pipe (made with mode 0600) the master reads one-letter commands from, as uWSGI\'s: `r` graceful reload, `w` reload the workers with the running config, `c` chain reload, `q`/`Q` graceful/immediate stop, `l` reopen `logto`, `s` stats in the log, `+`/`-` one worker more/less (cheaper), `P` rewrite the pidfile, `0`-`9` switch to the N-th `master-fifo`. Other commands are logged as not supported. See docs/worker-health.md.' }),
-  option('stats', { aliases: ['stats-server'], group: 'files', type: 'address', doc: 'Serve the stats JSON (uWSGI\'s shape) on this address.' }),
+  option('stats', { aliases: ['stats-server'], scope: 'both', group: 'files', type: 'address',
+    doc: 'Serve the stats JSON (uWSGI\'s shape) on this address. In the emperor\'s configuration: the emperor\'s stats, as `emperor-stats` (with both set, both answer).' }),
   option('stats-http', flag('files', 'Serve the stats JSON over HTTP instead of a raw socket (the vassal\'s `stats` and the emperor\'s `emperor-stats`); such a server also answers `GET /metrics` like `prometheus`.', 'both')),
   option('stats-minified', { ...flag('files', 'Stats JSON without newlines or indentation.', 'both'), aliases: ['stats-min'] }),
   option('prometheus', { group: 'files', type: 'address',
@@ -262,7 +267,42 @@ export const OPTIONS = [
   option('vassals-inherit', { scope: 'emperor', group: 'emperor', type: 'path', repeatable: true,
     doc: 'A file whose options every vassal gets first; the vassal\'s own scalar options win (uWSGI lets the template win).' }),
   option('emperor-pidfile', { scope: 'emperor', group: 'emperor', type: 'path', doc: 'Same as `pidfile`, for the emperor.' }),
+  option('cap', { scope: 'emperor', group: 'emperor', type: 'capabilities',
+    doc: 'With `uid`: the Linux capabilities the emperor keeps after dropping to `uid`/`gid`, uWSGI\'s names (`setgid,setuid` to start each vassal as its own user; numbers work too). Vassal masters and workers always run with none. Without `cap`, a dropped emperor runs every vassal as its own user. See docs/systemd.md.' }),
 ] as const satisfies readonly OptionSpec[];
+
+/**
+ * What the `misplaced-option` warning says about an option in the wrong kind of file,
+ * beyond "ignored": the emperor option meant, or where the option belongs. Options not
+ * listed get the general advice ({@link misplacedAdvice}).
+ */
+const MISPLACED_IN_EMPEROR_FILE: Partial<Record<OptionName, string>> = {
+  'socket': 'the emperor serves no requests; each vassal binds its own sockets',
+  'uwsgi-socket': 'the emperor serves no requests; each vassal binds its own sockets',
+  'http-socket': 'the emperor serves no requests; each vassal binds its own sockets',
+  'prometheus': 'the emperor\'s own metrics are emperor-prometheus',
+  'plugin': 'the emperor loads no plugins; a vassal names its runtime with plugin (or it is inferred from module/wsgi-file)',
+  'master': 'the emperor needs no master',
+  'logto': 'the emperor logs to stderr (the journal under systemd); to give every vassal a log file, put logto in a vassals-inherit file',
+  'vacuum': 'the emperor removes its own stats sockets and pidfile at exit anyway; for the vassals, put it in a vassals-inherit file',
+};
+const MISPLACED_IN_VASSAL_FILE: Partial<Record<OptionName, string>> = {
+  'cap': 'vassal masters and workers always run without capabilities; cap belongs in the emperor\'s configuration, with uid',
+};
+
+/**
+ * The `misplaced-option` warning text for `spec` found in a file of the other `kind`:
+ * "is a vassal option; ignored in the emperor's configuration (...)", naming the emperor
+ * option meant where there is one.
+ */
+export function misplacedAdvice(spec: OptionSpec<OptionName>, kind: Exclude<OptionScope, 'both'>): string {
+  if (kind === 'vassal') {
+    const why = MISPLACED_IN_VASSAL_FILE[spec.name];
+    return `is an emperor option; ignored in a vassal file${why === undefined ? '' : `: ${why}`}`;
+  }
+  const why = MISPLACED_IN_EMPEROR_FILE[spec.name] ?? 'to give it to every vassal, put it in a vassals-inherit file';
+  return `is a vassal option; ignored in the emperor's configuration: ${why}`;
+}
 
 /** An option Emperor implements, with its literal name and type. */
 export type KnownOption = (typeof OPTIONS)[number];
@@ -305,7 +345,7 @@ export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
     cron cron2 unique-cron cron-harakiri legion legion-node`),
   ...unsupported('run other daemons as their own services', `
     attach-daemon attach-daemon2 attach-control-daemon smart-attach-daemon smart-attach-daemon2 worker-exec`),
-  ...unsupported('no jails or namespaces; use systemd sandboxing or containers', 'cap unshare chroot pivot_root jail setns namespace emperor-cap vassals-cap'),
+  ...unsupported('no jails or namespaces; use systemd sandboxing or containers', 'unshare chroot pivot_root jail setns namespace emperor-cap vassals-cap'),
   ...unsupported('process titles are not changed', `
     procname procname-prefix procname-prefix-spaced procname-append procname-master auto-procname emperor-procname`),
   ...unsupported('use touch-reload for code reloads', `

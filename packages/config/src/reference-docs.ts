@@ -23,6 +23,7 @@ const TYPE_NAMES: Readonly<Record<OptionType, string>> = {
   env: 'KEY=VALUE',
   placeholder: 'name=value',
   plugins: 'plugin list',
+  capabilities: 'capability list',
 };
 const UNIT_NAMES: Readonly<Record<OptionUnit, string>> = { seconds: 's', milliseconds: 'ms', megabytes: 'MB', bytes: 'bytes', percent: '%' };
 

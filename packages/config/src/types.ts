@@ -5,6 +5,7 @@
  * loader validates once and converts once, into these types, whose field names carry
  * their unit (`harakiriMs`, `reloadOnRssBytes`). Nothing downstream re-parses strings.
  */
+import type { CapabilityName } from './capabilities.js';
 import type { OptionName } from './options.js';
 
 /** The file formats we read. YAML is recognised by extension and refused with a clear error. */
@@ -313,6 +314,8 @@ export interface EmperorConfig {
   readonly emperor: readonly string[];
   /** `emperor-stats` / `emperor-stats-server`. */
   readonly emperorStats: ListenAddress | undefined;
+  /** `stats` / `stats-server` in the emperor's file: the emperor's stats too, as `emperor-stats` (both answer when both are set). */
+  readonly stats: ListenAddress | undefined;
   /** `stats-http`: serve the emperor stats over HTTP (uWSGI applies it to both stats servers). */
   readonly statsHttp: boolean;
   /** `stats-minified`: emperor stats JSON on one line. */
@@ -337,6 +340,15 @@ export interface EmperorConfig {
   readonly pidfile: string | undefined;
   /** `die-on-term`: accepted; SIGTERM always stops the emperor. */
   readonly dieOnTerm: boolean;
+  /**
+   * `uid`: the user the emperor drops to after binding its stats sockets and writing its
+   * pidfile (uWSGI core/uwsgi.c `uwsgi_as_root`). Not looked up here.
+   */
+  readonly uid: Principal | undefined;
+  /** `gid`: the emperor's group after the drop; with `uid` only, the user's primary group. */
+  readonly gid: Principal | undefined;
+  /** `cap`: the capabilities the emperor keeps after dropping to `uid` (empty: none). */
+  readonly cap: readonly CapabilityName[];
   readonly resolved: readonly ResolvedOption[];
 }
 

@@ -4,3 +4,4 @@ export * from './tyrant.js';
 export * from './vassal.js';
 export * from './notify.js';
 export * from './emperor.js';
+export * from './privileges.js';

@@ -5,15 +5,16 @@
  *
  * States: `starting → ready → reloading → ready … → stopping → dead`; a master that dies
  * unasked goes to `throttled` (waiting to respawn) or `cursed` (failing repeatedly;
- * still retried at the maximum interval, never abandoned); an invalid vassal file goes to
- * `config-error` and waits for the file to change.
+ * still retried at the maximum interval, never abandoned); an invalid vassal file, or one
+ * the emperor may not run as the user it asks for, goes to `config-error` and waits for
+ * the file to change.
  */
 import { EventEmitter } from 'node:events';
-import { ExitCode, parseMasterToEmperor, type EmperorToMaster } from '@emperor/protocol';
+import { ExitCode, PrivilegeError, parseMasterToEmperor, type EmperorToMaster } from '@emperor/protocol';
 import {
   type BackoffOptions,
   type BackoffState,
-  type Child,
+  type WorkerChild,
   type Clock,
   type ExitInfo,
   type Logger,
@@ -38,8 +39,13 @@ export const VASSAL_STOP_MERCY_MS = 70_000;
 /** Uptime after which a master's death is not part of a crash loop, ms. */
 export const VASSAL_HEALTHY_MS = 30_000;
 
-/** Starts the master process of a vassal file. */
-export type SpawnMaster = (file: VassalFile) => Child;
+/**
+ * Starts the master process of a vassal file.
+ * @throws PrivilegeError when the emperor may not start it as the user it asks for: the
+ *   vassal then waits in `config-error` for its file to change; any other error counts as
+ *   a failed start (respawned with backoff)
+ */
+export type SpawnMaster = (file: VassalFile) => WorkerChild;
 
 /** Options for {@link Vassal}. */
 export interface VassalOptions {
@@ -76,7 +82,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   readonly name: string;
   #file: VassalFile;
   #state: VassalState = 'dead';
-  #child: Child | undefined;
+  #child: WorkerChild | undefined;
   #stopping = false;
   #timer: TimerHandle | undefined;
   /** Armed while a vassal with a failure streak runs: at `healthyMs` of uptime the streak ends. */
@@ -145,11 +151,18 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     if (this.#stopping) return;
     this.#clearTimer();
     const now = this.#clock.now();
-    let child: Child;
+    let child: WorkerChild;
     try {
       child = this.#options.spawn(this.#file);
     } catch (err) {
       this.lastError = (err as Error).message;
+      if (err instanceof PrivilegeError) {
+        // The emperor may not start it as the user it asks for: like an invalid file, it
+        // waits for the file to change instead of failing every few seconds. Said once.
+        this.#logger.error({ code: err.code, file: this.#file.path }, this.lastError);
+        this.#setState('config-error');
+        return;
+      }
       this.#logger.error(`cannot spawn the master of ${this.name}: ${this.lastError}`);
       this.#onExit({ code: ExitCode.UNAVAILABLE, signal: null }, now);
       return;

@@ -1,18 +1,32 @@
-"""Values the worker shares with the TypeScript side; change them together.
+"""Values the worker shares with the TypeScript side.
 
-* exit codes: packages/protocol/src/ipc.ts ``ExitCode``;
-* the worker spec's version: packages/vassal/src/shared/worker-spec.ts;
-* the IPC messages' version: packages/protocol/src/ipc.ts.
-
-The scoreboard slot's layout is in ``scoreboard.py``, the request log's default line in
-``request_log.py``, each beside the code that writes it.
+GENERATED from packages/protocol/src/contract.ts and ipc.ts by `npm run docs`; do not edit.
+A unit test (test/unit/protocol/contract.test.ts) fails while this file is stale.
 """
 
+# Exit codes (packages/protocol/src/ipc.ts ExitCode).
 EXIT_OK = 0
-#: The app could not be loaded (and anything else wrong before it could be).
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 78
 EXIT_APP_LOAD = 22
-#: A socket could not be had (listen() failed).
 EXIT_UNAVAILABLE = 69
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 IPC_VERSION = 1
+
+# The scoreboard slot: a struct format and its fields in order.
+SLOT_SIZE = 1024
+SLOT_FORMAT = "<IIBB2xIddddddddd8xHH16s900s4xI"
+SLOT_FIELDS = ("seq", "pid", "status", "flags", "inFlight", "heartbeatMs", "requests", "exceptions", "txBytes", "runningTimeUs", "avgRtUs", "requestStartMs", "harakiriCount", "lastRequestEndMs", "methodLength", "uriLength", "method", "uri", "seqEnd",)
+METHOD_MAX = 16
+URI_MAX = 900
+# The slot's status byte.
+EMPTY = 0
+STARTING = 1
+IDLE = 2
+BUSY = 3
+STOPPING = 4
+
+# uWSGI's default request line; {unit} is msecs, or micros with log-micros.
+DEFAULT_REQUEST_LINE = "[pid: %d|app: 0|req: %d/%d] %s (%s) {%d vars in %d bytes} [%s] %s %s => generated %d bytes in %d {unit} (%s %d) %d headers in %d bytes (1 switches on core 0)\n"

@@ -14,6 +14,8 @@ import re
 import time
 from typing import TYPE_CHECKING, Callable, Optional
 
+from .contract import DEFAULT_REQUEST_LINE
+
 if TYPE_CHECKING:
     from .log import Log
 
@@ -61,9 +63,7 @@ def _dates(ms: float) -> tuple:
     return _second[1], _second[2]
 
 
-DEFAULT_LINE = (
-    "[pid: %d|app: 0|req: %d/%d] %s (%s) {%d vars in %d bytes} [%s] %s %s => generated %d bytes in %d {unit} (%s %d) %d headers in %d bytes (1 switches on core 0)\n"
-)
+DEFAULT_LINE = DEFAULT_REQUEST_LINE  # generated from packages/protocol/src/contract.ts
 DEFAULT_LINE_MSECS = DEFAULT_LINE.replace("{unit}", "msecs")  # the time argument in ms, truncated by %d
 DEFAULT_LINE_MICROS = DEFAULT_LINE.replace("{unit}", "micros")  # log-micros: in µs, rounded
 

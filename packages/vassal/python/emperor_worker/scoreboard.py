@@ -1,8 +1,8 @@
 """This worker's slot in the vassal's scoreboard: how the master sees it without a message
 per request (docs/architecture.md, "How state flows").
 
-The layout is packages/vassal/src/shared/scoreboard.ts's, byte for byte; change them
-together.
+The layout is generated into ``contract.py`` from packages/protocol/src/contract.ts, the
+one definition both sides use.
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ from typing import TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     from .log import Log
 
-# seq, pid, status, flags, 2 pad, in-flight, 9 doubles (heartbeat, requests, exceptions,
-# tx, running time, avg rt, request start, harakiri count, last request end), 8 pad,
-# method length, uri length, method (16 B), uri (900 B), 4 pad, seq again.
-SLOT = struct.Struct("<IIBB2xI9d8xHH16s900s4xI")
-assert SLOT.size == 1024
-METHOD_MAX = 16
-URI_MAX = 900
-# The slot's status byte.
-STARTING, IDLE, BUSY, STOPPING = 1, 2, 3, 4
+from .contract import BUSY, IDLE, METHOD_MAX, SLOT_FORMAT, SLOT_SIZE, STARTING, STOPPING, URI_MAX  # noqa: F401 (re-exported)
+
+# The fields, in contract.SLOT_FIELDS order: seq, pid, status, flags, in-flight, heartbeat,
+# requests, exceptions, tx, running time, avg rt, request start, harakiri count, last
+# request end, method length, uri length, method, uri, seq again.
+SLOT = struct.Struct(SLOT_FORMAT)
+assert SLOT.size == SLOT_SIZE
 
 
 def utf8_prefix(text: str, limit: int) -> bytes:

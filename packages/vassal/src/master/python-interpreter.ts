@@ -5,13 +5,18 @@
  * environment's own `bin/python3` gives exactly that (the interpreter finds its
  * `pyvenv.cfg`), so: `home` → `<home>/bin/python3`, else `<home>/bin/python`; without
  * `home`, `python3` on the vassal's PATH.
+ *
+ * The master resolves it after dropping to the vassal's `uid`/`gid`, so the choice is the
+ * one that user's shell would make: a PATH entry the user cannot search or execute (root's
+ * `~/.pyenv/shims` under a 0700 home) is skipped, and named in the log line, rather than
+ * chosen for workers that would then die with exit 126 in a loop.
  */
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { join } from 'node:path';
+import { userInfo } from 'node:os';
+import { delimiter, join } from 'node:path';
 import type { VassalConfig } from '@emperor/config';
 import { PythonInterpreterError } from '@emperor/protocol';
-import { findExecutable } from '@emperor/process';
 
 /** The oldest Python the worker (`python/emperor_worker/`, test/python checks its syntax against this) runs on. */
 export const MIN_PYTHON: readonly [number, number] = [3, 9];
@@ -30,6 +35,11 @@ export interface PythonInterpreter {
   readonly version: string;
   /** Why this one: `home` or `PATH`. */
   readonly source: 'home' | 'PATH';
+  /**
+   * What was skipped before it on PATH because this process's user may not use it: a
+   * directory it cannot search (`/root/.pyenv/shims`) or a `python3` it cannot execute.
+   */
+  readonly skipped: readonly string[];
 }
 
 function isExecutable(path: string): boolean {
@@ -41,6 +51,42 @@ function isExecutable(path: string): boolean {
   }
 }
 
+/** `uid 33 (www-data)`: this process's user, for messages. */
+export function describeUser(): string {
+  const uid = process.getuid?.() ?? 0;
+  let name: string | undefined;
+  try {
+    name = userInfo().username;
+  } catch {
+    name = undefined; // no passwd entry
+  }
+  return `uid ${uid}${name === undefined ? '' : ` (${name})`}`;
+}
+
+/**
+ * The first `python3` on `path` this process may execute, and what it skipped before it
+ * because this user may not use it (access(2) answers EACCES): a directory it cannot
+ * search (whether a `python3` is in there, this user cannot even tell), or a `python3` it
+ * cannot execute. Also looks in /usr/bin and /bin, as the rest of Emperor does.
+ */
+function findPython3(path: string): { found: string | undefined; skipped: string[] } {
+  const skipped: string[] = [];
+  const dirs = [...path.split(delimiter), '/usr/bin', '/bin'];
+  for (const dir of dirs) {
+    if (dir === '') continue;
+    const candidate = join(dir, 'python3');
+    try {
+      accessSync(candidate, constants.X_OK);
+      return { found: candidate, skipped };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EACCES') continue;
+      const what = isExecutable(dir) ? candidate : `${dir}/`;
+      if (!skipped.includes(what)) skipped.push(what);
+    }
+  }
+  return { found: undefined, skipped };
+}
+
 /** The PATH the workers get: the vassal's `env = PATH=...` when set, else the master's. */
 function workerPath(config: Pick<VassalConfig, 'env'>): string {
   const own = config.env.find(([key]) => key === 'PATH');
@@ -48,27 +94,47 @@ function workerPath(config: Pick<VassalConfig, 'env'>): string {
 }
 
 /**
- * Finds and runs the interpreter for `config` once, to check it exists and is new enough.
- * @throws PythonInterpreterError naming what was looked for and why it does not do.
+ * Finds and runs the interpreter for `config` once, as this process's user, to check it
+ * exists, runs, and is new enough.
+ * @throws PythonInterpreterError naming the interpreter (or what was looked for), the user and the fix
  */
 export function resolvePythonInterpreter(config: Pick<VassalConfig, 'home' | 'env'>): PythonInterpreter {
   let path: string | undefined;
   let source: PythonInterpreter['source'];
+  let skipped: readonly string[] = [];
+  const who = describeUser();
   if (config.home !== undefined) {
     source = 'home';
     const candidates = ['python3', 'python'].map((name) => join(config.home as string, 'bin', name));
     path = candidates.find(isExecutable);
     if (path === undefined) {
+      // Absent (ENOENT), or there but not for this user (EACCES on the file or on the way).
+      const forbidden = candidates.some((candidate) => {
+        try {
+          accessSync(candidate, constants.F_OK);
+          return true;
+        } catch (err) {
+          return (err as NodeJS.ErrnoException).code === 'EACCES';
+        }
+      });
       throw new PythonInterpreterError(
-        `home ${config.home}: no Python interpreter there (looked for ${candidates.join(' and ')}); ` +
-          `create the environment (python3 -m venv ${config.home}) or fix home`,
+        forbidden
+          ? `home ${config.home}: no Python interpreter there that ${who} can execute (looked for ${candidates.join(' and ')}); ` +
+            `let the vassal's user read and run the environment (chmod, chgrp), or fix home`
+          : `home ${config.home}: no Python interpreter there (looked for ${candidates.join(' and ')}); create the environment (python3 -m venv ${config.home}) or fix home`,
       );
     }
   } else {
     source = 'PATH';
-    path = findExecutable('python3', workerPath(config));
+    const looked = findPython3(workerPath(config));
+    path = looked.found;
+    skipped = looked.skipped;
     if (path === undefined) {
-      throw new PythonInterpreterError('no python3 on PATH: install Python 3 (apt-get install python3) or set home to a virtual environment');
+      const denied = skipped.length === 0 ? '' : ` (skipped ${skipped.join(', ')}: ${who} cannot search or execute ${skipped.length === 1 ? 'it' : 'them'})`;
+      throw new PythonInterpreterError(
+        `no python3 on PATH that ${who} can execute${denied}: install Python 3 where that user can run it (apt-get install python3), ` +
+          'set env = PATH=... in the vassal, or set home to a virtual environment that user can read',
+      );
     }
   }
   let version: string;
@@ -80,13 +146,19 @@ export function resolvePythonInterpreter(config: Pick<VassalConfig, 'home' | 'en
       env: { ...process.env, PATH: workerPath(config) },
     }).trim();
   } catch (err) {
-    throw new PythonInterpreterError(`${path} (from ${source}) does not run: ${(err as Error).message.split('\n')[0] ?? ''}`, { cause: err });
+    const e = err as { status?: number | null; stderr?: string | Buffer; message: string };
+    const said = String(e.stderr ?? '').trim().split('\n').at(-1) ?? '';
+    throw new PythonInterpreterError(
+      `${path} (from ${source}) does not run as ${who}: ${e.status === undefined || e.status === null ? e.message.split('\n')[0] ?? '' : `exit code ${e.status}`}` +
+        `${said === '' ? '' : ` (${said})`}; let that user run it (a pyenv shim needs its PYENV_ROOT readable), or set home to a virtual environment that user can read`,
+      { cause: err },
+    );
   }
   const [major = 0, minor = 0] = version.split('.').map(Number);
   if (major < MIN_PYTHON[0] || (major === MIN_PYTHON[0] && minor < MIN_PYTHON[1])) {
     throw new PythonInterpreterError(`${path} is Python ${version}; the worker needs Python ${MIN_PYTHON.join('.')} or newer`);
   }
-  return { path, version, source };
+  return { path, version, source, skipped };
 }
 
 /** Resolves once per distinct `home`/PATH and remembers the answer for the master's spawns. */

@@ -11,7 +11,8 @@ import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } 
 import { createLogger, openLogSink, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
 import { Master } from './master.js';
 import { MasterFifo } from './master-fifo.js';
-import { PythonInterpreters, type PythonInterpreter } from './python-interpreter.js';
+import { checkAppAccess } from './app-access.js';
+import { createRuntimes } from './runtimes/index.js';
 import { inspectSocketFd } from './sockets.js';
 import { buildVassalStats } from './stats.js';
 import { enforceTyrant, resolveCredentials, type ForcedIdentity } from './users.js';
@@ -107,12 +108,13 @@ function openLog(name: string, config: VassalConfig, stderr: Logger): { logger: 
 
 /**
  * Loads the vassal file (or, with `file` undefined, the command-line options alone),
- * starts the master and keeps the process alive until it stops.
- * Exits the process: 0 after a requested stop, {@link ExitCode.CONFIG} when the file is
- * invalid (the emperor then waits for the file to change), {@link ExitCode.UNAVAILABLE}
- * when a socket or the uid/gid cannot be had.
+ * starts the master and runs it until it stops. The caller (a bin) exits the process
+ * with the code this resolves to: 0 after a requested stop, {@link ExitCode.CONFIG} when
+ * the file is invalid (the emperor then waits for the file to change),
+ * {@link ExitCode.UNAVAILABLE} when a socket, the uid/gid or a Python interpreter cannot
+ * be had, {@link ExitCode.FAILURE} when the emperor vanished and the workers had to be killed.
  */
-export async function runVassal(file: string | undefined, given: RunVassalOptions = {}): Promise<void> {
+export async function runVassal(file: string | undefined, given: RunVassalOptions = {}): Promise<ExitCode> {
   const name = file === undefined ? 'command-line' : basename(file);
   const stderr = createLogger({ vassal: name });
   const underEmperor = typeof process.send === 'function';
@@ -126,32 +128,21 @@ export async function runVassal(file: string | undefined, given: RunVassalOption
   } catch (err) {
     const e = err as { code?: string; file?: string; line?: number; option?: string; message: string };
     stderr.error({ code: e.code, file: e.file, line: e.line, option: e.option }, isEmperorError(err) ? e.message : `${file ?? COMMAND_LINE}: ${e.message}`);
-    process.exit(ExitCode.CONFIG);
+    return ExitCode.CONFIG;
   }
   const config = loaded.config;
   const { logger, file: logFile } = openLog(name, config, stderr);
   warn(logger, loaded.warnings);
 
-  // One info line per vassal start (and per reload that changes it) saying which Python runs the app.
-  const pythons = new PythonInterpreters();
-  const sayPython = (found: PythonInterpreter): void =>
-    logger.info({ python: found.path, python_version: found.version }, `python interpreter: ${found.path} (Python ${found.version}, from ${found.source})`);
-  try {
-    pythons.prepare(config, sayPython);
-  } catch (err) {
-    logger.error({ code: (err as { code?: string }).code }, (err as Error).message);
-    process.exit(ExitCode.UNAVAILABLE);
-  }
+  // The Python runtime logs one line per vassal start (and per reload that changes it)
+  // saying which Python runs the app, chosen after the drop to uid/gid, as the vassal's
+  // user would choose it; the app's access is judged as that user too.
   const master = new Master({
     config,
     logger,
-    reloadConfig: () => {
-      const next = load(file, options, logger);
-      pythons.prepare(next, sayPython); // a reload to a missing interpreter is abandoned
-      return next;
-    },
-    workerEntries: WORKER_ENTRIES,
-    pythonInterpreter: (c) => pythons.pathFor(c),
+    reloadConfig: () => load(file, options, logger),
+    afterDrop: checkAppAccess, // a reload to an unreadable app is abandoned
+    runtimes: createRuntimes(WORKER_ENTRIES, logger),
     logFd: () => logFile?.fd,
   });
   const tell = (message: MasterToEmperor): void => {
@@ -165,9 +156,11 @@ export async function runVassal(file: string | undefined, given: RunVassalOption
   let stats: StatsServer | undefined;
   let prometheus: StatsServer | undefined;
   let fifo: MasterFifo | undefined;
-  master.on('exit', (code) => {
-    fifo?.close(config.vacuum);
-    void Promise.all([stats?.close(), prometheus?.close()]).finally(() => process.exit(code));
+  const exited = new Promise<ExitCode>((resolve) => {
+    master.on('exit', (code) => {
+      fifo?.close(config.vacuum);
+      void Promise.all([stats?.close(), prometheus?.close()]).finally(() => resolve(code));
+    });
   });
 
   process.on('SIGTERM', () => void master.stop('SIGTERM'));
@@ -223,7 +216,7 @@ export async function runVassal(file: string | undefined, given: RunVassalOption
       const mercy = master.config.noOrphans ? NO_ORPHANS_MERCY_MS : ORPHAN_MERCY_MS;
       logger.error('lost connection with the emperor; stopping');
       void master.stop('emperor lost', mercy);
-      setTimeout(() => master.destroy(1), mercy + 400).unref();
+      setTimeout(() => master.destroy(ExitCode.FAILURE), mercy + 400).unref();
     });
   }
 
@@ -232,7 +225,7 @@ export async function runVassal(file: string | undefined, given: RunVassalOption
   } catch (err) {
     logger.error({ code: (err as { code?: string }).code }, (err as Error).message);
     master.destroy(ExitCode.UNAVAILABLE);
-    return;
+    return exited;
   }
   if (config.masterFifo.length > 0) {
     fifo = new MasterFifo(config.masterFifo, {
@@ -285,6 +278,7 @@ export async function runVassal(file: string | undefined, given: RunVassalOption
       logger.error(`prometheus: cannot listen on ${formatListenAddress(config.prometheus)}: ${(err as Error).message}; the vassal keeps serving without metrics`);
     }
   }
+  return exited;
 }
 
 

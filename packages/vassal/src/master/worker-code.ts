@@ -4,7 +4,8 @@
  * "Cannot find module" (Node) or ModuleNotFoundError (Python), again and again.
  */
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { PrivilegeError } from '@emperor/protocol';
 
 /** The Python worker's package, beside its launcher (packages/vassal/python/). */
 export const PYTHON_WORKER_PACKAGE = 'emperor_worker';
@@ -15,14 +16,6 @@ export interface WorkerEntries {
   readonly node: string;
   /** The Python worker's launcher (`emperor-worker.py`); the package is beside it. */
   readonly python: string;
-}
-
-/**
- * The paths a worker of `runtime` needs to read: the entry, and for Python the package
- * directory beside the launcher (all of it: see {@link findUnreadable}).
- */
-export function workerCode(runtime: 'node' | 'python', entries: WorkerEntries): readonly string[] {
-  return runtime === 'node' ? [entries.node] : [entries.python, join(dirname(entries.python), PYTHON_WORKER_PACKAGE)];
 }
 
 /** A path this process cannot read, and why: the errno code (e.g. `EACCES`) and the error. */
@@ -53,4 +46,21 @@ export function findUnreadable(paths: readonly string[]): Unreadable | undefined
     }
   }
   return undefined;
+}
+
+/**
+ * After the privilege drop: the worker code of this vassal's runtime (`Runtime.code`)
+ * must be readable by the vassal's user, or every worker would die with a confusing
+ * "Cannot find module". Emperor installed in a home directory (mode 0700 on Debian 12
+ * and later) is the usual cause.
+ * @throws PrivilegeError naming the file, the uid and the fix
+ */
+export function checkCodeReadable(code: readonly string[]): void {
+  const unreadable = findUnreadable(code);
+  if (unreadable === undefined) return;
+  throw new PrivilegeError(
+    `uid ${process.getuid?.()} cannot read Emperor's worker code ${unreadable.path} (${unreadable.code}); ` +
+      'install Emperor where every vassal user can read it (for example /opt/emperor, not a home directory of mode 0700)',
+    { cause: unreadable.error },
+  );
 }

@@ -111,8 +111,14 @@ for (const runtime of Object.keys(RUNTIMES) as Runtime[]) {
     const v = await fastcgiVassal(t, runtime);
     const conn = await FastcgiConnection.open(v.port);
     t.after(() => conn.close());
-    conn.write(encodeRequest(fastcgiParams('GET', '/sleep?ms=300'), Buffer.alloc(0), { keepConn: true, requestId: 1 }));
-    conn.write(encodeRequest(fastcgiParams('GET', '/'), Buffer.alloc(0), { keepConn: true, requestId: 2 }));
+    // One write, so the second BEGIN_REQUEST is in the worker's hands while the first is
+    // in flight. Sent apart, a sync (Python) worker that read the first request before the
+    // second arrived sees the second only after the first's END_REQUEST: it is then the
+    // connection's next request and is served (seen under load: protocol status 0).
+    conn.write(Buffer.concat([
+      encodeRequest(fastcgiParams('GET', '/sleep?ms=300'), Buffer.alloc(0), { keepConn: true, requestId: 1 }),
+      encodeRequest(fastcgiParams('GET', '/'), Buffer.alloc(0), { keepConn: true, requestId: 2 }),
+    ]));
     const refused = await conn.response(2);
     assert.equal(refused.protocolStatus, 1, 'FCGI_CANT_MPX_CONN');
     assert.equal(refused.records.filter((r) => r.requestId === 2 && r.type === FCGI_STDOUT).length, 0);

@@ -120,7 +120,12 @@ from the previous one.
   whatever else the shared machine does. Pairs for Node, Python and uWSGI itself, and a
   control pair with no request log on either side, whose spread is the method's noise.
   One after the other, the same configuration moved ±10 % between runs here.
-- **drop-to-200**: from a new vassal file in the emperor's directory to its first HTTP 200.`;
+- **drop-to-200**: from a new vassal file in the emperor's directory to its first HTTP 200.
+- **fastcgi**: a hello world with 2 workers behind one nginx worker with \`fastcgi_pass\`
+  and the stock \`fastcgi_params\`: Emperor's Python and Node workers against uWSGI's
+  \`fastcgi-socket\`, with \`fastcgi_keep_conn\` off (a connection per request) and on
+  (an upstream \`keepalive\` pool; uWSGI 2.0 still closes after each request). The CPU
+  column is the app server's processes only, not nginx's.`;
 
 /** The page and its charts (file name → SVG text) for a results object. */
 export function renderBenchmarks(results) {

@@ -121,7 +121,7 @@ from the previous one.
   control pair with no request log on either side, whose spread is the method's noise.
   One after the other, the same configuration moved ±10 % between runs here.
 - **drop-to-200**: from a new vassal file in the emperor's directory to its first HTTP 200.
-- **fastcgi**: a hello world with 2 workers behind one nginx worker with \`fastcgi_pass\`
+- **fastcgi** (\`npm run bench fastcgi\`): a hello world with 2 workers behind one nginx worker with \`fastcgi_pass\`
   and the stock \`fastcgi_params\`: Emperor's Python and Node workers against uWSGI's
   \`fastcgi-socket\`, with \`fastcgi_keep_conn\` off (a connection per request) and on
   (an upstream \`keepalive\` pool; uWSGI 2.0 still closes after each request). The CPU

@@ -2,7 +2,7 @@
 // cluster module with 2 workers, and PM2 cluster mode with 2 instances: same app, same
 // load generator (wrk), same run. Also: harakiri detection delay over 20 kills.
 import { join } from 'node:path';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { EMPEROR_BIN, ROOT, freePort, get200, start, table, tempDir, waitFor, median, descendants, isAlive, runCleanups, measureWrk, mean, record } from './lib.mjs';
 import { npmPeer } from './peers.mjs';
 

@@ -261,7 +261,7 @@ abstract class FileSource extends EventEmitter<{ change: [] }> implements Vassal
       if (prev !== undefined && prev.dev === st.dev && prev.ino === st.ino && prev.mtimeMs === st.mtimeMs && prev.size === st.size) {
         fingerprint = prev;
       } else {
-        let hash = '';
+        let hash: string;
         if (st.size <= MAX_HASHED_BYTES) {
           try {
             hash = createHash('sha256').update(readFileSync(path)).digest('hex');

@@ -14,6 +14,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DJANGO_PASSWORD, cookiesOf, makeDjangoProject } from '../helpers/django.js';
 import { EMPEROR_BIN, FIXTURES, descendants, isAlive, startVassal, statsOf, statsUntil, tempDir, waitFor, workersAccepting, type VassalStatsDoc } from '../helpers/index.js';
+
+/** Waits that span process starts: the shared 2-core machine runs at load 15 at times (as in the other e2e tests). */
+const START = { timeoutMs: 30_000 };
 import { startLighttpd } from '../helpers/lighttpd.js';
 
 /** The project's two settings modules and the main site's one page. */
@@ -49,7 +52,7 @@ test('Django behind lighttpd, one socket per settings module and the .fcgi rewri
   ].join('\n');
   const main = await startVassal(t, vassal('main'));
   const admin = await startVassal(t, vassal('admin'));
-  await Promise.all([workersAccepting(main, 2), workersAccepting(admin, 2)]);
+  await Promise.all([workersAccepting(main, 2, START), workersAccepting(admin, 2, START)]);
   const lighttpd = await startLighttpd(t, dir, publicDir, `
 fastcgi.server = (
   "/main.fcgi" => (( "socket" => "${join(main.dir, 'main.socket')}", "check-local" => "disable" )),

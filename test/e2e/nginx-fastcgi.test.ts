@@ -12,6 +12,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, pidIn, startVassal, statsOf, statsUntil, tempDir, waitFor, workersAccepting, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
+
+/** Waits that span process starts: the shared 2-core machine runs at load 15 at times (as in the other e2e tests). */
+const START = { timeoutMs: 30_000 };
 import { requireNginx, startNginx, type Nginx } from '../helpers/nginx.js';
 
 const FASTCGI_PARAMS = '/etc/nginx/fastcgi_params';
@@ -53,7 +56,7 @@ test('a WSGI app behind nginx fastcgi_pass, keep-conn off then on: 10 MB streame
   for (const keepConn of [false, true]) {
     const dir = tempDir(t);
     const v = await startVassal(t, (port) => `fastcgi-socket = 127.0.0.1:${port}\nwsgi-file = ${WSGI_APP}\nprocesses = 2\nmanage-script-name = true`);
-    await workersAccepting(v, 2);
+    await workersAccepting(v, 2, START);
     const nginx = await nginxFor(t, dir, v, keepConn);
     const what = keepConn ? 'keep-conn on' : 'keep-conn off';
     const stream = Buffer.from(await (await fetch(`${nginx.url}/stream?mb=10`, close)).arrayBuffer());
@@ -93,7 +96,7 @@ test('a Node app behind nginx fastcgi_pass, keep-conn off then on: hello, 5 MB e
   for (const keepConn of [false, true]) {
     const dir = tempDir(t);
     const v = await startVassal(t, (port) => `fastcgi-socket = 127.0.0.1:${port}\nmodule = ${NODE_APP}\nprocesses = 2`);
-    const doc = await workersAccepting(v, 2);
+    const doc = await workersAccepting(v, 2, START);
     const nginx = await nginxFor(t, dir, v, keepConn);
     const hello = await fetch(`${nginx.url}/`, close);
     assert.equal(hello.status, 200, nginx.errorLog());
@@ -121,8 +124,8 @@ test('harakiri over FastCGI: a sync worker is killed with its request logged, an
   const dir = tempDir(t);
   const python = await startVassal(t, (port) => `fastcgi-socket = 127.0.0.1:${port}\nwsgi-file = ${WSGI_APP}\nprocesses = 1\nharakiri = 2\nmanage-script-name = true`);
   const node = await startVassal(t, (port) => `fastcgi-socket = 127.0.0.1:${port}\nmodule = ${NODE_APP}\nprocesses = 1\nharakiri = 2`);
-  const [py] = (await workersAccepting(python, 1)).workers;
-  await workersAccepting(node, 1);
+  const [py] = (await workersAccepting(python, 1, START)).workers;
+  await workersAccepting(node, 1, START);
   const pyNginx = await nginxFor(t, join(dir, 'py'), python, true);
   const nodeNginx = await nginxFor(t, join(dir, 'node'), node, true);
   const [slowPy, slowNode] = await Promise.all([fetch(`${pyNginx.url}/sleep?ms=6000`, close), fetch(`${nodeNginx.url}/sleep?ms=6000`, close)]);
@@ -130,7 +133,7 @@ test('harakiri over FastCGI: a sync worker is killed with its request logged, an
   assert.equal(slowNode.status, 502);
   await python.proc.logs.waitFor((l) => new RegExp(`^HARAKIRI ON WORKER 1 \\(pid ${py?.pid}\\): GET /sleep\\?ms=6000 ran for \\d+\\.\\d s \\(harakiri 2 s\\)$`).test(l.msg ?? ''));
   await node.proc.logs.waitFor((l) => /^HARAKIRI: GET \/sleep\?ms=6000 ran for \d+\.\d s \(harakiri 2 s\); its connection is closed$/.test(l.msg ?? ''));
-  await statsUntil(python.stats, (d) => d.workers[0]?.accepting === 1 && d.workers[0].pid !== py?.pid, { message: 'the Python worker respawned' });
+  await statsUntil(python.stats, (d) => d.workers[0]?.accepting === 1 && d.workers[0].pid !== py?.pid, { timeoutMs: 30_000, message: 'the Python worker respawned' });
   assert.equal((await fetch(`${pyNginx.url}/`, close)).status, 200);
   assert.equal((await fetch(`${nodeNginx.url}/`, close)).status, 200);
   assert.equal((await statsOf<VassalStatsDoc>(node.stats)).workers[0]?.harakiri_count, 1);
@@ -140,7 +143,7 @@ test('max-requests on kept connections: workers are recycled between requests, a
   for (const app of [`wsgi-file = ${WSGI_APP}\nmanage-script-name = true`, `module = ${NODE_APP}`]) {
     const dir = tempDir(t);
     const v = await startVassal(t, (port) => `fastcgi-socket = 127.0.0.1:${port}\n${app}\nprocesses = 2\nmax-requests = 5\nmin-worker-lifetime = 0`);
-    await workersAccepting(v, 2);
+    await workersAccepting(v, 2, START);
     const nginx = await nginxFor(t, dir, v, true);
     const pids = new Set<number>();
     for (let i = 0; i < 40; i++) {
@@ -161,7 +164,7 @@ test('max-requests on kept connections: workers are recycled between requests, a
 test('reload-on-rss over FastCGI: the fat worker finishes its request, then is replaced', async (t) => {
   const dir = tempDir(t);
   const v = await startVassal(t, (port) => `fastcgi-socket = 127.0.0.1:${port}\nmodule = ${NODE_APP}\nprocesses = 1\nreload-on-rss = 150\nmin-worker-lifetime = 0`);
-  const fat = (await workersAccepting(v, 1)).workers[0]?.pid;
+  const fat = (await workersAccepting(v, 1, START)).workers[0]?.pid;
   const nginx = await nginxFor(t, dir, v, true);
   const grown = await fetch(`${nginx.url}/grow?mb=200`, close);
   assert.equal(grown.status, 200);
@@ -175,13 +178,13 @@ test('reload-on-rss over FastCGI: the fat worker finishes its request, then is r
 test('cheaper over FastCGI: busy workers behind nginx grow the pool', async (t) => {
   const dir = tempDir(t);
   const v = await startVassal(t, (port) => `fastcgi-socket = 127.0.0.1:${port}\nwsgi-file = ${WSGI_APP}\nmanage-script-name = true\nprocesses = 4\ncheaper = 1\ncheaper-overload = 1`);
-  await statsUntil(v.stats, (d) => d.workers.filter((w) => w.accepting === 1).length === 1, { message: 'one worker (cheaper = 1)' });
+  await statsUntil(v.stats, (d) => d.workers.filter((w) => w.accepting === 1).length === 1, { timeoutMs: 30_000, message: 'one worker (cheaper = 1)' });
   const nginx = await nginxFor(t, dir, v, true);
   let stop = false;
   const clients = Array.from({ length: 3 }, async () => {
     while (!stop) assert.equal((await fetch(`${nginx.url}/sleep?ms=300`)).status, 200);
   });
-  await statsUntil(v.stats, (d) => d.workers.filter((w) => w.pid > 0).length >= 3, { timeoutMs: 20_000, message: 'the pool grown to 3 workers' });
+  await statsUntil(v.stats, (d) => d.workers.filter((w) => w.pid > 0).length >= 3, { timeoutMs: 30_000, message: 'the pool grown to 3 workers' });
   stop = true;
   await Promise.all(clients);
   await v.proc.logs.waitFor((l) => /^spawned worker \d+ \(pid \d+\)/.test(l.msg ?? '') && l.worker !== 1);

@@ -16,7 +16,7 @@ export function requireLighttpd(): void {
   try {
     execFileSync(LIGHTTPD, ['-v'], { stdio: 'ignore' });
   } catch (err) {
-    throw new Error(`lighttpd is missing (${(err as Error).message.split('\n')[0]}): run \`apt-get install lighttpd\` (CI does it in .ci/run)`);
+    throw new Error(`lighttpd is missing (${(err as Error).message.split('\n')[0]}): run \`apt-get install lighttpd\` (CI does it in .ci/run)`, { cause: err });
   }
 }
 

@@ -120,7 +120,8 @@ test('a second BEGIN_REQUEST while one is in flight gets FCGI_CANT_MPX_CONN; its
   const other = encodeRequest(NGINX, Buffer.from('other body'), { requestId: 2 });
   const events = parser.push(Buffer.concat([other, encodeRecord(FCGI_STDIN, 1, Buffer.from('mine')), encodeRecord(FCGI_STDIN, 1)]));
   assert.deepEqual(summary(events), [
-    { kind: 'reply', records: [[FCGI_END_REQUEST, 2, '0000000001000000']], close: false },
+    // END_REQUEST's body: appStatus 0 (4 bytes), protocolStatus FCGI_CANT_MPX_CONN, 3 reserved bytes.
+    { kind: 'reply', records: [[FCGI_END_REQUEST, 2, Buffer.from([0, 0, 0, 0, FCGI_CANT_MPX_CONN, 0, 0, 0]).toString('hex')]], close: false },
     { kind: 'stdin', data: 'mine' },
     { kind: 'stdin-end' },
   ]);

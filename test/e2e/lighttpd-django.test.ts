@@ -14,10 +14,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DJANGO_PASSWORD, cookiesOf, makeDjangoProject } from '../helpers/django.js';
 import { EMPEROR_BIN, FIXTURES, descendants, isAlive, startVassal, statsOf, statsUntil, tempDir, waitFor, workersAccepting, type VassalStatsDoc } from '../helpers/index.js';
+import { startLighttpd } from '../helpers/lighttpd.js';
 
 /** Waits that span process starts: the shared 2-core machine runs at load 15 at times (as in the other e2e tests). */
 const START = { timeoutMs: 30_000 };
-import { startLighttpd } from '../helpers/lighttpd.js';
 
 /** The project's two settings modules and the main site's one page. */
 const SITE_FILES = {

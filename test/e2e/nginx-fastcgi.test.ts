@@ -12,10 +12,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, pidIn, startVassal, statsOf, statsUntil, tempDir, waitFor, workersAccepting, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
+import { requireNginx, startNginx, type Nginx } from '../helpers/nginx.js';
 
 /** Waits that span process starts: the shared 2-core machine runs at load 15 at times (as in the other e2e tests). */
 const START = { timeoutMs: 30_000 };
-import { requireNginx, startNginx, type Nginx } from '../helpers/nginx.js';
 
 const FASTCGI_PARAMS = '/etc/nginx/fastcgi_params';
 const NODE_APP = join(FIXTURES, 'apps', 'basic.mjs');

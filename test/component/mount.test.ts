@@ -11,7 +11,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { FIXTURES, httpGet, startVassal, workersAccepting } from '../helpers/index.js';
-import { nginxVars, uwsgiRequest } from '../helpers/wire.js';
+import { nginxVars, uwsgiRequest as rawUwsgiRequest, type RawResponse, type Target } from '../helpers/wire.js';
+import type { TestVassal } from '../helpers/index.js';
+
+/** A uwsgi request whose failure shows the vassal's last log lines. */
+function uwsgiVia(v: TestVassal): (target: Target, vars: [string, string][]) => Promise<RawResponse> {
+  return (target, vars) => rawUwsgiRequest(target, vars).catch((err: Error) => {
+    throw new Error(`${err.message}; the vassal's log:\n${v.proc.logs.tail()}`, { cause: err });
+  });
+}
 
 test('python: mount + manage-script-name split SCRIPT_NAME and PATH_INFO alike on http-socket and a uwsgi socket', async (t) => {
   let sock = '';
@@ -20,6 +28,7 @@ test('python: mount + manage-script-name split SCRIPT_NAME and PATH_INFO alike o
     return `http-socket = 127.0.0.1:${port}\nsocket = ${sock}\nmount = /app=${join(FIXTURES, 'apps', 'wsgi_app.py')}\nmanage-script-name = true\nprocesses = 1`;
   });
   await workersAccepting(v, 1);
+  const uwsgiRequest = uwsgiVia(v);
   const split = (environ: Record<string, unknown>): unknown[] => [environ.SCRIPT_NAME, environ.PATH_INFO, environ.QUERY_STRING];
 
   const viaHttp = await httpGet(`${v.url}/app/environ/x?q=1`);
@@ -46,6 +55,7 @@ test('node: mount + manage-script-name take the mountpoint off req.url alike on 
     return `http-socket = 127.0.0.1:${port}\nsocket = ${sock}\nmount = /app=${join(FIXTURES, 'apps', 'basic.mjs')}\nmanage-script-name = true\nprocesses = 1`;
   });
   await workersAccepting(v, 1);
+  const uwsgiRequest = uwsgiVia(v);
   const seen = (body: string): unknown[] => {
     const r = JSON.parse(body) as { url: string; originalUrl?: string };
     return [r.url, r.originalUrl];

@@ -54,7 +54,11 @@ export function exchange(target: Target, data: Buffer | readonly Buffer[], optio
       reject(new Error(`no close within ${options.timeoutMs ?? 10_000} ms; got ${JSON.stringify(Buffer.concat(chunks).subarray(0, 200).toString('latin1'))}`));
     }, options.timeoutMs ?? 10_000);
     socket.on('connect', () => {
-      for (const d of Array.isArray(data) ? data : [data]) socket.write(d);
+      // No write of an empty buffer (a request without a body): it would be queued behind
+      // the first write and, if the server has answered and closed by then (a fast worker,
+      // seen with the Node worker on a unix socket), fail with EPIPE, which destroys the
+      // socket before its answer is read.
+      for (const d of Array.isArray(data) ? data : [data]) if (d.length > 0) socket.write(d);
       if (options.keepOpen !== true) socket.end();
     });
     socket.on('data', (c: Buffer) => chunks.push(c));

@@ -13,6 +13,7 @@ const all = {
   'request-log': () => import('./request-log.mjs'),
   cheaper: () => import('./cheaper.mjs'),
   wsgi: () => import('./wsgi.mjs'),
+  fastcgi: () => import('./fastcgi.mjs'),
 };
 
 const wanted = process.argv.slice(2);

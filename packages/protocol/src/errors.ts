@@ -388,7 +388,7 @@ export const ERRORS = registry({
   },
   ERR_WORKER_PROTOCOL: {
     errorClass: WorkerProtocolError,
-    thrownFrom: ['packages/vassal/src/worker/node/protocols/index.ts', 'packages/vassal/src/worker/node/protocols/uwsgi.ts'],
+    thrownFrom: ['packages/vassal/src/worker/node/protocols/fastcgi.ts', 'packages/vassal/src/worker/node/protocols/index.ts', 'packages/vassal/src/worker/node/protocols/uwsgi.ts'],
     meaning: 'A Node worker cannot serve one of its sockets over the protocol the spec names.',
   },
   ERR_IPC_MESSAGE: {
@@ -438,7 +438,7 @@ export const ERRORS = registry({
   },
   ERR_INTERNAL: {
     errorClass: InternalError,
-    thrownFrom: ['packages/cli/src/privilege-drop.ts', 'packages/config/src/option-reader.ts', 'packages/config/src/resolve.ts'],
+    thrownFrom: ['packages/cli/src/privilege-drop.ts', 'packages/config/src/option-reader.ts', 'packages/config/src/resolve.ts', 'packages/vassal/src/worker/node/protocols/fastcgi-records.ts'],
     meaning: 'A bug in Emperor: an invariant failed or a function was called against its contract.',
   },
 });

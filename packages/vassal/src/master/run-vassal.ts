@@ -15,6 +15,7 @@ import { Master } from './master.js';
 import { MasterFifo } from './master-fifo.js';
 import { checkAppAccess } from './app-access.js';
 import { createRuntimes } from './runtimes/index.js';
+import { inspectSocketFd } from './sockets.js';
 import { buildVassalStats } from './stats.js';
 import { enforceTyrant, resolveCredentials, type ForcedIdentity } from './users.js';
 import type { WorkerEntries } from './worker-code.js';
@@ -42,6 +43,12 @@ export interface RunVassalOptions {
   readonly overrides?: readonly RawOption[];
   /** Tyrant mode: the only uid/gid this vassal may run as (its file's owner). */
   readonly tyrant?: ForcedIdentity | undefined;
+  /**
+   * A listening socket is open on stdin (a web server spawned this master, lighttpd
+   * `bin-path`): the vassal serves it too (`ResolveVassalConfigOptions.stdinSocket`).
+   * {@link runVassal} finds it out itself when it runs standalone.
+   */
+  readonly stdinSocket?: boolean;
 }
 
 /**
@@ -49,12 +56,14 @@ export interface RunVassalOptions {
  * @throws the config error; in tyrant mode, the error of a uid/gid other than the file's owner
  */
 function read(file: string | undefined, options: RunVassalOptions): LoadedConfig<VassalConfig> {
+  const stdinSocket = options.stdinSocket ?? false;
   const loaded = file === undefined
     ? // `emperor --http-socket :8080 --module app.js`: the command line is the vassal.
-      resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: options.overrides ?? [] }])
+      resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: options.overrides ?? [] }], { stdinSocket })
     : loadVassalConfig(file, {
         ...(options.inherit ? { inherit: options.inherit } : {}),
         ...(options.overrides ? { overrides: options.overrides } : {}),
+        stdinSocket,
       });
   if (options.tyrant !== undefined) enforceTyrant(loaded.config, options.tyrant);
   return loaded;
@@ -122,11 +131,14 @@ function tellEmperorOnce(message: MasterToEmperor): Promise<void> {
  * {@link ExitCode.UNAVAILABLE} when a socket, the uid/gid or a Python interpreter cannot
  * be had, {@link ExitCode.FAILURE} when the emperor vanished and the workers had to be killed.
  */
-export async function runVassal(file: string | undefined, options: RunVassalOptions = {}): Promise<ExitCode> {
+export async function runVassal(file: string | undefined, given: RunVassalOptions = {}): Promise<ExitCode> {
   const name = file === undefined ? 'command-line' : basename(file);
   const stderr = createLogger({ vassal: name });
   const underEmperor = typeof process.send === 'function';
   process.title = `emperor vassal ${name}`;
+  // Standalone, a listening socket on stdin is a web server's (lighttpd bin-path, the
+  // FastCGI spec's FCGI_LISTENSOCK_FILENO); under the emperor, stdin is /dev/null.
+  const options: RunVassalOptions = { ...given, stdinSocket: given.stdinSocket ?? (!underEmperor && (await inspectSocketFd(0))?.listening === true) };
   let loaded: LoadedConfig<VassalConfig>;
   try {
     loaded = read(file, options);

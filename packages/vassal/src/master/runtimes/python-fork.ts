@@ -193,11 +193,20 @@ class Template {
       settle = resolve;
     });
     if (loadTimeoutMs > 0) {
-      this.#loadTimer = clock.setTimeout(() => {
+      // Node arms a timer from the loop's cached time, which can be a few ms old: a timer
+      // that fires before the deadline by the clock waits out the rest.
+      const deadline = clock.now() + loadTimeoutMs;
+      const check = (): void => {
+        const left = deadline - clock.now();
+        if (left > 0) {
+          this.#loadTimer = clock.setTimeout(check, left);
+          return;
+        }
         options.logger.error({ generation, template_pid: child.pid },
           `app template of generation ${generation} (pid ${child.pid}) did not load the app within worker-ready-timeout (${loadTimeoutMs / 1000} s); killing it`);
         child.kill('SIGKILL');
-      }, loadTimeoutMs);
+      };
+      this.#loadTimer = clock.setTimeout(check, loadTimeoutMs);
     }
     child.on('message', (raw) => this.#onMessage(raw, () => settle(undefined)));
     child.once('exit', (exit) => this.#onExit(exit, settle));
@@ -362,12 +371,14 @@ export class PythonTemplates {
     let template = this.#byGeneration.get(generation);
     if (template === undefined || !template.live) {
       const child = this.#o.spawnTemplate(request, generation);
+      // Logged before the template's load timer is armed, so the worker-ready-timeout
+      // line can never come sooner than the timeout after this one.
+      this.#o.logger.info({ generation, template_pid: child.pid }, `app template of generation ${generation} started (pid ${child.pid}): importing the app once for its workers`);
       const created: Template = new Template(generation, child, request.config.workerReadyTimeoutMs, request.clock, this.#o, () => {
         if (this.#byGeneration.get(generation) === created) this.#byGeneration.delete(generation);
       });
       template = created;
       this.#byGeneration.set(generation, template);
-      this.#o.logger.info({ generation, template_pid: child.pid }, `app template of generation ${generation} started (pid ${child.pid}): importing the app once for its workers`);
     }
     const died = await template.loaded;
     const child = died === undefined ? await template.fork(this.#nextId++, request) : template.stillborn(died, request.clock);

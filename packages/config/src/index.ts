@@ -21,3 +21,7 @@ export { renderConfigurationReference, renderLogFormatVariables, renderUwsgiCove
 export { checkConfigFile, type CheckOptions, type CheckResult, type ConfigProblem } from './check.js';
 export { LOG_FORMAT_REQUEST_VARS, LOG_FORMAT_VARIABLES, isLogFormatVariable, parseLogFormat, type LogFormatPart } from './log-format.js';
 export { formatListenAddress } from './values.js';
+export {
+  DEFAULT_PG_QUERY, PG_KEYWORDS, PG_SCHEMES, PG_SSLMODES, isPgMonitor, maskPgMonitor, parsePgMonitor,
+  type PgKeyword, type PgMonitor, type PgMonitorResult,
+} from './pg-monitor.js';

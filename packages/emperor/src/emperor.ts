@@ -9,7 +9,7 @@ import { VERSION, type EmperorStats, type EmperorVassalStats } from '@emperor/pr
 import { type Child, type Logger, emperorMetrics, renderStats, serveStats, spawnChild, type StatsServer } from '@emperor/process';
 import { type Notifier } from './notify.js';
 import { reconcile, type ReconcileAction } from './reconcile.js';
-import { SETTLE_MS, createSource, type VassalFile, type VassalSource } from './source.js';
+import { SETTLE_MS, createSource, vassalOrigin, type VassalFile, type VassalSource } from './source.js';
 import { judgeTyrant, type TyrantIdentity } from './tyrant.js';
 import { Vassal, type SpawnMaster, type VassalState } from './vassal.js';
 
@@ -73,6 +73,8 @@ export class Emperor {
    * every scan, every 3 s).
    */
   readonly #refused = new Map<string, string>();
+  /** Name collisions between sources already logged: what collides → the line. */
+  #collisions = new Map<string, string>();
   readonly #emperorUid = process.getuid?.() ?? 0;
   readonly #emperorGid = process.getgid?.() ?? 0;
 
@@ -96,7 +98,9 @@ export class Emperor {
   }
 
   #spawnMaster(entry: string, file: VassalFile): Child {
-    const args = [entry, file.path];
+    // A row's master gets the bare name (its cwd is the row file's directory), so its
+    // config errors name the row: `shop.ini:7: harakiri: ...`.
+    const args = [entry, file.kind === 'row' ? file.name : file.path];
     const tyrant = this.#tyrantIdentity(file);
     // On argv, where the vassal file cannot reach: the master refuses a uid/gid option
     // (from the file, an inherited file or a placeholder) that differs from these.
@@ -130,6 +134,7 @@ export class Emperor {
     for (const spec of config.emperor) {
       const source = createSource(spec, {
         freqMs: config.emperorFreqMs,
+        pg: { channel: config.emperorPgChannel, tyrant: config.emperorTyrant, inherit: config.vassalsInherit, logger: this.#logger },
         ownerOfLink: config.emperorTyrant && config.emperorTyrantNofollow,
         onError: (err) => this.#logger.warn(`watching ${spec} failed (${err.message}); rescanning every ${config.emperorFreqMs / 1000} s`),
         onSkip: (path, reason) => this.#logger.warn({ file: path }, `${path}: ${reason}`),
@@ -187,7 +192,7 @@ export class Emperor {
     for (const [name, file] of desired) {
       const verdict = judgeTyrant(file, { emperorUid: this.#emperorUid, emperorGid: this.#emperorGid, nofollow: this.#config.emperorTyrantNofollow });
       if (verdict.ok) {
-        if (this.#refused.delete(name)) this.#logger.info(`${file.path}: now owned by uid ${file.uid} gid ${file.gid}; tyrant mode allows it`);
+        if (this.#refused.delete(name)) this.#logger.info(`${vassalOrigin(file)}: now ${file.kind === 'row' ? 'runs as' : 'owned by'} uid ${file.uid} gid ${file.gid}; tyrant mode allows it`);
         continue;
       }
       desired.delete(name);
@@ -202,19 +207,14 @@ export class Emperor {
   /** One reconciliation pass over every source. */
   #scan(): void {
     if (this.#shuttingDown !== undefined) return;
-    const desired = new Map<string, VassalFile>();
+    const found: VassalFile[] = [];
     let settleInMs = 0;
     for (const source of this.#sources) {
-      const found = source.scan();
-      if (found.settleInMs > 0) settleInMs = settleInMs === 0 ? found.settleInMs : Math.min(settleInMs, found.settleInMs);
-      for (const [name, file] of found.files) {
-        if (desired.has(name)) {
-          this.#logger.warn(`${file.path}: a vassal named ${name} is already managed from ${desired.get(name)?.path}; ignored`);
-          continue;
-        }
-        desired.set(name, file);
-      }
+      const scanned = source.scan();
+      if (scanned.settleInMs > 0) settleInMs = settleInMs === 0 ? scanned.settleInMs : Math.min(settleInMs, scanned.settleInMs);
+      found.push(...scanned.files.values());
     }
+    const desired = this.#withoutCollisions(found);
     if (this.#config.emperorTyrant) this.#applyTyranny(desired);
     for (const action of reconcile(desired, this.#vassals, { tyrant: this.#config.emperorTyrant })) this.#apply(action);
     // A file still being written: look again the moment it has been quiet long enough.
@@ -224,6 +224,32 @@ export class Emperor {
         this.#scan();
       }, settleInMs);
     }
+  }
+
+  /**
+   * The vassals by name, one per name: when two sources (two directories, a directory and
+   * a database) have the same name, the one already running keeps it, else the first
+   * source in `emperor` order; the other is refused with one error line, logged again
+   * only when what collides changes.
+   */
+  #withoutCollisions(found: readonly VassalFile[]): Map<string, VassalFile> {
+    const desired = new Map<string, VassalFile>();
+    const running = (file: VassalFile): boolean => this.#vassals.get(file.name)?.file.monitor === file.monitor;
+    for (const file of found) {
+      const held = desired.get(file.name);
+      if (held === undefined || (!running(held) && running(file))) desired.set(file.name, file);
+    }
+    const collisions = new Map<string, string>();
+    for (const file of found) {
+      const kept = desired.get(file.name);
+      if (kept === undefined || kept === file) continue;
+      const key = `${file.name}\0${vassalOrigin(file)}`;
+      const message = `${vassalOrigin(file)}: refused: a vassal named ${file.name} already comes from ${vassalOrigin(kept)}; vassal names must be unique across every emperor source (rename one)`;
+      collisions.set(key, message);
+      if (this.#collisions.get(key) !== message) this.#logger.error({ vassal: file.name, monitor: file.monitor }, message);
+    }
+    this.#collisions = collisions;
+    return desired;
   }
 
   #apply(action: ReconcileAction): void {
@@ -252,10 +278,13 @@ export class Emperor {
       case 'stop': {
         const vassal = this.#vassals.get(action.name);
         if (vassal === undefined) return;
+        if (action.reason === 'source-changed') {
+          this.#logger.warn({ file: vassal.file.path }, `vassal ${vassal.name} no longer comes from ${vassalOrigin(vassal.file)}; stopping it, to start it again from where its name is found now`);
+        }
         if (action.reason === 'owner-changed') {
           this.#logger.warn(
             { file: vassal.file.path },
-            `${vassal.file.path}: owner changed from uid ${vassal.file.uid} gid ${vassal.file.gid}; stopping vassal ${vassal.name}, which tyrant mode ran as the old owner (it starts again as the new owner if allowed)`,
+            `${vassalOrigin(vassal.file)}: owner changed from uid ${vassal.file.uid} gid ${vassal.file.gid}; stopping vassal ${vassal.name}, which tyrant mode ran as the old owner (it starts again as the new owner if allowed)`,
           );
         }
         void vassal.stop();

@@ -4,3 +4,7 @@ export * from './tyrant.js';
 export * from './vassal.js';
 export * from './notify.js';
 export * from './emperor.js';
+export * from './pg-source.js';
+export * from './pg-rows.js';
+export * from './pg-connection.js';
+export * from './row-files.js';

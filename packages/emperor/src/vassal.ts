@@ -232,8 +232,11 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
       return;
     }
     if (exit.code === ExitCode.CONFIG) {
-      this.lastError = 'invalid vassal file (see the error logged above)';
-      this.#logger.warn(`vassal ${this.name} has an invalid file; waiting for it to change`);
+      const row = this.#file.kind === 'row';
+      this.lastError = row ? 'invalid config in its row (see the error logged above)' : 'invalid vassal file (see the error logged above)';
+      this.#logger.warn(row
+        ? `vassal ${this.name} has an invalid config in its row of ${this.#file.monitor}; waiting for its ts to change`
+        : `vassal ${this.name} has an invalid file; waiting for it to change`);
       this.#setState('config-error');
       return;
     }

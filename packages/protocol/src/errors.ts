@@ -159,6 +159,27 @@ export class TyrantError extends EmperorError {
 }
 
 /**
+ * A database vassal source (`emperor = pg://...`) cannot read its vassals: the database
+ * is unreachable or refuses the connection (logged once per outage; retried with a
+ * growing delay), the query fails or returns too few columns (logged once per distinct
+ * error), or the connection settings cannot be used. The vassals it started keep running
+ * as they are: an error is never read as "every row deleted".
+ */
+export class VassalSourceError extends EmperorError {
+  readonly code = 'ERR_VASSAL_SOURCE' as const;
+}
+
+/**
+ * A row of a database vassal source cannot be a vassal: its name is not a vassal file
+ * name, another row has the same name, or (tyrant mode) its uid/gid is not a number.
+ * Logged once per row and problem; the row is left out, and a running vassal whose row
+ * went bad keeps its previous row.
+ */
+export class VassalRowError extends EmperorError {
+  readonly code = 'ERR_VASSAL_ROW' as const;
+}
+
+/**
  * The vassal's `uid`/`gid` cannot be used: no such user or group, switching needs root,
  * the switch itself failed, or that user cannot read Emperor's worker code.
  */
@@ -292,6 +313,16 @@ export const ERRORS = registry({
     thrownFrom: ['packages/emperor/src/tyrant.ts', 'packages/vassal/src/master/users.ts'],
     meaning: 'Tyrant mode refused a vassal: its file\'s owner, or a uid/gid other than that owner.',
   },
+  ERR_VASSAL_SOURCE: {
+    errorClass: VassalSourceError,
+    thrownFrom: ['packages/emperor/src/pg-connection.ts', 'packages/emperor/src/pg-source.ts'],
+    meaning: 'A database vassal source cannot read its vassals; the ones it started keep running.',
+  },
+  ERR_VASSAL_ROW: {
+    errorClass: VassalRowError,
+    thrownFrom: ['packages/emperor/src/pg-source.ts'],
+    meaning: 'A row of a database vassal source cannot be a vassal: its name, a duplicate, or its uid/gid.',
+  },
   ERR_PYTHON_INTERPRETER: {
     errorClass: PythonInterpreterError,
     thrownFrom: ['packages/vassal/src/master/python-interpreter.ts'],
@@ -339,7 +370,7 @@ export const ERRORS = registry({
   },
   ERR_INTERNAL: {
     errorClass: InternalError,
-    thrownFrom: ['packages/config/src/option-reader.ts', 'packages/config/src/resolve.ts'],
+    thrownFrom: ['packages/config/src/option-reader.ts', 'packages/config/src/resolve.ts', 'packages/emperor/src/pg-source.ts', 'packages/emperor/src/source.ts'],
     meaning: 'A bug in Emperor: an invariant failed or a function was called against its contract.',
   },
 });

@@ -6,10 +6,12 @@
  */
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, statSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { chownSync, readFileSync, statSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
   FIXTURES,
+  ROOT,
   descendants,
   freePort,
   httpGet,
@@ -373,4 +375,41 @@ test('the row files directory is private; a file\'s name is the row\'s, its owne
   chownSync(probe, NOBODY, NOBODY);
   const { execFileSync } = await import('node:child_process');
   assert.equal(execFileSync(process.execPath, [probe], { uid: NOBODY, gid: NOBODY, encoding: 'utf8' }).trim(), 'EACCES');
+});
+
+/** The emperor query docs/fleet.md gives for per-host rows (`%h` is the host name). */
+const FLEET_QUERY = "SELECT DISTINCT ON (name) name, config, EXTRACT(epoch FROM ts), uid, gid FROM vassals WHERE host IN ('%h', '*') ORDER BY name, host = '*'";
+
+test('docs/fleet.md as written: its schema and triggers, its per-host query; a plain UPDATE of a config rolls it out', { skip }, async (t) => {
+  const sql = readFileSync(join(ROOT, 'docs', 'fleet', 'vassals.sql'), 'utf8');
+  const page = readFileSync(join(ROOT, 'docs', 'fleet.md'), 'utf8');
+  assert.ok(page.includes(FLEET_QUERY), 'fleet.md shows the query this test runs');
+  const body = sql.split('\n').filter((l) => !l.startsWith('--')).join('\n').trim();
+  assert.ok(page.includes(body), 'fleet.md shows docs/fleet/vassals.sql as it is');
+  const database = `e2e${++databases}`;
+  await db.createDatabase(database);
+  await db.sql(sql, [], database);
+  const [pShared, pMine, pOther] = [await freePort(), await freePort(), await freePort()];
+  const me = hostname();
+  await db.sql(`INSERT INTO vassals (name, host, config) VALUES
+    ('shared.ini', '*', '${vassalIni(pShared, 'everywhere')}'),
+    ('site.ini', '*', '${vassalIni(pMine, 'default')}'),
+    ('site.ini', '${me}', '${vassalIni(pMine, 'mine')}'),
+    ('other.ini', 'some-other-host', '${vassalIni(pOther, 'theirs')}')`, [], database);
+  // From an emperor file, as fleet.md shows it: placeholders such as %h are expanded there.
+  const dir = tempDir(t, 'emperor-pg-ini-');
+  const stats = join(dir, 'emperor.stats');
+  writeFileSync(join(dir, 'emperor.ini'), `[uwsgi]\nemperor = pg://${db.conninfo(database)};${FLEET_QUERY}\nemperor-freq = 60\nemperor-stats = ${stats}\n`);
+  const emperor = spawnEmperor(t, ['--ini', join(dir, 'emperor.ini')]);
+  await answers(pShared, 'everywhere');
+  await answers(pMine, 'mine');
+  assert.deepEqual(await vassalIds(stats), ['shared.ini', 'site.ini'], 'this host\'s rows and the shared ones, not another host\'s');
+  assert.deepEqual(emperor.logs.find((l) => l.code === 'ERR_VASSAL_ROW'), [], 'the host row wins over the shared one without a duplicate');
+
+  // What an operator types: no ts, no NOTIFY. The triggers do both.
+  await db.sql(`UPDATE vassals SET config = replace(config, 'everywhere', 'everywhere-2') WHERE name = 'shared.ini'`, [], database);
+  await answers(pShared, 'everywhere-2');
+  await db.sql(`DELETE FROM vassals WHERE name = 'site.ini' AND host = '${me}'`, [], database);
+  await answers(pMine, 'default');
+  await assert.rejects(db.sql(`INSERT INTO vassals (name, config) VALUES ('../x.ini', 'x')`, [], database), /violates check constraint/);
 });

@@ -116,7 +116,7 @@ test('an outage: logged once, retried with a growing delay, logged once when bac
     const outage = await line(started, /cannot read the vassals/, 'the outage line');
     assert.equal(outage.code, 'ERR_VASSAL_SOURCE');
     assert.equal(outage.level, 50);
-    assert.match(outage.msg ?? '', /: cannot read the vassals: .*; the 1 vassal\(s\) from it keep running as they are; retrying in \d\.\d s, then with a growing delay up to 15 s/);
+    assert.match(outage.msg ?? '', /: cannot read the vassals: .*; the 1 vassal\(s\) from it keep running as they are; retrying in \d\.\d s, then with a growing delay up to 5 s/);
     const retries = await waitFor(() => {
       const found = started.lines.filter((l) => /still cannot connect/.test(l.msg ?? ''));
       return found.length >= 3 && found;

@@ -212,7 +212,7 @@ export class PgSource extends EventEmitter<{ change: [] }> implements VassalSour
       this.#outage = { since: now, attempts: 1 };
       const running = this.#vassals.size;
       const error = new VassalSourceError(
-        `${this.monitor}: cannot read the vassals: ${reason}; ${running === 0 ? 'no vassal from it runs yet' : `the ${running} vassal(s) from it keep running as they are`}; ` +
+        `${this.monitor}: cannot read the vassals: ${reason}; ${running === 0 ? 'no vassal from it is running' : `the ${running} vassal(s) from it keep running as they are`}; ` +
           `retrying in ${(delayMs / 1000).toFixed(1)} s, then with a growing delay up to ${PG_RETRY.maxMs / 1000} s (logged again when it is back)`,
         { cause: err },
       );

@@ -13,7 +13,7 @@ import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import type { ClientConfig } from 'pg';
-import pgpass from 'pgpass/lib/helper.js';
+import type pgpassHelper from 'pgpass/lib/helper.js';
 import type { PgKeyword } from '@emperor/config';
 import { VassalSourceError } from '@emperor/protocol';
 
@@ -185,6 +185,8 @@ export async function lookUpPassword(lookup: PasswordLookup): Promise<PasswordFi
     return { password: undefined, ignored: code === 'ENOENT' ? undefined : `password file ${lookup.passfile}: ${(err as Error).message}` };
   }
   const wanted = { host: lookup.host, port: lookup.port, database: lookup.database, user: lookup.user };
+  // Loaded when a server first asks for a password, like node-postgres itself.
+  const pgpass: typeof pgpassHelper = (await import('pgpass/lib/helper.js')).default;
   for (const line of text.split('\n')) {
     const entry = pgpass.parseLine(line.replace(/\r$/, ''));
     if (entry !== null && pgpass.isValidEntry(entry) && pgpass.match(wanted, entry)) return { password: entry.password, ignored: undefined };

@@ -189,6 +189,13 @@ test('a result without name, config and ts is refused as a whole; bad rows are l
   await db.sql('INSERT INTO vassals (name, config) VALUES (\'b.ini\', \'x\'); NOTIFY emperor', [], name);
   await waitFor(() => rows.files().has('b.ini'), { message: 'b.ini' });
   assert.equal(rows.lines.filter((l) => /notes\.txt/.test(l.msg ?? '')).length, 1, 'the bad row is logged once');
+
+  // uWSGI's 6th column (an on-demand socket): not supported; the vassal is started anyway, with a warning.
+  const onDemand = startSource(t, `pg://${db.conninfo(name)};SELECT name, config, ts, NULL, NULL, '/run/shop.sock' FROM vassals WHERE name = 'a.ini'`);
+  await waitFor(() => onDemand.files().has('a.ini'), { message: 'a.ini with a socket column' });
+  const warning = await line(onDemand, /socket column/, 'the socket column warning');
+  assert.equal(warning.level, 40);
+  assert.match(warning.msg ?? '', /row "a\.ini": the socket column \(uWSGI's on-demand vassals\) is not supported; the vassal starts at once$/);
 });
 
 test('the password: from the connection string, PGPASSFILE or ~/.pgpass (0600 only); never in a log line or the monitor', { skip }, async (t) => {

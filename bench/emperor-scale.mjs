@@ -79,9 +79,9 @@ const childrenOf = (pid) => {
 const SYSTEMS = {
   emperor: {
     label: 'Emperor (Node hello, 1 worker)',
-    prepare(dir) { return { app: join(ROOT, 'examples', 'node-hello', 'app.mjs') }; },
+    prepare() { return { app: join(ROOT, 'examples', 'node-hello', 'app.mjs') }; },
     vassal: ({ app }, port) => `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${app}\nprocesses = 1\n`,
-    start: (dir) => start(process.execPath, [EMPEROR_BIN, '--emperor', dir], { env: { ...process.env, EMPEROR_LOG_LEVEL: 'warn', EMPEROR_LOG_PRETTY: '0' } }),
+    start: (dir) => start(process.execPath, [EMPEROR_BIN, '--emperor', dir], { env: { ...process.env, EMPEROR_LOG_LEVEL: 'warn', EMPEROR_LOG_STYLE: 'json' } }),
     masters: (pid) => childrenOf(pid),
   },
   uwsgi: {
@@ -195,5 +195,5 @@ export async function run() {
     ['  p95', ...results.map(([, r]) => ms(percentile(r.drops, 95)))],
   ];
   table(`Emperor at scale: ${N} vassals, same run (${new Date().toISOString().slice(0, 16)}Z)`, ['', ...results.map(([name]) => name)], rows);
-  for (const [name, r] of results) console.log(`- ${name}: ${SYSTEMS[name === 'uWSGI' ? 'uwsgi' : 'emperor'].label}`);
+  for (const [name] of results) console.log(`- ${name}: ${SYSTEMS[name === 'uWSGI' ? 'uwsgi' : 'emperor'].label}`);
 }

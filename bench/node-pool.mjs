@@ -2,7 +2,7 @@
 // cluster module with 2 workers, and PM2 cluster mode with 2 instances: same app, same
 // load generator (wrk), same run. Also: harakiri detection delay over 20 kills.
 import { join } from 'node:path';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { EMPEROR_BIN, ROOT, freePort, get200, start, table, tempDir, waitFor, median, descendants, isAlive, runCleanups, measureWrk, mean, record } from './lib.mjs';
 import { npmPeer } from './peers.mjs';
 
@@ -68,7 +68,7 @@ export async function harakiriDelay({ kills = 20, harakiri = 2 } = {}) {
   const port = await freePort();
   const dir = tempDir();
   const stats = join(dir, 'stats.sock');
-  const child = start(process.execPath, [EMPEROR_BIN, '--http-socket', `127.0.0.1:${port}`, '--module', join(ROOT, 'test', 'fixtures', 'apps', 'basic.mjs'), '--processes', '2', '--harakiri', String(harakiri), '--stats', stats], { env: { ...process.env, EMPEROR_LOG_PRETTY: '0' }, stderr: 'pipe' });
+  const child = start(process.execPath, [EMPEROR_BIN, '--http-socket', `127.0.0.1:${port}`, '--module', join(ROOT, 'test', 'fixtures', 'apps', 'basic.mjs'), '--processes', '2', '--harakiri', String(harakiri), '--stats', stats], { env: { ...process.env, EMPEROR_LOG_STYLE: 'json' }, stderr: 'pipe' });
   const kills_ = [];
   let buffer = '';
   child.child.stderr.setEncoding('utf8');

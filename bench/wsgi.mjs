@@ -115,7 +115,7 @@ export async function run() {
   writeFileSync(join(dir, 'app.py'), APP);
   const port = {};
   for (const name of ['emperorUwsgi', 'emperorHttp', 'uwsgiUwsgi', 'uwsgiHttp', 'uwsgiHttp11', 'gunicorn', 'ngxEmperor', 'ngxUwsgi', 'ngxGunicorn']) port[name] = await freePort();
-  const quiet = { env: { ...process.env, EMPEROR_LOG_LEVEL: 'warn', EMPEROR_LOG_PRETTY: '0' } };
+  const quiet = { env: { ...process.env, EMPEROR_LOG_LEVEL: 'warn', EMPEROR_LOG_STYLE: 'json' } };
 
   writeFileSync(join(dir, 'emperor.ini'), `[uwsgi]
 socket = 127.0.0.1:${port.emperorUwsgi}

@@ -16,6 +16,13 @@ const args = process.argv.slice(2);
 const grepAt = args.indexOf('--grep');
 const grep = grepAt >= 0 ? args.splice(grepAt, 2)[1] : undefined;
 const layers = args.length > 0 ? args : ['unit', 'component', 'e2e'];
+// Under c8 (npm test), every Node process of the run writes its coverage into
+// NODE_V8_COVERAGE: masters and workers run as vassal users, so the directory is theirs too.
+if (process.env.NODE_V8_COVERAGE) {
+  const { chmodSync, mkdirSync } = await import('node:fs');
+  mkdirSync(process.env.NODE_V8_COVERAGE, { recursive: true });
+  chmodSync(process.env.NODE_V8_COVERAGE, 0o1777);
+}
 // The reliability layer records what it tried; start each run with an empty record.
 if (layers.includes('reliability')) {
   const { writeFileSync } = await import('node:fs');

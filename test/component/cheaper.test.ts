@@ -18,11 +18,14 @@ test('cheaper = 1, workers = 8: the pool grows under a burst and shrinks back to
   assert.deepEqual(start.workers.map((w) => w.status).filter((s) => s === 'cheap').length, 7);
   assert.ok(start.workers.slice(1).every((w) => w.pid === 0), 'cheap workers have no process');
 
-  // A burst: 40 clients, each request in flight for 200 ms, so every running worker is busy.
+  // A burst: 40 clients, each keeping a request in flight for 400 to 750 ms, so every running
+  // worker is busy. The durations differ so that the clients fall out of step: in step (all
+  // 200 ms), all of them sat between two requests at the same moments, and on a loaded
+  // machine the checks saw idle workers at those moments and the pool never reached 5.
   let stop = false;
   let failed = 0;
-  const clients = Array.from({ length: 40 }, async () => {
-    while (!stop) await httpGet(`${v.url}/sleep?ms=200`).catch(() => failed++);
+  const clients = Array.from({ length: 40 }, async (_, i) => {
+    while (!stop) await httpGet(`${v.url}/sleep?ms=${400 + 50 * (i % 8)}`).catch(() => failed++);
   });
   // The clients stop whatever happens: left running, they keep this file alive after a failure.
   const grown = await statsUntil(v.stats, (d) => running(d) >= 5, { timeoutMs: 20_000, message: 'the pool grew to 5 or more' }).finally(() => {

@@ -21,7 +21,8 @@ async function idleListener(t: import('node:test').TestContext, host: string): P
     'print(s.getsockname()[1], s.fileno(), flush=True)',
     'time.sleep(600)',
   ].join('\n')]);
-  const [port, fd] = (await waitFor(() => p.stdout().trim() || undefined, { message: 'the listener' })).split(' ').map(Number);
+  // The whole line, not the first bytes of it that a busy machine may hand over alone.
+  const [, port, fd] = (await waitFor(() => /^(\d+) (\d+)\n/.exec(p.stdout()) ?? undefined, { message: 'the listener' })).map(Number);
   const inode = Number(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${p.pid}/fd/${fd}`))?.[1]);
   return { port: port as number, inode };
 }

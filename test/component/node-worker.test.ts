@@ -46,7 +46,7 @@ function startWorker(t: TestContext, sockets: ReadonlyArray<{ bound: BoundSocket
     app: { runtime: 'node', module },
   } as unknown as WorkerSpec;
   const child = spawn(process.execPath, [WORKER_ENTRIES.node], {
-    env: { ...process.env, EMPEROR_LOG_PRETTY: '0', EMPEROR_WORKER: JSON.stringify(spec) },
+    env: { ...process.env, EMPEROR_LOG_STYLE: 'json', EMPEROR_WORKER: JSON.stringify(spec) },
     stdio: ['ignore', 'ignore', 'pipe', ...sockets.map((s) => s.bound.fd), scoreboard.fd, 'ipc'],
   });
   const logs = new LogCollector();

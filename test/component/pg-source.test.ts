@@ -44,7 +44,7 @@ interface Started {
 /** A source on `value`, logging into `lines` (debug level), closed after the test. */
 function startSource(t: TestContext, value: string, options: Partial<PgSourceOptions> = {}): Started {
   const lines: LogLine[] = [];
-  const logger = createLogger({ role: 'emperor' }, { level: 'debug', pretty: false, destination: { write: (line: string) => void lines.push({ ...(JSON.parse(line) as object), raw: line }) } });
+  const logger = createLogger({ role: 'emperor' }, { level: 'debug', style: 'json', destination: { write: (line: string) => void lines.push({ ...(JSON.parse(line) as object), raw: line }) } });
   const source = new PgSource(value, { freqMs: 60_000, channel: 'emperor', tyrant: false, inherit: [], logger, runtimeBase: tempDir(t), ...options });
   let changes = 0;
   source.on('change', () => void changes++);

@@ -1,5 +1,5 @@
 /**
- * The Python WSGI worker (packages/vassal/python/emperor_worker.py) run by a standalone
+ * The Python WSGI worker (packages/vassal/python/emperor_worker/) run by a standalone
  * vassal: PEP 3333, HTTP/1.1 on http-socket, the uwsgi protocol on socket, failures,
  * limits and interpreters. nginx and Django are in test/e2e/nginx-python.test.ts.
  */
@@ -9,9 +9,9 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, descendants, httpGet, isAlive, procStatus, serving, statsOf, statsUntil, startVassal, waitFor, workersAccepting, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
+import { FIXTURES, ROOT, descendants, freePort, httpGet, isAlive, procStatus, serving, spawnNode, statsOf, statsUntil, startVassal, tempDir, waitFor, workersAccepting, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
 import { exchange, nginxVars, parseResponse, uwsgiRequest } from '../helpers/wire.js';
 import { DEBIAN_PYTHON } from '../helpers/nginx.js';
 
@@ -80,6 +80,70 @@ for (const [label, env] of [
     }
   });
 }
+
+/** Modules the app below has of its own, each named like one of the worker package's. */
+const LOOKALIKES = ['server', 'log', 'worker', 'channel', 'connection', 'scoreboard', 'contract', 'request_log', 'protocols'];
+
+for (const [label, env] of [
+  ['python3 on PATH', ''],
+  ["Debian's /usr/bin/python3", 'env = PATH=/usr/bin:/bin'],
+] as const) {
+  test(`the app's sys.path and imports: pythonpath, then its directory; nothing of the worker's shadows the app's modules or the standard library (${label})`, async (t) => {
+    const v = await startVassal(t, (port, d) => {
+      mkdirSync(join(d, 'lib'));
+      writeFileSync(join(d, 'lib', 'helper.py'), 'WHERE = "lib"\n');
+      for (const name of LOOKALIKES.slice(0, -1)) writeFileSync(join(d, `${name}.py`), `WHERE = "app"\n`);
+      mkdirSync(join(d, 'protocols'));
+      writeFileSync(join(d, 'protocols', '__init__.py'), 'WHERE = "app"\n');
+      // Named like a Django project's wsgi.py, loaded as `module = wsgi`.
+      writeFileSync(join(d, 'wsgi.py'), [
+        'import http.client, importlib, json, logging, sys, wsgiref.util',
+        'import helper',
+        `MINE = {name: getattr(importlib.import_module(name), "WHERE", None) for name in ${JSON.stringify(LOOKALIKES)}}`,
+        'logging.getLogger("app").addHandler(logging.NullHandler())',
+        'def application(environ, start_response):',
+        '    start_response("200 OK", [("Content-Type", "application/json")])',
+        '    return [json.dumps({"path": sys.path, "mine": MINE, "helper": helper.WHERE, "uri": wsgiref.util.request_uri(environ),',
+        '        "stdlib": [http.client.__file__, wsgiref.util.__file__, logging.__file__]}).encode()]',
+        '',
+      ].join('\n'));
+      return `http-socket = 127.0.0.1:${port}\nchdir = ${d}\nmodule = wsgi:application\npythonpath = ${join(d, 'lib')}\n${env}`;
+    });
+    const got = JSON.parse(await serving(`${v.url}/x?y=1`)) as { path: string[]; mine: Record<string, string>; helper: string; uri: string; stdlib: string[] };
+    assert.deepEqual(got.mine, Object.fromEntries(LOOKALIKES.map((name) => [name, 'app'])), 'each name is the app\'s own module');
+    assert.equal(got.helper, 'lib');
+    assert.equal(got.uri, `http://127.0.0.1:${v.port}/x?y=1`);
+    assert.deepEqual(got.path.slice(0, 2), [join(v.dir, 'lib'), v.dir], 'pythonpath first, then the app\'s directory');
+    const ours = join(ROOT, 'packages', 'vassal', 'python');
+    assert.deepEqual(got.path.filter((p) => p.startsWith(ours)), [], 'the worker\'s directory is not on the app\'s sys.path');
+    for (const file of got.stdlib) assert.match(file, /\/python3\.\d+\/(http|wsgiref|logging)\/[a-z_]+\.py$/, 'from the standard library');
+  });
+}
+
+test('the worker package unreadable by the vassal\'s user: one clear error naming it, not a ModuleNotFoundError per worker', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async (t) => {
+  // The launcher readable, the package beside it not (a umask of 077 when it was installed).
+  const dir = tempDir(t);
+  chmodSync(dir, 0o755);
+  const copy = join(dir, 'emperor');
+  try {
+    execFileSync('cp', ['-al', ROOT, copy], { stdio: 'ignore' }); // hard links: instant on one filesystem
+  } catch {
+    execFileSync('cp', ['-a', ROOT, copy], { stdio: 'ignore' });
+  }
+  chmodSync(join(copy, 'packages', 'vassal', 'python', 'emperor_worker'), 0o700); // a directory: not shared with ROOT
+  const port = await freePort();
+  const file = join(dir, 'a.ini');
+  writeFileSync(file, `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nwsgi-file = ${APP}\nuid = nobody\ngid = nogroup\n`);
+  const proc = spawnNode(t, join(copy, 'packages', 'cli', 'dist', 'bin', 'emperor.js'), ['--ini', file]);
+  // The first error decides (a master that spawned workers anyway would respawn them forever).
+  const error = await proc.logs.waitFor((l) => (l.level ?? 0) >= 50, { timeoutMs: 15_000 });
+  assert.equal(error.code, 'ERR_PRIVILEGE', proc.logs.tail());
+  assert.match(String(error.msg), /^uid 65534 cannot read Emperor's worker code .*\/packages\/vassal\/python\/emperor_worker \(EACCES\); install Emperor where every vassal user can read it/);
+  const exit = await proc.exited;
+  assert.notEqual(exit.code, 0);
+  assert.equal(proc.logs.find((l) => (l.level ?? 0) >= 50).length, 1, proc.logs.tail());
+  assert.equal(proc.logs.find((l) => /ModuleNotFoundError|spawned worker/.test(String(l.msg))).length, 0, proc.logs.tail());
+});
 
 test('http-socket: keep-alive and pipelining, HEAD, HTTP/1.0, chunked bodies, Expect: 100-continue, header limit', async (t) => {
   const v = await pythonVassal(t, 'buffer-size = 4096');

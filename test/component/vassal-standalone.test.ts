@@ -152,16 +152,23 @@ test('uid and gid: the workers take the user\'s supplementary groups (initgroups
   const [extra, nogroup] = [gidOf(`${name}x`), gidOf('nogroup')];
 
   // The vassal file's directory is the workers' working directory, and it is root's
-  // (mode 0700): a worker cannot even start there. One line says why, and the master
-  // keeps respawning it with a growing delay until the directory is opened to the user.
+  // (mode 0700): a worker could not even start there. The master checks as the user,
+  // before its first worker, and stops with one line naming the directory, the user and
+  // the fix (exit 69; an emperor respawns it with a growing delay), instead of a worker
+  // dying at every respawn.
   const port = await freePort();
   const dir = tempDir(t);
   const file = join(dir, 'v.ini');
   writeFileSync(file, `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nuid = ${name}\ngid = nogroup\n`);
-  const v = { proc: spawnEmperor(t, ['--ini', file]) };
-  const failed = await v.proc.logs.waitFor((l) => / died: could not start: /.test(l.msg ?? ''), { message: 'the failed start' });
-  assert.match(failed.msg ?? '', new RegExp(`^worker 1 \\(pid 0\\) died: could not start: spawn \\S+ EACCES \\(working directory ${dir}, uid \\d+\\) after 0\\.\\d s; respawning in `));
+  const refused = spawnEmperor(t, ['--ini', file]);
+  assert.equal((await refused.exited).code, 69);
+  const errors = refused.logs.find((l) => l.level === 50);
+  assert.equal(errors.length, 1, refused.logs.tail());
+  assert.match(errors[0]?.msg ?? '', new RegExp(`^the vassal file's directory ${dir}: uid \\d+ \\(${name}\\) cannot enter it \\(the workers start there without chdir\\), and the workers run as that user: give it access \\(chmod, chgrp\\) or set chdir$`));
+  assert.equal(errors[0]?.code, 'ERR_PRIVILEGE');
+  assert.equal(refused.logs.find((l) => /spawned worker/.test(l.msg ?? '')).length, 0, 'no worker was started');
   chmodSync(dir, 0o755);
+  const v = { proc: spawnEmperor(t, ['--ini', file]) };
   const worker = pidIn(await ok(`http://127.0.0.1:${port}/`));
   const groups = (procStatus(worker, 'Groups') ?? '').split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
   // initgroups(user, gid): the groups listing the user, and the gid asked for (which

@@ -46,7 +46,9 @@ test('a vassal that keeps dying: delays double to emperor-max-throttle, it is cu
   const starts = emperor.logs.find((l) => l.msg?.startsWith('vassal busy.ini started') === true).map((l) => l.time as number);
   const gaps = starts.slice(1, 5).map((at, i) => at - (starts[i] as number));
   const expected = [200, 400, 800, 800];
-  gaps.forEach((gap, i) => assert.ok(gap >= (expected[i] as number) && gap < (expected[i] as number) + 1000, `gap ${i}: ${gaps.join(', ')} ms`));
+  // The lower bound is the policy; the upper one only catches a lost timer (a gap also holds
+  // a master's start and death, which a busy 2-core machine stretches past a second).
+  gaps.forEach((gap, i) => assert.ok(gap >= (expected[i] as number) && gap < (expected[i] as number) + 3000, `gap ${i}: ${gaps.join(', ')} ms`));
 
   // Still retried at the maximum interval: once the port is free it comes up.
   await new Promise<void>((resolve) => blocker.close(() => resolve()));

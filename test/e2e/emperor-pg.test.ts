@@ -6,7 +6,8 @@
  */
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, readFileSync, statSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chownSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -150,6 +151,7 @@ test('an invalid config in a row: the master\'s one-line error names the row, th
   assert.equal(error.msg, 'bad.ini:6: harakiri: expected whole seconds >= 0, got "ten"');
   const bad = await vassal(stats, 'bad.ini', (v) => v.state === 'config-error', 'config-error');
   assert.equal(bad.pid, -1);
+  assert.equal(bad.last_error, 'bad.ini:6: harakiri: expected whole seconds >= 0, got "ten"', 'the master\'s error, naming the row, as last_error');
   const waiting = await emperor.logs.waitFor((l) => /vassal bad\.ini has an invalid config in its row/.test(l.msg ?? ''), { message: 'the emperor\'s line' });
   assert.equal(waiting.msg, `vassal bad.ini has an invalid config in its row of pg://${db.conninfo(database)}; waiting for its ts to change`);
 
@@ -323,6 +325,54 @@ test('outside tyrant mode a row file belongs to the user its master drops to, so
   await putRow(database, 'drop.ini', vassalIni(port, 'd2', 'uid = nobody\ngid = nogroup\n'));
   await answers(port, 'd2');
   assert.equal((await vassal(stats, 'drop.ini', () => true, 'same master')).pid, v.pid, 'reloaded in place, by a master that is nobody');
+});
+
+/** A system user of our own for an emperor to drop to (removed after the test). */
+function addUser(t: TestContext, name: string): { uid: number; gid: number } {
+  execFileSync('useradd', ['--system', '--no-create-home', '--user-group', '--shell', '/usr/sbin/nologin', name], { stdio: 'ignore' });
+  t.after(() => execFileSync('userdel', ['--force', name], { stdio: 'ignore' }));
+  const id = (flag: string): number => Number(execFileSync('id', [flag, name], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+test('an emperor dropped to its own user: with cap = setgid,setuid a row of another user is refused in one line naming chown; with chown added, its master runs as that user and reloads from its own 0600 file', { skip: rootSkip }, async (t) => {
+  const database = await fleet();
+  const port = await freePort();
+  await putRow(database, 'other.ini', vassalIni(port, 'o1', 'uid = nobody\ngid = nogroup\n'));
+  const user = `empg${process.pid}`;
+  const me = addUser(t, user);
+  // The emperor's runtime directory, its own as systemd's RuntimeDirectory= would be.
+  const dir = tempDir(t, 'emperor-pg-priv-');
+  chmodSync(dir, 0o755);
+  const runtime = join(dir, 'run');
+  mkdirSync(runtime, { mode: 0o755 });
+  chownSync(runtime, me.uid, me.gid);
+  const start = (cap: string, name: string): { emperor: Spawned; stats: string } => {
+    const stats = join(dir, `${name}.stats`);
+    const ini = join(dir, `${name}.ini`);
+    writeFileSync(ini, `[uwsgi]\nuid = ${user}\ncap = ${cap}\nemperor = pg://${db.conninfo(database)}\nemperor-freq = 60\nemperor-stats = ${stats}\n`, { mode: 0o600 });
+    return { emperor: spawnEmperor(t, ['--ini', ini], { env: { ...process.env, RUNTIME_DIRECTORY: runtime } }), stats };
+  };
+
+  const without = start('setgid,setuid', 'nochown');
+  const line = await without.emperor.logs.waitFor((l) => /cannot give it its mode 0600 file/.test(l.msg ?? ''), { message: 'the refusal naming chown', timeoutMs: 30_000 });
+  assert.match(line.msg ?? '', new RegExp(`row "other\\.ini": cannot write its file in .*: its master runs as uid ${NOBODY} gid \\d+, but the emperor \\(uid ${me.uid} gid ${me.gid}\\) cannot give it its mode 0600 file: that needs root or the chown capability; add chown to the emperor's cap \\(cap = setgid,setuid,chown\\)`));
+  assert.deepEqual(await vassalIds(without.stats), [], 'not started');
+  assert.equal(await refused(port), true);
+  assert.equal(without.emperor.logs.find((l) => /cannot give it its mode 0600 file/.test(l.msg ?? '')).length, 1, 'logged once');
+  without.emperor.child.kill('SIGTERM');
+  await without.emperor.exited;
+
+  const withChown = start('setgid,setuid,chown', 'chown');
+  const v = await vassal(withChown.stats, 'other.ini', (x) => x.ready === 1, 'ready');
+  await answers(port, 'o1');
+  assert.match(procStatus(v.pid, 'Uid') ?? '', new RegExp(`^${NOBODY}\\s`), 'the master runs as the row\'s user');
+  assert.match(procStatus(v.pid, 'CapEff') ?? '', /^0+$/, 'with no capability');
+  assert.deepEqual([statSync(v.path).uid, statSync(v.path).mode & 0o777], [NOBODY, 0o600]);
+  assert.equal(v.path.startsWith(`${runtime}/emperor-pg-`), true, v.path);
+  await putRow(database, 'other.ini', vassalIni(port, 'o2', 'uid = nobody\ngid = nogroup\n'));
+  await answers(port, 'o2');
+  assert.equal((await vassal(withChown.stats, 'other.ini', () => true, 'same master')).pid, v.pid, 'reloaded in place, by a master that is nobody');
 });
 
 test('a name found in a directory and in the table: one clear error, the running vassal keeps it; it moves once the file goes', { skip }, async (t) => {

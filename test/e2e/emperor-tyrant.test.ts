@@ -78,7 +78,7 @@ test('files owned by uid 0 or gid 0 are refused once, with the rule and the owne
   const ok = await vassal(stats, 'ok.ini', (v) => v.ready === 1, 'ready');
   await serving(`http://127.0.0.1:${pOk}/`);
   assertRunsAs(ok.pid, NOBODY, NOBODY);
-  await emperor.logs.waitFor((l) => refusals(emperor, 'gid0.ini').length > 0, { message: 'gid0.ini refused' });
+  await emperor.logs.waitFor(() => refusals(emperor, 'gid0.ini').length > 0, { message: 'gid0.ini refused' });
   const root = refusals(emperor, 'root.ini')[0];
   assert.ok(root, emperor.logs.tail());
   assert.match(root.msg ?? '', /root\.ini: refused: it is owned by uid 0 \(root\) gid 0 \(root\)\. In tyrant mode a vassal runs as the owner of its file, and a file owned by uid 0 or gid 0 would run as root; chown/);
@@ -188,7 +188,7 @@ test('an owner change stops the running vassal; it comes back only as an allowed
 
   const secondTree = [second.pid, ...descendants(second.pid)];
   chownSync(file, 0, 0);
-  await emperor.logs.waitFor((l) => refusals(emperor, 'moving.ini').length > 0, { message: 'refused once root-owned' });
+  await emperor.logs.waitFor(() => refusals(emperor, 'moving.ini').length > 0, { message: 'refused once root-owned' });
   for (const pid of secondTree) await waitFor(() => !isAlive(pid), { message: `process ${pid} stopped` });
   await waitFor(async () => (await statsOf<EmperorStatsDoc>(stats)).vassals.length === 0, { message: 'no vassal left' });
   await assert.rejects(httpGet(`http://127.0.0.1:${port}/`), 'port closed');

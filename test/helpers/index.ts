@@ -206,7 +206,7 @@ export function spawnNode(t: TestContext, script: string, args: readonly string[
 export function spawnProcess(t: TestContext, file: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Spawned {
   const child = spawn(file, args, {
     cwd: options.cwd ?? ROOT,
-    env: { ...process.env, EMPEROR_LOG_PRETTY: '0', ...options.env },
+    env: { ...process.env, EMPEROR_LOG_STYLE: 'json', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.uid !== undefined ? { uid: options.uid } : {}),
     ...(options.gid !== undefined ? { gid: options.gid } : {}),

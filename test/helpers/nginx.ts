@@ -21,7 +21,7 @@ function need(what: string, install: string, check: () => void): void {
   try {
     check();
   } catch (err) {
-    throw new Error(`${what} is missing (${(err as Error).message.split('\n')[0]}): run \`${install}\` (CI does it in .ci/run)`);
+    throw new Error(`${what} is missing (${(err as Error).message.split('\n')[0]}): run \`${install}\` (CI does it in .ci/run)`, { cause: err });
   }
 }
 

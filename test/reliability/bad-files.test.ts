@@ -148,6 +148,8 @@ test('every file in the catalogue reaches its documented outcome with a clear li
     const line = lines[0]?.msg ?? '';
     assert.ok(!line.includes('\n') || c.name.includes('\n'), `${c.name}: one line`);
     const state = doc.vassals.find((v) => v.id === c.name)?.state ?? 'not started';
+    // The emperor's stats show the error itself, as the master logged it (issue 22, point 3).
+    if (c.outcome === 'config-error') assert.match(doc.vassals.find((v) => v.id === c.name)?.last_error ?? '', c.log, `${c.name}: last_error`);
     record({ area: 'bad file', what: c.what, tries: 1, outcome: describe(c.outcome, state), log: line.replaceAll(dir, '…') });
   }
 });

@@ -28,6 +28,8 @@ export function isBooleanFlag(name: string): boolean {
 
 /** Flags the CLI itself owns; everything else is a config option. */
 const OWN = new Set(['help', 'version', 'ini', 'xml', 'json', 'h', 'v']);
+/** Flags of {@link OWN} that never take a value. */
+const OWN_ALONE = new Set(['help', 'version', 'h', 'v']);
 
 /**
  * Extracts config options from raw argv, in order. A flag followed by another flag (or
@@ -49,7 +51,7 @@ export function optionsFromArgv(argv: readonly string[], isBoolean: (name: strin
       name = name.slice(0, eq);
     }
     if (OWN.has(name)) {
-      if (value === undefined && !['help', 'version', 'h', 'v'].includes(name)) i++; // skip its value
+      if (value === undefined && !OWN_ALONE.has(name)) i++; // skip its value
       continue;
     }
     if (value === undefined) {
@@ -62,6 +64,30 @@ export function optionsFromArgv(argv: readonly string[], isBoolean: (name: strin
       }
     }
     out.push({ name, value, file: COMMAND_LINE, line: 0 });
+  }
+  return out;
+}
+
+/**
+ * The words of argv that are neither a flag nor a flag's value, read exactly as
+ * {@link optionsFromArgv} reads flags: for the default command these are mistakes (a
+ * mistyped command such as `stat`, or a file given without `--ini`).
+ * @param isBoolean as in {@link optionsFromArgv}
+ */
+export function strayWordsOfArgv(argv: readonly string[], isBoolean: (name: string) => boolean = isBooleanFlag): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') break;
+    if (arg.startsWith('-') && arg !== '-') {
+      if (!arg.startsWith('--') || arg.includes('=')) continue; // -h, --name=value
+      const name = arg.slice(2);
+      const takesValue = OWN.has(name) ? !OWN_ALONE.has(name) : !isBoolean(name);
+      const next = argv[i + 1];
+      if (takesValue && next !== undefined && !next.startsWith('--')) i++;
+      continue;
+    }
+    out.push(arg);
   }
   return out;
 }

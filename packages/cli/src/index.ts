@@ -3,3 +3,9 @@ export { booleanFlags, isBooleanFlag, optionsFromArgv, COMMAND_LINE } from './ar
 export { renderTop, defaultSort, nextSort, sortColumns, bytes, duration, type TopOptions, type TopSample, type TopSort } from './top/render.js';
 export { toView, StatsShapeError, type VassalView, type EmperorView } from './top/model.js';
 export { runCheck, renderResolved } from './check.js';
+export { COMMANDS, suggestCommand, type CliCommand, type CliFlag, type CliPositional } from './commands.js';
+export { renderManPage, EXIT_STATUS } from './man.js';
+export { checkApp, permits, modeString, accessAs, interpreterUser, type AppCheckHost, type VassalIdentity } from './check-app.js';
+export { docsDir } from './main.js';
+export { strayWordsOfArgv } from './argv.js';
+export { HANDOFF_ENV, planEmperorDrop, takeHandoff, type CurrentProcess, type DropDecision, type DropPlan, type Handoff, type HandedFds } from './privilege-drop.js';

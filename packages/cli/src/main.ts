@@ -1,132 +1,206 @@
 /**
  * The `emperor` command line (yargs): run the emperor, run one vassal in the foreground,
- * or talk to a running one.
+ * or talk to a running one. The commands, their flags and examples are data
+ * (commands.ts), which the man page is rendered from too.
+ *
+ * Errors of the command line itself (an unknown command, a missing argument, a file that
+ * cannot be read or is invalid) are one plain line on stderr, `emperor: ...`, never a log
+ * record: nothing runs yet, so there is nothing to log.
  */
-import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import {
+  ConfigError,
+  OPTIONS,
   findOption,
+  findUnsupportedOption,
   formatListenAddress,
   formatWarning,
   loadEmperorConfig,
+  loadVassalConfig,
   readConfigFile,
   resolveEmperorConfig,
+  resolveVassalConfig,
+  suggestOptionName,
   type ConfigWarning,
   type EmperorConfig,
+  type LoadedConfig,
   type RawOption,
 } from '@emperor/config';
 import { Emperor, notifierFromEnv } from '@emperor/emperor';
-import { createLogger, emperorMetrics, serveMetrics, type StatsServer } from '@emperor/process';
-import { ExitCode, VERSION, isEmperorError, readStats } from '@emperor/protocol';
-import { COMMAND_LINE, optionsFromArgv } from './argv.js';
+import { createLogger, emperorMetrics, pinLogStyle, readCapabilitySets, serveMetrics, type StatsServer } from '@emperor/process';
+import { ExitCode, UsageError, VERSION, isEmperorError, readStats } from '@emperor/protocol';
+import { COMMAND_LINE, optionsFromArgv, strayWordsOfArgv } from './argv.js';
 import { runCheck } from './check.js';
+import { COMMANDS, command, suggestCommand, type CliCommand } from './commands.js';
+import { planEmperorDrop, runLauncher, takeHandoff, type HandedFds } from './privilege-drop.js';
 import { printSnapshot, runTop } from './top/terminal.js';
 
-const EPILOG = `Any uWSGI option of a vassal or emperor file can also be given as --option value
-(repeatable options may be repeated); those come after the file's options.
-Docs: docs/getting-started.md, docs/configuration.md.`;
+/**
+ * The directory of the docs shipped with this install (a checkout, or the package `npm
+ * install -g` unpacked): the first directory above this file holding
+ * `docs/getting-started.md`. Undefined when there is none.
+ */
+export function docsDir(from: string = dirname(fileURLToPath(import.meta.url))): string | undefined {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'docs', 'getting-started.md'))) return join(dir, 'docs');
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/** The text after `--help`: how config options are given, and where the manual is (absolute paths only). */
+function epilog(): string {
+  const docs = docsDir();
+  return [
+    'Any uWSGI option of a vassal or emperor file can also be given as --option value',
+    '(repeatable options may be repeated); those come after the file\'s options.',
+    `Manual: man emperor${docs === undefined ? '' : `; guides in ${docs}/ (getting-started.md, configuration.md)`}.`,
+  ].join('\n');
+}
+
+/** Adds a command's positionals, flags and examples (from commands.ts) to its yargs builder. */
+function describe(y: Argv, spec: CliCommand): Argv {
+  let out = y;
+  for (const p of spec.positionals) out = out.positional(p.name, { type: 'string', describe: p.describe, ...(p.variadic === true ? { array: true } : {}) });
+  for (const f of spec.flags) {
+    out = out.option(f.name, {
+      type: f.type,
+      describe: f.describe,
+      ...(f.array === true ? { array: true } : {}),
+      ...(f.default !== undefined ? { default: f.default } : {}),
+      // A string flag needs its value: `emperor --ini` alone is a usage error, not a file named "".
+      ...(f.type === 'string' ? { requiresArg: true } : {}),
+    });
+  }
+  for (const [line, what] of spec.examples) out = out.example(`$0 ${line}`, what);
+  if (spec.epilog !== undefined) out = out.epilog(spec.epilog);
+  return out;
+}
+
+/** What yargs hands a completion function: the default completions, then ours. */
+type Completer = (
+  current: string,
+  parsed: { _: (string | number)[] },
+  defaults: (done: (err: Error | null, completions: string[] | undefined) => void) => void,
+  done: (completions: string[]) => void,
+) => void;
+
+/**
+ * Shell completion: the commands and their flags (yargs), plus, for the default command,
+ * every option name of the option table (`--harakiri`). After a flag that takes a file or
+ * directory, nothing, so the shell completes file names.
+ * @param argv the command line as given (`--get-yargs-completions emperor WORDS...`)
+ */
+function completer(argv: readonly string[]): Completer {
+  return (current, parsed, defaults, done) => complete(current, parsed._.map(String).slice(1), argv.at(-2) ?? '', defaults, done);
+}
+
+function complete(current: string, words: readonly string[], previous: string, defaults: Parameters<Completer>[2], done: Parameters<Completer>[3]): void {
+  if (['--ini', '--xml', '--json', '--emperor', '--inherit'].includes(previous)) {
+    done([]);
+    return;
+  }
+  defaults((_err, completions) => {
+    const out = (completions ?? []).filter((c) => c !== '$0' && !c.startsWith('$0'));
+    const subcommand = words.find((w) => COMMANDS.some((c) => c.name === w && c.name !== 'run'));
+    if (subcommand === undefined && (current.startsWith('-') || current === '')) {
+      for (const f of command('run').flags) out.push(`--${f.name}`);
+      if (current.startsWith('-')) for (const spec of OPTIONS) for (const name of [spec.name, ...spec.aliases]) out.push(`--${name}`);
+    }
+    done([...new Set(out)]);
+  });
+}
 
 /**
  * Runs the command line; resolves to the process exit code, which the bin (bin/emperor.ts)
- * exits with. Running a vassal in the foreground never resolves: the vassal exits the
- * process itself when it stops.
+ * exits with; running a vassal in the foreground, once the vassal has stopped.
  */
 export async function main(argv: readonly string[]): Promise<ExitCode> {
+  // The emperor proper, started as its configured user by the launcher (privilege-drop.ts).
+  const handoff = takeHandoff();
+  if (handoff !== undefined) return runEmperor({ config: handoff.config, warnings: [] }, handoff.fds);
   let code: ExitCode = ExitCode.OK;
+  const run0 = command('run');
   const parser = yargs([...argv])
     .scriptName('emperor')
     .usage('$0 [--emperor DIR | --ini FILE | --xml FILE | --json FILE] [--option value ...]')
-    .command(
-      '$0',
-      'Run the emperor on a directory of vassal files, or one vassal in the foreground',
-      (y) =>
-        y
-          .option('ini', { type: 'string', describe: 'INI file: an emperor config (has `emperor =`) or a vassal to run' })
-          .option('xml', { type: 'string', describe: 'XML file, likewise' })
-          .option('json', { type: 'string', describe: 'JSON file, likewise' })
-          .option('emperor', { type: 'string', array: true, describe: 'Directory of vassal files to watch (repeatable)' })
-          .option('emperor-stats', { type: 'string', describe: 'Serve the emperor stats JSON on host:port or a unix path' })
-          .example('$0 --emperor /etc/emperor.d', 'run the emperor on a directory')
-          .example('$0 --emperor ./emperor.d --emperor-stats 127.0.0.1:9190', 'with a stats socket')
-          .example('$0 --ini /etc/emperor.ini', 'run the emperor from its own config file')
-          .example('$0 --ini emperor.d/hello.ini', 'run one vassal in the foreground, like uwsgi --ini')
-          .example('$0 --http-socket :8080 --module app.js --processes 2', 'run an app from options alone'),
-      async (args) => {
-        code = await run(argv, args.ini, args.xml, args.json);
-      },
-    )
-    .command(
-      'stats <address>',
-      'Print one snapshot of a stats socket (vassal or emperor, ours or uWSGI\'s), as text or JSON',
-      (y) =>
-        y
-          .positional('address', { type: 'string', demandOption: true, describe: 'host:port, a unix socket path, @abstract, or http://...' })
-          .option('json', { type: 'boolean', default: false, describe: 'Print the JSON document as served' })
-          .example('$0 stats 127.0.0.1:9190', 'the emperor started by npm start: its vassals')
-          .example('$0 stats 127.0.0.1:9191', 'a vassal: its workers, as emperor top shows them')
-          .example('$0 stats /run/shop.stats --json', 'the raw JSON of a vassal on a unix socket'),
-      async (args) => {
-        if (!args.json) {
-          code = await printSnapshot(args.address, process);
-          return;
-        }
-        try {
-          const doc = await readStats(args.address);
-          process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-        } catch (err) {
-          process.stderr.write(`emperor stats: ${(err as Error).message}\n`);
-          code = ExitCode.FAILURE;
-        }
-      },
-    )
-    .command(
-      'top <address>',
-      'Live view of a stats socket, like uwsgitop: workers of a vassal, or the vassals of an emperor',
-      (y) =>
-        y
-          .positional('address', { type: 'string', demandOption: true, describe: 'host:port, a unix socket path, @abstract, or http://...' })
-          .option('interval', { type: 'string', default: '1', describe: 'Seconds between refreshes (decimals allowed, at least 0.1)' })
-          .example('$0 top 127.0.0.1:9191', 'a vassal: per worker requests, req/s, average time, memory, harakiri, respawns')
-          .example('$0 top 127.0.0.1:9190 --interval 5', 'the emperor: vassals with state, pid, respawns and uptime')
-          .example('$0 top /run/shop.stats | cat', 'not a terminal: one snapshot as text')
-          .epilog('Keys: s sorts by the next column, r reverses the order, q quits.'),
-      async (args) => {
-        const seconds = Number(args.interval);
-        if (!Number.isFinite(seconds) || seconds < 0.1) {
-          code = fail(`--interval: expected seconds >= 0.1, got ${JSON.stringify(args.interval)}`);
-          return;
-        }
-        code = await runTop(args.address, { intervalMs: Math.round(seconds * 1000) });
-      },
-    )
-    .command(
-      'check <files..>',
-      'Validate vassal files (or an emperor file, one with `emperor =`) without running them',
-      (y) =>
-        y
-          .positional('files', { type: 'string', array: true, demandOption: true, describe: 'INI, XML or JSON files' })
-          .option('print', { type: 'boolean', default: false, describe: 'Also print the resolved options: placeholders expanded, defaults filled' })
-          .option('inherit', { type: 'string', array: true, default: [] as string[], describe: 'A vassals-inherit file applied first (repeatable)' })
-          .example('$0 check /etc/emperor.d/*.ini', 'every problem as file:line: option: message; exit 1 if any file is invalid')
-          .example('$0 check shop.ini --print', 'the options the master would run with')
-          .example('$0 check shop.ini --inherit /etc/emperor/base.ini', 'as the emperor would load it with vassals-inherit'),
-      (args) => {
-        code = runCheck(args.files, { print: args.print, inherit: args.inherit }, process.stdout);
-      },
-    )
-    .epilog(EPILOG)
+    .command('$0', run0.summary, (y) => describe(y, run0), async (args) => {
+      const stray = strayWordsOfArgv(argv);
+      if (stray.length > 0) {
+        code = fail(unknownCommand(stray[0] as string));
+        return;
+      }
+      code = await run(argv, args.ini as string | undefined, args.xml as string | undefined, args.json as string | undefined);
+    })
+    .command(command('stats').usage, command('stats').summary, (y) => describe(y, command('stats')), async (args) => {
+      const address = String(args.address);
+      if (args.json !== true) {
+        code = await printSnapshot(address, process);
+        return;
+      }
+      try {
+        const doc = await readStats(address);
+        process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+      } catch (err) {
+        process.stderr.write(`emperor stats: ${(err as Error).message}\n`);
+        code = ExitCode.FAILURE;
+      }
+    })
+    .command(command('top').usage, command('top').summary, (y) => describe(y, command('top')), async (args) => {
+      const seconds = Number(args.interval);
+      if (!Number.isFinite(seconds) || seconds < 0.1) {
+        code = fail(`top: --interval: expected seconds >= 0.1, got ${JSON.stringify(args.interval)}`);
+        return;
+      }
+      code = await runTop(String(args.address), { intervalMs: Math.round(seconds * 1000) });
+    })
+    .command(command('check').usage, command('check').summary, (y) => describe(y, command('check')), async (args) => {
+      code = await runCheck((args.files as string[]).map(String), { print: args.print === true, inherit: (args.inherit as string[]).map(String), tyrant: args.tyrant === true }, process.stdout);
+    })
+    .completion('completion', command('completion').summary, completer(argv))
+    .epilog(epilog())
     .strictCommands()
     .version(VERSION)
     .help()
     .alias('h', 'help')
     .parserConfiguration({ 'camel-case-expansion': false, 'parse-numbers': false, 'parse-positional-numbers': false, 'unknown-options-as-args': false })
     .fail((msg, err) => {
-      process.stderr.write(`emperor: ${msg ?? err?.message}\n`);
-      code = ExitCode.USAGE;
+      if ((msg === null || msg === undefined) && err !== undefined) throw err; // a bug in a handler: let it show
+      // Thrown, not returned: yargs would run the command's handler anyway. Caught below, printed as one line.
+      throw new UsageError(describeUsageProblem(msg ?? '', argv));
     });
-  await parser.parseAsync();
+  try {
+    await parser.parseAsync();
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    return fail(err.message);
+  }
   return code;
+}
+
+/** yargs' wording of a usage problem, with the command named and what to give. */
+function describeUsageProblem(message: string, argv: readonly string[]): string {
+  const spec = COMMANDS.find((c) => c.name !== 'run' && argv.includes(c.name));
+  if (spec !== undefined && /^Not enough non-option arguments/.test(message)) {
+    const missing = spec.positionals.map((p) => `<${p.name}${p.variadic === true ? '..' : ''}>`).join(' ');
+    return `${spec.name}: missing ${missing} (${spec.positionals.map((p) => p.describe).join('; ')}); see emperor ${spec.name} --help`;
+  }
+  const flag = /^Not enough arguments following: (.+)$/.exec(message);
+  if (flag !== null) return `--${flag[1] ?? ''} needs a value; see emperor --help`;
+  return `${spec === undefined ? '' : `${spec.name}: `}${message}`;
+}
+
+/** The one line for a word that is no command: the command it looks like, or how to run a file. */
+function unknownCommand(word: string): string {
+  const suggestion = suggestCommand(word);
+  if (suggestion !== undefined) return `unknown command ${JSON.stringify(word)}; did you mean ${suggestion}? (see emperor --help)`;
+  if (/\.(?:ini|xml|json)$/i.test(word)) {
+    const flag = /\.(ini|xml|json)$/i.exec(word)?.[1]?.toLowerCase() ?? 'ini';
+    return `unknown command ${JSON.stringify(word)}; to run a file, give it with its format: emperor --${flag} ${word}`;
+  }
+  return `unknown command ${JSON.stringify(word)}; the commands are ${COMMANDS.filter((c) => c.name !== 'run').map((c) => c.name).join(', ')} (see emperor --help)`;
 }
 
 /**
@@ -143,10 +217,31 @@ function isEmperorOption(option: RawOption): boolean {
   return findOption(option.name)?.name === 'emperor';
 }
 
-/** Prints a usage problem; returns {@link ExitCode.USAGE}. */
+/** Prints a usage problem as one line; returns {@link ExitCode.USAGE}. */
 function fail(message: string): ExitCode {
   process.stderr.write(`emperor: ${message}\n`);
   return ExitCode.USAGE;
+}
+
+/**
+ * Loads a config before anything runs; on a config problem, prints the error as one
+ * plain line, then one line per command-line flag that is no option at all (often the
+ * real cause: `emperor --intervall 5` has "no app"), and returns undefined (the caller
+ * exits {@link ExitCode.CONFIG}, as a vassal with an invalid file does).
+ */
+function loadOrReport<T>(load: () => LoadedConfig<T>, overrides: readonly RawOption[]): LoadedConfig<T> | undefined {
+  try {
+    return load();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`emperor: ${err.message}\n`);
+    for (const option of overrides) {
+      if (findOption(option.name) !== undefined || findUnsupportedOption(option.name) !== undefined) continue;
+      const hint = suggestOptionName(option.name);
+      process.stderr.write(`emperor: --${option.name}: unknown option${hint === undefined ? '' : `; did you mean --${hint}?`}\n`);
+    }
+    return undefined;
+  }
 }
 
 async function run(argv: readonly string[], ini?: string, xml?: string, json?: string): Promise<ExitCode> {
@@ -155,54 +250,78 @@ async function run(argv: readonly string[], ini?: string, xml?: string, json?: s
   const overrides = optionsFromArgv(argv);
   const file = files[0];
   if (file !== undefined) {
-    let hasEmperor: boolean;
+    let raw;
     try {
-      hasEmperor = readConfigFile(file).options.some(isEmperorOption) || overrides.some(isEmperorOption);
-    } catch {
-      // Unreadable or invalid: run it as a vassal, which reports the error the way the
-      // emperor would (one log line naming file and line, exit code 78).
-      hasEmperor = overrides.some(isEmperorOption);
+      raw = readConfigFile(file);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(`emperor: ${err.message}\n`);
+      return ExitCode.CONFIG;
     }
-    if (!hasEmperor) {
-      const { runVassal } = await import('@emperor/vassal');
-      await runVassal(file, { overrides });
-      return new Promise<ExitCode>(() => {}); // runVassal exits the process when the vassal stops
+    if (raw.options.some(isEmperorOption) || overrides.some(isEmperorOption)) {
+      const loaded = loadOrReport(() => loadEmperorConfig(file, { overrides }), overrides);
+      return loaded === undefined ? ExitCode.CONFIG : runEmperor(loaded);
     }
-    return runEmperor(() => loadEmperorConfig(file, { overrides }));
+    // A vassal in the foreground: its config is checked here first, so a bad value is a
+    // plain line like any other command-line error; the master then loads it again.
+    if (loadOrReport(() => loadVassalConfig(file, { overrides }), overrides) === undefined) return ExitCode.CONFIG;
+    const { runVassal } = await import('@emperor/vassal');
+    return runVassal(file, { overrides });
   }
   if (overrides.some(isEmperorOption)) {
-    return runEmperor(() => resolveEmperorConfig([{ file: COMMAND_LINE, format: 'ini', options: overrides }]));
+    const loaded = loadOrReport(() => resolveEmperorConfig([{ file: COMMAND_LINE, format: 'ini', options: overrides }]), overrides);
+    return loaded === undefined ? ExitCode.CONFIG : runEmperor(loaded);
   }
-  if (overrides.length === 0) return fail('nothing to run: give --emperor DIR, --ini FILE, or a vassal\'s options (see --help)');
+  if (overrides.length === 0) return fail('nothing to run: give --emperor DIR, --ini FILE, or a vassal\'s options (see emperor --help)');
+  if (loadOrReport(() => resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: overrides }]), overrides) === undefined) return ExitCode.CONFIG;
   const { runVassal } = await import('@emperor/vassal');
-  await runVassal(undefined, { overrides });
-  return new Promise<ExitCode>(() => {}); // runVassal exits the process when the vassal stops
+  return runVassal(undefined, { overrides });
 }
 
 /**
  * Runs the emperor until SIGTERM, SIGINT or SIGQUIT. Resolves to {@link ExitCode.OK} after
- * the shutdown, {@link ExitCode.CONFIG} for an invalid config, {@link ExitCode.FAILURE}
- * when it cannot start.
+ * the shutdown, {@link ExitCode.CONFIG} for a `uid`/`gid` that cannot be had,
+ * {@link ExitCode.FAILURE} when it cannot start.
+ *
+ * With `uid` in the config and root privileges, this process becomes the launcher of the
+ * emperor proper (privilege-drop.ts); `handed` are the sockets such a launcher bound for
+ * this process, which then neither writes nor removes the pidfile (the launcher does).
+ * @param loaded its config, valid (the caller reported an invalid one; the launcher loaded the emperor proper's)
  */
-async function runEmperor(load: () => { config: EmperorConfig; warnings: readonly ConfigWarning[] }): Promise<ExitCode> {
+async function runEmperor(loaded: { config: EmperorConfig; warnings: readonly ConfigWarning[] }, handed?: HandedFds): Promise<ExitCode> {
+  const config = loaded.config;
+  // Decided once, by the process started first (the launcher, when there is one), and
+  // inherited by the emperor proper, every master and every worker (EMPEROR_LOG_STYLE).
+  pinLogStyle(config.logStyle);
   const logger = createLogger({ role: 'emperor' });
-  let config: EmperorConfig;
-  try {
-    const loaded = load();
-    config = loaded.config;
-    for (const w of loaded.warnings) logger.warn({ code: w.code, option: w.option }, formatWarning(w));
-  } catch (err) {
-    logger.error({ code: (err as { code?: string }).code }, isEmperorError(err) ? err.message : String(err));
-    return ExitCode.CONFIG;
+  for (const w of loaded.warnings) logger.warn({ code: w.code, option: w.option }, formatWarning(w));
+  if (handed === undefined) {
+    let decision;
+    try {
+      decision = planEmperorDrop(config);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      logger.error({ code }, isEmperorError(err) ? err.message : String(err));
+      return code === 'ERR_MISSING_TOOL' ? ExitCode.FAILURE : ExitCode.CONFIG;
+    }
+    if (decision.kind === 'drop') return runLauncher(config, decision.plan, logger);
+    for (const warning of decision.warnings) logger.warn({ code: 'no-effect', option: 'cap' }, warning);
   }
   process.title = 'emperor';
-  const emperor = new Emperor({ config, logger, masterEntry: masterEntry(), notifier: notifierFromEnv(process.env, logger) });
-  if (config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
+  const emperor = new Emperor({
+    config,
+    logger,
+    masterEntry: masterEntry(),
+    notifier: notifierFromEnv(process.env, logger),
+    listenFds: { emperorStats: handed?.emperorStats, stats: handed?.stats },
+  });
+  const ownsPidfile = handed === undefined && config.pidfile !== undefined;
+  if (ownsPidfile && config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
   const done = new Promise<ExitCode>((resolve) => {
     const shutdown = (signal: string): void => {
       logger.info(`${signal} received`);
       void emperor.shutdown().then(() => {
-        if (config.pidfile !== undefined) {
+        if (ownsPidfile && config.pidfile !== undefined) {
           try {
             if (readFileSync(config.pidfile, 'utf8').trim() === String(process.pid)) unlinkSync(config.pidfile);
           } catch {
@@ -217,6 +336,12 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
     process.on('SIGQUIT', () => shutdown('SIGQUIT'));
   });
   process.on('SIGHUP', () => emperor.reloadAll());
+  // Node opens its inspector on SIGUSR1, and whoever may signal this process (any process
+  // of its user, such as a vassal without uid) could then run code in it: with CAP_SETUID
+  // that is root. An emperor holding capabilities without being root says who it is instead.
+  if ((process.getuid?.() ?? 0) !== 0 && readCapabilitySets().effective !== 0n) {
+    process.on('SIGUSR1', () => logger.info(`SIGUSR1: ${emperor.vassals.size} vassal(s); the inspector stays off in an emperor holding capabilities`));
+  }
   // logrotate's postrotate can signal the emperor alone (systemctl kill --kill-whom=main -s USR2);
   // a signal to every process would reach Python workers, whose SIGUSR2 dumps stacks.
   process.on('SIGUSR2', () => {
@@ -231,11 +356,13 @@ async function runEmperor(load: () => { config: EmperorConfig; warnings: readonl
     return ExitCode.FAILURE;
   }
   let prometheus: StatsServer | undefined;
-  if (config.emperorPrometheus !== undefined) {
+  // Behind a launcher, a socket it could not bind is absent (it said so).
+  if (config.emperorPrometheus !== undefined && (handed === undefined || handed.emperorPrometheus !== undefined)) {
     const address = config.emperorPrometheus;
     try {
       prometheus = await serveMetrics(address, emperorMetrics(() => emperor.stats()), {
         onError: (err) => logger.error(`metrics: cannot render: ${err.message}`),
+        fd: handed?.emperorPrometheus,
       });
       logger.info(`prometheus metrics on ${prometheus.address}/metrics`);
     } catch (err) {

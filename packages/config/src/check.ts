@@ -9,11 +9,12 @@
  */
 import { dirname, resolve } from 'node:path';
 import { collectOptions, type CollectedOptions, type ConfigKind } from './collect.js';
+import { parseCapabilities } from './capabilities.js';
 import { buildEmperorConfig } from './emperor-config.js';
 import { ConfigError, ConfigValueError } from './errors.js';
 import { findOption, OPTIONS, type OptionSpec } from './options.js';
 import { readConfigFile } from './read.js';
-import type { RawConfig, ResolvedOption, SourceLocation } from './types.js';
+import type { RawConfig, ResolvedOption, SourceLocation, VassalConfig } from './types.js';
 import { parseAddress, parseBool, parseChoice, parseEnv, parseIdentifier, parseMode, parseOwner, parsePath, parsePrincipal, parseUint } from './values.js';
 import { buildVassalConfig } from './vassal-config.js';
 import { formatWarning } from './warnings.js';
@@ -40,6 +41,8 @@ export interface CheckResult {
   readonly resolved: readonly ResolvedOption[] | undefined;
   /** The table's default of each option of this kind of file that is not set, in table order. */
   readonly defaults: readonly { readonly name: string; readonly value: string }[];
+  /** The vassal's config as the master would build it; undefined for an emperor file or when any error was found. */
+  readonly vassal: VassalConfig | undefined;
 }
 
 /** Options of {@link checkConfigFile}. */
@@ -57,7 +60,7 @@ export function checkConfigFile(path: string, options: CheckOptions = {}): Check
   try {
     sources = [...(options.inherit ?? []).map((file) => readConfigFile(file)), readConfigFile(path)];
   } catch (err) {
-    return { kind: 'vassal', problems: [errorProblem(err)], resolved: undefined, defaults: [] };
+    return { kind: 'vassal', problems: [errorProblem(err)], resolved: undefined, defaults: [], vassal: undefined };
   }
   const own = sources.at(-1) as RawConfig;
   const kind: ConfigKind = own.options.some((o) => findOption(o.name)?.name === 'emperor') ? 'emperor' : 'vassal';
@@ -65,7 +68,7 @@ export function checkConfigFile(path: string, options: CheckOptions = {}): Check
   try {
     collected = collectOptions(kind === 'emperor' ? own.options : sources.flatMap((s) => s.options), kind, options.env ?? process.env);
   } catch (err) {
-    return { kind, problems: [errorProblem(err)], resolved: undefined, defaults: [] };
+    return { kind, problems: [errorProblem(err)], resolved: undefined, defaults: [], vassal: undefined };
   }
   const failed = new Set<unknown>();
   for (const entry of collected.applied) {
@@ -80,10 +83,11 @@ export function checkConfigFile(path: string, options: CheckOptions = {}): Check
   // cross-option rules and the builder's warnings still cover the rest of the file. An
   // option it then misses (line 0: "no socket") may be one we took away, so that one is
   // only reported when nothing was.
+  let vassal: VassalConfig | undefined;
   try {
     const passed: CollectedOptions = { ...collected, applied: collected.applied.filter((entry) => !failed.has(entry)) };
     if (kind === 'emperor') buildEmperorConfig(own.file, passed);
-    else buildVassalConfig(own, passed);
+    else vassal = buildVassalConfig(own, passed);
   } catch (err) {
     const problem = errorProblem(err);
     const duplicate = problems.some((p) => p.file === problem.file && p.line === problem.line && p.option === problem.option);
@@ -96,7 +100,7 @@ export function checkConfigFile(path: string, options: CheckOptions = {}): Check
   const defaults = OPTIONS.filter((spec) => (spec.scope === 'both' || spec.scope === kind) && spec.default !== undefined && !set.has(spec.name)).map(
     (spec) => ({ name: spec.name, value: spec.default as string }),
   );
-  return { kind, problems, resolved: collected.resolved, defaults };
+  return { kind, problems, resolved: collected.resolved, defaults, vassal: failed.size === 0 ? vassal : undefined };
 }
 
 /**
@@ -137,6 +141,9 @@ function checkValue(spec: OptionSpec, option: ResolvedOption): void {
       return;
     case 'env':
       parseEnv(option);
+      return;
+    case 'capabilities':
+      parseCapabilities(option);
       return;
     case 'string':
     case 'placeholder': // checked by the placeholder pass

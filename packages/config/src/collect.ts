@@ -3,7 +3,7 @@
  * expanded, then each name sorted into known (and in the right kind of file), misplaced,
  * unsupported or unknown, with one warning per name.
  */
-import { findOption, findUnsupportedOption, suggestOptionName, type OptionName, type OptionScope, type OptionSpec } from './options.js';
+import { findOption, findUnsupportedOption, misplacedAdvice, suggestOptionName, type OptionName, type OptionScope, type OptionSpec } from './options.js';
 import { expandPlaceholders } from './placeholders.js';
 import type { ConfigWarning, ConfigWarningCode, RawOption, ResolvedOption } from './types.js';
 import { invalid, parseBool } from './values.js';
@@ -30,6 +30,15 @@ export type ConfigKind = Exclude<OptionScope, 'both'>;
 const PLACEHOLDER_DEFINER = 'set-placeholder' satisfies OptionName;
 const STRICT = 'strict' satisfies OptionName;
 const LOG_FORMAT = 'log-format' satisfies OptionName;
+
+/** True when `option` is a valid boolean other than `expected` (an invalid one is the value check's to report). */
+function isOtherBool(option: ResolvedOption, expected: boolean): boolean {
+  try {
+    return parseBool(option) !== expected;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Expands placeholders, reads `strict`, and classifies every occurrence.
@@ -64,8 +73,13 @@ export function collectOptions(
   for (const option of expanded.options) {
     const spec = findOption(option.name);
     if (spec !== undefined) {
-      if (spec.scope === 'both' || spec.scope === kind) applied.push({ spec, option });
-      else warnOnce(option, 'misplaced-option', kind === 'vassal' ? 'is an emperor option; ignored in a vassal file' : 'is a vassal option; ignored in the emperor\'s configuration');
+      if (spec.scope === 'both' || spec.scope === kind) {
+        applied.push({ spec, option });
+        if (spec.fixed === true && spec.type === 'bool' && isOtherBool(option, spec.default === 'true')) {
+          warnOnce(option, 'no-effect', `Emperor always runs as ${spec.name} = ${spec.default ?? ''}; ${JSON.stringify(option.value)} changes nothing`);
+        }
+      }
+      else warnOnce(option, 'misplaced-option', misplacedAdvice(spec, kind));
       continue;
     }
     const unsupported = findUnsupportedOption(option.name);

@@ -3,12 +3,13 @@
  * emperor (uWSGI core/emperor.c semantics).
  */
 import { dirname, resolve } from 'node:path';
+import { parseCapabilities } from './capabilities.js';
 import type { CollectedOptions } from './collect.js';
 import { ConfigValueError } from './errors.js';
 import { createOptionReader } from './option-reader.js';
 import { isPgMonitor, maskPgMonitor, parsePgMonitor } from './pg-monitor.js';
-import type { EmperorConfig, ResolvedOption } from './types.js';
-import { invalid, parsePath } from './values.js';
+import type { EmperorConfig, LogStyleChoice, ResolvedOption } from './types.js';
+import { invalid, parsePath, parsePrincipal } from './values.js';
 
 /** `emperor-pg-channel` when unset (the option table's default). */
 const DEFAULT_PG_CHANNEL = 'emperor';
@@ -68,11 +69,22 @@ export function buildEmperorConfig(where: string, collected: CollectedOptions): 
   if (nofollow !== undefined && !tyrant) read.warn(nofollow, 'no-effect', 'has no effect without emperor-tyrant');
   // `pidfile` and `emperor-pidfile` name the same file here; the later one wins.
   const pidfile = collected.applied.findLast(({ spec }) => spec.name === 'pidfile' || spec.name === 'emperor-pidfile')?.option;
+  // uWSGI's `cap` as root without `uid` narrows root's capabilities; here the emperor
+  // applies `cap` only when it drops to `uid`.
+  const gid = read.last('gid');
+  if (gid !== undefined && read.last('uid') === undefined) {
+    read.warn(gid, 'no-effect', 'has no effect without uid: the emperor drops privileges only to a uid');
+  }
+  const cap = read.last('cap');
+  if (cap !== undefined && read.last('uid') === undefined) {
+    read.warn(cap, 'no-effect', 'has no effect without uid: the emperor keeps the privileges it was started with');
+  }
 
   return {
     emperor,
     emperorPgChannel: channel?.value ?? DEFAULT_PG_CHANNEL,
     emperorStats: read.address('emperor-stats'),
+    stats: read.address('stats'),
     statsHttp: read.bool('stats-http'),
     statsMinified: read.bool('stats-minified'),
     emperorPrometheus: read.address('emperor-prometheus'),
@@ -85,6 +97,11 @@ export function buildEmperorConfig(where: string, collected: CollectedOptions): 
     vassalsInherit: read.paths('vassals-inherit'),
     pidfile: pidfile === undefined ? undefined : parsePath(pidfile, read.baseDirOf(pidfile)),
     dieOnTerm: read.bool('die-on-term'),
+    // The table's choices are exactly LogStyleChoice's members.
+    logStyle: read.choice('log-style') as LogStyleChoice,
+    uid: read.parsed('uid', parsePrincipal),
+    gid: read.parsed('gid', parsePrincipal),
+    cap: read.parsed('cap', parseCapabilities) ?? [],
     resolved: collected.resolved,
   };
 }

@@ -17,7 +17,7 @@ export {
 } from './resolve.js';
 export { MIN_NODE_LIMIT_AS_MB } from './vassal-config.js';
 export { formatWarning } from './warnings.js';
-export { renderConfigurationReference, renderLogFormatVariables, renderUwsgiCoverage, replaceGenerated } from './reference-docs.js';
+export { generatedValues, renderConfigurationReference, renderLogFormatVariables, renderUwsgiCoverage, replaceGenerated, replaceGeneratedValues } from './reference-docs.js';
 export { checkConfigFile, type CheckOptions, type CheckResult, type ConfigProblem } from './check.js';
 export { LOG_FORMAT_REQUEST_VARS, LOG_FORMAT_VARIABLES, isLogFormatVariable, parseLogFormat, type LogFormatPart } from './log-format.js';
 export { formatListenAddress } from './values.js';
@@ -25,3 +25,4 @@ export {
   DEFAULT_PG_QUERY, PG_KEYWORDS, PG_SCHEMES, PG_SSLMODES, isPgMonitor, maskPgMonitor, parsePgMonitor,
   type PgKeyword, type PgMonitor, type PgMonitorResult,
 } from './pg-monitor.js';
+export { CAPABILITIES, capabilityName, capabilityNumber, parseCapabilities, type CapabilityName } from './capabilities.js';

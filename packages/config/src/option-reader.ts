@@ -26,7 +26,7 @@ export interface OptionReader {
   last(name: OptionName): ResolvedOption | undefined;
   /** Every occurrence, in order (for repeatable options). */
   all(name: OptionName): readonly ResolvedOption[];
-  /** `bool` options; false when unset. */
+  /** `bool` options; their default when unset (false, or true for the flags Emperor always has on). */
   bool(name: OptionNameOf<'bool'>): boolean;
   /** `uint` options with a default, in the base unit (ms, bytes). */
   uint(name: OptionNameWithDefaultOf<'uint'>): number;
@@ -88,8 +88,8 @@ export function createOptionReader(collected: CollectedOptions, fileBaseDir: (fi
     last,
     all,
     bool: (name) => {
-      spec(name, 'bool');
-      return parsed(name, parseBool) ?? false;
+      const found = spec(name, 'bool');
+      return parsed(name, parseBool) ?? found.default === 'true';
     },
     uint: (name) => {
       const found = spec(name, 'uint');

@@ -21,6 +21,7 @@ export type OptionScope = 'vassal' | 'emperor' | 'both';
  * - `mode`: 3 octal digits; empty or `1` means 666. `owner`: `user[:group]`.
  * - `principal`: a user/group name or number. `env`: `KEY=VALUE`.
  * - `placeholder`: `name=value` (defines `%(name)`). `plugins`: comma/space separated names.
+ * - `capabilities`: Linux capability names or numbers, comma separated (`setgid,setuid`).
  */
 export type OptionType =
   | 'bool'
@@ -36,7 +37,8 @@ export type OptionType =
   | 'principal'
   | 'env'
   | 'placeholder'
-  | 'plugins';
+  | 'plugins'
+  | 'capabilities';
 
 /**
  * The unit a number is written in (uWSGI's). Conversion happens once, in the resolver:
@@ -71,6 +73,11 @@ export interface OptionSpec<N extends string = string, T extends OptionType = Op
   readonly max?: number;
   /** Accepted values (`choice` only). */
   readonly choices?: readonly string[];
+  /**
+   * Accepted for compatibility, with no effect: Emperor always behaves as `default` says
+   * (`master`: the master always runs). Another value is reported once as `no-effect`.
+   */
+  readonly fixed?: boolean;
   /** One or two sentences for docs/configuration.md. */
   readonly doc: string;
 }
@@ -119,6 +126,8 @@ function option<const N extends string, const I extends OptionInit>(name: N, ini
 }
 
 const flag = (group: OptionGroup, doc: string, scope: OptionScope = 'vassal'): TypedInit<'bool'> => ({ group, type: 'bool', default: 'false', doc, scope });
+/** A uWSGI flag Emperor always has on: accepted, with no effect (see OptionSpec.fixed). */
+const always = (group: OptionGroup, doc: string, scope: OptionScope = 'vassal'): TypedInit<'bool'> => ({ group, type: 'bool', default: 'true', fixed: true, doc, scope });
 const seconds = (group: OptionGroup, fallback: string, doc: string, min = 0): TypedInit<'uint'> => ({
   group, type: 'uint', unit: 'seconds', default: fallback, min, max: MAX_TIMER_SECONDS, doc,
 });
@@ -134,7 +143,7 @@ export const OPTIONS = [
     doc: 'Number of workers; with `cheaper`, the most workers.' }),
   option('threads', { group: 'app', type: 'uint', default: '1', min: 1, max: MAX_THREADS,
     doc: 'Python: threads per worker, each serving one request at a time, so a worker serves up to this many at once (the app must be thread-safe; `wsgi.multithread` is then true). Node workers serve many requests at once without it.' }),
-  option('master', flag('app', 'Accepted for compatibility: the vassal master always runs.')),
+  option('master', always('app', 'Accepted for compatibility: the vassal master always runs.')),
   option('plugin', { aliases: ['plugins'], group: 'app', type: 'plugins', repeatable: true,
     doc: 'Worker runtime: `node`/`nodejs` or `python`/`python3`/`python3NN`, comma or space separated. Other uWSGI plugins are reported and ignored. Without it the runtime is inferred from `module`/`wsgi-file`.' }),
   option('module', { aliases: ['wsgi'], group: 'app', type: 'string',
@@ -145,13 +154,15 @@ export const OPTIONS = [
   option('home', { aliases: ['virtualenv', 'venv', 'pyhome'], group: 'app', type: 'path', doc: 'Python: the virtual environment to run in.' }),
   option('chdir', { group: 'app', type: 'path', doc: 'Directory the workers run in.' }),
   option('env', { group: 'app', type: 'env', repeatable: true, doc: '`KEY=VALUE` set in the workers\' environment; for a repeated key the last value wins.' }),
-  option('uid', { group: 'app', type: 'principal', doc: 'User (name or number) the master and workers run as; needs root unless it is the current user.' }),
-  option('gid', { group: 'app', type: 'principal', doc: 'Group (name or number); with `uid`, the user\'s supplementary groups are added.' }),
-  option('lazy-apps', flag('app', 'Accepted: apps always load in each worker after it starts.')),
-  option('lazy', flag('app', 'Accepted, as `lazy-apps`.')),
-  option('enable-threads', flag('app', 'Accepted: threads a Python app starts always run (uWSGI needs this flag to let them).')),
-  option('single-interpreter', flag('app', 'Accepted: a Python worker always runs its app in one interpreter.')),
-  option('need-app', flag('app', 'Accepted: an app that cannot load is always an error (the worker exits 22 and is respawned with backoff), never a worker answering 500.')),
+  option('uid', { scope: 'both', group: 'app', type: 'principal',
+    doc: 'User (name or number) the master and workers run as; needs root unless it is the current user (or an emperor keeping `cap = setgid,setuid` starts the master). In the emperor\'s configuration: the user the emperor drops to once it has bound its stats sockets and written its pidfile (see `cap` and docs/systemd.md).' }),
+  option('gid', { scope: 'both', group: 'app', type: 'principal',
+    doc: 'Group (name or number); with `uid`, the user\'s supplementary groups are added. In the emperor\'s configuration: the emperor\'s group after the drop.' }),
+  option('lazy-apps', always('app', 'Accepted: apps always load in each worker after it starts.')),
+  option('lazy', always('app', 'Accepted, as `lazy-apps`.')),
+  option('enable-threads', always('app', 'Accepted: threads a Python app starts always run (uWSGI needs this flag to let them).')),
+  option('single-interpreter', always('app', 'Accepted: a Python worker always runs its app in one interpreter.')),
+  option('need-app', always('app', 'Accepted: an app that cannot load is always an error (the worker exits 22 and is respawned with backoff), never a worker answering 500.')),
 
   // --- sockets ----------------------------------------------------------------------
   option('http-socket', { group: 'sockets', type: 'socket', repeatable: true, doc: 'Listen for HTTP/1.1, parsed in the workers (not uWSGI\'s HTTP router).' }),
@@ -169,7 +180,8 @@ export const OPTIONS = [
   option('vacuum', flag('files', 'Remove unix sockets, the pidfile and the master FIFO on exit.')),
   option('master-fifo', { group: 'files', type: 'path', repeatable: true,
     doc: 'A named pipe (made with mode 0600) the master reads one-letter commands from, as uWSGI\'s: `r` graceful reload, `w` reload the workers with the running config, `c` chain reload, `q`/`Q` graceful/immediate stop, `l` reopen `logto`, `s` stats in the log, `+`/`-` one worker more/less (cheaper), `P` rewrite the pidfile, `0`-`9` switch to the N-th `master-fifo`. Other commands are logged as not supported. See docs/worker-health.md.' }),
-  option('stats', { aliases: ['stats-server'], group: 'files', type: 'address', doc: 'Serve the stats JSON (uWSGI\'s shape) on this address.' }),
+  option('stats', { aliases: ['stats-server'], scope: 'both', group: 'files', type: 'address',
+    doc: 'Serve the stats JSON (uWSGI\'s shape) on this address. In the emperor\'s configuration: the emperor\'s stats, as `emperor-stats` (with both set, both answer).' }),
   option('stats-http', flag('files', 'Serve the stats JSON over HTTP instead of a raw socket (the vassal\'s `stats` and the emperor\'s `emperor-stats`); such a server also answers `GET /metrics` like `prometheus`.', 'both')),
   option('stats-minified', { ...flag('files', 'Stats JSON without newlines or indentation.', 'both'), aliases: ['stats-min'] }),
   option('prometheus', { group: 'files', type: 'address',
@@ -195,7 +207,7 @@ export const OPTIONS = [
   option('reload-mercy', seconds('health', '0', 'Bound on a whole vassal stop or reload; 0 = unset.')),
   option('touch-reload', { group: 'health', type: 'path', repeatable: true, doc: 'Reload the workers when this file\'s mtime changes (or it is deleted).' }),
   option('touch-chain-reload', { group: 'health', type: 'path', repeatable: true, doc: 'Chain-reload (one worker at a time) when this file\'s mtime changes.' }),
-  option('die-on-term', flag('health', 'Accepted: SIGTERM always stops (uWSGI 2.1 semantics).', 'both')),
+  option('die-on-term', always('health', 'Accepted: SIGTERM always stops (uWSGI 2.1 semantics).', 'both')),
   option('heartbeat', seconds('health', '5', 'How often the master tells the emperor it is alive. Emperor\'s default; uWSGI has none.', 1)),
 
   // --- cheaper (uWSGI core/cheaper.c, plugins/cheaper_busyness) -----------------------
@@ -229,6 +241,8 @@ export const OPTIONS = [
     doc: 'Request log line template with uWSGI\'s `%(var)` variables (`%(addr) %(method) %(uri) %(status) %(msecs) ...`, `%(HTTP_X_NAME)` for a request header); see docs/logging.md. Default: uWSGI\'s own line.' }),
   option('log-json', flag('logging', 'Request log lines as JSON objects (pino), one per line, instead of text. Emperor\'s addition.')),
   option('log-micros', flag('logging', 'Response times in the default request line in microseconds (`in 512 micros`) instead of milliseconds.')),
+  option('log-style', { scope: 'both', group: 'logging', type: 'choice', choices: ['auto', 'text', 'json'], default: 'auto',
+    doc: 'How event lines (starts, reloads, deaths, warnings: not request lines) are written: `text`, one line per event for people, or `json`, one JSON object per event for machines. `auto`: text under systemd (stderr is the journal) and on a terminal, JSON otherwise. The emperor passes its choice to its vassals; a vassal\'s own `log-style` wins for its master and workers. Emperor\'s addition (uWSGI\'s `log-format` is the request line template, kept as such).' }),
   option('log-x-forwarded-for', flag('logging', 'Log the first address of `X-Forwarded-For` (set by a proxy such as nginx) as the client address.')),
   option('logto', { group: 'logging', type: 'path', doc: 'Append the master\'s and workers\' logs, request lines included, to this file instead of stderr. SIGUSR2 to the master (or the emperor) reopens it, for logrotate.' }),
   option('touch-logreopen', { group: 'logging', type: 'path', repeatable: true, doc: 'Reopen the `logto` file when this file\'s mtime changes (logrotate `postrotate touch FILE` without signals).' }),
@@ -256,7 +270,42 @@ export const OPTIONS = [
   option('vassals-inherit', { scope: 'emperor', group: 'emperor', type: 'path', repeatable: true,
     doc: 'A file whose options every vassal gets first; the vassal\'s own scalar options win (uWSGI lets the template win).' }),
   option('emperor-pidfile', { scope: 'emperor', group: 'emperor', type: 'path', doc: 'Same as `pidfile`, for the emperor.' }),
+  option('cap', { scope: 'emperor', group: 'emperor', type: 'capabilities',
+    doc: 'With `uid`: the Linux capabilities the emperor keeps after dropping to `uid`/`gid`, uWSGI\'s names (`setgid,setuid` to start each vassal as its own user; numbers work too). Vassal masters and workers always run with none. Without `cap`, a dropped emperor runs every vassal as its own user. See docs/systemd.md.' }),
 ] as const satisfies readonly OptionSpec[];
+
+/**
+ * What the `misplaced-option` warning says about an option in the wrong kind of file,
+ * beyond "ignored": the emperor option meant, or where the option belongs. Options not
+ * listed get the general advice ({@link misplacedAdvice}).
+ */
+const MISPLACED_IN_EMPEROR_FILE: Partial<Record<OptionName, string>> = {
+  'socket': 'the emperor serves no requests; each vassal binds its own sockets',
+  'uwsgi-socket': 'the emperor serves no requests; each vassal binds its own sockets',
+  'http-socket': 'the emperor serves no requests; each vassal binds its own sockets',
+  'prometheus': 'the emperor\'s own metrics are emperor-prometheus',
+  'plugin': 'the emperor loads no plugins; a vassal names its runtime with plugin (or it is inferred from module/wsgi-file)',
+  'master': 'the emperor needs no master',
+  'logto': 'the emperor logs to stderr (the journal under systemd); to give every vassal a log file, put logto in a vassals-inherit file',
+  'vacuum': 'the emperor removes its own stats sockets and pidfile at exit anyway; for the vassals, put it in a vassals-inherit file',
+};
+const MISPLACED_IN_VASSAL_FILE: Partial<Record<OptionName, string>> = {
+  'cap': 'vassal masters and workers always run without capabilities; cap belongs in the emperor\'s configuration, with uid',
+};
+
+/**
+ * The `misplaced-option` warning text for `spec` found in a file of the other `kind`:
+ * "is a vassal option; ignored in the emperor's configuration (...)", naming the emperor
+ * option meant where there is one.
+ */
+export function misplacedAdvice(spec: OptionSpec<OptionName>, kind: Exclude<OptionScope, 'both'>): string {
+  if (kind === 'vassal') {
+    const why = MISPLACED_IN_VASSAL_FILE[spec.name];
+    return `is an emperor option; ignored in a vassal file${why === undefined ? '' : `: ${why}`}`;
+  }
+  const why = MISPLACED_IN_EMPEROR_FILE[spec.name] ?? 'to give it to every vassal, put it in a vassals-inherit file';
+  return `is a vassal option; ignored in the emperor's configuration: ${why}`;
+}
 
 /** An option Emperor implements, with its literal name and type. */
 export type KnownOption = (typeof OPTIONS)[number];
@@ -299,7 +348,7 @@ export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
     cron cron2 unique-cron cron-harakiri legion legion-node`),
   ...unsupported('run other daemons as their own services', `
     attach-daemon attach-daemon2 attach-control-daemon smart-attach-daemon smart-attach-daemon2 worker-exec`),
-  ...unsupported('no jails or namespaces; use systemd sandboxing or containers', 'cap unshare chroot pivot_root jail setns namespace emperor-cap vassals-cap'),
+  ...unsupported('no jails or namespaces; use systemd sandboxing or containers', 'unshare chroot pivot_root jail setns namespace emperor-cap vassals-cap'),
   ...unsupported('process titles are not changed', `
     procname procname-prefix procname-prefix-spaced procname-append procname-master auto-procname emperor-procname`),
   ...unsupported('use touch-reload for code reloads', `

@@ -12,6 +12,7 @@ import type { XMLMetaData, XMLParser as XMLParserClass, XMLValidator as XMLValid
 import { ConfigParseError } from './errors.js';
 import { clip, lineLocator } from './text.js';
 import type { RawOption } from './types.js';
+import { describeXmlProblem } from './xml-problem.js';
 
 const ROOT = 'uwsgi';
 
@@ -55,7 +56,8 @@ const REFERENCE = /&(#x[0-9a-fA-F]+|#[0-9]+|[^;&\s]+);/g;
 /**
  * Reads the options of a `<uwsgi>` document, in document order.
  *
- * @throws {ConfigParseError} invalid XML (with the validator's line), an `<!ENTITY`
+ * @throws {ConfigParseError} invalid XML, said as a person can act on it (`<processes> is
+ *   not closed`, on the line where it opens; see describeXmlProblem), an `<!ENTITY`
  *   declaration, a root other than `<uwsgi>`, more than one root, content after the root,
  *   text or CDATA directly inside `<uwsgi>` (uWSGI runs CDATA there as code), an element
  *   inside an option element, an unknown entity reference.
@@ -72,7 +74,12 @@ export function readXml(text: string, file: string): RawOption[] {
   }
   const { parser, validator, meta } = loadXml();
   const validation = validator.validate(text);
-  if (validation !== true) fail(validation.err.line, describeValidatorMessage(validation.err.msg));
+  if (validation !== true) {
+    // The validator only says whether the text is XML: the words come from our own scan,
+    // or, for what that scan does not recognise, from the validator's message.
+    const found = describeXmlProblem(text, lineOf);
+    fail(found?.line ?? validation.err.line, found?.problem ?? describeValidatorMessage(validation.err.msg));
+  }
 
   let document: XmlNode[] = [];
   try {

@@ -23,6 +23,7 @@ const TYPE_NAMES: Readonly<Record<OptionType, string>> = {
   env: 'KEY=VALUE',
   placeholder: 'name=value',
   plugins: 'plugin list',
+  capabilities: 'capability list',
 };
 const UNIT_NAMES: Readonly<Record<OptionUnit, string>> = { seconds: 's', milliseconds: 'ms', megabytes: 'MB', bytes: 'bytes', percent: '%' };
 
@@ -143,15 +144,14 @@ vassal file or the reverse), \`no-effect\` (accepted but changes nothing, e.g. a
 
 /**
  * The option coverage table of docs/migrating-from-uwsgi.md: every uWSGI option name we
- * know, alphabetically, with what Emperor does with it. Options whose doc starts with
- * "Accepted" are taken and change nothing; options whose doc says "Emperor's addition"
- * are not uWSGI's.
+ * know, alphabetically, with what Emperor does with it. `fixed` options are taken and
+ * change nothing; options whose doc says "Emperor's addition" are not uWSGI's.
  */
 export function renderUwsgiCoverage(): string {
   const rows: [name: string, status: string, note: string][] = [];
   for (const spec of OPTIONS) {
     const names = [spec.name, ...spec.aliases].map((n) => `\`${n}\``).join(', ');
-    const status = /^Accepted\b/.test(spec.doc) ? 'accepted, no effect' : /Emperor's addition/.test(spec.doc) ? 'Emperor only' : 'supported';
+    const status = spec.fixed === true ? 'accepted, no effect' : /Emperor's addition/.test(spec.doc) ? 'Emperor only' : 'supported';
     rows.push([names, status, spec.doc]);
   }
   for (const { name, reason } of UNSUPPORTED_UWSGI_OPTIONS) rows.push([`\`${name}\``, 'not supported', `${reason[0]?.toUpperCase()}${reason.slice(1)}.`]);
@@ -176,6 +176,32 @@ export function renderLogFormatVariables(): string {
     `| ${LOG_FORMAT_REQUEST_VARS.map((n) => `\`%(${n})\``).join(', ')} | the request's CGI variable of that name |`,
     '| `%(HTTP_NAME)` | the request header `Name` (`%(HTTP_X_REQUEST_ID)` is `X-Request-Id`); "" when absent |',
   ].join('\n');
+}
+
+/**
+ * The figures hand-written pages quote inline, by name: each stands between
+ * `<!-- value:NAME -->` and `<!-- /value -->` in the page, and `npm run docs` fills it in
+ * ({@link replaceGeneratedValues}), so a sentence such as "there are 266 on the list"
+ * cannot drift from the code.
+ */
+export function generatedValues(): Readonly<Record<string, string>> {
+  return {
+    'unsupported-options': String(UNSUPPORTED_UWSGI_OPTIONS.length),
+    options: String(OPTIONS.length),
+  };
+}
+
+/**
+ * Fills in every `<!-- value:NAME -->...<!-- /value -->` of a hand-written page with
+ * `values[NAME]`.
+ * @throws {DocsMarkersError} a marker names a value that `values` does not have
+ */
+export function replaceGeneratedValues(page: string, values: Readonly<Record<string, string>>): string {
+  return page.replace(/<!-- value:([a-z0-9-]+) -->[^<]*<!-- \/value -->/g, (_whole, name: string) => {
+    const value = values[name];
+    if (value === undefined) throw new DocsMarkersError(`<!-- value:${name} --> names no generated value (known: ${Object.keys(values).join(', ')})`);
+    return `<!-- value:${name} -->${value}<!-- /value -->`;
+  });
 }
 
 /**

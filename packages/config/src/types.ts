@@ -5,6 +5,7 @@
  * loader validates once and converts once, into these types, whose field names carry
  * their unit (`harakiriMs`, `reloadOnRssBytes`). Nothing downstream re-parses strings.
  */
+import type { CapabilityName } from './capabilities.js';
 import type { OptionName } from './options.js';
 
 /** The file formats we read. YAML is recognised by extension and refused with a clear error. */
@@ -255,6 +256,8 @@ export interface VassalConfig {
   readonly logMicros: boolean;
   /** `log-x-forwarded-for`: the client address is the first `X-Forwarded-For` entry when present. */
   readonly logXForwardedFor: boolean;
+  /** `log-style` (ours): how the master's and workers' event lines are written; `auto` keeps the emperor's choice. */
+  readonly logStyle: LogStyleChoice;
   /** `logto`: absolute path of the log file of the master and workers (reopened on SIGUSR2). */
   readonly logto: string | undefined;
   /** `touch-logreopen` (repeatable): absolute paths whose mtime change reopens `logto`. */
@@ -281,6 +284,8 @@ export interface EmperorConfig {
   readonly emperorPgChannel: string;
   /** `emperor-stats` / `emperor-stats-server`. */
   readonly emperorStats: ListenAddress | undefined;
+  /** `stats` / `stats-server` in the emperor's file: the emperor's stats too, as `emperor-stats` (both answer when both are set). */
+  readonly stats: ListenAddress | undefined;
   /** `stats-http`: serve the emperor stats over HTTP (uWSGI applies it to both stats servers). */
   readonly statsHttp: boolean;
   /** `stats-minified`: emperor stats JSON on one line. */
@@ -305,8 +310,26 @@ export interface EmperorConfig {
   readonly pidfile: string | undefined;
   /** `die-on-term`: accepted; SIGTERM always stops the emperor. */
   readonly dieOnTerm: boolean;
+  /** `log-style` (ours): how event lines are written; the emperor passes its choice to its vassals. */
+  readonly logStyle: LogStyleChoice;
+  /**
+   * `uid`: the user the emperor drops to after binding its stats sockets and writing its
+   * pidfile (uWSGI core/uwsgi.c `uwsgi_as_root`). Not looked up here.
+   */
+  readonly uid: Principal | undefined;
+  /** `gid`: the emperor's group after the drop; with `uid` only, the user's primary group. */
+  readonly gid: Principal | undefined;
+  /** `cap`: the capabilities the emperor keeps after dropping to `uid` (empty: none). */
+  readonly cap: readonly CapabilityName[];
   readonly resolved: readonly ResolvedOption[];
 }
+
+/**
+ * `log-style`: `text` (one line per event, for people), `json` (pino's objects, for
+ * machines), or `auto`: text under systemd (stderr is the journal) and on a terminal,
+ * JSON otherwise (see `@emperor/process` logger.ts, which resolves it).
+ */
+export type LogStyleChoice = 'auto' | 'text' | 'json';
 
 /** Severity-free diagnostics that do not stop a vassal. */
 export type ConfigWarningCode =

@@ -8,7 +8,7 @@ import { ConfigValueError } from './errors.js';
 import { createOptionReader, type OptionReader } from './option-reader.js';
 import type { OptionName } from './options.js';
 import { describeLocation } from './text.js';
-import type { CheaperAlgo, RawConfig, ResolvedOption, SocketSpec, VassalConfig, WorkerRuntime } from './types.js';
+import type { CheaperAlgo, LogStyleChoice, RawConfig, ResolvedOption, SocketSpec, VassalConfig, WorkerRuntime } from './types.js';
 import { isLogFormatVariable, parseLogFormat } from './log-format.js';
 import { invalid, parseAddress, parseEnv, parseMode, parseOwner, parsePlugins, parsePrincipal, runtimeOfPlugin } from './values.js';
 
@@ -99,6 +99,7 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
     ...readLogFormat(read),
     logMicros: read.bool('log-micros'),
     logXForwardedFor: read.bool('log-x-forwarded-for'),
+    logStyle: read.choice('log-style') as LogStyleChoice,
     logto: read.path('logto'),
     touchLogreopen: read.paths('touch-logreopen'),
     masterFifo: read.paths('master-fifo'),

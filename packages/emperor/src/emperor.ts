@@ -4,10 +4,23 @@
  * masters that die with a growing delay, and serves its stats.
  */
 import { dirname } from 'node:path';
-import type { EmperorConfig } from '@emperor/config';
+import { loadVassalConfig, type EmperorConfig, type ListenAddress } from '@emperor/config';
 import { VERSION, type EmperorStats, type EmperorVassalStats } from '@emperor/protocol';
-import { type Child, type Logger, emperorMetrics, renderStats, serveStats, spawnChild, type StatsServer } from '@emperor/process';
+import {
+  type Child,
+  type Logger,
+  emperorMetrics,
+  initGroups,
+  lookupGroup,
+  lookupUser,
+  renderStats,
+  serveStats,
+  spawnChild,
+  type StatsServer,
+  userName,
+} from '@emperor/process';
 import { type Notifier } from './notify.js';
+import { currentIdentity, planMasterLaunch, type EmperorIdentity, type MasterIdentity } from './privileges.js';
 import { reconcile, type ReconcileAction } from './reconcile.js';
 import { SETTLE_MS, createSource, vassalOrigin, type VassalFile, type VassalSource } from './source.js';
 import { judgeTyrant, type TyrantIdentity } from './tyrant.js';
@@ -23,6 +36,14 @@ export interface EmperorOptions {
   readonly spawnMaster?: SpawnMaster;
   /** Tells systemd about readiness, reloads, stops and the vassals' states (sd_notify). */
   readonly notifier?: Notifier | undefined;
+  /** Who the emperor is (tests). @default currentIdentity() */
+  readonly identity?: EmperorIdentity;
+  /**
+   * Sockets bound for the stats servers before a privilege drop (inherited descriptors,
+   * see packages/cli/src/privilege-drop.ts): served instead of binding `emperor-stats` and
+   * `stats` here.
+   */
+  readonly listenFds?: { readonly emperorStats?: number | undefined; readonly stats?: number | undefined };
 }
 
 const sec = (ms: number): number => Math.floor(ms / 1000);
@@ -60,7 +81,7 @@ export class Emperor {
   readonly #sources: VassalSource[] = [];
   readonly #vassals = new Map<string, Vassal>();
   readonly #spawn: SpawnMaster;
-  #stats: StatsServer | undefined;
+  readonly #stats: StatsServer[] = [];
   #shuttingDown: Promise<void> | undefined;
   #settleTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
@@ -75,13 +96,15 @@ export class Emperor {
   readonly #refused = new Map<string, string>();
   /** Name collisions between sources already logged: what collides → the line. */
   #collisions = new Map<string, string>();
-  readonly #emperorUid = process.getuid?.() ?? 0;
-  readonly #emperorGid = process.getgid?.() ?? 0;
+  readonly #identity: EmperorIdentity;
+  readonly #listenFds: NonNullable<EmperorOptions['listenFds']>;
 
   constructor(options: EmperorOptions) {
     this.#config = options.config;
     this.#logger = options.logger;
     this.#notifier = options.notifier;
+    this.#identity = options.identity ?? currentIdentity();
+    this.#listenFds = options.listenFds ?? {};
     this.#spawn = options.spawnMaster ?? ((file) => this.#spawnMaster(options.masterEntry, file));
   }
 
@@ -93,15 +116,59 @@ export class Emperor {
   /** The identity tyrant mode forces on a file's vassal, or undefined when it is refused or tyrant mode is off. */
   #tyrantIdentity(file: VassalFile): TyrantIdentity | undefined {
     if (!this.#config.emperorTyrant) return undefined;
-    const verdict = judgeTyrant(file, { emperorUid: this.#emperorUid, emperorGid: this.#emperorGid, nofollow: this.#config.emperorTyrantNofollow });
+    const verdict = judgeTyrant(file, this.#tyrantOptions());
     return verdict.ok ? verdict.identity : undefined;
   }
 
+  #tyrantOptions(): Parameters<typeof judgeTyrant>[1] {
+    const me = this.#identity;
+    return { emperorUid: me.uid, emperorGid: me.gid, canSwitchUsers: me.canSwitchUsers, nofollow: this.#config.emperorTyrantNofollow };
+  }
+
+  /**
+   * The user a vassal's own `uid`/`gid` ask for (its file, `vassals-inherit` and
+   * placeholders resolved as its master will), for an emperor that is not root and so
+   * must start the master as that user. Undefined when the vassal asks for none, or when
+   * its file or user cannot be had: the master, started as the emperor's user, then
+   * reports that error itself.
+   */
+  #vassalIdentity(file: VassalFile): MasterIdentity | undefined {
+    if (file.kind === 'row') {
+      // The source read the row's uid/gid and gave its file to that user: the emperor may
+      // not be able to read it any more (mode 0600).
+      if (file.uid === this.#identity.uid && file.gid === this.#identity.gid) return undefined;
+      const name = userName(file.uid);
+      return { uid: file.uid, gid: file.gid, groups: name === undefined ? [file.gid] : initGroups(name, file.gid) };
+    }
+    try {
+      const { config } = loadVassalConfig(file.path, { inherit: this.#config.vassalsInherit });
+      if (config.uid === undefined && config.gid === undefined) return undefined;
+      const user = config.uid === undefined ? undefined : lookupUser(config.uid);
+      const gid = config.gid !== undefined ? lookupGroup(config.gid) : (user?.gid ?? this.#identity.gid);
+      // The master's own drop (users.ts dropPrivileges): setgid, initgroups(user, gid), setuid.
+      return { uid: user?.uid ?? this.#identity.uid, gid, groups: user === undefined ? [gid] : initGroups(user.name, gid) };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * @throws PrivilegeError when this emperor cannot start the vassal as the user it asks
+   *   for (the vassal then waits for its file to change, see {@link Vassal.start})
+   */
   #spawnMaster(entry: string, file: VassalFile): Child {
     // A row's master gets the bare name (its cwd is the row file's directory), so its
     // config errors name the row: `shop.ini:7: harakiri: ...`.
     const args = [entry, file.kind === 'row' ? file.name : file.path];
     const tyrant = this.#tyrantIdentity(file);
+    // A root emperor leaves the vassal's own uid/gid to its master, which binds as root
+    // first; one that is not root must start the master as that user already.
+    const wanted: MasterIdentity | undefined = tyrant !== undefined
+      ? { uid: tyrant.uid, gid: tyrant.gid, groups: [] }
+      : this.#identity.uid === 0 ? undefined : this.#vassalIdentity(file);
+    const plan = planMasterLaunch(this.#identity, wanted, { file: vassalOrigin(file) });
+    if (!plan.ok) throw plan.error;
+    const { launch } = plan;
     // On argv, where the vassal file cannot reach: the master refuses a uid/gid option
     // (from the file, an inherited file or a placeholder) that differs from these.
     if (tyrant !== undefined) args.push('--tyrant-uid', String(tyrant.uid), '--tyrant-gid', String(tyrant.gid));
@@ -118,13 +185,15 @@ export class Emperor {
         detached: true,
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         serialization: 'json',
-        // Tyrant mode: libuv calls setgid, setgroups(0, NULL) and setuid in the child
-        // before exec, exactly uWSGI's privilege drop (no supplementary groups).
-        ...(tyrant === undefined ? {} : { uid: tyrant.uid, gid: tyrant.gid }),
+        // Tyrant mode under a root emperor: libuv calls setgid, setgroups(0, NULL) and
+        // setuid in the child before exec, exactly uWSGI's privilege drop (no
+        // supplementary groups).
+        ...(launch.spawnIds ?? {}),
       },
       // Dies with the emperor even on SIGKILL, unless it drops privileges (which clears
-      // pdeathsig); then the closed IPC channel tells it.
-      { pdeathsig: true },
+      // pdeathsig) or runs as a user the emperor may not signal; then the closed IPC
+      // channel tells it.
+      { pdeathsig: true, credentials: launch.credentials, capabilities: launch.capabilities },
     );
   }
 
@@ -134,7 +203,7 @@ export class Emperor {
     for (const spec of config.emperor) {
       const source = createSource(spec, {
         freqMs: config.emperorFreqMs,
-        pg: { channel: config.emperorPgChannel, tyrant: config.emperorTyrant, inherit: config.vassalsInherit, logger: this.#logger },
+        pg: { channel: config.emperorPgChannel, tyrant: config.emperorTyrant, inherit: config.vassalsInherit, logger: this.#logger, identity: this.#identity },
         ownerOfLink: config.emperorTyrant && config.emperorTyrantNofollow,
         onError: (err) => this.#logger.warn(`watching ${spec} failed (${err.message}); rescanning every ${config.emperorFreqMs / 1000} s`),
         onSkip: (path, reason) => this.#logger.warn({ file: path }, `${path}: ${reason}`),
@@ -150,24 +219,50 @@ export class Emperor {
       this.#logger.info(
         `tyrant mode: each vassal runs as the owner of its file${config.emperorTyrantNofollow ? ' (of the symlink itself, emperor-tyrant-nofollow)' : ''}; files owned by uid 0 or gid 0 are refused`,
       );
-      if (this.#emperorUid !== 0) this.#logger.warn(`tyrant mode without root (uid ${this.#emperorUid}): only files owned by uid ${this.#emperorUid} gid ${this.#emperorGid} can run`);
+      const me = this.#identity;
+      if (!me.canSwitchUsers) {
+        this.#logger.warn(`tyrant mode without root or the setuid and setgid capabilities (uid ${me.uid}): only files owned by uid ${me.uid} gid ${me.gid} can run`);
+      }
     }
+    this.#logIdentity();
     this.#scan();
     if (config.emperorRequiredHeartbeatMs > 0) {
       this.#heartbeatTimer = setInterval(() => {
         for (const vassal of this.#vassals.values()) vassal.checkHeartbeat(config.emperorRequiredHeartbeatMs);
       }, Math.min(HEARTBEAT_CHECK_MS, config.emperorRequiredHeartbeatMs));
     }
-    if (config.emperorStats !== undefined) {
-      this.#stats = await serveStats(config.emperorStats, () => renderStats(this.stats(), config.statsMinified), {
+    // `stats` in the emperor's file serves the same document as `emperor-stats`, so the
+    // address an operator wrote for uWSGI answers; with both set, both do.
+    const addresses: ['emperor-stats' | 'stats', ListenAddress | undefined, number | undefined][] = [
+      ['emperor-stats', config.emperorStats, this.#listenFds.emperorStats],
+      ['stats', config.stats, this.#listenFds.stats],
+    ];
+    for (const [option, address, fd] of addresses) {
+      if (address === undefined) continue;
+      const server = await serveStats(address, () => renderStats(this.stats(), config.statsMinified), {
         http: config.statsHttp,
         metrics: emperorMetrics(() => this.stats()),
+        fd,
       });
-      this.#logger.info(`emperor stats server on ${this.#stats.address}`);
+      this.#stats.push(server);
+      this.#logger.info(`emperor stats server on ${server.address}${option === 'stats' ? ' (stats)' : ''}`);
     }
     // Every vassal found at start has been spawned (not necessarily ready: one slow or
     // broken app must not hold the whole unit in "activating").
     this.#notifier?.ready(this.#statusLine());
+  }
+
+  /** One line at start when the emperor is not root: who it is and what that allows. */
+  #logIdentity(): void {
+    const me = this.#identity;
+    if (me.uid === 0) return;
+    const name = userName(me.uid) ?? String(me.uid);
+    const caps = me.capabilities.length === 0 ? 'no capabilities' : `capabilities ${me.capabilities.join(', ')}`;
+    this.#logger.info(
+      { uid: me.uid, gid: me.gid, capabilities: me.capabilities },
+      `emperor running as ${name} (uid ${me.uid} gid ${me.gid}) with ${caps}: ` +
+        (me.canSwitchUsers ? 'vassals start as their own users, with no capabilities' : `every vassal runs as ${name}`),
+    );
   }
 
   #statusLine(): string {
@@ -190,7 +285,7 @@ export class Emperor {
     const before = this.#refused.size;
     for (const name of this.#refused.keys()) if (!desired.has(name)) this.#refused.delete(name);
     for (const [name, file] of desired) {
-      const verdict = judgeTyrant(file, { emperorUid: this.#emperorUid, emperorGid: this.#emperorGid, nofollow: this.#config.emperorTyrantNofollow });
+      const verdict = judgeTyrant(file, this.#tyrantOptions());
       if (verdict.ok) {
         if (this.#refused.delete(name)) this.#logger.info(`${vassalOrigin(file)}: now ${file.kind === 'row' ? 'runs as' : 'owned by'} uid ${file.uid} gid ${file.gid}; tyrant mode allows it`);
         continue;
@@ -324,7 +419,7 @@ export class Emperor {
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
     this.#shuttingDown = (async () => {
       await Promise.all([...this.#vassals.values()].map((v) => v.stop()));
-      await this.#stats?.close();
+      await Promise.all(this.#stats.map((server) => server.close()));
       await this.#notifier?.close();
       this.#logger.info('emperor stopped');
     })();

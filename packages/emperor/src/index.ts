@@ -8,3 +8,4 @@ export * from './pg-source.js';
 export * from './pg-rows.js';
 export * from './pg-connection.js';
 export * from './row-files.js';
+export * from './privileges.js';

@@ -18,10 +18,11 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import { parsePgMonitor, type PgMonitor } from '@emperor/config';
-import { InternalError, VassalRowError, VassalSourceError } from '@emperor/protocol';
+import { InternalError, PrivilegeError, VassalRowError, VassalSourceError } from '@emperor/protocol';
 import { type BackoffOptions, type BackoffState, type Clock, type Logger, type TimerHandle, INITIAL_BACKOFF, nextBackoff, systemClock } from '@emperor/process';
 import { lookUpPassword, pgClientConfig, type PasswordLookup, type PgEnvironment } from './pg-connection.js';
 import { readVassalRows, sameRowVersion, type VassalRow } from './pg-rows.js';
+import { currentIdentity, type EmperorIdentity } from './privileges.js';
 import { RowFiles, runtimeBase, vassalOwner, type FileOwner, type IdLookup } from './row-files.js';
 import type { VassalFile, VassalSource } from './source.js';
 
@@ -54,6 +55,11 @@ export interface PgSourceOptions {
   readonly runtimeBase?: string;
   /** The environment and defaults the connection settings read. */
   readonly environment?: PgEnvironment;
+  /**
+   * The emperor's identity: who row files belong to when a row asks for no user, and
+   * whether they can be given to a vassal's user. @default currentIdentity()
+   */
+  readonly identity?: Pick<EmperorIdentity, 'uid' | 'gid' | 'canSwitchUsers'>;
   /** User and group lookups (the owner of row files outside tyrant mode). */
   readonly lookup?: IdLookup;
   /** @default systemClock */
@@ -99,8 +105,7 @@ export class PgSource extends EventEmitter<{ change: [] }> implements VassalSour
   /** Problems already logged, by what they are about, so each is logged once while it lasts. */
   readonly #reported = new Map<string, string>();
   #queryProblem: string | undefined;
-  readonly #emperorUid = process.getuid?.() ?? 0;
-  readonly #emperorGid = process.getgid?.() ?? 0;
+  readonly #identity: Pick<EmperorIdentity, 'uid' | 'gid' | 'canSwitchUsers'>;
 
   /**
    * @param value a `pg://` or `pgsql://` value the config loader accepted
@@ -115,6 +120,7 @@ export class PgSource extends EventEmitter<{ change: [] }> implements VassalSour
     this.#options = options;
     this.#logger = options.logger;
     this.#clock = options.clock ?? systemClock;
+    this.#identity = options.identity ?? currentIdentity();
   }
 
   /** What the source is doing now. */
@@ -328,7 +334,7 @@ export class PgSource extends EventEmitter<{ change: [] }> implements VassalSour
       let path: string;
       try {
         owner = this.#ownerOf(row, files.pathOf(name));
-        path = files.write(name, row.config, owner);
+        path = this.#write(files, name, row.config, owner);
       } catch (err) {
         // Nothing is lost: the vassal keeps its previous row, or is not started.
         notes.push([`write:${name}`, `row ${JSON.stringify(name)}: cannot write its file in ${files.dir}: ${(err as Error).message}`]);
@@ -343,8 +349,8 @@ export class PgSource extends EventEmitter<{ change: [] }> implements VassalSour
         monitor: this.monitor,
         kind: 'row',
         fingerprint: { dev: 0, ino: 0, mtimeMs: row.tsMs, size: Buffer.byteLength(row.config), hash: `ts ${row.ts}` },
-        uid: this.#options.tyrant ? (row.uid ?? 0) : (owner?.uid ?? this.#emperorUid),
-        gid: this.#options.tyrant ? (row.gid ?? 0) : (owner?.gid ?? this.#emperorGid),
+        uid: this.#options.tyrant ? (row.uid ?? 0) : (owner?.uid ?? this.#identity.uid),
+        gid: this.#options.tyrant ? (row.gid ?? 0) : (owner?.gid ?? this.#identity.gid),
       });
       changed = true;
     }
@@ -382,13 +388,36 @@ export class PgSource extends EventEmitter<{ change: [] }> implements VassalSour
   }
 
   /**
-   * Who a row's file belongs to: the row's uid and gid in tyrant mode; otherwise the user
-   * its master drops to (`uid`/`gid` in its config), since the master re-reads the file
-   * as that user on every reload. Only root can give files away.
+   * Who a row's master runs as, and so who its file belongs to (the master re-reads it as
+   * that user on every reload): the row's uid and gid in tyrant mode; otherwise its
+   * config's `uid`/`gid`. Undefined: the emperor's own user.
    */
   #ownerOf(row: VassalRow, path: string): FileOwner | undefined {
-    if (this.#emperorUid !== 0) return undefined;
     if (this.#options.tyrant) return row.uid === undefined || row.gid === undefined ? undefined : { uid: row.uid, gid: row.gid };
-    return vassalOwner(row.config, path, row.format, this.#options.inherit, this.#options.lookup);
+    return vassalOwner(row.config, path, row.format, this.#options.inherit, this.#options.lookup, this.#identity.uid);
+  }
+
+  /**
+   * Writes a row's file, given to `owner`. Giving a file away needs root or CAP_CHOWN: an
+   * emperor that dropped to its own user with `cap = setgid,setuid` can start the master
+   * as the row's user but not hand it the file, so it says so (one line for the row)
+   * instead of starting a master that cannot read its config. An emperor that cannot
+   * switch users keeps the file: starting the master is refused with its own message.
+   * @throws {PrivilegeError} naming the user and the fix; the file system's errors
+   */
+  #write(files: RowFiles, name: string, text: string, owner: FileOwner | undefined): string {
+    const me = this.#identity;
+    const giveAway = owner !== undefined && (owner.uid !== me.uid || owner.gid !== me.gid);
+    if (!giveAway || (me.uid !== 0 && !me.canSwitchUsers)) return files.write(name, text, undefined);
+    try {
+      return files.write(name, text, owner);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+      throw new PrivilegeError(
+        `its master runs as uid ${owner.uid} gid ${owner.gid}, but the emperor (uid ${me.uid} gid ${me.gid}) cannot give it its mode 0600 file: ` +
+          'that needs root or the chown capability; add chown to the emperor\'s cap (cap = setgid,setuid,chown)',
+        { cause: err },
+      );
+    }
   }
 }

@@ -51,8 +51,8 @@ export class RowFiles {
 
   /**
    * Writes a vassal's file atomically (a hidden temporary file, renamed over the old
-   * one), mode 0600, given to `owner` when set (which needs root).
-   * @throws the file system's error
+   * one), mode 0600, given to `owner` when set (which needs root or CAP_CHOWN).
+   * @throws the file system's error (EPERM from fchown without the right to give files away)
    */
   write(name: string, text: string, owner: FileOwner | undefined): string {
     const path = this.pathOf(name);
@@ -100,13 +100,16 @@ export const getentLookup: IdLookup = (db, who) => {
 /**
  * The user and group a vassal's master ends up as, read from the config's `uid` and
  * `gid` (inherited files and placeholders included): a `uid` without `gid` means the
- * user's primary group, a `gid` alone keeps root as the user. Undefined when the config
- * sets neither, or cannot be read or resolved: the file stays root's, and the master
- * (which reads it first as root) reports the problem itself.
+ * user's primary group, a `gid` alone keeps the emperor's user (root's, for a root
+ * emperor). Undefined when the config sets neither, or cannot be read or resolved: the
+ * file stays the emperor's, and the master reports the problem itself.
  *
  * @param path the path the master will read the config from (anchors relative paths and placeholders)
+ * @param emperorUid the emperor's own uid, the user of a config with a `gid` alone
  */
-export function vassalOwner(text: string, path: string, format: ConfigFormat, inherit: readonly string[], lookup: IdLookup = getentLookup): FileOwner | undefined {
+export function vassalOwner(
+  text: string, path: string, format: ConfigFormat, inherit: readonly string[], lookup: IdLookup = getentLookup, emperorUid = 0,
+): FileOwner | undefined {
   let uid: Principal | undefined;
   let gid: Principal | undefined;
   try {
@@ -120,5 +123,5 @@ export function vassalOwner(text: string, path: string, format: ConfigFormat, in
   if (uid !== undefined && user === undefined) return undefined;
   const group = gid === undefined ? user?.[1] : (lookup('group', gid)?.[0] ?? (typeof gid === 'number' ? gid : undefined));
   if (group === undefined) return undefined;
-  return { uid: user?.[0] ?? 0, gid: group };
+  return { uid: user?.[0] ?? emperorUid, gid: group };
 }

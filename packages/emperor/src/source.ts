@@ -271,7 +271,7 @@ abstract class FileSource extends EventEmitter<{ change: [] }> implements Vassal
       if (prev !== undefined && prev.dev === st.dev && prev.ino === st.ino && prev.mtimeMs === st.mtimeMs && prev.size === st.size) {
         fingerprint = prev;
       } else {
-        let hash = '';
+        let hash: string;
         if (st.size <= MAX_HASHED_BYTES) {
           try {
             hash = createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -354,7 +354,13 @@ export function createSource(spec: string, options: SourceOptions): VassalSource
   return isGlobPattern(spec) ? new GlobSource(spec, options) : new DirectorySource(spec, options);
 }
 
-/** How messages name where a vassal comes from: its file's path, or its row and database. */
-export function vassalOrigin(file: VassalFile): string {
-  return file.kind === 'row' ? `row ${quote(file.name)} of ${file.monitor}` : file.path;
+/** What {@link vassalOrigin} needs of a vassal: a file's path, or a row's name and database. */
+export type VassalOriginParts = Pick<VassalFile, 'path'> & Partial<Pick<VassalFile, 'kind' | 'name' | 'monitor'>>;
+
+/**
+ * How messages name where a vassal comes from: its file's path, or its row and database
+ * (the path when a row's name or database is not given).
+ */
+export function vassalOrigin(file: VassalOriginParts): string {
+  return file.kind === 'row' && file.name !== undefined && file.monitor !== undefined ? `row ${quote(file.name)} of ${file.monitor}` : file.path;
 }

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { TyrantError } from '@emperor/protocol';
-import { vassalOrigin, type VassalFile } from './source.js';
+import { vassalOrigin, type VassalFile, type VassalOriginParts } from './source.js';
 
 /** The identity a vassal is forced to run as. */
 export interface TyrantIdentity {
@@ -21,9 +21,15 @@ export type TyrantVerdict =
 
 /** Options of {@link judgeTyrant}. */
 export interface JudgeTyrantOptions {
-  /** The emperor's own uid and gid: only root can start a vassal as another user or group. */
+  /** The emperor's own uid and gid. */
   readonly emperorUid: number;
   readonly emperorGid: number;
+  /**
+   * Whether the emperor can start a vassal as another user or group: root, or an emperor
+   * that dropped to its own user keeping CAP_SETUID and CAP_SETGID (`cap = setgid,setuid`).
+   * @default emperorUid === 0
+   */
+  readonly canSwitchUsers?: boolean;
   /** `emperor-tyrant-nofollow`: the file's owner is the symlink's own. */
   readonly nofollow: boolean;
   /** Names for the ids in messages. @default namesFromEtc */
@@ -34,11 +40,11 @@ export interface JudgeTyrantOptions {
  * Judges a vassal file (or a database row, by its uid and gid columns) in tyrant mode.
  * Refused: a file owned by uid 0 or gid 0 (it would
  * run as root, or with root's group: uWSGI's "invalid permissions"), and, when the emperor
- * is not root, a file owned by any user or group but the emperor's own (setuid/setgid
- * would fail).
+ * cannot switch users (not root, no CAP_SETUID and CAP_SETGID), a file owned by any user
+ * or group but the emperor's own (setuid/setgid would fail).
  * Pure apart from the optional name lookup.
  */
-export function judgeTyrant(file: VassalFile, options: JudgeTyrantOptions): TyrantVerdict {
+export function judgeTyrant(file: Pick<VassalFile, 'path' | 'uid' | 'gid'> & VassalOriginParts, options: JudgeTyrantOptions): TyrantVerdict {
   const { uid, gid } = file;
   const owner = (): string => describeOwner(uid, gid, options.names ?? namesFromEtc);
   const row = file.kind === 'row';
@@ -55,11 +61,13 @@ export function judgeTyrant(file: VassalFile, options: JudgeTyrantOptions): Tyra
       ),
     };
   }
-  if (options.emperorUid !== 0 && (uid !== options.emperorUid || gid !== options.emperorGid)) {
+  const canSwitch = options.canSwitchUsers ?? options.emperorUid === 0;
+  if (!canSwitch && (uid !== options.emperorUid || gid !== options.emperorGid)) {
     return {
       ok: false,
       error: new TyrantError(
-        `${vassalOrigin(file)}: refused: ${whose} ${owner()}, but the emperor runs as uid ${options.emperorUid} gid ${options.emperorGid} and only root can start a vassal as another user or group`,
+        `${vassalOrigin(file)}: refused: ${whose} ${owner()}, but the emperor runs as uid ${options.emperorUid} gid ${options.emperorGid} ` +
+          'without the setuid and setgid capabilities, and only root (or cap = setgid,setuid next to the emperor\'s uid) can start a vassal as another user or group',
       ),
     };
   }

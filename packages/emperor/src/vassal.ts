@@ -5,15 +5,16 @@
  *
  * States: `starting → ready → reloading → ready … → stopping → dead`; a master that dies
  * unasked goes to `throttled` (waiting to respawn) or `cursed` (failing repeatedly;
- * still retried at the maximum interval, never abandoned); an invalid vassal file goes to
- * `config-error` and waits for the file to change.
+ * still retried at the maximum interval, never abandoned); an invalid vassal file, or one
+ * the emperor may not run as the user it asks for, goes to `config-error` and waits for
+ * the file to change.
  */
 import { EventEmitter } from 'node:events';
-import { ExitCode, parseMasterToEmperor, type EmperorToMaster } from '@emperor/protocol';
+import { ExitCode, PrivilegeError, parseMasterToEmperor, type EmperorToMaster } from '@emperor/protocol';
 import {
   type BackoffOptions,
   type BackoffState,
-  type Child,
+  type WorkerChild,
   type Clock,
   type ExitInfo,
   type Logger,
@@ -38,8 +39,13 @@ export const VASSAL_STOP_MERCY_MS = 70_000;
 /** Uptime after which a master's death is not part of a crash loop, ms. */
 export const VASSAL_HEALTHY_MS = 30_000;
 
-/** Starts the master process of a vassal file. */
-export type SpawnMaster = (file: VassalFile) => Child;
+/**
+ * Starts the master process of a vassal file.
+ * @throws PrivilegeError when the emperor may not start it as the user it asks for: the
+ *   vassal then waits in `config-error` for its file to change; any other error counts as
+ *   a failed start (respawned with backoff)
+ */
+export type SpawnMaster = (file: VassalFile) => WorkerChild;
 
 /** Options for {@link Vassal}. */
 export interface VassalOptions {
@@ -76,7 +82,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   readonly name: string;
   #file: VassalFile;
   #state: VassalState = 'dead';
-  #child: Child | undefined;
+  #child: WorkerChild | undefined;
   #stopping = false;
   #timer: TimerHandle | undefined;
   /** Armed while a vassal with a failure streak runs: at `healthyMs` of uptime the streak ends. */
@@ -103,6 +109,8 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   respawns = 0;
   cursedAt = 0;
   lastError = '';
+  /** What the running master reported before exiting {@link ExitCode.CONFIG} (its `config-error` message). */
+  #configError: string | undefined;
 
   constructor(file: VassalFile, options: VassalOptions) {
     super();
@@ -145,16 +153,24 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     if (this.#stopping) return;
     this.#clearTimer();
     const now = this.#clock.now();
-    let child: Child;
+    let child: WorkerChild;
     try {
       child = this.#options.spawn(this.#file);
     } catch (err) {
       this.lastError = (err as Error).message;
+      if (err instanceof PrivilegeError) {
+        // The emperor may not start it as the user it asks for: like an invalid file, it
+        // waits for the file to change instead of failing every few seconds. Said once.
+        this.#logger.error({ code: err.code, file: this.#file.path }, this.lastError);
+        this.#setState('config-error');
+        return;
+      }
       this.#logger.error(`cannot spawn the master of ${this.name}: ${this.lastError}`);
       this.#onExit({ code: ExitCode.UNAVAILABLE, signal: null }, now);
       return;
     }
     this.#child = child;
+    this.#configError = undefined;
     this.born = now;
     this.lastMod = this.#file.fingerprint.mtimeMs;
     this.lastRun = now;
@@ -165,7 +181,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.lastHeartbeat = 0;
     this.#setState('starting');
     this.#logger.info({ master_pid: child.pid, file: this.#file.path }, `vassal ${this.name} started (master pid ${child.pid})`);
-    child.on('message', (raw) => this.#onMessage(raw));
+    child.on('message', (raw) => this.#onMessage(raw, child));
     child.once('exit', (exit) => this.#onExit(exit, this.#clock.now()));
     if (this.#backoff.failures > 0) {
       const healthyMs = this.#backoffOptions.healthyMs;
@@ -180,7 +196,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     }
   }
 
-  #onMessage(raw: unknown): void {
+  #onMessage(raw: unknown, from: WorkerChild): void {
     let message;
     try {
       message = parseMasterToEmperor(raw);
@@ -211,6 +227,15 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
         if (this.#state === 'reloading') this.#setState('ready');
         if (!message.ok) this.lastError = 'the last reload was abandoned; the previous workers kept serving';
         return;
+      case 'config-error':
+        if (this.#child !== undefined && this.#child !== from) return; // from a master already replaced
+        this.#configError = message.message;
+        // Usually the exit follows; if it came first, the stats get the real error now.
+        if (this.#state === 'config-error' && this.#child === undefined) {
+          this.lastError = message.message;
+          this.emit('change');
+        }
+        return;
       default: {
         const never: never = message;
         void never;
@@ -233,7 +258,9 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     }
     if (exit.code === ExitCode.CONFIG) {
       const row = this.#file.kind === 'row';
-      this.lastError = row ? 'invalid config in its row (see the error logged above)' : 'invalid vassal file (see the error logged above)';
+      this.lastError = this.#configError ??
+        (row ? 'invalid config in its row (the master exited 78 without saying why; see its log)' : 'invalid vassal file (the master exited 78 without saying why; see its log)');
+      // The master logged the error itself (one line, file:line: option: reason); the stats keep it as last_error.
       this.#logger.warn(row
         ? `vassal ${this.name} has an invalid config in its row of ${this.#file.monitor}; waiting for its ts to change`
         : `vassal ${this.name} has an invalid file; waiting for it to change`);

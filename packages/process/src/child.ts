@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { MissingToolError } from '@emperor/protocol';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 
 /** How a child ended: exactly one of `code` and `signal` is set. */
 export interface ExitInfo {
@@ -39,27 +40,68 @@ export interface StopOptions {
   readonly mercyMs?: number;
 }
 
+/** The events of a supervised child: raw IPC messages (the owner parses them) and its one exit. */
+export type ChildEvents = { message: [unknown]; exit: [ExitInfo] };
+
+/**
+ * A process as its supervisor sees it: what the emperor needs of a vassal master and a
+ * master of a worker. {@link Child} (a process we spawned) implements it; so do the test
+ * helpers' fake child and, later, a worker forked by a Python template process, which is
+ * not our direct child and reports its exit through the template.
+ *
+ * `exit` is emitted once; `exited` resolves with the same value.
+ */
+export interface WorkerChild extends EventEmitter<ChildEvents> {
+  /** The pid; 0 if the process never started. */
+  readonly pid: number;
+  /** Epoch ms when it was started (the supervisor's clock). */
+  readonly spawnedAt: number;
+  /** How it ended, once it has. */
+  readonly exit: ExitInfo | undefined;
+  readonly exited: Promise<ExitInfo>;
+  isDead(): boolean;
+  /** Sends an IPC message if the channel is open; returns whether it was sent. */
+  send(message: unknown): boolean;
+  /** Sends a signal unless the process is already gone. @default 'SIGKILL' */
+  kill(signal?: NodeJS.Signals): void;
+  /** Asks it to stop (message, else signal), SIGKILL after the mercy; idempotent. */
+  stop(options?: StopOptions): Promise<ExitInfo>;
+  /** SIGKILL after `ms` from now if still alive (replaces a pending stop's deadline). */
+  hurry(ms: number): void;
+}
+
 /**
  * One spawned process. `exited` resolves once with how it ended; the `message` event
- * carries raw IPC messages (the owner parses them).
+ * carries raw IPC messages (the owner parses them). The SIGKILL escalation of
+ * {@link stop} and {@link hurry} runs on the given clock.
  */
-export class Child extends EventEmitter<{ message: [unknown]; exit: [ExitInfo] }> {
+export class Child extends EventEmitter<ChildEvents> implements WorkerChild {
   readonly process: ChildProcess;
   /** Wall-clock ms when spawned. */
   readonly spawnedAt: number;
   readonly exited: Promise<ExitInfo>;
+  readonly #clock: Clock;
   #exit: ExitInfo | undefined;
-  #killTimer: NodeJS.Timeout | undefined;
+  #killTimer: TimerHandle | undefined;
+  readonly #signalAs: ((signal: NodeJS.Signals) => void) | undefined;
 
-  constructor(proc: ChildProcess, now = Date.now()) {
+  /**
+   * @param clock the stop escalation's timers (and `spawnedAt`)
+   * @param signalAs how to signal the child when kill(2) is refused (EPERM): an emperor
+   *   that is not root, keeping CAP_SETUID but not CAP_KILL, cannot signal a master
+   *   running as another user, but can start a process as that user which does
+   */
+  constructor(proc: ChildProcess, clock: Clock = systemClock, signalAs?: (signal: NodeJS.Signals) => void) {
     super();
     this.process = proc;
-    this.spawnedAt = now;
+    this.#clock = clock;
+    this.spawnedAt = clock.now();
+    this.#signalAs = signalAs;
     this.exited = new Promise((resolve) => {
       const ended = (exit: ExitInfo): void => {
         if (this.#exit !== undefined) return;
         this.#exit = exit;
-        if (this.#killTimer !== undefined) clearTimeout(this.#killTimer);
+        if (this.#killTimer !== undefined) this.#clock.clearTimeout(this.#killTimer);
         this.emit('exit', exit);
         resolve(exit);
       };
@@ -101,11 +143,14 @@ export class Child extends EventEmitter<{ message: [unknown]; exit: [ExitInfo] }
   /** Sends a signal unless the child is already gone. */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (this.isDead()) return;
+    let sent = false;
     try {
-      this.process.kill(signal);
+      // False (with an 'error' event, which the constructor absorbs) when kill(2) fails.
+      sent = this.process.kill(signal);
     } catch {
       // ESRCH: it died between the check and the kill.
     }
+    if (!sent && !this.isDead()) this.#signalAs?.(signal);
   }
 
   /**
@@ -118,7 +163,7 @@ export class Child extends EventEmitter<{ message: [unknown]; exit: [ExitInfo] }
     if (this.#killTimer === undefined) {
       const sent = options.message !== undefined && this.send(options.message);
       if (!sent) this.kill(options.signal ?? 'SIGTERM');
-      this.#killTimer = setTimeout(() => this.kill('SIGKILL'), options.mercyMs ?? DEFAULT_MERCY_MS);
+      this.#killTimer = this.#clock.setTimeout(() => this.kill('SIGKILL'), options.mercyMs ?? DEFAULT_MERCY_MS);
     }
     return this.exited;
   }
@@ -126,8 +171,8 @@ export class Child extends EventEmitter<{ message: [unknown]; exit: [ExitInfo] }
   /** Shortens a pending stop: SIGKILL after `ms` from now if still alive. */
   hurry(ms: number): void {
     if (this.isDead()) return;
-    if (this.#killTimer !== undefined) clearTimeout(this.#killTimer);
-    this.#killTimer = setTimeout(() => this.kill('SIGKILL'), ms);
+    if (this.#killTimer !== undefined) this.#clock.clearTimeout(this.#killTimer);
+    this.#killTimer = this.#clock.setTimeout(() => this.kill('SIGKILL'), ms);
   }
 }
 
@@ -154,12 +199,37 @@ export function findExecutable(name: string, path = process.env.PATH ?? ''): str
  * the pid stays the same and the settings are in place before the app loads.
  */
 export interface ProcessLimits {
-  /** SIGKILL the child when its parent dies (`PR_SET_PDEATHSIG`). */
-  readonly pdeathsig?: boolean | undefined;
+  /**
+   * Signal the child when its parent dies (`PR_SET_PDEATHSIG`): true means SIGKILL. The
+   * kernel delivers it only when the parent may signal the child (root, CAP_KILL, or the
+   * same uid), so a master a non-root emperor started as another user does not get it.
+   */
+  readonly pdeathsig?: boolean | NodeJS.Signals | undefined;
+  /**
+   * Run the program as this user, group and supplementary groups (`setpriv --reuid
+   * --regid --groups`, or `--clear-groups` for none). Needs root or CAP_SETUID and
+   * CAP_SETGID.
+   */
+  readonly credentials?: SpawnCredentials | undefined;
+  /**
+   * The capabilities the program starts with, through the inheritable and ambient sets
+   * (`setpriv --inh-caps --ambient-caps`, names as in capabilities(7) without `cap_`). An
+   * empty list clears both sets, so a program that is not root starts with no capability
+   * at all (a non-root → non-root setuid keeps them, and ambient ones survive exec).
+   */
+  readonly capabilities?: readonly string[] | undefined;
   /** RLIMIT_AS soft and hard limit, bytes (uWSGI `limit-as`). */
   readonly limitAsBytes?: number | undefined;
   /** CPUs to pin to (uWSGI `cpu-affinity`). */
   readonly cpus?: readonly number[] | undefined;
+}
+
+/** Who a child runs as: {@link ProcessLimits.credentials}. */
+export interface SpawnCredentials {
+  readonly uid: number;
+  readonly gid: number;
+  /** Supplementary groups; empty for none (tyrant mode, as uWSGI). */
+  readonly groups: readonly number[];
 }
 
 // Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
@@ -192,16 +262,60 @@ export function wrapCommand(command: string, args: readonly string[], limits: Pr
     if (prlimit === undefined) throw new MissingToolError('limit-as needs prlimit (util-linux), which is not installed');
     argv = [prlimit, `--as=${limits.limitAsBytes}:${limits.limitAsBytes}`, '--', ...argv];
   }
-  if (limits.pdeathsig === true) {
-    const setpriv = tool('setpriv');
-    if (setpriv !== undefined) argv = [setpriv, '--pdeathsig', 'KILL', '--', ...argv];
+  const setprivArgs = [...credentialArgs(limits.credentials), ...capabilityArgs(limits.capabilities)];
+  const setpriv = tool('setpriv');
+  if (setprivArgs.length > 0 && setpriv === undefined) {
+    throw new MissingToolError('starting a process as another user or without capabilities needs setpriv (util-linux), which is not installed');
   }
+  // setpriv sets pdeathsig after changing the credentials (which clear it).
+  const deathSignal = limits.pdeathsig === true ? 'KILL' : limits.pdeathsig === false || limits.pdeathsig === undefined ? undefined : limits.pdeathsig.replace(/^SIG/, '');
+  if (deathSignal !== undefined && setpriv !== undefined) setprivArgs.push('--pdeathsig', deathSignal);
+  if (setprivArgs.length > 0 && setpriv !== undefined) argv = [setpriv, ...setprivArgs, '--', ...argv];
   const [file, ...rest] = argv;
   return [file as string, rest];
 }
 
-/** Spawns `command args` under `limits` and wraps it in a {@link Child}. */
-export function spawnChild(command: string, args: readonly string[], options: SpawnOptions, limits: ProcessLimits = {}): Child {
+function credentialArgs(credentials: SpawnCredentials | undefined): string[] {
+  if (credentials === undefined) return [];
+  const groups = credentials.groups.length === 0 ? ['--clear-groups'] : ['--groups', credentials.groups.join(',')];
+  return ['--reuid', String(credentials.uid), '--regid', String(credentials.gid), ...groups];
+}
+
+function capabilityArgs(capabilities: readonly string[] | undefined): string[] {
+  if (capabilities === undefined) return [];
+  const set = capabilities.length === 0 ? '-all' : ['-all', ...capabilities.map((name) => `+${name}`)].join(',');
+  return ['--inh-caps', set, '--ambient-caps', set];
+}
+
+/**
+ * Spawns `command args` under `limits` and wraps it in a {@link Child} whose stop
+ * escalation runs on `clock`. A child started as another user by a process that is not
+ * root is signalled, when kill(2) is refused, by a short-lived `setpriv ... kill` running
+ * as that user.
+ * @throws MissingToolError (see {@link wrapCommand}); Node's own spawn errors (EACCES,
+ *   ENOENT) arrive later as an exit with `spawnError`
+ */
+export function spawnChild(command: string, args: readonly string[], options: SpawnOptions, limits: ProcessLimits = {}, clock: Clock = systemClock): Child {
   const [file, argv] = wrapCommand(command, args, limits);
-  return new Child(spawn(file, argv, options));
+  const proc = spawn(file, argv, options);
+  const creds = limits.credentials;
+  const signalAs = creds === undefined || process.getuid?.() === 0 || proc.pid === undefined ? undefined : signalAsUser(proc.pid, creds);
+  return new Child(proc, clock, signalAs);
+}
+
+/**
+ * Sends signals to `pid` as `credentials`' user, through `setpriv --reuid --regid
+ * --clear-groups -- kill -s SIG PID`: kill(2) allows a process to signal another of the
+ * same uid. A few milliseconds per signal, and signals to a master are rare (a stop's
+ * SIGKILL after its mercy, a heartbeat kill, a SIGHUP without an IPC channel).
+ */
+function signalAsUser(pid: number, credentials: SpawnCredentials): ((signal: NodeJS.Signals) => void) | undefined {
+  const setpriv = tool('setpriv');
+  const kill = tool('kill');
+  if (setpriv === undefined || kill === undefined) return undefined;
+  return (signal) => {
+    const helper = spawn(setpriv, [...credentialArgs({ ...credentials, groups: [] }), '--', kill, '-s', signal.replace(/^SIG/, ''), String(pid)], { stdio: 'ignore' });
+    helper.on('error', () => {});
+    helper.unref();
+  };
 }

@@ -6,3 +6,4 @@ export * from './resources.js';
 export * from './stats-server.js';
 export * from './metrics.js';
 export * from './log-file.js';
+export * from './users.js';

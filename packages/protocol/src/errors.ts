@@ -92,7 +92,7 @@ export class ConfigReadError extends ConfigError {
  * element other than `<uwsgi>`, JSON without an object `uwsgi`, a nested element or
  * object where a value belongs, an XML entity declaration (refused outright, so an
  * entity-expansion bomb cannot even start), or an unsupported extension such as `.yaml`.
- * Problem example: `expected closing tag </socket>, got </uwsgi>`.
+ * Problem example: `<processes> is not closed (</uwsgi> on line 5 comes first)`.
  */
 export class ConfigParseError extends ConfigError {
   readonly code = 'ERR_CONFIG_PARSE' as const;
@@ -180,8 +180,11 @@ export class VassalRowError extends EmperorError {
 }
 
 /**
- * The vassal's `uid`/`gid` cannot be used: no such user or group, switching needs root,
- * the switch itself failed, or that user cannot read Emperor's worker code.
+ * A `uid`/`gid` cannot be used: no such user or group, switching needs root (or, for an
+ * emperor that dropped to a user of its own, the setuid and setgid capabilities), the
+ * switch itself failed, a capability of the emperor's `cap` is outside its bounding set,
+ * or the vassal's user cannot read Emperor's worker code, enter `chdir` or read the app;
+ * or a `pg://` row's file cannot be given to its master's user (no root, no CAP_CHOWN).
  */
 export class PrivilegeError extends EmperorError {
   readonly code = 'ERR_PRIVILEGE' as const;
@@ -189,7 +192,7 @@ export class PrivilegeError extends EmperorError {
 
 // --- the vassal master: sockets and workers -----------------------------------------
 
-/** A vassal socket cannot be bound: the message names the address and the reason. */
+/** A vassal socket, or a stats socket the emperor binds before dropping privileges, cannot be bound: the message names the address and the reason. */
 export class SocketBindError extends EmperorError {
   readonly code = 'ERR_SOCKET_BIND' as const;
 }
@@ -226,7 +229,7 @@ export class SocketListenError extends EmperorError {
   }
 }
 
-/** A Python vassal has no usable interpreter: missing, not runnable, or too old. */
+/** A Python vassal has no usable interpreter: missing, not runnable by the vassal's user, or too old. */
 export class PythonInterpreterError extends EmperorError {
   readonly code = 'ERR_PYTHON_INTERPRETER' as const;
 }
@@ -234,6 +237,16 @@ export class PythonInterpreterError extends EmperorError {
 /** A limit (`limit-as`, `cpu-affinity`) is requested but the util-linux wrapper that applies it is not installed. */
 export class MissingToolError extends EmperorError {
   readonly code = 'ERR_MISSING_TOOL' as const;
+}
+
+/** A `master-fifo` cannot be made: its directory is missing or not writable by the vassal's user, or mkfifo failed. */
+export class MasterFifoError extends EmperorError {
+  readonly code = 'ERR_MASTER_FIFO' as const;
+}
+
+/** A worker program found no worker spec it can read: it was not started by a vassal master, or by one of another build. */
+export class WorkerSpecError extends EmperorError {
+  readonly code = 'ERR_WORKER_SPEC' as const;
 }
 
 /** A Node app module loaded but offers nothing we can serve. */
@@ -256,6 +269,17 @@ export class StatsReadError extends EmperorError {
 /** A stats document is neither a vassal's (`workers`) nor an emperor's (`vassals`). */
 export class StatsShapeError extends EmperorError {
   readonly code = 'ERR_STATS_SHAPE' as const;
+}
+
+// --- the emperor command line ---------------------------------------------------------
+
+/**
+ * The `emperor` command line is wrong: an unknown command (with the one it looks like:
+ * `unknown command "stat"; did you mean stats?`), a command without its argument, a flag
+ * without its value. Printed as one plain line on stderr; the command exits 2.
+ */
+export class UsageError extends EmperorError {
+  readonly code = 'ERR_USAGE' as const;
 }
 
 // --- the registry ---------------------------------------------------------------------
@@ -295,18 +319,26 @@ export const ERRORS = registry({
   },
   ERR_CONFIG_VALUE: {
     errorClass: ConfigValueError,
-    thrownFrom: ['packages/config/src/emperor-config.ts', 'packages/config/src/values.ts', 'packages/config/src/vassal-config.ts'],
+    thrownFrom: ['packages/cli/src/check-app.ts', 'packages/config/src/emperor-config.ts', 'packages/config/src/values.ts', 'packages/config/src/vassal-config.ts'],
     meaning: 'A config file parsed, but a value, a placeholder or a combination of options cannot be accepted.',
   },
   ERR_SOCKET_BIND: {
     errorClass: SocketBindError,
-    thrownFrom: ['packages/vassal/src/master/sockets.ts'],
-    meaning: 'The vassal master could not bind one of its sockets.',
+    thrownFrom: ['packages/process/src/stats-server.ts', 'packages/vassal/src/master/sockets.ts'],
+    meaning: 'The vassal master could not bind one of its sockets, or the emperor one of its stats sockets before dropping privileges.',
   },
   ERR_PRIVILEGE: {
     errorClass: PrivilegeError,
-    thrownFrom: ['packages/vassal/src/master/master.ts', 'packages/vassal/src/master/users.ts'],
-    meaning: 'The vassal\'s uid/gid cannot be used, or that user cannot read Emperor\'s worker code.',
+    thrownFrom: [
+      'packages/cli/src/privilege-drop.ts',
+      'packages/emperor/src/pg-source.ts',
+      'packages/emperor/src/privileges.ts',
+      'packages/process/src/users.ts',
+      'packages/vassal/src/master/app-access.ts',
+      'packages/vassal/src/master/users.ts',
+      'packages/vassal/src/master/worker-code.ts',
+    ],
+    meaning: 'A uid/gid (a vassal\'s or the emperor\'s own) or a capability of cap cannot be had, or the vassal\'s user cannot read Emperor\'s worker code or the app.',
   },
   ERR_TYRANT: {
     errorClass: TyrantError,
@@ -330,8 +362,18 @@ export const ERRORS = registry({
   },
   ERR_MISSING_TOOL: {
     errorClass: MissingToolError,
-    thrownFrom: ['packages/process/src/child.ts'],
-    meaning: 'limit-as or cpu-affinity needs prlimit or taskset, which is not installed.',
+    thrownFrom: ['packages/cli/src/privilege-drop.ts', 'packages/process/src/child.ts'],
+    meaning: 'limit-as, cpu-affinity or a privilege drop needs prlimit, taskset or setpriv, which is not installed.',
+  },
+  ERR_MASTER_FIFO: {
+    errorClass: MasterFifoError,
+    thrownFrom: ['packages/vassal/src/master/master-fifo.ts'],
+    meaning: 'A master-fifo path cannot be made into a FIFO; the vassal runs without it.',
+  },
+  ERR_WORKER_SPEC: {
+    errorClass: WorkerSpecError,
+    thrownFrom: ['packages/vassal/src/shared/worker-spec.ts'],
+    meaning: 'A worker program was started without a readable EMPEROR_WORKER spec.',
   },
   ERR_APP_SHAPE: {
     errorClass: AppShapeError,
@@ -363,6 +405,11 @@ export const ERRORS = registry({
     thrownFrom: ['packages/cli/src/top/model.ts'],
     meaning: 'A stats socket answered JSON that is neither a vassal\'s nor an emperor\'s stats document.',
   },
+  ERR_USAGE: {
+    errorClass: UsageError,
+    thrownFrom: ['packages/cli/src/main.ts'],
+    meaning: 'The emperor command line is wrong: an unknown command, a missing argument or flag value.',
+  },
   ERR_DOCS_MARKERS: {
     errorClass: DocsMarkersError,
     thrownFrom: ['packages/config/src/reference-docs.ts'],
@@ -370,7 +417,7 @@ export const ERRORS = registry({
   },
   ERR_INTERNAL: {
     errorClass: InternalError,
-    thrownFrom: ['packages/config/src/option-reader.ts', 'packages/config/src/resolve.ts', 'packages/emperor/src/pg-source.ts', 'packages/emperor/src/source.ts'],
+    thrownFrom: ['packages/cli/src/privilege-drop.ts', 'packages/config/src/option-reader.ts', 'packages/config/src/resolve.ts', 'packages/emperor/src/pg-source.ts', 'packages/emperor/src/source.ts'],
     meaning: 'A bug in Emperor: an invariant failed or a function was called against its contract.',
   },
 });

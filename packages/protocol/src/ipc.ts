@@ -33,7 +33,15 @@ export type MasterToEmperor =
   /** The master is alive; sent every `heartbeat` seconds (uWSGI byte 26). */
   | { readonly v: 1; readonly type: 'heartbeat' }
   /** A reload finished; `ok` is false when it was abandoned and the old workers kept serving. */
-  | { readonly v: 1; readonly type: 'reloaded'; readonly ok: boolean };
+  | { readonly v: 1; readonly type: 'reloaded'; readonly ok: boolean }
+  /**
+   * The vassal's configuration is invalid; the master exits {@link ExitCode.CONFIG} right
+   * after. `message` is the one line it logged (`file:line: option: reason`), `code` the
+   * error's (`ERR_CONFIG_VALUE`, `ERR_TYRANT`, ...): the emperor's stats show it as the
+   * vassal's `last_error`. Added within version 1: an emperor that predates it logs an
+   * unknown message type and still sees the exit code, so the version did not change.
+   */
+  | { readonly v: 1; readonly type: 'config-error'; readonly code: string; readonly message: string };
 
 /** Vassal master → worker. */
 export type MasterToWorker =
@@ -108,6 +116,7 @@ export function parseMasterToEmperor(raw: unknown): MasterToEmperor {
     loyal: always,
     heartbeat: always,
     reloaded: (m) => typeof m.ok === 'boolean',
+    'config-error': (m) => typeof m.code === 'string' && typeof m.message === 'string',
   });
 }
 

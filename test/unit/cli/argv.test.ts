@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { booleanFlags, isBooleanFlag, optionsFromArgv } from '@emperor/cli';
+import { booleanFlags, isBooleanFlag, optionsFromArgv, strayWordsOfArgv, suggestCommand } from '@emperor/cli';
 import { OPTIONS, findOption, type OptionSpec } from '@emperor/config';
 
 const bool = (n: string): boolean => ['master', 'vacuum'].includes(n);
@@ -61,4 +61,22 @@ test('the flags are exactly the table\'s bool options, aliases included, and the
     ['need-app', ''],
     ['processes', '2'],
   ]);
+});
+
+test('stray words are what is neither a flag nor a flag\'s value, read as the flags are (issue 22, point 5)', () => {
+  assert.deepEqual(strayWordsOfArgv(['stat', '127.0.0.1:9191'], bool), ['stat', '127.0.0.1:9191']);
+  assert.deepEqual(strayWordsOfArgv(['--ini', 'app.ini', '--processes', '2', '--master', 'x.ini'], bool), ['x.ini'], 'a boolean takes no value');
+  assert.deepEqual(strayWordsOfArgv(['--env=A=1', '--http-socket', ':80', '-h', 'app.ini'], bool), ['app.ini']);
+  assert.deepEqual(strayWordsOfArgv(['--help', 'top'], bool), ['top'], '--help takes no value');
+  assert.deepEqual(strayWordsOfArgv(['--emperor', 'dir', '--', 'extra'], bool), []);
+});
+
+test('a mistyped command suggests the one it looks like (issue 22, point 5)', () => {
+  assert.equal(suggestCommand('stat'), 'stats');
+  assert.equal(suggestCommand('chek'), 'check');
+  assert.equal(suggestCommand('tpo'), 'top');
+  assert.equal(suggestCommand('Top'), 'top');
+  assert.equal(suggestCommand('completions'), 'completion');
+  assert.equal(suggestCommand('frobnicate'), undefined);
+  assert.equal(suggestCommand('x'), undefined);
 });

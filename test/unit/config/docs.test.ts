@@ -1,7 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { OPTIONS, OPTION_GROUPS, UNSUPPORTED_UWSGI_OPTIONS, renderConfigurationReference, renderLogFormatVariables, renderUwsgiCoverage, replaceGenerated } from '@emperor/config';
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  OPTIONS, OPTION_GROUPS, UNSUPPORTED_UWSGI_OPTIONS, generatedValues, loadVassalConfig, renderConfigurationReference, renderLogFormatVariables,
+  renderUwsgiCoverage, replaceGenerated, replaceGeneratedValues,
+} from '@emperor/config';
+import { ExitCode } from '@emperor/protocol';
 
 const ROOT = new URL('../../../../', import.meta.url);
 
@@ -51,4 +56,75 @@ test('docs/benchmarks.md and its charts are what npm run bench:report renders fr
     assert.ok(readFileSync(new URL(`docs/benchmarks/${name}`, ROOT), 'utf8') === svg, `docs/benchmarks/${name} is stale`);
     assert.match(markdown, new RegExp(`\\]\\(benchmarks/${name}\\)`));
   }
+});
+
+/** README.md and every hand-written page under docs/, as `[name, text]`. */
+function pages(): [string, string][] {
+  const names = ['README.md', ...readdirSync(new URL('docs/', ROOT)).filter((f) => f.endsWith('.md') && f !== 'configuration.md').map((f) => `docs/${f}`)];
+  return names.map((name) => [name, readFileSync(new URL(name, ROOT), 'utf8')]);
+}
+
+test('the figures quoted inline in README.md and docs/*.md are the code\'s (npm run docs fills them in; issue 22, point 8)', () => {
+  for (const [name, text] of pages()) assert.ok(text === replaceGeneratedValues(text, generatedValues()), `${name}: a <!-- value:... --> figure is stale: run npm run docs`);
+  assert.match(readFileSync(new URL('README.md', ROOT), 'utf8'), /there are <!-- value:unsupported-options -->\d+<!-- \/value --> on the list/);
+  assert.throws(() => replaceGeneratedValues('<!-- value:nope -->1<!-- /value -->', generatedValues()), { code: 'ERR_DOCS_MARKERS' });
+});
+
+test('every count of unsupported uWSGI options in the docs is one number, the table\'s (issue 22, point 8)', () => {
+  const n = UNSUPPORTED_UWSGI_OPTIONS.length;
+  const found: string[] = [];
+  for (const [name, text] of [...pages(), ['docs/configuration.md', readFileSync(new URL('docs/configuration.md', ROOT), 'utf8')] as [string, string], ['man/emperor.1', readFileSync(new URL('man/emperor.1', ROOT), 'utf8')] as [string, string]]) {
+    const plain = text.replace(/<!--.*?-->/g, '');
+    for (const m of plain.matchAll(/(\d+) (?:uWSGI options? (?:not supported|are recognised)|on the list)/g)) found.push(`${name}: ${m[1]}`);
+  }
+  assert.ok(found.length >= 4, `the count is quoted in README, configuration.md, migrating-from-uwsgi.md and the man page: ${found.join('; ')}`);
+  assert.deepEqual(found.filter((f) => !f.endsWith(`: ${n}`)), [], `every count is ${n}`);
+});
+
+test('a default quoted in prose, `option` (N s), is the option table\'s (issue 22, point 8)', () => {
+  let checked = 0;
+  for (const [name, text] of pages()) {
+    for (const spec of OPTIONS) {
+      if (spec.default === undefined || spec.unit === undefined) continue;
+      for (const alias of [spec.name, ...spec.aliases]) {
+        const pattern = new RegExp(`\`${alias}\`[^\`.;]{0,40}?(?:\\(|, )(?:default )?(\\d+)\\s*(s|ms|MB)\\b(?: by default)?`, 'g');
+        for (const m of text.matchAll(pattern)) {
+          const [value, unit] = [m[1] as string, m[2] as string];
+          const expected: string = { seconds: 's', milliseconds: 'ms', megabytes: 'MB', bytes: 'bytes', percent: '%' }[spec.unit];
+          assert.deepEqual([value, unit], [spec.default, expected], `${name}: "${m[0]}" but the default of ${spec.name} is ${spec.default} ${expected}`);
+          checked++;
+        }
+      }
+    }
+  }
+  assert.ok(checked >= 5, `only ${checked} quoted defaults found: the pattern no longer matches the docs`);
+});
+
+test('the exit codes the docs and the systemd unit name are ExitCode\'s (issue 22, point 8)', () => {
+  const architecture = readFileSync(new URL('docs/architecture.md', ROOT), 'utf8');
+  assert.match(architecture, new RegExp(`^  - ${ExitCode.CONFIG}: invalid config;`, 'm'));
+  assert.match(architecture, new RegExp(`^  - ${ExitCode.UNAVAILABLE}: a socket, the uid, a Python interpreter`, 'm'));
+  assert.match(architecture, new RegExp(`^  - ${ExitCode.APP_LOAD}: the app could not be loaded`, 'm'));
+  const unit = readFileSync(new URL('docs/systemd/emperor.service', ROOT), 'utf8');
+  assert.match(unit, new RegExp(`^RestartPreventExitStatus=${ExitCode.CONFIG}$`, 'm'));
+  assert.match(readFileSync(new URL('docs/systemd.md', ROOT), 'utf8'), new RegExp(`\`RestartPreventExitStatus=${ExitCode.CONFIG}\` \\| ${ExitCode.CONFIG} means`));
+});
+
+test('README\'s table of the npm start examples matches emperor.d/ and package.json (issue 22, point 8)', () => {
+  const readme = readFileSync(new URL('README.md', ROOT), 'utf8');
+  const start = (JSON.parse(readFileSync(new URL('package.json', ROOT), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const emperorStats = /--emperor-stats (\S+)/.exec(start)?.[1];
+  assert.ok(readme.includes(`Stats for the emperor are at \`${emperorStats ?? '?'}\``), `README names npm start's emperor stats ${emperorStats}`);
+  const rows = [...readme.matchAll(/^\| `([^`]+)` \| http:\/\/(127\.0\.0\.1:\d+)\//gm)].map((m) => [m[1] as string, m[2] as string]);
+  const files = readdirSync(new URL('emperor.d/', ROOT)).sort();
+  assert.deepEqual(rows.map(([file]) => file).sort(), files, 'one row per example vassal');
+  const stats: number[] = [];
+  for (const [file, address] of rows) {
+    const loaded = loadVassalConfig(fileURLToPath(new URL(`emperor.d/${file}`, ROOT)), { env: {} }).config;
+    const http = loaded.sockets.find((s) => s.protocol === 'http')?.address;
+    assert.equal(http?.kind === 'tcp' ? `${http.host}:${http.port}` : '', address, file);
+    if (loaded.stats?.kind === 'tcp') stats.push(loaded.stats.port);
+  }
+  const range = /each vassal at `(\d+)`–`(\d+)`/.exec(readme);
+  assert.deepEqual([Math.min(...stats), Math.max(...stats)], [Number(range?.[1]), Number(range?.[2])], 'the vassals\' stats ports');
 });

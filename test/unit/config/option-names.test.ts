@@ -28,7 +28,8 @@ test('a well-spelt name of the right type reads its value, or the table\'s defau
   const read = reader();
   assert.equal(read.uint('harakiri'), 30_000);
   assert.equal(read.uint('processes'), 1);
-  assert.equal(read.bool('master'), false);
+  assert.equal(read.bool('vacuum'), false);
+  assert.equal(read.bool('master'), true, 'a flag Emperor always has on reads as its default, true');
   assert.equal(read.optionalUint('cheaper-initial'), undefined);
   assert.equal(read.last('harakiri')?.line, 3);
 });

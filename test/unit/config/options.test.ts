@@ -10,7 +10,7 @@ test('every option name and alias is unique and not also listed as unsupported',
   assert.deepEqual(unsupported.filter((name) => names.includes(name)), []);
   assert.ok(unsupported.length >= 120, `only ${unsupported.length} unsupported options`);
   for (const name of ['gevent', 'thunder-lock', 'post-buffering', 'static-map', 'route', 'logger', 'log-encoder', 'req-logger',
-    'spooler', 'mule', 'cron', 'attach-daemon', 'cap', 'unshare', 'chroot', 'procname', 'auto-procname', 'py-autoreload',
+    'spooler', 'mule', 'cron', 'attach-daemon', 'emperor-cap', 'unshare', 'chroot', 'procname', 'auto-procname', 'py-autoreload',
     'mount', 'manage-script-name', 'http', 'https', 'fastcgi-socket', 'scgi-socket', 'memory-report', 'cheap',
     'emperor-use-clone', 'emperor-on-demand-directory', 'emperor-broodlord', 'vassals-include', 'offload-threads']) {
     assert.ok(findUnsupportedOption(name), name);
@@ -26,7 +26,9 @@ test('every option is in a documented group, and every default parses as its typ
       const n = Number(spec.default);
       assert.ok(/^\d+$/.test(spec.default) && n >= (spec.min ?? 0) && n <= (spec.max ?? Number.MAX_SAFE_INTEGER), spec.name);
     }
-    if (spec.type === 'bool') assert.equal(spec.default, 'false', spec.name);
+    // A flag is off by default, unless Emperor always has it on (fixed: accepted, no effect).
+    if (spec.type === 'bool') assert.equal(spec.default, spec.fixed === true ? 'true' : 'false', spec.name);
+    if (spec.fixed === true) assert.match(spec.doc, /^Accepted\b/, `${spec.name}: a fixed option says it is accepted with no effect`);
     if (spec.type === 'choice') assert.ok(spec.default !== undefined && spec.choices?.includes(spec.default), spec.name);
   }
 });
@@ -84,4 +86,27 @@ test('suggestions: the closest known name within 2 edits', () => {
   assert.equal(suggestOptionName('ui'), 'uid');
   assert.equal(suggestOptionName('x'), undefined);
   assert.equal(suggestOptionName('xy'), undefined);
+});
+
+/**
+ * Every uWSGI option with "log" in its name: the `{"name"` entries of the option tables
+ * of core/uwsgi.c and the plugins (unbit/uwsgi master, which 2.0.21 shares for these).
+ */
+const UWSGI_LOG_OPTIONS = `alarm-log disable-logging ini-paste-logged log log-4xx log-5xx log-alarm log-backupname log-big
+  log-date log-drain log-encoder log-filter log-format log-format-strftime log-ioerror log-master log-master-bufsize
+  log-master-req-stream log-master-stream log-maxsize log-micros log-prefix log-reopen log-req-encoder log-req-route
+  log-route log-sendfile log-slow log-socket log-syslog log-truncate log-x-forwarded-for log-zero log-zeromq logdate
+  logfile-chmod logfile-chown logformat logformat-strftime logger logger-list logger-req loggers-list logsize logto logto2
+  not-alarm-log not-log-alarm notfound-log paste-logger pty-log req-logger syslog threaded-logger touch-logreopen
+  touch-logrotate worker-log-encoder worker-log-req-encoder worker-logger worker-logger-req`.split(/\s+/);
+
+test('log-style, the event line style, is no uWSGI option; log-format stays uWSGI\'s request line template (issue 22, point 6)', () => {
+  assert.ok(!UWSGI_LOG_OPTIONS.includes('log-style'), 'log-style would change the meaning of a uWSGI file');
+  assert.equal(findUnsupportedOption('log-style'), undefined);
+  const style = findOption('log-style');
+  assert.deepEqual([style?.scope, style?.type, style?.choices, style?.default], ['both', 'choice', ['auto', 'text', 'json'], 'auto']);
+  assert.match(style?.doc ?? '', /Emperor's addition/);
+  assert.match(findOption('log-format')?.doc ?? '', /^Request log line template with uWSGI's `%\(var\)` variables/);
+  // Each of uWSGI's logging options is ours with its meaning, or reported as unsupported, or unknown: never log-style.
+  for (const name of UWSGI_LOG_OPTIONS) assert.notEqual(findOption(name)?.name, 'log-style', name);
 });

@@ -16,7 +16,10 @@ test('defaults when nothing is set', () => {
     [c.processes, c.listen, c.bufferSize, c.harakiriMs, c.minWorkerLifetimeMs, c.workerReloadMercyMs, c.reloadMercyMs, c.heartbeatMs, c.callable],
     [1, 100, 4096, 0, 10_000, 60_000, 0, 5_000, 'application'],
   );
-  assert.deepEqual([c.master, c.vacuum, c.lazyApps, c.noOrphans, c.dieOnTerm, c.statsHttp, c.statsMinified, c.disableLogging], Array(8).fill(false));
+  assert.deepEqual([c.vacuum, c.noOrphans, c.statsHttp, c.statsMinified, c.disableLogging], Array(5).fill(false));
+  // What Emperor always does: a master, apps loaded in each worker, SIGTERM stops.
+  assert.deepEqual([c.master, c.lazyApps, c.dieOnTerm], [true, true, true]);
+  assert.equal(c.logStyle, 'auto');
   assert.deepEqual([c.chmodSocket, c.chownSocket, c.pidfile, c.stats, c.logto, c.uid, c.gid, c.home, c.chdir], Array(9).fill(undefined));
   assert.deepEqual([c.cheaper, c.cheaperInitial, c.cheaperStep, c.cheaperAlgo, c.cheaperOverload], [0, 1, 1, 'spare', 3]);
   assert.deepEqual(c.cheaperBusyness, {

@@ -5,66 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
-import type { ChildProcess } from 'node:child_process';
 import { pino } from 'pino';
-import { Child, type Clock, type TimerHandle } from '@emperor/process';
 import { ExitCode } from '@emperor/protocol';
 import { Vassal, heartbeatOverdue, type VassalFile } from '@emperor/emperor';
-
-/** A clock whose time only moves when the test says so. */
-class ManualClock implements Clock {
-  time = 1_000_000;
-  #timers: { at: number; fn: () => void; id: number }[] = [];
-  #next = 0;
-  now(): number {
-    return this.time;
-  }
-  setTimeout(fn: () => void, ms: number): TimerHandle {
-    const id = ++this.#next;
-    this.#timers.push({ at: this.time + ms, fn, id });
-    return id as unknown as TimerHandle;
-  }
-  clearTimeout(timer: TimerHandle): void {
-    this.#timers = this.#timers.filter((t) => t.id !== (timer as unknown as number));
-  }
-  /** Milliseconds until the next timer, or undefined. */
-  get nextIn(): number | undefined {
-    const at = Math.min(...this.#timers.map((t) => t.at));
-    return Number.isFinite(at) ? at - this.time : undefined;
-  }
-  advance(ms: number): void {
-    const until = this.time + ms;
-    for (;;) {
-      const due = this.#timers.filter((t) => t.at <= until).sort((a, b) => a.at - b.at)[0];
-      if (due === undefined) break;
-      this.#timers = this.#timers.filter((t) => t !== due);
-      this.time = due.at;
-      due.fn();
-    }
-    this.time = until;
-  }
-}
-
-/** A stand-in for a master process: the test makes it exit. */
-class FakeProcess extends EventEmitter {
-  static nextPid = 100;
-  readonly pid = FakeProcess.nextPid++;
-  connected = true;
-  readonly signals: string[] = [];
-  send(): boolean {
-    return true;
-  }
-  kill(signal: string): boolean {
-    this.signals.push(signal);
-    if (signal === 'SIGKILL') queueMicrotask(() => this.exit(null, 'SIGKILL'));
-    return true;
-  }
-  exit(code: number | null, signal: string | null = null): void {
-    this.connected = false;
-    this.emit('exit', code, signal);
-  }
-}
+import { FakeChild, ManualClock } from '../../helpers/fakes.js';
 
 const file: VassalFile = {
   name: 'shop.ini', path: '/d/shop.ini', format: 'ini', monitor: '/d', uid: 0, gid: 0,
@@ -73,14 +17,14 @@ const file: VassalFile = {
 
 function setup(healthyMs = 30_000) {
   const clock = new ManualClock();
-  const spawned: FakeProcess[] = [];
+  const spawned: FakeChild[] = [];
   const lines: string[] = [];
   const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s).msg as string) });
   const vassal = new Vassal(file, {
     spawn: () => {
-      const proc = new FakeProcess();
-      spawned.push(proc);
-      return new Child(proc as unknown as ChildProcess, clock.now());
+      const child = new FakeChild(clock);
+      spawned.push(child);
+      return child;
     },
     logger,
     throttleMs: 1000,
@@ -88,7 +32,7 @@ function setup(healthyMs = 30_000) {
     healthyMs,
     clock,
   });
-  const last = (): FakeProcess => spawned.at(-1) as FakeProcess;
+  const last = (): FakeChild => spawned.at(-1) as FakeChild;
   return { clock, spawned, vassal, lines, last };
 }
 
@@ -99,7 +43,7 @@ test('quick deaths: delays double from emperor-throttle to emperor-max-throttle,
   const states: string[] = [];
   for (let i = 0; i < 7; i++) {
     clock.advance(200); // dies 200 ms after each start
-    last().exit(ExitCode.UNAVAILABLE);
+    last().exitWith(ExitCode.UNAVAILABLE);
     states.push(vassal.state);
     delays.push(clock.nextIn ?? -1);
     const before = spawned.length;
@@ -119,7 +63,7 @@ test('a vassal that stays up for the healthy period is forgiven: the next death 
   vassal.start();
   for (let i = 0; i < 4; i++) {
     clock.advance(100);
-    last().exit(1);
+    last().exitWith(1);
     clock.advance(clock.nextIn as number);
   }
   assert.equal(vassal.state, 'starting');
@@ -130,16 +74,31 @@ test('a vassal that stays up for the healthy period is forgiven: the next death 
   assert.equal(vassal.backoff.failures, 0, 'forgiven at 30 s of uptime');
   assert.equal(vassal.cursedAt, 0);
   assert.ok(lines.some((l) => /has run for 30 s; its failure streak of 4 is forgiven/.test(l)));
-  last().exit(1);
+  last().exitWith(1);
   assert.equal(vassal.state, 'throttled');
   assert.equal(clock.nextIn, 0, 'a death after a healthy run respawns at once');
+});
+
+test('stop: the master is asked over IPC and SIGKILLed exactly when the mercy runs out', async () => {
+  const { clock, vassal, last } = setup();
+  vassal.start();
+  const master = last();
+  const stopped = vassal.stop(5000);
+  assert.equal(vassal.state, 'stopping');
+  assert.deepEqual(master.sent, [{ v: 1, type: 'stop' }]);
+  clock.advance(4999);
+  assert.deepEqual(master.signals, []);
+  clock.advance(1);
+  assert.deepEqual(master.signals, ['SIGKILL']);
+  await stopped;
+  assert.equal(vassal.state, 'dead');
 });
 
 test('an invalid file is not a crash loop: no respawn until the file changes', () => {
   const { clock, spawned, vassal, last } = setup();
   vassal.start();
   clock.advance(50);
-  last().exit(ExitCode.CONFIG);
+  last().exitWith(ExitCode.CONFIG);
   assert.equal(vassal.state, 'config-error');
   assert.equal(clock.nextIn, undefined, 'no timer armed');
   clock.advance(600_000);
@@ -160,7 +119,7 @@ test('emperor-required-heartbeat: counted from the first heartbeat; a silent mas
   const master = last();
   clock.advance(60_000);
   assert.equal(vassal.checkHeartbeat(30_000), false, 'no heartbeat ever: left alone');
-  master.emit('message', { v: 1, type: 'heartbeat' });
+  master.say({ v: 1, type: 'heartbeat' });
   assert.equal(vassal.lastHeartbeat, clock.now());
   clock.advance(30_000);
   assert.equal(vassal.checkHeartbeat(30_000), false);

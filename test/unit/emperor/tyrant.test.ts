@@ -21,13 +21,19 @@ test('uid 0 or gid 0 is refused with the rule, the file and its owner', () => {
   }
 });
 
-test('any other owner is the identity; without root only the emperor\'s own user is possible', () => {
+test('any other owner is the identity; without root (or cap = setgid,setuid) only the emperor\'s own user is possible', () => {
   assert.deepEqual(judgeTyrant(file(1000, 1001), { emperorUid: 0, emperorGid: 0, nofollow: false, names }), { ok: true, identity: { uid: 1000, gid: 1001 } });
   assert.deepEqual(judgeTyrant(file(1000, 1001), { emperorUid: 1000, emperorGid: 1001, nofollow: false, names }), { ok: true, identity: { uid: 1000, gid: 1001 } });
   const other = judgeTyrant(file(1002, 1002), { emperorUid: 1000, emperorGid: 1000, nofollow: true, names });
   assert.equal(other.ok, false);
-  if (!other.ok) assert.match(other.error.message, /the symlink is owned by uid 1002 gid 1002, but the emperor runs as uid 1000 gid 1000 and only root can start a vassal as another user or group/);
+  if (!other.ok) {
+    assert.match(other.error.message, /the symlink is owned by uid 1002 gid 1002, but the emperor runs as uid 1000 gid 1000 without the setuid and setgid capabilities, and only root \(or cap = setgid,setuid next to the emperor's uid\) can start a vassal as another user or group/);
+  }
   assert.equal(judgeTyrant(file(1000, 1002), { emperorUid: 1000, emperorGid: 1000, nofollow: false, names }).ok, false, 'another group needs root too');
+  // An emperor that dropped to a user of its own keeping CAP_SETUID and CAP_SETGID runs any owner but root.
+  const kept = { emperorUid: 999, emperorGid: 999, canSwitchUsers: true, nofollow: false, names };
+  assert.deepEqual(judgeTyrant(file(1002, 1003), kept), { ok: true, identity: { uid: 1002, gid: 1003 } });
+  assert.equal(judgeTyrant(file(0, 1003), kept).ok, false, 'root-owned files are still refused');
 });
 
 test('in tyrant mode an owner change is a stop (then a start as the new owner); otherwise it is nothing', () => {

@@ -112,9 +112,6 @@ test('each code is thrown from exactly the files the registry names', () => {
  * the line) when one does.
  */
 const KNOWN_BARE_ERRORS: Readonly<Record<string, number>> = {
-  'packages/vassal/src/master/master-fifo.ts': 1,
-  'packages/vassal/src/master/master.ts': 1,
-  'packages/vassal/src/shared/worker-spec.ts': 2,
   'packages/vassal/src/worker/node/protocols/uwsgi-packet.ts': 2,
   'packages/vassal/src/worker/node/worker-main.ts': 2,
 };

@@ -15,6 +15,9 @@ test('known messages parse to themselves', () => {
   assert.deepEqual(parseEmperorToMaster({ v: 1, type: 'reload' }), { v: 1, type: 'reload' });
   assert.deepEqual(parseEmperorToMaster({ v: 1, type: 'stop' }), { v: 1, type: 'stop' });
   assert.deepEqual(parseMasterToEmperor({ v: 1, type: 'reloaded', ok: false }), { v: 1, type: 'reloaded', ok: false });
+  // A master tells its emperor why its file is invalid before it exits 78 (issue 22, point 3).
+  const configError = { v: 1, type: 'config-error', code: 'ERR_CONFIG_VALUE', message: 'shop.ini:4: harakiri: expected whole seconds >= 0, got "ten"' };
+  assert.deepEqual(parseMasterToEmperor(configError), configError);
   assert.deepEqual(parseMasterToWorker({ v: 1, type: 'stop' }), { v: 1, type: 'stop' });
   assert.deepEqual(parseWorkerToMaster({ v: 1, type: 'ready' }), { v: 1, type: 'ready' });
 });
@@ -37,6 +40,8 @@ test('unknown, unversioned and malformed messages throw a coded error', () => {
     });
   }
   assert.throws(() => parseMasterToEmperor({ v: 1, type: 'reloaded' }), /malformed reloaded message/);
+  assert.throws(() => parseMasterToEmperor({ v: 1, type: 'config-error', code: 'ERR_CONFIG_VALUE' }), /malformed config-error message/);
+  assert.throws(() => parseMasterToEmperor({ v: 2, type: 'config-error', code: 'X', message: 'm' }), /unsupported message version 2/);
   // A worker may not send what only the emperor sends.
   assert.throws(() => parseWorkerToMaster({ v: 1, type: 'stop' }), /unknown message type "stop"/);
 });

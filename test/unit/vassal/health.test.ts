@@ -12,7 +12,7 @@ const config: HealthConfig = {
 function proc(over: Partial<Omit<HealthProc, 'data'>> & { data?: Partial<HealthProc['data']> } = {}): HealthProc {
   const { data, ...rest } = over;
   return {
-    id: 1, pid: 100, runtime: 'python', state: 'ready', spawnedAt: T0, heartbeatIntervalMs: 250, rss: 50 * MB, vsz: 900 * MB, handled: false,
+    id: 1, pid: 100, sync: true, state: 'ready', spawnedAt: T0, heartbeatIntervalMs: 250, rss: 50 * MB, vsz: 900 * MB, handled: false,
     ...rest,
     data: { ...EMPTY_SLOT, pid: 100, status: SlotStatus.IDLE, heartbeatMs: T0, ...data },
   };
@@ -36,7 +36,7 @@ test('an idle sync worker, a starting one, a stale slot (other pid) and harakiri
 });
 
 test('an event-loop worker is judged by its heartbeat, with one beat of slack', () => {
-  const node = proc({ runtime: 'node', data: { heartbeatMs: T0, inFlight: 5, status: SlotStatus.BUSY, requestStartMs: T0 - 50_000 } });
+  const node = proc({ sync: false, data: { heartbeatMs: T0, inFlight: 5, status: SlotStatus.BUSY, requestStartMs: T0 - 50_000 } });
   // A long request alone does not matter: the worker ends it itself.
   assert.equal(harakiriDeadline(node, 3000), T0 + 3250);
   assert.deepEqual(checkHealth([node], config, T0 + 3249), []);
@@ -53,7 +53,7 @@ test('a stopping worker stuck in a request still meets harakiri', () => {
 
 test('the earliest deadline is found across workers', () => {
   const a = proc({ id: 1, pid: 1, data: { pid: 1, status: SlotStatus.BUSY, requestStartMs: T0 + 500 } });
-  const b = proc({ id: 2, pid: 2, runtime: 'node', data: { pid: 2, heartbeatMs: T0 } });
+  const b = proc({ id: 2, pid: 2, sync: false, data: { pid: 2, heartbeatMs: T0 } });
   assert.equal(nextHarakiriDeadline([a, b], 3000), T0 + 3250);
   assert.equal(nextHarakiriDeadline([proc()], 3000), undefined);
 });

@@ -5,6 +5,7 @@
  * Not meant to be run by hand; use `emperor --ini FILE` for that. The tyrant ids come
  * from the emperor, on argv, where no vassal option can reach.
  */
+import { ExitCode } from '@emperor/protocol';
 import { runVassal } from '../master/run-vassal.js';
 
 const args = process.argv.slice(2);
@@ -19,12 +20,12 @@ while (args.length > 0) {
     tyrant[flag === '--tyrant-uid' ? 'uid' : 'gid'] = Number(value);
   } else {
     process.stderr.write(`master: unexpected argument ${JSON.stringify(flag)}\n`);
-    process.exit(2);
+    process.exit(ExitCode.USAGE);
   }
 }
 if (file === undefined || (tyrant.uid === undefined) !== (tyrant.gid === undefined)) {
   process.stderr.write('usage: master.js VASSAL_FILE [--tyrant-uid N --tyrant-gid N] [--inherit FILE]...\n');
-  process.exit(2);
+  process.exit(ExitCode.USAGE);
 }
 const forced = tyrant.uid !== undefined && tyrant.gid !== undefined ? { uid: tyrant.uid, gid: tyrant.gid } : undefined;
-await runVassal(file, { inherit, tyrant: forced });
+process.exit(await runVassal(file, { inherit, tyrant: forced }));

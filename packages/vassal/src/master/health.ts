@@ -3,14 +3,20 @@
  * (uWSGI core/master_checks.c, core/master_utils.c). The master carries the actions out;
  * nothing here does I/O or reads the clock.
  */
-import type { VassalConfig, WorkerRuntime } from '@emperor/config';
+import type { VassalConfig } from '@emperor/config';
 import { SlotStatus, type SlotData } from '../shared/scoreboard.js';
 
 /** What the checks need to know about one worker process. Times are epoch ms. */
 export interface HealthProc {
   readonly id: number;
   readonly pid: number;
-  readonly runtime: WorkerRuntime;
+  /**
+   * Its runtime serves one request at a time (Python WSGI): the start of the request in
+   * the slot is the harakiri clock. Event-loop runtimes (Node) end an overdue request
+   * themselves and are judged by their heartbeat. A property of the runtime
+   * (`Runtime.sync`).
+   */
+  readonly sync: boolean;
   readonly state: 'starting' | 'ready' | 'stopping' | 'dead';
   readonly spawnedAt: number;
   /** Latest scoreboard reading. */
@@ -54,15 +60,6 @@ export type HealthAction =
   | { readonly kind: 'evil-kill'; readonly proc: HealthProc; readonly reason: 'evil-reload-on-rss' | 'evil-reload-on-as'; readonly detail: string };
 
 /**
- * True for runtimes that serve one request at a time (Python WSGI): the start of the
- * request in the slot is the harakiri clock. Event-loop runtimes (Node) end an overdue
- * request themselves and are judged by their heartbeat.
- */
-export function isSyncRuntime(runtime: WorkerRuntime): boolean {
-  return runtime === 'python';
-}
-
-/**
  * When `proc` becomes overdue for harakiri if nothing changes, epoch ms; undefined when
  * harakiri does not apply to it now.
  */
@@ -70,7 +67,7 @@ export function harakiriDeadline(proc: HealthProc, harakiriMs: number): number |
   if (harakiriMs <= 0 || proc.handled) return undefined;
   if (proc.state !== 'ready' && proc.state !== 'stopping') return undefined;
   if (proc.data.pid !== proc.pid) return undefined;
-  if (isSyncRuntime(proc.runtime)) {
+  if (proc.sync) {
     if (proc.data.status !== SlotStatus.BUSY || proc.data.requestStartMs <= 0) return undefined;
     return proc.data.requestStartMs + harakiriMs;
   }
@@ -103,7 +100,7 @@ export function checkHealth(procs: Iterable<HealthProc>, config: HealthConfig, n
     if (proc.handled || proc.state === 'dead') continue;
     const deadline = harakiriDeadline(proc, config.harakiriMs);
     if (deadline !== undefined && now >= deadline) {
-      const sync = isSyncRuntime(proc.runtime);
+      const sync = proc.sync;
       actions.push({
         kind: 'harakiri',
         proc,

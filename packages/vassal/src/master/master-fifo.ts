@@ -15,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { constants, openSync, unlinkSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Logger } from '@emperor/process/logger';
+import { MasterFifoError } from '@emperor/protocol';
 
 /** What one command does; the return value, when a string, is logged as why it did nothing. */
 export type FifoCommand = () => string | undefined | void;
@@ -157,7 +158,7 @@ function createFifo(path: string): number {
     execFileSync('mkfifo', ['-m', '600', '--', path], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
     const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim().replace(/^mkfifo: /, '');
-    throw new Error(stderr || (err as Error).message);
+    throw new MasterFifoError(stderr || (err as Error).message, { cause: err });
   }
   // Read and write: opening a FIFO read-only without a writer would see end of file
   // each time a writer closes, and opening it write-only blocks until a reader comes.

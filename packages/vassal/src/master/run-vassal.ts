@@ -8,18 +8,24 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMMAND_LINE, formatListenAddress, formatWarning, loadVassalConfig, resolveVassalConfig, type ConfigWarning, type LoadedConfig, type RawOption, type VassalConfig } from '@emperor/config';
 import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
-import { createLogger, openLogSink, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
+import { createLogger, openLogSink, pinLogStyle, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
 import { Master } from './master.js';
 import { MasterFifo } from './master-fifo.js';
-import { PythonInterpreters, type PythonInterpreter } from './python-interpreter.js';
+import { checkAppAccess } from './app-access.js';
+import { createRuntimes } from './runtimes/index.js';
 import { buildVassalStats } from './stats.js';
 import { enforceTyrant, resolveCredentials, type ForcedIdentity } from './users.js';
+import type { WorkerEntries } from './worker-code.js';
 
-/** Where the worker programs are, next to this file in the built package. */
-export const WORKER_ENTRIES = {
+/**
+ * Where the worker programs are, in the built package: the Node worker's entry, and the
+ * Python worker's launcher, whose directory holds only it and the `emperor_worker` package
+ * (so nothing of ours shadows the app's imports; see python/emperor-worker.py).
+ */
+export const WORKER_ENTRIES: WorkerEntries = {
   node: fileURLToPath(new URL('../worker/node/worker-main.js', import.meta.url)),
-  python: join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'python', 'emperor_worker.py'),
-} as const;
+  python: join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'python', 'emperor-worker.py'),
+};
 
 /** How long workers get to finish when the emperor dies, ms; with `no-orphans`, {@link NO_ORPHANS_MERCY_MS}. */
 export const ORPHAN_MERCY_MS = 3000;
@@ -92,13 +98,29 @@ function openLog(name: string, config: VassalConfig, stderr: Logger): { logger: 
 }
 
 /**
- * Loads the vassal file (or, with `file` undefined, the command-line options alone),
- * starts the master and keeps the process alive until it stops.
- * Exits the process: 0 after a requested stop, {@link ExitCode.CONFIG} when the file is
- * invalid (the emperor then waits for the file to change), {@link ExitCode.UNAVAILABLE}
- * when a socket or the uid/gid cannot be had.
+ * Sends one message to the emperor and resolves once it is written to the channel (so the
+ * bin's `process.exit` with {@link runVassal}'s code does not lose it); resolves at once
+ * without an emperor.
  */
-export async function runVassal(file: string | undefined, options: RunVassalOptions = {}): Promise<void> {
+function tellEmperorOnce(message: MasterToEmperor): Promise<void> {
+  return new Promise((resolve) => {
+    if (typeof process.send !== 'function' || !process.connected) {
+      resolve();
+      return;
+    }
+    process.send(message, undefined, {}, () => resolve());
+  });
+}
+
+/**
+ * Loads the vassal file (or, with `file` undefined, the command-line options alone),
+ * starts the master and runs it until it stops. The caller (a bin) exits the process
+ * with the code this resolves to: 0 after a requested stop, {@link ExitCode.CONFIG} when
+ * the file is invalid (the emperor then waits for the file to change),
+ * {@link ExitCode.UNAVAILABLE} when a socket, the uid/gid or a Python interpreter cannot
+ * be had, {@link ExitCode.FAILURE} when the emperor vanished and the workers had to be killed.
+ */
+export async function runVassal(file: string | undefined, options: RunVassalOptions = {}): Promise<ExitCode> {
   const name = file === undefined ? 'command-line' : basename(file);
   const stderr = createLogger({ vassal: name });
   const underEmperor = typeof process.send === 'function';
@@ -108,33 +130,27 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
     loaded = read(file, options);
   } catch (err) {
     const e = err as { code?: string; file?: string; line?: number; option?: string; message: string };
-    stderr.error({ code: e.code, file: e.file, line: e.line, option: e.option }, isEmperorError(err) ? e.message : `${file ?? COMMAND_LINE}: ${e.message}`);
-    process.exit(ExitCode.CONFIG);
+    const message = isEmperorError(err) ? e.message : `${file ?? COMMAND_LINE}: ${e.message}`;
+    stderr.error({ code: e.code, file: e.file, line: e.line, option: e.option }, message);
+    // The emperor shows it as this vassal's last error (emperor stats), not just "invalid file".
+    await tellEmperorOnce({ v: 1, type: 'config-error', code: e.code ?? 'ERR_CONFIG_VALUE', message });
+    return ExitCode.CONFIG;
   }
   const config = loaded.config;
+  // The vassal's own log-style wins; `auto` keeps what the emperor (or this terminal) chose. Pinned for the workers.
+  pinLogStyle(config.logStyle);
   const { logger, file: logFile } = openLog(name, config, stderr);
   warn(logger, loaded.warnings);
 
-  // One info line per vassal start (and per reload that changes it) saying which Python runs the app.
-  const pythons = new PythonInterpreters();
-  const sayPython = (found: PythonInterpreter): void =>
-    logger.info({ python: found.path, python_version: found.version }, `python interpreter: ${found.path} (Python ${found.version}, from ${found.source})`);
-  try {
-    pythons.prepare(config, sayPython);
-  } catch (err) {
-    logger.error({ code: (err as { code?: string }).code }, (err as Error).message);
-    process.exit(ExitCode.UNAVAILABLE);
-  }
+  // The Python runtime logs one line per vassal start (and per reload that changes it)
+  // saying which Python runs the app, chosen after the drop to uid/gid, as the vassal's
+  // user would choose it; the app's access is judged as that user too.
   const master = new Master({
     config,
     logger,
-    reloadConfig: () => {
-      const next = load(file, options, logger);
-      pythons.prepare(next, sayPython); // a reload to a missing interpreter is abandoned
-      return next;
-    },
-    workerEntries: WORKER_ENTRIES,
-    pythonInterpreter: (c) => pythons.pathFor(c),
+    reloadConfig: () => load(file, options, logger),
+    afterDrop: checkAppAccess, // a reload to an unreadable app is abandoned
+    runtimes: createRuntimes(WORKER_ENTRIES, logger),
     logFd: () => logFile?.fd,
   });
   const tell = (message: MasterToEmperor): void => {
@@ -148,9 +164,11 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   let stats: StatsServer | undefined;
   let prometheus: StatsServer | undefined;
   let fifo: MasterFifo | undefined;
-  master.on('exit', (code) => {
-    fifo?.close(config.vacuum);
-    void Promise.all([stats?.close(), prometheus?.close()]).finally(() => process.exit(code));
+  const exited = new Promise<ExitCode>((resolve) => {
+    master.on('exit', (code) => {
+      fifo?.close(config.vacuum);
+      void Promise.all([stats?.close(), prometheus?.close()]).finally(() => resolve(code));
+    });
   });
 
   process.on('SIGTERM', () => void master.stop('SIGTERM'));
@@ -206,7 +224,7 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
       const mercy = master.config.noOrphans ? NO_ORPHANS_MERCY_MS : ORPHAN_MERCY_MS;
       logger.error('lost connection with the emperor; stopping');
       void master.stop('emperor lost', mercy);
-      setTimeout(() => master.destroy(1), mercy + 400).unref();
+      setTimeout(() => master.destroy(ExitCode.FAILURE), mercy + 400).unref();
     });
   }
 
@@ -215,7 +233,7 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   } catch (err) {
     logger.error({ code: (err as { code?: string }).code }, (err as Error).message);
     master.destroy(ExitCode.UNAVAILABLE);
-    return;
+    return exited;
   }
   if (config.masterFifo.length > 0) {
     fifo = new MasterFifo(config.masterFifo, {
@@ -268,6 +286,7 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
       logger.error(`prometheus: cannot listen on ${formatListenAddress(config.prometheus)}: ${(err as Error).message}; the vassal keeps serving without metrics`);
     }
   }
+  return exited;
 }
 
 

@@ -124,7 +124,16 @@ export async function bindSocket(spec: SocketSpec, perms: SocketPermissions): Pr
   } else {
     unixPath = addr.abstract ? `\0${addr.path}` : addr.path;
     if (!addr.abstract) await clearStaleUnixSocket(spec, unixPath);
-    handle = createServerHandle(unixPath, -1, -1);
+    // bind() creates the file with 0777 & ~umask: with chmod-socket, the umask is set so
+    // that the file is born with its mode, not with the umask's until the chmod below
+    // (uWSGI chmods after bind; a client racing that window saw the wrong mode).
+    // The master is single-threaded and the bind is synchronous, so nothing else sees it.
+    const umask = perms.mode !== undefined && !addr.abstract ? process.umask(0o777 & ~perms.mode) : undefined;
+    try {
+      handle = createServerHandle(unixPath, -1, -1);
+    } finally {
+      if (umask !== undefined) process.umask(umask);
+    }
   }
   if (typeof handle === 'number') {
     let code = getSystemErrorName(handle);

@@ -13,17 +13,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { WorkerRuntime } from '@emperor/config';
 
 /** How to ask one worker for its stack. */
 export interface StackRequest {
-  readonly runtime: WorkerRuntime;
   /** Where the worker writes the stack. */
   readonly file: string;
-  /** Node only: the pipe its watchdog thread reads. */
-  readonly pipe: Writable | undefined;
+  /** Asks it (a signal, a byte on a pipe: the runtime's way); false when the worker is gone. */
+  readonly ask: () => boolean;
 }
 
 /** Longest wait for a stack before the kill goes ahead without it, ms. */
@@ -69,14 +66,9 @@ function sizeOf(file: string): number {
  * Asks the worker for its stack and waits up to {@link STACK_TIMEOUT_MS} for it to be
  * written (the file's size stops growing). Never throws: on a timeout the text says so.
  */
-export async function captureStack(pid: number, request: StackRequest): Promise<string> {
+export async function captureStack(request: StackRequest): Promise<string> {
   const before = Math.max(0, sizeOf(request.file));
-  try {
-    if (request.runtime === 'python') process.kill(pid, 'SIGUSR2');
-    else request.pipe?.write('S');
-  } catch {
-    return '(the worker is gone)';
-  }
+  if (!request.ask()) return '(the worker is gone)';
   const deadline = Date.now() + STACK_TIMEOUT_MS;
   let last = before;
   while (Date.now() < deadline) {

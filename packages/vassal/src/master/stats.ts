@@ -4,25 +4,26 @@
  * scoreboard readings of the last tick.
  */
 import { VERSION, type VassalStats, type WorkerStats } from '@emperor/protocol';
-import { Master, type WorkerSlot } from './master.js';
+import type { Master } from './master.js';
+import { currentOf, phaseOf, slotsInOrder, statusOf, type Pool, type WorkerSlot } from './pool/index.js';
 
-function workerStats(slot: WorkerSlot): WorkerStats {
-  const p = slot.current;
+function workerStats(pool: Pool, slot: WorkerSlot): WorkerStats {
+  const p = currentOf(pool, slot);
   const d = p?.data;
   const requests = slot.requestsBefore + (d?.requests ?? 0);
   const exceptions = slot.exceptionsBefore + (d?.exceptions ?? 0);
   const inRequest = d !== undefined && d.inFlight > 0 && d.requestStartMs > 0;
   return {
     id: slot.id,
-    pid: p?.child.pid ?? 0,
-    accepting: p?.state === 'ready' ? 1 : 0,
+    pid: p?.pid ?? 0,
+    accepting: p !== undefined && phaseOf(p.state) === 'ready' ? 1 : 0,
     requests,
     delta_requests: d?.requests ?? 0,
     exceptions,
     harakiri_count: slot.harakiriBefore + (d?.harakiriCount ?? 0),
     signals: 0,
     signal_queue: 0,
-    status: Master.statusOf(slot),
+    status: statusOf(pool, slot),
     rss: p?.rss ?? 0,
     vsz: p?.vsz ?? 0,
     running_time: Math.round(slot.runningTimeBefore + (d?.runningTimeUs ?? 0)),
@@ -35,7 +36,7 @@ function workerStats(slot: WorkerSlot): WorkerStats {
         id: 0,
         modifier1: 0,
         mountpoint: '',
-        startup_time: p && p.readyAt > 0 ? Math.round((p.readyAt - p.child.spawnedAt) / 1000) : 0,
+        startup_time: p && p.readyAt > 0 ? Math.round((p.readyAt - p.spawnedAt) / 1000) : 0,
         requests,
         exceptions,
         chdir: p?.config.chdir ?? '',
@@ -82,7 +83,7 @@ export function buildVassalStats(master: Master): VassalStats {
     cwd: process.cwd(),
     locks: [],
     sockets,
-    workers: master.slots.map(workerStats),
+    workers: slotsInOrder(master.pool).map((slot) => workerStats(master.pool, slot)),
     vassal: config.name,
     state: master.state,
   };

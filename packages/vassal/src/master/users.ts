@@ -3,49 +3,15 @@
  * Names are looked up with `getent` (the C library's NSS, so LDAP and sssd users work),
  * because Node has no getpwnam.
  */
-import { execFileSync } from 'node:child_process';
 import { userInfo } from 'node:os';
 import type { Principal, VassalConfig } from '@emperor/config';
 import { PrivilegeError, TyrantError } from '@emperor/protocol';
+import { lookupGroup, lookupUser, type UserEntry } from '@emperor/process';
 
 // Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
 export { PrivilegeError };
-
-/** A resolved user. */
-export interface UserEntry {
-  readonly name: string;
-  readonly uid: number;
-  /** The user's primary group. */
-  readonly gid: number;
-}
-
-function getent(db: 'passwd' | 'group', key: string): string[] | undefined {
-  try {
-    const line = execFileSync('getent', [db, key], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const first = line.split('\n')[0];
-    return first ? first.split(':') : undefined;
-  } catch {
-    return undefined; // exit 2: not found
-  }
-}
-
-/** Looks up a user by name or number. @throws PrivilegeError when there is no such user. */
-export function lookupUser(who: Principal): UserEntry {
-  const f = getent('passwd', String(who));
-  if (f === undefined || f.length < 4) {
-    if (typeof who === 'number') return { name: String(who), uid: who, gid: who };
-    throw new PrivilegeError(`uid ${JSON.stringify(who)}: no such user`);
-  }
-  return { name: f[0] as string, uid: Number(f[2]), gid: Number(f[3]) };
-}
-
-/** Looks up a group by name or number. @throws PrivilegeError when there is no such group. */
-export function lookupGroup(which: Principal): number {
-  if (typeof which === 'number') return which;
-  const f = getent('group', which);
-  if (f === undefined || f.length < 3) throw new PrivilegeError(`gid ${JSON.stringify(which)}: no such group`);
-  return Number(f[2]);
-}
+// The lookups live in @emperor/process (the emperor resolves a vassal's user too); re-exported for existing imports.
+export { lookupGroup, lookupUser, type UserEntry };
 
 /** The ids a vassal asks for, resolved. */
 export interface Credentials {

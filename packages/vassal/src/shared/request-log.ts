@@ -146,7 +146,9 @@ export function ltime(ms: number): string {
 }
 
 /**
- * uWSGI's default request line, byte for byte:
+ * uWSGI's default request line, byte for byte (`DEFAULT_REQUEST_LINE` of
+ * packages/protocol, which the Python worker's line is generated from; a test renders
+ * both and compares):
  * `[pid: 16217|app: 0|req: 1/1] 10.0.0.1 () {20 vars in 216 bytes} [Sun Nov 22 03:09:30 2026] GET /hello?x=1 => generated 6 bytes in 0 msecs (HTTP/1.1 200) 1 headers in 45 bytes (1 switches on core 0)`.
  * `req: N/N` both count this worker process's requests (uWSGI's second number is the
  * instance's total, which no worker here knows without a message per request).

@@ -5,43 +5,23 @@
  * so the file can never leak, whatever kills whom. Each worker writes only its own slot
  * with one positional write (about 2 µs); the master reads the whole file on each tick.
  *
- * Slot layout (little-endian, {@link SLOT_SIZE} bytes). The Python worker
- * (`python/emperor_worker.py`) writes the same layout; change both together.
- *
- * | offset | type   | field |
- * | -----: | ------ | ----- |
- * | 0      | u32    | seq: bumped on every write; equal to the u32 at 1020 when the slot is whole |
- * | 4      | u32    | pid |
- * | 8      | u8     | status: 0 empty, 1 starting, 2 idle, 3 busy, 4 stopping |
- * | 9      | u8     | flags: bit 0 accepting |
- * | 12     | u32    | requests in flight |
- * | 16     | f64    | heartbeat, epoch ms (the worker's loop is alive) |
- * | 24     | f64    | requests completed since spawn |
- * | 32     | f64    | exceptions |
- * | 40     | f64    | bytes sent |
- * | 48     | f64    | sum of response times, µs |
- * | 56     | f64    | average response time, µs (uWSGI's running `(avg + rt) / 2`) |
- * | 64     | f64    | start of the oldest request in flight, epoch ms; 0 when idle |
- * | 72     | f64    | requests ended by the worker's own harakiri |
- * | 80     | f64    | end of the last request, epoch ms |
- * | 96     | u16    | method length |
- * | 98     | u16    | uri length |
- * | 100    | 16 B   | method of the oldest request in flight (UTF-8) |
- * | 116    | 900 B  | uri of the oldest request in flight (UTF-8, truncated) |
- * | 1020   | u32    | seq again |
+ * Slot layout: {@link SLOT} in packages/protocol/src/contract.ts, the one definition the
+ * Python worker's `contract.py` is generated from (a golden test checks both ways).
  */
 import { closeSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync, constants, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { SLOT, SLOT_STATUS } from '@emperor/protocol';
 
 /** Bytes per slot. */
-export const SLOT_SIZE = 1024;
-const METHOD_MAX = 16;
-const URI_MAX = 900;
+export const SLOT_SIZE = SLOT.size;
+const F = SLOT.fields;
+const METHOD_MAX = F.method.length;
+const URI_MAX = F.uri.length;
 
 /** Slot status codes. */
-export const SlotStatus = { EMPTY: 0, STARTING: 1, IDLE: 2, BUSY: 3, STOPPING: 4 } as const;
+export const SlotStatus = SLOT_STATUS;
 export type SlotStatus = (typeof SlotStatus)[keyof typeof SlotStatus];
 
 /** What a worker publishes about itself. */
@@ -78,49 +58,49 @@ export const EMPTY_SLOT: SlotData = {
 /** Encodes `data` into `buf` (SLOT_SIZE bytes) with sequence number `seq`. */
 export function encodeSlot(buf: Buffer, data: SlotData, seq: number): void {
   buf.fill(0);
-  buf.writeUInt32LE(seq >>> 0, 0);
-  buf.writeUInt32LE(data.pid >>> 0, 4);
-  buf.writeUInt8(data.status, 8);
-  buf.writeUInt8(data.accepting ? 1 : 0, 9);
-  buf.writeUInt32LE(Math.min(data.inFlight, 0xffffffff) >>> 0, 12);
-  buf.writeDoubleLE(data.heartbeatMs, 16);
-  buf.writeDoubleLE(data.requests, 24);
-  buf.writeDoubleLE(data.exceptions, 32);
-  buf.writeDoubleLE(data.txBytes, 40);
-  buf.writeDoubleLE(data.runningTimeUs, 48);
-  buf.writeDoubleLE(data.avgRtUs, 56);
-  buf.writeDoubleLE(data.requestStartMs, 64);
-  buf.writeDoubleLE(data.harakiriCount, 72);
-  buf.writeDoubleLE(data.lastRequestEndMs, 80);
-  const methodLen = buf.write(data.method, 100, METHOD_MAX, 'utf8');
-  const uriLen = buf.write(data.uri, 116, URI_MAX, 'utf8');
-  buf.writeUInt16LE(methodLen, 96);
-  buf.writeUInt16LE(uriLen, 98);
-  buf.writeUInt32LE(seq >>> 0, 1020);
+  buf.writeUInt32LE(seq >>> 0, F.seq.offset);
+  buf.writeUInt32LE(data.pid >>> 0, F.pid.offset);
+  buf.writeUInt8(data.status, F.status.offset);
+  buf.writeUInt8(data.accepting ? 1 : 0, F.flags.offset);
+  buf.writeUInt32LE(Math.min(data.inFlight, 0xffffffff) >>> 0, F.inFlight.offset);
+  buf.writeDoubleLE(data.heartbeatMs, F.heartbeatMs.offset);
+  buf.writeDoubleLE(data.requests, F.requests.offset);
+  buf.writeDoubleLE(data.exceptions, F.exceptions.offset);
+  buf.writeDoubleLE(data.txBytes, F.txBytes.offset);
+  buf.writeDoubleLE(data.runningTimeUs, F.runningTimeUs.offset);
+  buf.writeDoubleLE(data.avgRtUs, F.avgRtUs.offset);
+  buf.writeDoubleLE(data.requestStartMs, F.requestStartMs.offset);
+  buf.writeDoubleLE(data.harakiriCount, F.harakiriCount.offset);
+  buf.writeDoubleLE(data.lastRequestEndMs, F.lastRequestEndMs.offset);
+  const methodLen = buf.write(data.method, F.method.offset, METHOD_MAX, 'utf8');
+  const uriLen = buf.write(data.uri, F.uri.offset, URI_MAX, 'utf8');
+  buf.writeUInt16LE(methodLen, F.methodLength.offset);
+  buf.writeUInt16LE(uriLen, F.uriLength.offset);
+  buf.writeUInt32LE(seq >>> 0, F.seqEnd.offset);
 }
 
 /** Decodes one slot; undefined when it is torn (the two sequence numbers differ). */
 export function decodeSlot(buf: Buffer, offset = 0): SlotData | undefined {
   const seq = buf.readUInt32LE(offset);
-  if (seq !== buf.readUInt32LE(offset + 1020)) return undefined;
-  const methodLen = Math.min(buf.readUInt16LE(offset + 96), METHOD_MAX);
-  const uriLen = Math.min(buf.readUInt16LE(offset + 98), URI_MAX);
+  if (seq !== buf.readUInt32LE(offset + F.seqEnd.offset)) return undefined;
+  const methodLen = Math.min(buf.readUInt16LE(offset + F.methodLength.offset), METHOD_MAX);
+  const uriLen = Math.min(buf.readUInt16LE(offset + F.uriLength.offset), URI_MAX);
   return {
-    pid: buf.readUInt32LE(offset + 4),
-    status: (buf.readUInt8(offset + 8) as SlotStatus) ?? SlotStatus.EMPTY,
-    accepting: (buf.readUInt8(offset + 9) & 1) === 1,
-    inFlight: buf.readUInt32LE(offset + 12),
-    heartbeatMs: buf.readDoubleLE(offset + 16),
-    requests: buf.readDoubleLE(offset + 24),
-    exceptions: buf.readDoubleLE(offset + 32),
-    txBytes: buf.readDoubleLE(offset + 40),
-    runningTimeUs: buf.readDoubleLE(offset + 48),
-    avgRtUs: buf.readDoubleLE(offset + 56),
-    requestStartMs: buf.readDoubleLE(offset + 64),
-    harakiriCount: buf.readDoubleLE(offset + 72),
-    lastRequestEndMs: buf.readDoubleLE(offset + 80),
-    method: buf.toString('utf8', offset + 100, offset + 100 + methodLen),
-    uri: buf.toString('utf8', offset + 116, offset + 116 + uriLen),
+    pid: buf.readUInt32LE(offset + F.pid.offset),
+    status: (buf.readUInt8(offset + F.status.offset) as SlotStatus) ?? SlotStatus.EMPTY,
+    accepting: (buf.readUInt8(offset + F.flags.offset) & 1) === 1,
+    inFlight: buf.readUInt32LE(offset + F.inFlight.offset),
+    heartbeatMs: buf.readDoubleLE(offset + F.heartbeatMs.offset),
+    requests: buf.readDoubleLE(offset + F.requests.offset),
+    exceptions: buf.readDoubleLE(offset + F.exceptions.offset),
+    txBytes: buf.readDoubleLE(offset + F.txBytes.offset),
+    runningTimeUs: buf.readDoubleLE(offset + F.runningTimeUs.offset),
+    avgRtUs: buf.readDoubleLE(offset + F.avgRtUs.offset),
+    requestStartMs: buf.readDoubleLE(offset + F.requestStartMs.offset),
+    harakiriCount: buf.readDoubleLE(offset + F.harakiriCount.offset),
+    lastRequestEndMs: buf.readDoubleLE(offset + F.lastRequestEndMs.offset),
+    method: buf.toString('utf8', offset + F.method.offset, offset + F.method.offset + methodLen),
+    uri: buf.toString('utf8', offset + F.uri.offset, offset + F.uri.offset + uriLen),
   };
 }
 

@@ -4,10 +4,11 @@
  * app loads). Both runtimes (Node and Python) read it; change them together.
  */
 import type { SocketProtocol } from '@emperor/config';
+import { WORKER_SPEC_VERSION, WorkerSpecError } from '@emperor/protocol';
 import type { RequestLogSpec } from './request-log.js';
 
-/** Version of the spec; a worker refuses any other. */
-export const WORKER_SPEC_VERSION = 1;
+/** Version of the spec (defined with the other cross-language contracts in packages/protocol); a worker refuses any other. */
+export { WORKER_SPEC_VERSION };
 
 /** Name of the environment variable carrying the {@link WorkerSpec}. */
 export const WORKER_SPEC_ENV = 'EMPEROR_WORKER';
@@ -94,11 +95,25 @@ export interface WorkerSpec {
   readonly app: NodeApp | PythonApp;
 }
 
-/** Parses and checks the spec from the environment. @throws Error when missing or malformed. */
+/**
+ * How often a worker writes its slot, ms: with `harakiri` (ms, 0 = off) an eighth of it,
+ * between 50 and 250 ms, so a blocked event loop shows within `harakiri` plus one beat;
+ * without, once a second while it has requests in flight.
+ */
+export function heartbeatIntervalMs(harakiriMs: number): number {
+  return harakiriMs > 0 ? Math.min(250, Math.max(50, harakiriMs / 8)) : 1000;
+}
+
+/** Parses and checks the spec from the environment. @throws WorkerSpecError when it is missing, not JSON, or of another version. */
 export function readWorkerSpec(env: NodeJS.ProcessEnv): WorkerSpec {
   const raw = env[WORKER_SPEC_ENV];
-  if (raw === undefined) throw new Error(`${WORKER_SPEC_ENV} is not set: this program is started by a vassal master`);
-  const spec = JSON.parse(raw) as WorkerSpec;
-  if (spec.v !== WORKER_SPEC_VERSION) throw new Error(`${WORKER_SPEC_ENV}: unsupported version ${String(spec.v)}`);
+  if (raw === undefined) throw new WorkerSpecError(`${WORKER_SPEC_ENV} is not set: this program is started by a vassal master`);
+  let spec: WorkerSpec;
+  try {
+    spec = JSON.parse(raw) as WorkerSpec;
+  } catch (err) {
+    throw new WorkerSpecError(`${WORKER_SPEC_ENV} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  if (spec.v !== WORKER_SPEC_VERSION) throw new WorkerSpecError(`${WORKER_SPEC_ENV}: unsupported version ${String(spec.v)}`);
   return spec;
 }

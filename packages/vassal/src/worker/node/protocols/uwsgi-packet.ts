@@ -10,7 +10,7 @@
  * | pktsize | vars: repeated `u16le keylen, key, u16le vallen, value` |
  *
  * The request body (CONTENT_LENGTH bytes) follows the packet and is not counted in
- * pktsize. The Python worker (`python/emperor_worker.py`) parses the same way and logs
+ * pktsize. The Python worker (`python/emperor_worker/protocols/uwsgi.py`) parses the same way and logs
  * the same reasons; change them together.
  */
 

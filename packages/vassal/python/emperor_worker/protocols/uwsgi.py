@@ -1,0 +1,132 @@
+"""The uwsgi binary protocol on ``socket`` / ``uwsgi-socket``: what nginx's ``uwsgi_pass`` speaks.
+
+A request is one packet (uWSGI proto/uwsgi.c, docs Protocol.rst): modifier1 (1 byte, 0
+for a WSGI request), the size of the variable block (2 bytes, little-endian), modifier2
+(1 byte), then the block: ``u16le key length, key, u16le value length, value``, repeated.
+The body (``CONTENT_LENGTH`` bytes) follows. The response is raw HTTP (status line with
+the request's ``SERVER_PROTOCOL``, the app's headers as they are), and the connection
+closes after it. Packets are checked as uWSGI checks them, with its words; the Node
+worker's parser (packages/vassal/src/worker/node/uwsgi-packet.ts) does the same. Change
+them together.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Optional
+
+from .base import NO_BODY_STATUS, LengthReader, Protocol, ProtocolError, scan_headers
+
+HEADER = struct.Struct("<BHB")
+
+
+def block_error(block: bytes) -> str:
+    """Why a variable block does not parse, in the words of uWSGI and of the Node parser.
+    Called only once the fast parse failed."""
+    end = len(block)
+    pos = 0
+    while pos < end:
+        if pos + 2 > end:
+            return "invalid uwsgi request (a key length runs past the end at byte %d)" % (pos + 4)
+        klen = block[pos] | block[pos + 1] << 8
+        pos += 2
+        if klen == 0:
+            return "uwsgi key cannot be null (at byte %d)" % (pos + 2)
+        if pos + klen + 2 > end:
+            return "invalid uwsgi request (current strsize: %d) runs past the end" % klen
+        pos += klen
+        vlen = block[pos] | block[pos + 1] << 8
+        pos += 2
+        if pos + vlen > end:
+            return "invalid uwsgi request (current strsize: %d) runs past the end" % vlen
+        pos += vlen
+    return "invalid uwsgi request"
+
+
+def parse_vars(block: bytes) -> dict:
+    """The variable block as a dict (keys and values latin-1, byte for byte; a repeated key
+    keeps its last value).
+
+    :raises ProtocolError: a null key, or a length that runs past the block
+    """
+    # One decode of the whole block, then slices: a Python loop per var is the cost here.
+    text = block.decode("latin-1")
+    size = len(block)
+    environ: dict = {}
+    pos = 0
+    try:
+        while pos < size:
+            klen = block[pos] | block[pos + 1] << 8
+            if not klen:
+                raise ProtocolError("uwsgi key cannot be null (at byte %d)" % (pos + 4))
+            pos += 2
+            key = text[pos : pos + klen]
+            pos += klen
+            vlen = block[pos] | block[pos + 1] << 8
+            pos += 2
+            environ[key] = text[pos : pos + vlen]
+            pos += vlen
+    except IndexError:
+        pos = size + 1
+    if pos != size:
+        raise ProtocolError(block_error(block))
+    return environ
+
+
+class UwsgiProtocol(Protocol):
+    """``socket`` / ``uwsgi-socket``: one packet per connection, then a raw HTTP response."""
+
+    name = "uwsgi"
+
+    def head_ready(self, buf: bytearray) -> bool:
+        if len(buf) < 4:
+            return False
+        size = buf[1] | buf[2] << 8
+        return buf[0] != 0 or len(buf) >= 4 + size or size > self.buffer_size
+
+    def read_request(self, buf: bytearray, eof: bool, peer: Any) -> Optional[tuple]:
+        """See ``Protocol.read_request``; the context is the environ (its SERVER_PROTOCOL
+        starts the response). At ``eof``, a packet cut short is refused."""
+        have = len(buf)
+        if have < 4:
+            if eof:
+                raise ProtocolError("truncated header (%d of 4 bytes)" % have)
+            return None
+        modifier1, size, _modifier2 = HEADER.unpack_from(buf)
+        if modifier1 != 0:
+            raise ProtocolError("unavailable modifier requested: %d (only 0, WSGI, is served)" % modifier1)
+        if size > self.buffer_size:
+            raise ProtocolError("invalid request block size: %d (max %d, buffer-size)" % (size, self.buffer_size))
+        end = 4 + size
+        if have < end:
+            if eof:
+                raise ProtocolError("truncated packet (%d of %d bytes)" % (have, end))
+            return None
+        environ = parse_vars(bytes(buf[4:end]))
+        del buf[:end]
+        environ.setdefault("SCRIPT_NAME", "")
+        environ.setdefault("PATH_INFO", "")
+        environ.setdefault("QUERY_STRING", "")
+        environ.setdefault("REQUEST_METHOD", "GET")
+        environ.setdefault("SERVER_PROTOCOL", "HTTP/1.0")
+        https = environ.get("HTTPS", "").lower()
+        scheme = environ.get("REQUEST_SCHEME", environ.get("UWSGI_SCHEME", "")).lower()
+        environ["wsgi.url_scheme"] = "https" if https in ("on", "1") or scheme == "https" else "http"
+        cl = environ.get("CONTENT_LENGTH", "")
+        length = int(cl) if cl.isdigit() and len(cl) <= 18 else 0
+        return environ, LengthReader(length) if length else None, None, False, environ
+
+    def response_head(
+        self, status: str, headers: list, known_length: Optional[int], is_head: bool, keep: bool, environ: Any
+    ) -> tuple:
+        code = int(status[:3])
+        lines, length, _close, _has_date = scan_headers(headers, False)
+        if length is None and known_length is not None and not (code < 200 or code in NO_BODY_STATUS):
+            length = known_length
+            lines.append("Content-Length: %d\r\n" % length)
+        # Read now, not at the request's start: what the app left in its environ, as before.
+        head = ("%s %s\r\n" % (environ["SERVER_PROTOCOL"] or "HTTP/1.0", status) + "".join(lines) + "\r\n").encode("latin-1")
+        return head, length, None, b"", False, len(lines)
+
+    def refusal(self, peer: str, reason: str, timed_out: bool) -> tuple:
+        return "uwsgi packet from %s: %s; connection closed" % (peer, reason), {"peer": peer}

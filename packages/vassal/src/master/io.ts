@@ -1,0 +1,45 @@
+/**
+ * The master's I/O as one port, so its loop runs in a unit test with fakes: binding,
+ * the scoreboard, memory and accept-queue sampling, file mtimes. The defaults are the
+ * real ones. Spawning goes through the runtimes (`runtimes/`).
+ */
+import { statSync } from 'node:fs';
+import type { SocketSpec } from '@emperor/config';
+import { sampleMemory } from '@emperor/process';
+import { Scoreboard } from '../shared/scoreboard.js';
+import { bindSockets, readTcpListenQueues, type BoundSocket, type SocketPermissions } from './sockets.js';
+
+/** What the master uses of its scoreboard. */
+export type ScoreboardPort = Pick<Scoreboard, 'fd' | 'allocate' | 'release' | 'read' | 'readAll' | 'close'>;
+
+/** The master's I/O. */
+export interface MasterIo {
+  /** Binds (never listens on) the vassal's sockets. @throws SocketBindError */
+  bindSockets(specs: readonly SocketSpec[], perms: SocketPermissions): Promise<BoundSocket[]>;
+  /** Creates the scoreboard the workers inherit. */
+  createScoreboard(slots: number): ScoreboardPort;
+  /** RSS and address space (bytes) of each pid that could be read. Never rejects. */
+  sampleMemory(pids: readonly number[]): Promise<ReadonlyMap<number, { readonly rss: number; readonly vsz: number }>>;
+  /** Accept-queue length by socket inode (TCP sockets, /proc/net/tcp*). */
+  readListenQueues(inodes: ReadonlySet<number>): Promise<ReadonlyMap<number, number>>;
+  /** A file's mtime, ms; -1 when it does not exist. */
+  mtime(file: string): number;
+}
+
+/** mtime of a file in ms, or -1 when it does not exist. */
+export function mtimeOf(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
+/** The real I/O. */
+export const systemIo: MasterIo = {
+  bindSockets: (specs, perms) => bindSockets(specs, perms),
+  createScoreboard: (slots) => Scoreboard.create(slots),
+  sampleMemory: (pids) => sampleMemory(pids),
+  readListenQueues: (inodes) => readTcpListenQueues(inodes),
+  mtime: mtimeOf,
+};

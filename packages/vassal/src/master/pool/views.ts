@@ -1,0 +1,165 @@
+/**
+ * Questions asked of a pool, as pure functions: the master's state, what a process looks
+ * like to stats and to the health checks, when the next deadline is, how often to tick.
+ */
+import type { VassalConfig } from '@emperor/config';
+import { SlotStatus, type SlotData } from '../../shared/scoreboard.js';
+import { nextHarakiriDeadline, type HealthProc } from '../health.js';
+import { IDLE_TICK_MS, TICK_MS, type Pool, type ProcState, type Respawn, type WorkerProc, type WorkerSlot } from './types.js';
+
+/** The master's lifecycle as it is reported (stats `state`, the FIFO's answers). */
+export type MasterState = 'starting' | 'ready' | 'reloading' | 'stopping' | 'dead';
+
+/** What a process looks like from outside: stats and the health checks see these three. */
+export type ProcPhase = 'starting' | 'ready' | 'stopping';
+
+/** `ready` and `reloading` are `running` with and without a reload in progress. */
+export function masterState(pool: Pick<Pool, 'phase' | 'reload'>): MasterState {
+  if (pool.phase === 'running') return pool.reload === undefined ? 'ready' : 'reloading';
+  return pool.phase;
+}
+
+/** A killed process still looks like what it was until it exits. */
+export function phaseOf(state: ProcState): ProcPhase {
+  switch (state.kind) {
+    case 'spawning':
+    case 'starting':
+      return 'starting';
+    case 'ready':
+      return 'ready';
+    case 'stopping':
+      return 'stopping';
+    case 'killed':
+      return state.was;
+    default: {
+      const never: never = state;
+      return never;
+    }
+  }
+}
+
+/** Why the master is ending it, when it is (`stopping` or `killed`). */
+export function stopReasonOf(state: ProcState): string | undefined {
+  return state.kind === 'stopping' || state.kind === 'killed' ? state.reason : undefined;
+}
+
+/** What happens if it exits while its id's current process; a crash respawns with backoff. */
+export function respawnOf(state: ProcState): Respawn {
+  return state.kind === 'stopping' || state.kind === 'killed' ? state.respawn : 'backoff';
+}
+
+/** At least one request in flight (a Node worker serves many at once). */
+export function isBusy(data: SlotData): boolean {
+  return data.inFlight > 0 || data.status === SlotStatus.BUSY;
+}
+
+/** Neither its id's current process nor its replacement: it is on its way out (or its id is gone). */
+export function isRetiring(pool: Pick<Pool, 'slots'>, proc: WorkerProc): boolean {
+  const slot = pool.slots.get(proc.id);
+  return slot === undefined || (slot.current !== proc.key && slot.next?.key !== proc.key);
+}
+
+/** Worker ids in order. */
+export function slotsInOrder(pool: Pick<Pool, 'slots'>): WorkerSlot[] {
+  return [...pool.slots.values()].sort((a, b) => a.id - b.id);
+}
+
+/** The current process of a worker id. */
+export function currentOf(pool: Pick<Pool, 'procs'>, slot: WorkerSlot): WorkerProc | undefined {
+  return slot.current === undefined ? undefined : pool.procs.get(slot.current);
+}
+
+/**
+ * The processes the health checks look at: each id's current process and its retiring
+ * ones (not its replacement, which is not serving yet), with the key of each.
+ */
+export function healthView(pool: Pick<Pool, 'slots' | 'procs'>): { readonly view: HealthProc[]; readonly keys: Map<HealthProc, number> } {
+  const view: HealthProc[] = [];
+  const keys = new Map<HealthProc, number>();
+  for (const proc of pool.procs.values()) {
+    const slot = pool.slots.get(proc.id);
+    if (slot === undefined || slot.next?.key === proc.key) continue;
+    const p: HealthProc = {
+      id: proc.id, pid: proc.pid, sync: proc.sync, state: phaseOf(proc.state), spawnedAt: proc.spawnedAt,
+      data: proc.data, heartbeatIntervalMs: proc.heartbeatIntervalMs, rss: proc.rss, vsz: proc.vsz,
+      handled: proc.state.kind === 'killed' || (slot.current === proc.key && slot.next !== undefined),
+    };
+    view.push(p);
+    keys.set(p, proc.key);
+  }
+  return { view, keys };
+}
+
+/** True when a limit or an algorithm needs every worker's memory on every tick. */
+export function memoryWatched(c: VassalConfig): boolean {
+  return c.reloadOnRssBytes > 0 || c.reloadOnAsBytes > 0 || c.evilReloadOnRssBytes > 0 || c.evilReloadOnAsBytes > 0 ||
+    c.cheaperRssLimitSoftBytes > 0 || c.cheaperRssLimitHardBytes > 0;
+}
+
+/** True when an algorithm needs the accept queues on every tick (`cheaper-algo` backlog or busyness, `idle`). */
+export function queuesNeededEveryTick(c: VassalConfig): boolean {
+  return (c.cheaper > 0 && (c.cheaperAlgo === 'backlog' || c.cheaperAlgo === 'busyness')) || c.idleMs > 0;
+}
+
+/** True when some worker has a request in flight, or a ready worker is not accepting. */
+export function anyBusy(pool: Pick<Pool, 'procs'>): boolean {
+  for (const p of pool.procs.values()) if (isBusy(p.data) || (phaseOf(p.state) === 'ready' && !p.data.accepting)) return true;
+  return false;
+}
+
+/** True when something in the pool must be checked every {@link TICK_MS} (see {@link IDLE_TICK_MS}). */
+export function needsEverySecond(pool: Pool): boolean {
+  const c = pool.config;
+  if (masterState(pool) !== 'ready' || !pool.announced.loyal) return true;
+  if (c.harakiriMs > 0 || c.cheaper > 0 || c.idleMs > 0 || c.maxWorkerLifetimeMs > 0) return true;
+  if (memoryWatched(c)) return true;
+  if (pool.touched.size > 0) return true;
+  for (const proc of pool.procs.values()) if (isRetiring(pool, proc)) return true;
+  for (const slot of pool.slots.values()) {
+    if (slot.next !== undefined || slot.respawnAt !== undefined) return true;
+    if (slot.cheap) continue;
+    const current = currentOf(pool, slot);
+    if (current === undefined || phaseOf(current.state) !== 'ready' || (current.state.kind === 'ready' && current.state.recycle !== undefined)) return true;
+  }
+  return false;
+}
+
+/** The interval to the tick after this one, ms; the heartbeat to the emperor rides it. */
+export function tickInterval(pool: Pool): number {
+  return needsEverySecond(pool) ? TICK_MS : Math.min(IDLE_TICK_MS, pool.config.heartbeatMs);
+}
+
+/**
+ * The earliest epoch ms at which the pool has something to do without an event: the
+ * tick, a ready timeout, a respawn, a mercy's SIGKILL, a harakiri deadline. The master
+ * arms one timer for it. Undefined when there is nothing (a dead pool).
+ */
+export function nextDeadline(pool: Pool): number | undefined {
+  if (pool.phase === 'dead') return undefined;
+  let next = pool.nextTickAt ?? Infinity;
+  for (const proc of pool.procs.values()) {
+    if (proc.state.kind === 'starting') next = Math.min(next, proc.state.readyBy);
+    else if (proc.state.kind === 'stopping') next = Math.min(next, proc.state.killAt);
+  }
+  for (const slot of pool.slots.values()) if (slot.respawnAt !== undefined) next = Math.min(next, slot.respawnAt);
+  if ((pool.phase === 'starting' || pool.phase === 'running') && pool.config.harakiriMs > 0) {
+    // uWSGI core/master_checks.c kills on the master cycle after the deadline; a wake-up at the deadline kills on time.
+    next = Math.min(next, nextHarakiriDeadline(healthView(pool).view, pool.config.harakiriMs) ?? Infinity);
+  }
+  return Number.isFinite(next) ? next : undefined;
+}
+
+/** Status of a worker id for stats: `cheap` when the cheaper subsystem retired it. */
+export function statusOf(pool: Pick<Pool, 'procs'>, slot: WorkerSlot): 'idle' | 'busy' | 'starting' | 'stopping' | 'cheap' {
+  const proc = currentOf(pool, slot);
+  if (slot.cheap && proc === undefined) return 'cheap';
+  if (proc === undefined) return 'starting'; // waiting to be respawned
+  const phase = phaseOf(proc.state);
+  if (phase !== 'ready') return phase;
+  return isBusy(proc.data) ? 'busy' : 'idle';
+}
+
+/** `http://127.0.0.1:8080, uwsgi:///run/app.sock`: the sockets, for log lines. */
+export function summarize(config: VassalConfig): string {
+  return config.sockets.map((s) => `${s.protocol}://${s.name}`).join(', ');
+}

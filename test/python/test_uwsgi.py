@@ -1,0 +1,151 @@
+"""uwsgi packets (protocols/uwsgi.py): as nginx sends them, split, with the body behind
+them, cut short, oversized, and with lying lengths; refused with uWSGI's words."""
+
+import unittest
+
+from helpers import NGINX_VARS, PEER, packet, uwsgi
+
+from emperor_worker.protocols import ProtocolError
+from emperor_worker.protocols.base import LengthReader
+
+NGINX = packet(NGINX_VARS)
+
+
+def parse(data: bytes, buffer_size: int = 4096):
+    p = uwsgi(buffer_size)
+    buf = bytearray(data)
+    assert p.head_ready(buf), data
+    request = p.read_request(buf, False, PEER)
+    assert request is not None
+    return request, bytes(buf)
+
+
+def reason(data: bytes, buffer_size: int = 4096, eof: bool = False) -> str:
+    p = uwsgi(buffer_size)
+    buf = bytearray(data)
+    if not eof:
+        assert p.head_ready(buf), "head_ready must let the loop refuse %r" % data
+    with unittest.TestCase().assertRaises(ProtocolError) as caught:
+        p.read_request(buf, eof, PEER)
+    assert caught.exception.response == b"", "nothing is written back on the uwsgi protocol"
+    return caught.exception.reason
+
+
+class Packets(unittest.TestCase):
+    def test_nginx_uwsgi_params_become_the_environ(self):
+        (environ, body, interim, keep_alive, context), rest = parse(NGINX)
+        want = {k.decode(): v.decode() for k, v in NGINX_VARS}
+        want.update({"SCRIPT_NAME": "", "wsgi.url_scheme": "http"})
+        self.assertEqual(environ, want)
+        self.assertIsNone(body)
+        self.assertIsNone(interim)
+        self.assertFalse(keep_alive, "one request per connection")
+        self.assertIs(context, environ, "the response's status line reads SERVER_PROTOCOL from it")
+        self.assertEqual(rest, b"")
+
+    def test_the_body_follows_the_packet(self):
+        data = packet(NGINX_VARS + [(b"CONTENT_LENGTH", b"5")]) + b"hello"
+        (environ, body, *_), rest = parse(data)
+        self.assertEqual(environ["CONTENT_LENGTH"], "5", "a repeated key keeps its last value")
+        self.assertIsInstance(body, LengthReader)
+        self.assertEqual(rest, b"hello")
+        buf = bytearray(rest)
+        self.assertEqual((body.read(buf, 100), body.read(buf, 100)), (b"hello", b""))
+
+    def test_defaults_for_an_empty_block(self):
+        (environ, body, *_), _ = parse(packet([]))
+        self.assertEqual(environ, {
+            "SCRIPT_NAME": "", "PATH_INFO": "", "QUERY_STRING": "", "REQUEST_METHOD": "GET",
+            "SERVER_PROTOCOL": "HTTP/1.0", "wsgi.url_scheme": "http",
+        })
+        self.assertIsNone(body)
+
+    def test_https_from_the_front_end(self):
+        cases = [
+            ([(b"HTTPS", b"on")], "https"), ([(b"HTTPS", b"ON")], "https"), ([(b"HTTPS", b"1")], "https"),
+            ([(b"HTTPS", b"off")], "http"), ([(b"REQUEST_SCHEME", b"https")], "https"),
+            ([(b"UWSGI_SCHEME", b"HTTPS")], "https"), ([(b"REQUEST_SCHEME", b"http"), (b"UWSGI_SCHEME", b"https")], "http"),
+        ]
+        for pairs, scheme in cases:
+            (environ, *_), _ = parse(packet(pairs))
+            self.assertEqual(environ["wsgi.url_scheme"], scheme, pairs)
+
+    def test_content_length_that_is_not_a_length_means_no_body(self):
+        for cl in (b"", b"abc", b"-1", b"1" * 19, b" 5"):
+            (_, body, *_), _ = parse(packet([(b"CONTENT_LENGTH", cl)]))
+            self.assertIsNone(body, cl)
+
+    def test_bytes_stay_bytes(self):
+        (environ, *_), _ = parse(packet([(b"PATH_INFO", b"/caf\xc3\xa9"), (b"HTTP_X_\xff", b"\x00\x80")]))
+        self.assertEqual(environ["PATH_INFO"], "/caf\xc3\xa9")
+        self.assertEqual(environ["HTTP_X_\xff"], "\x00\x80")
+
+    def test_modifier2_is_ignored(self):
+        (environ, *_), _ = parse(packet([(b"PATH_INFO", b"/")], modifier2=9))
+        self.assertEqual(environ["PATH_INFO"], "/")
+
+
+class SplitAndCutShort(unittest.TestCase):
+    def test_split_at_every_byte(self):
+        whole, _ = parse(NGINX + b"body")
+        p = uwsgi()
+        buf = bytearray()
+        for i, byte in enumerate(NGINX):
+            buf.append(byte)
+            if i < len(NGINX) - 1:
+                self.assertFalse(p.head_ready(buf), i)
+                self.assertIsNone(p.read_request(buf, False, PEER), i)
+                self.assertEqual(len(buf), i + 1, "nothing consumed while waiting")
+        buf += b"body"
+        self.assertTrue(p.head_ready(buf))
+        self.assertEqual(p.read_request(buf, False, PEER), whole)
+        self.assertEqual(bytes(buf), b"body")
+
+    def test_cut_short_by_the_client_closing(self):
+        self.assertEqual(reason(NGINX[:2], eof=True), "truncated header (2 of 4 bytes)")
+        self.assertEqual(reason(b"", eof=True), "truncated header (0 of 4 bytes)")
+        self.assertEqual(reason(packet([(b"A", b"x" * 95)])[:14], eof=True), "truncated packet (14 of 104 bytes)")
+
+
+class Refused(unittest.TestCase):
+    def test_only_modifier1_zero_is_served_and_refused_at_its_first_4_bytes(self):
+        self.assertTrue(uwsgi().head_ready(bytearray(b"GET ")))
+        self.assertEqual(reason(b"GET / HTTP/1.1\r\n"), "unavailable modifier requested: 71 (only 0, WSGI, is served)")
+        self.assertEqual(reason(packet([], modifier1=5)), "unavailable modifier requested: 5 (only 0, WSGI, is served)")
+
+    def test_a_block_over_buffer_size_is_refused_at_its_header(self):
+        self.assertTrue(uwsgi(4096).head_ready(bytearray(packet([], size=5000))))
+        self.assertEqual(reason(packet([], size=5000)), "invalid request block size: 5000 (max 4096, buffer-size)")
+        self.assertEqual(reason(packet([], size=100), buffer_size=99), "invalid request block size: 100 (max 99, buffer-size)")
+        at_limit = packet([(b"K", b"v" * 95)])  # a 100-byte block
+        parse(at_limit, buffer_size=100)
+
+    def test_lying_lengths(self):
+        self.assertEqual(reason(packet([], size=4) + b"\x00\x00\x00\x00"), "uwsgi key cannot be null (at byte 4)")
+        self.assertEqual(
+            reason(packet([], size=6) + bytes([1, 0, 0x41, 200, 0, 0x42])),
+            "invalid uwsgi request (current strsize: 200) runs past the end",
+        )
+        self.assertEqual(
+            reason(packet([], size=5) + bytes([9, 0, 0x41, 0, 0])),
+            "invalid uwsgi request (current strsize: 9) runs past the end",
+        )
+        self.assertEqual(
+            reason(packet([(b"A", b"b")], size=7) + b"\x01"),
+            "invalid uwsgi request (a key length runs past the end at byte 10)",
+        )
+        self.assertEqual(
+            reason(packet([(b"A", b"b")], size=8) + b"\x00\x00"),
+            "uwsgi key cannot be null (at byte 10)",
+        )
+
+    def test_refusals_log_the_peer(self):
+        self.assertEqual(
+            uwsgi().refusal("1.2.3.4:5", "truncated header (2 of 4 bytes)", False),
+            ("uwsgi packet from 1.2.3.4:5: truncated header (2 of 4 bytes); connection closed", {"peer": "1.2.3.4:5"}),
+        )
+        self.assertEqual(uwsgi().timeout_response, b"", "a stalled packet is closed without an answer")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,4 +1,6 @@
-// WSGI hello world, 2 workers each: Emperor's Python worker, uWSGI (Debian's uwsgi +
+// Memory first (wsgi-memory.mjs): a Django project with 4 workers under Emperor (preload
+// and lazy-apps), uWSGI (preload and --lazy-apps) and gunicorn (lazy and --preload).
+// Then a WSGI hello world, 2 workers each: Emperor's Python worker, uWSGI (Debian's uwsgi +
 // uwsgi-plugin-python3) and gunicorn (Debian's, sync workers), behind one nginx worker
 // (uwsgi_pass, or proxy_pass for gunicorn) and on each server's own HTTP socket, all in
 // one run with the same load generator (wrk, fixed duration, on 127.0.0.1). Then the
@@ -16,6 +18,7 @@ import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { EMPEROR_BIN, freePort, get200, start, table, tempDir, treeCpuMs, waitFor } from './lib.mjs';
+import { memoryTable } from './wsgi-memory.mjs';
 import { wrk } from './wrk.mjs';
 
 const PACKAGES = ['wrk', 'nginx', 'uwsgi', 'uwsgi-plugin-python3', 'gunicorn'];
@@ -112,6 +115,8 @@ http {
 export async function run() {
   ensurePackages();
   const dir = tempDir();
+  // Memory first, one server at a time, before the load tests start theirs.
+  await memoryTable(dir);
   writeFileSync(join(dir, 'app.py'), APP);
   const port = {};
   for (const name of ['emperorUwsgi', 'emperorHttp', 'uwsgiUwsgi', 'uwsgiHttp', 'uwsgiHttp11', 'gunicorn', 'ngxEmperor', 'ngxUwsgi', 'ngxGunicorn']) port[name] = await freePort();

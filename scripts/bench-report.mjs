@@ -120,7 +120,17 @@ from the previous one.
   whatever else the shared machine does. Pairs for Node, Python and uWSGI itself, and a
   control pair with no request log on either side, whose spread is the method's noise.
   One after the other, the same configuration moved ±10 % between runs here.
-- **drop-to-200**: from a new vassal file in the emperor's directory to its first HTTP 200.`;
+- **drop-to-200**: from a new vassal file in the emperor's directory to its first HTTP 200.
+- **wsgi**: first memory: a fresh Django project (\`startproject\` and one plain view) with
+  4 workers under Emperor (preload, its default, and \`lazy-apps\`), uWSGI (preload, its
+  default, and \`--lazy-apps\`) and gunicorn (lazy, its default, and \`--preload\`), one
+  server at a time: the total PSS of the server's process tree after every worker served
+  requests (PSS divides each shared page among the processes that map it, so a Node
+  master's share of the \`node\` binary also shrinks when other Node processes run on the
+  host), the time from start to the first 200, and the time from a worker's SIGKILL
+  (after 10 s of uptime, past Emperor's crash backoff) until its replacement answers.
+  Then a WSGI hello world with 2 workers behind nginx and on each server's own socket,
+  with the app server's CPU per request, and an app that waits 20 ms with threads.`;
 
 /** The page and its charts (file name → SVG text) for a results object. */
 export function renderBenchmarks(results) {

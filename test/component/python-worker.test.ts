@@ -115,7 +115,9 @@ for (const [label, env] of [
     assert.equal(got.uri, `http://127.0.0.1:${v.port}/x?y=1`);
     assert.deepEqual(got.path.slice(0, 2), [join(v.dir, 'lib'), v.dir], 'pythonpath first, then the app\'s directory');
     const ours = join(ROOT, 'packages', 'vassal', 'python');
-    assert.deepEqual(got.path.filter((p) => p.startsWith(ours)), [], 'the worker\'s directory is not on the app\'s sys.path');
+    const shims = join(ours, 'emperor_worker', 'shims');
+    assert.deepEqual(got.path.filter((p) => p.startsWith(ours) && p !== shims), [], 'the worker\'s directory is not on the app\'s sys.path');
+    assert.equal(got.path.at(-1), shims, 'only the uwsgi shims, last, where any module of the app\'s wins');
     for (const file of got.stdlib) assert.match(file, /\/python3\.\d+\/(http|wsgiref|logging)\/[a-z_]+\.py$/, 'from the standard library');
   });
 }
@@ -329,7 +331,7 @@ test('uwsgi protocol: raw HTTP response, HTTPS flag, and malformed packets close
   assert.equal(final.workers[0]?.respawn_count, 1);
 });
 
-test('enable-threads (accepted, no warning): a thread the app starts runs while the worker waits for requests', async (t) => {
+test('enable-threads (accepted, no warning): a thread the app starts at import runs while the worker waits for requests (lazy-apps)', async (t) => {
   const v = await startVassal(t, (port, d) => {
     writeFileSync(join(d, 'ticker.py'), [
       'import threading, time',
@@ -344,7 +346,7 @@ test('enable-threads (accepted, no warning): a thread the app starts runs while 
       '    return [str(ticks[0]).encode()]',
       '',
     ].join('\n'));
-    return `http-socket = 127.0.0.1:${port}\nwsgi-file = ${join(d, 'ticker.py')}\nenable-threads = true\nenv = PATH=/usr/bin:/bin`;
+    return `http-socket = 127.0.0.1:${port}\nwsgi-file = ${join(d, 'ticker.py')}\nenable-threads = true\nlazy-apps = true\nenv = PATH=/usr/bin:/bin`;
   });
   const first = Number(await serving(`${v.url}/`));
   // Between two requests the worker sits in select(); the thread keeps counting.
@@ -352,12 +354,13 @@ test('enable-threads (accepted, no warning): a thread the app starts runs while 
   assert.equal(v.proc.logs.find((l) => /enable-threads/.test(l.msg ?? '')).length, 0, 'no warning about enable-threads');
 });
 
-test('an app that cannot load: one error line with the traceback, exit 22, respawned with backoff', async (t) => {
+for (const [mode, option] of [['preload', ''], ['lazy-apps', 'lazy-apps = true']] as const) {
+test(`an app that cannot load: one error line with the traceback, exit 22, respawned with backoff (${mode})`, async (t) => {
   const v = await startVassal(t, (port, d) => {
     mkdirSync(join(d, 'pkg'));
     writeFileSync(join(d, 'pkg', '__init__.py'), '');
     writeFileSync(join(d, 'pkg', 'broken.py'), 'x = 1\ndef application(environ, start_response:\n    pass\n');
-    return `http-socket = 127.0.0.1:${port}\nmodule = pkg.broken:application`;
+    return `http-socket = 127.0.0.1:${port}\nmodule = pkg.broken:application\n${option}`;
   });
   const deaths = await waitFor(() => {
     const d = v.proc.logs.find((l) => /worker 1 \(pid \d+\) died: exit code 22/.test(l.msg ?? ''));
@@ -367,7 +370,9 @@ test('an app that cannot load: one error line with the traceback, exit 22, respa
   const errors = v.proc.logs.find((l) => /^cannot load app pkg\.broken:application: SyntaxError/.test(l.msg ?? ''));
   assert.ok(errors.length >= 2);
   const first = errors[0];
-  assert.equal(first?.worker, 1);
+  // Lazy: the worker that imports it; preload: the template of generation 1, whose pid the worker's death line names.
+  if (mode === 'lazy-apps') assert.equal(first?.worker, 1);
+  else assert.equal(first?.template, 1);
   assert.match((first?.err as { stack?: string }).stack ?? '', /broken\.py", line 2/);
   // Exactly one line per failed start: nothing else from the worker between spawn and death.
   const workerPid = Number(/pid (\d+)/.exec(deaths[0]?.msg ?? '')?.[1]);
@@ -379,6 +384,7 @@ test('an app that cannot load: one error line with the traceback, exit 22, respa
   const noCallable = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\nwsgi-file = ${APP}\ncallable = app`);
   await noCallable.proc.logs.waitFor((l) => /^cannot load app .*wsgi_app\.py: AttributeError: .* has no callable 'app'/.test(l.msg ?? ''));
 });
+}
 
 test('home: the virtual environment runs the app with its own interpreter; a missing one is one clear error', async (t) => {
   const v0 = await startVassal(t, (port, d) => `http-socket = 127.0.0.1:${port}\nwsgi-file = ${APP}\nhome = ${join(d, 'no-venv')}`);
@@ -415,8 +421,9 @@ test('limit-as: an allocation past the limit is a MemoryError, a 500, and the wo
   assert.match((await httpGet(`${v.url}/`)).body, /^pid \d+/);
 });
 
-test('graceful reload: the request in flight finishes, the old worker exits 0', async (t) => {
-  const v = await pythonVassal(t);
+for (const [mode, option] of [['preload', ''], ['lazy-apps', 'lazy-apps = true']] as const) {
+test(`graceful reload: the request in flight finishes, the old worker exits 0 (${mode})`, async (t) => {
+  const v = await pythonVassal(t, option);
   const doc = await ready(v);
   const oldPid = doc.workers[0]?.pid ?? 0;
   const slow = httpGet(`${v.url}/sleep?ms=1500`);
@@ -432,8 +439,8 @@ test('graceful reload: the request in flight finishes, the old worker exits 0', 
   assert.match((await httpGet(`${v.url}/`)).body, new RegExp(`^pid ${fresh.workers[0]?.pid}`));
 });
 
-test('harakiri on a sync Python worker: killed at the deadline from its request start, the Python stack logged', async (t) => {
-  const v = await pythonVassal(t, 'harakiri = 1\nharakiri-verbose = true');
+test(`harakiri on a sync Python worker: killed at the deadline from its request start, the Python stack logged (${mode})`, async (t) => {
+  const v = await pythonVassal(t, `harakiri = 1\nharakiri-verbose = true\n${option}`);
   const doc = await ready(v);
   const first = doc.workers[0]?.pid;
   const started = Date.now();
@@ -450,8 +457,8 @@ test('harakiri on a sync Python worker: killed at the deadline from its request 
   assert.equal(after.workers[0]?.harakiri_count, 1);
 });
 
-test('max-requests recycles a Python worker after exactly N requests', async (t) => {
-  const v = await pythonVassal(t, 'max-requests = 4\nmin-worker-lifetime = 0');
+test(`max-requests recycles a Python worker after exactly N requests (${mode})`, async (t) => {
+  const v = await pythonVassal(t, `max-requests = 4\nmin-worker-lifetime = 0\n${option}`);
   await ready(v);
   const pids: number[] = [];
   for (let i = 0; i < 9; i++) pids.push(Number(/pid (\d+)/.exec((await httpGet(`${v.url}/`)).body)?.[1]));
@@ -465,10 +472,11 @@ test('max-requests recycles a Python worker after exactly N requests', async (t)
   assert.equal(doc.workers[0]?.respawn_count, 3);
   assert.equal(v.proc.logs.find((l) => /^served 4 requests \(max-requests 4\); asking to be replaced$/.test(l.msg ?? '')).length, 2);
 });
+}
 
-test('a unix http-socket; workers of a master killed with SIGKILL are gone within 1 s', async (t) => {
+test('a unix http-socket; workers (and their template) of a master killed with SIGKILL are gone within 1 s', async (t) => {
   const v = await startVassal(t, (_port, d) => `http-socket = ${join(d, 'app.sock')}\nwsgi-file = ${APP}\nprocesses = 2`);
-  await ready(v, 2);
+  const doc = await ready(v, 2);
   const get = (path: string): Promise<string> =>
     new Promise<string>((resolve, reject) => {
       const req = request({ socketPath: join(v.dir, 'app.sock'), path, headers: { host: 'unix.test:8000', connection: 'close' } }, (res) => {
@@ -483,8 +491,10 @@ test('a unix http-socket; workers of a master killed with SIGKILL are gone withi
   assert.equal(e.SERVER_NAME, 'unix.test');
   assert.equal(e.SERVER_PORT, '8000');
   assert.equal(e.REMOTE_ADDR, '');
-  const workers = descendants(v.proc.pid);
-  assert.equal(workers.length, 2);
+  const workers = doc.workers.map((w) => w.pid);
+  const all = descendants(v.proc.pid);
+  assert.equal(all.length, 3, 'the template and its two workers');
+  assert.ok(workers.every((p) => all.includes(p)));
   // SIGINT and SIGHUP (a terminal, a session ending) do not stop a worker: the master decides.
   for (const pid of workers) {
     process.kill(pid, 'SIGINT');
@@ -497,7 +507,7 @@ test('a unix http-socket; workers of a master killed with SIGKILL are gone withi
     return workers.every((p) => answered.has(p));
   }, { message: `answers from both ${workers.join(', ')}` });
   process.kill(v.proc.pid, 'SIGKILL');
-  await waitFor(() => workers.every((p) => !isAlive(p)), { timeoutMs: 1000, message: 'workers gone within 1 s' });
+  await waitFor(() => all.every((p) => !isAlive(p)), { timeoutMs: 1000, message: 'template and workers gone within 1 s' });
 });
 
 /** A client that sent some bytes and nothing more: what came back, and when the server closed it. */
@@ -730,15 +740,20 @@ test('threads over the uwsgi protocol (nginx uwsgi_pass): packets are served at 
   assert.equal((await uwsgiRequest(v.port, nginxVars('GET', '/'))).statusLine, 'HTTP/1.1 200 OK');
 });
 
-test('ps tells a Python worker\'s vassal and id from its command line; the app\'s sys.argv does not show them', async (t) => {
+for (const [mode, option] of [['preload', ''], ['lazy-apps', 'lazy-apps = true']] as const) {
+test(`ps tells a Python worker's vassal (command line) and that it is a worker (process name); the app's sys.argv does not show them (${mode})`, async (t) => {
   const v = await startVassal(t, (port, d) => {
     writeFileSync(join(d, 'argv.py'), 'import sys\ndef application(environ, start_response):\n    start_response("200 OK", [("Content-Type", "text/plain")])\n    return [repr(sys.argv).encode()]\n');
-    return `http-socket = 127.0.0.1:${port}\nwsgi-file = ${join(d, 'argv.py')}\nprocesses = 2\nenv = PATH=/usr/bin:/bin`;
+    return `http-socket = 127.0.0.1:${port}\nwsgi-file = ${join(d, 'argv.py')}\nprocesses = 2\nenv = PATH=/usr/bin:/bin\n${option}`;
   });
   const doc = await ready(v, 2);
   for (const w of doc.workers) {
     const argv = readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-    assert.deepEqual(argv.slice(-2), ['vassal=v.ini', `worker=${w.id}`], argv.join(' '));
+    // A forked worker keeps its template's command line; its process name says which worker it is.
+    assert.deepEqual(argv.slice(-2), ['vassal=v.ini', mode === 'lazy-apps' ? `worker=${w.id}` : 'template=1'], argv.join(' '));
+    // The process name (15 bytes at most): `emperor worker N` cut short.
+    assert.equal(readFileSync(`/proc/${w.pid}/comm`, 'utf8').trimEnd(), 'emperor worker');
   }
   assert.equal((await httpGet(`${v.url}/`)).body, `['${join(v.dir, 'argv.py')}']`);
 });
+}

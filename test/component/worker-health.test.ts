@@ -18,6 +18,7 @@ import {
   startVassal,
   statsUntil,
   waitFor,
+  workersAccepting,
   type LogLine,
 } from '../helpers/index.js';
 
@@ -182,12 +183,12 @@ def application(environ, start_response):
 `;
 
 for (const runtime of ['node', 'python'] as const) {
-  test(`worker-ready-timeout: a ${runtime} worker stuck loading its app is killed and respawned, and serves once it can load`, async (t) => {
+  test(`worker-ready-timeout: a ${runtime} worker stuck loading its app is killed and respawned, and serves once it can load${runtime === 'python' ? ' (lazy-apps)' : ''}`, async (t) => {
     const v = await startVassal(t, (p, dir) => {
       writeFileSync(join(dir, 'hang'), '');
       if (runtime === 'node') writeFileSync(join(dir, 'app.mjs'), HANGING_NODE_APP);
       else writeFileSync(join(dir, 'app.py'), HANGING_PYTHON_APP);
-      return `http-socket = 127.0.0.1:${p}\n${runtime === 'node' ? `module = ${join(dir, 'app.mjs')}` : `wsgi-file = ${join(dir, 'app.py')}\nenv = PATH=/usr/bin:/bin`}\nprocesses = 1\nworker-ready-timeout = 1`;
+      return `http-socket = 127.0.0.1:${p}\n${runtime === 'node' ? `module = ${join(dir, 'app.mjs')}` : `wsgi-file = ${join(dir, 'app.py')}\nenv = PATH=/usr/bin:/bin\nlazy-apps = true`}\nprocesses = 1\nworker-ready-timeout = 1`;
     });
     const spawned = await v.proc.logs.waitFor(msg(/^spawned worker 1 /), { timeoutMs: 10_000 });
     const line = await v.proc.logs.waitFor(msg(/^worker 1 \(pid \d+\) not ready after 1 s \(worker-ready-timeout\); killing it$/), { timeoutMs: 10_000 });
@@ -205,6 +206,25 @@ for (const runtime of ['node', 'python'] as const) {
     assert.ok((doc.workers[0]?.respawn_count ?? 0) >= 3, `respawned after each kill (respawn_count ${doc.workers[0]?.respawn_count})`);
   });
 }
+
+test('worker-ready-timeout: a preloaded Python app whose template is stuck importing it: the template is killed and started again, and serves once it can load', async (t) => {
+  const v = await startVassal(t, (p, dir) => {
+    writeFileSync(join(dir, 'hang'), '');
+    writeFileSync(join(dir, 'app.py'), HANGING_PYTHON_APP);
+    return `http-socket = 127.0.0.1:${p}\nwsgi-file = ${join(dir, 'app.py')}\nenv = PATH=/usr/bin:/bin\nprocesses = 2\nworker-ready-timeout = 1`;
+  });
+  const started = await v.proc.logs.waitFor(msg(/^app template of generation 1 started \(pid \d+\)/), { timeoutMs: 10_000 });
+  const line = await v.proc.logs.waitFor(msg(/^app template of generation 1 \(pid \d+\) did not load the app within worker-ready-timeout \(1 s\); killing it$/), { timeoutMs: 10_000 });
+  assert.equal(line.template_pid, started.template_pid);
+  assert.ok((line.time as number) - (started.time as number) >= 1000, 'killed no sooner than the timeout');
+  await waitFor(() => !isAlive(started.template_pid as number), { timeoutMs: 5000, message: 'the stuck template is gone' });
+  // Both workers asked of it are reported dead (respawned with backoff), through a new template each time.
+  await v.proc.logs.waitFor((l) => msg(/^app template of generation 1 started/)(l) && l.template_pid !== started.template_pid, { timeoutMs: 10_000, message: 'a new template' });
+  assert.ok(v.proc.logs.find(msg(/^worker [12] \(pid \d+\) died: killed by signal SIGKILL/)).length >= 2, v.proc.logs.tail());
+  rmSync(join(v.dir, 'hang'));
+  const doc = await workersAccepting(v, 2, { timeoutMs: 30_000 });
+  assert.ok(doc.workers.every((w) => (w.respawn_count ?? 0) >= 2), 'respawned after the template was killed');
+});
 
 test('worker-reload-mercy: a worker that does not finish in time is killed', async (t) => {
   const v = await startVassal(t, (p) => node(p, 'processes = 1\nworker-reload-mercy = 1'));

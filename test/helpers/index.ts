@@ -265,7 +265,7 @@ export interface VassalStatsDoc {
   state: string;
   listen_queue: number;
   sockets: { name: string; proto: string; queue: number; max_queue: number }[];
-  workers: { id: number; pid: number; requests: number; delta_requests: number; status: string; accepting: number; rss: number; vsz: number; respawn_count: number; harakiri_count: number; last_exit_reason: string; exceptions: number; tx: number; avg_rt: number }[];
+  workers: { id: number; pid: number; requests: number; delta_requests: number; status: string; accepting: number; rss: number; vsz: number; pss: number; respawn_count: number; harakiri_count: number; last_exit_reason: string; exceptions: number; tx: number; avg_rt: number }[];
 }
 
 /** Shape of the bits of emperor stats tests read. */

@@ -158,8 +158,9 @@ export const OPTIONS = [
     doc: 'User (name or number) the master and workers run as; needs root unless it is the current user (or an emperor keeping `cap = setgid,setuid` starts the master). In the emperor\'s configuration: the user the emperor drops to once it has bound its stats sockets and written its pidfile (see `cap` and docs/systemd.md).' }),
   option('gid', { scope: 'both', group: 'app', type: 'principal',
     doc: 'Group (name or number); with `uid`, the user\'s supplementary groups are added. In the emperor\'s configuration: the emperor\'s group after the drop.' }),
-  option('lazy-apps', always('app', 'Accepted: apps always load in each worker after it starts.')),
-  option('lazy', always('app', 'Accepted, as `lazy-apps`.')),
+  option('lazy-apps', flag('app', 'Python: each worker imports the app itself, after it starts. Off (the default, as in uWSGI): the app is imported once, in a template process, and every worker is forked from it (less memory, a respawn in milliseconds; an app that opens connections or starts threads at import needs `uwsgidecorators.postfork` or this option). Node workers always import their app.')),
+  option('lazy', flag('app', 'As `lazy-apps`.')),
+  option('py-call-osafterfork', always('app', 'Accepted: a forked Python worker always runs Python\'s `os.register_at_fork` after-fork hooks (the fork is Python\'s own `os.fork()`).')),
   option('enable-threads', always('app', 'Accepted: threads a Python app starts always run (uWSGI needs this flag to let them).')),
   option('single-interpreter', always('app', 'Accepted: a Python worker always runs its app in one interpreter.')),
   option('need-app', always('app', 'Accepted: an app that cannot load is always an error (the worker exits 22 and is respawned with backoff), never a worker answering 500.')),
@@ -353,7 +354,7 @@ export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
     procname procname-prefix procname-prefix-spaced procname-append procname-master auto-procname emperor-procname`),
   ...unsupported('use touch-reload for code reloads', `
     py-autoreload python-autoreload py-tracebacker py-programname pyargv wsgi-env-behaviour wsgi-disable-file-wrapper
-    py-call-osafterfork import pymodule-alias`),
+    import pymodule-alias`),
   ...unsupported('one app per vassal, mounted at /', 'mount manage-script-name vhost vhost-host'),
   ...unsupported('uWSGI\'s routers and extra protocols are not implemented; use http-socket or socket', `
     http https http-to http-keepalive http-processes http-auto-chunked http-timeout http-websockets https-socket

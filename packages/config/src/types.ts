@@ -200,7 +200,7 @@ export interface VassalConfig {
   readonly touchReload: readonly string[];
   /** `touch-chain-reload` (repeatable): absolute paths whose mtime change chain-reloads. */
   readonly touchChainReload: readonly string[];
-  /** `lazy-apps`: accepted; apps always load in each worker after spawn. */
+  /** `lazy-apps` (or `lazy`): each Python worker imports the app; false: a template imports it once and forks the workers. */
   readonly lazyApps: boolean;
   /** `die-on-term`: accepted; SIGTERM always stops the vassal (uWSGI 2.1 semantics). */
   readonly dieOnTerm: boolean;

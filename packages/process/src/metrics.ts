@@ -91,6 +91,7 @@ export function vassalMetrics(snapshot: () => VassalStats | Promise<VassalStats>
     const avg = kit.gauge('emperor_worker_average_response_time_seconds', 'Average response time as uWSGI computes it: a running (avg + rt) / 2.', w);
     const rss = kit.gauge('emperor_worker_rss_bytes', 'Resident memory of the worker\'s current process.', w);
     const vsz = kit.gauge('emperor_worker_vsz_bytes', 'Address space of the worker\'s current process.', w);
+    const pss = kit.gauge('emperor_worker_pss_bytes', 'Proportional set size of the worker\'s current process: shared pages divided among their sharers.', w);
     const inFlight = kit.gauge('emperor_worker_in_flight_requests', 'Requests in flight in the worker\'s current process.', w);
     const accepting = kit.gauge('emperor_worker_accepting', '1 when the worker\'s current process accepts connections.', w);
     const spawned = kit.gauge('emperor_worker_last_spawn_timestamp_seconds', 'When the worker\'s current process was spawned (unix time).', w);
@@ -116,6 +117,7 @@ export function vassalMetrics(snapshot: () => VassalStats | Promise<VassalStats>
         avg.set(labels, wk.avg_rt / 1e6);
         rss.set(labels, wk.rss);
         vsz.set(labels, wk.vsz);
+        pss.set(labels, wk.pss);
         inFlight.set(labels, wk.in_flight);
         accepting.set(labels, wk.accepting);
         spawned.set(labels, wk.last_spawn);

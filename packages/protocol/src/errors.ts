@@ -257,6 +257,14 @@ export class AppShapeError extends EmperorError {
 // --- between processes, and the stats clients ---------------------------------------
 
 /** A received IPC message is not one we know (see ipc.ts). */
+/**
+ * A preloaded Python app's template process could not fork a worker (`fork()` or
+ * `socketpair()` failed: EAGAIN at the process limit, ENOMEM). That worker is not started.
+ */
+export class AppTemplateError extends EmperorError {
+  readonly code = 'ERR_APP_TEMPLATE' as const;
+}
+
 export class IpcMessageError extends EmperorError {
   readonly code = 'ERR_IPC_MESSAGE' as const;
 }
@@ -399,6 +407,11 @@ export const ERRORS = registry({
     errorClass: StatsReadError,
     thrownFrom: ['packages/protocol/src/stats-client.ts'],
     meaning: 'A stats socket could not be read, timed out, or did not answer JSON.',
+  },
+  ERR_APP_TEMPLATE: {
+    errorClass: AppTemplateError,
+    thrownFrom: ['packages/vassal/src/master/runtimes/python-fork.ts'],
+    meaning: 'A preloaded Python app\'s template process could not fork a worker (fork() or socketpair() failed).',
   },
   ERR_STATS_SHAPE: {
     errorClass: StatsShapeError,

@@ -68,7 +68,36 @@ export type WorkerToMaster =
    */
   | { readonly v: 1; readonly type: 'recycle'; readonly reason: RecycleReason };
 
-type Union = EmperorToMaster | MasterToEmperor | MasterToWorker | WorkerToMaster;
+/**
+ * Vassal master → app template (a preloaded Python app that forks the workers, issue 17).
+ * `id` is the master's name for one forked worker; the template answers every `fork`
+ * with `forked` or `fork-failed`, and reports the worker's exit later.
+ */
+export type MasterToTemplate =
+  /**
+   * Fork one worker: `spec` is the whole worker spec (as `EMPEROR_WORKER`), `cpus` its
+   * `cpu-affinity` CPUs (empty: as the template), `limitAsBytes` its RLIMIT_AS (0: none).
+   */
+  | { readonly v: 1; readonly type: 'fork'; readonly id: number; readonly spec: unknown; readonly cpus: readonly number[]; readonly limitAsBytes: number }
+  /** Pass a {@link MasterToWorker} message to worker `id`. */
+  | { readonly v: 1; readonly type: 'to-worker'; readonly id: number; readonly message: MasterToWorker }
+  /** No worker will be forked from it any more: exit once its workers are gone. */
+  | { readonly v: 1; readonly type: 'stop' };
+
+/** App template → vassal master. */
+export type TemplateToMaster =
+  /** The app is imported (and the heap frozen): forks are served from now on. */
+  | { readonly v: 1; readonly type: 'loaded' }
+  /** Worker `id` runs as `pid`. */
+  | { readonly v: 1; readonly type: 'forked'; readonly id: number; readonly pid: number }
+  /** Worker `id` could not be forked (`reason`: the OS error). */
+  | { readonly v: 1; readonly type: 'fork-failed'; readonly id: number; readonly reason: string }
+  /** Worker `id` (`pid`) exited and was reaped: exactly one of `code` and `signal` is set. */
+  | { readonly v: 1; readonly type: 'worker-exit'; readonly id: number; readonly pid: number; readonly code: number | null; readonly signal: string | null }
+  /** A {@link WorkerToMaster} message from worker `id`, passed on as received (parsed by the master). */
+  | { readonly v: 1; readonly type: 'from-worker'; readonly id: number; readonly message: unknown };
+
+type Union = EmperorToMaster | MasterToEmperor | MasterToWorker | WorkerToMaster | MasterToTemplate | TemplateToMaster;
 
 function parseWith<T extends Union>(
   raw: unknown,
@@ -130,6 +159,36 @@ export function parseWorkerToMaster(raw: unknown): WorkerToMaster {
   return parseWith<WorkerToMaster>(raw, 'worker→master', {
     ready: always,
     recycle: (m) => m.reason === 'max-requests',
+  });
+}
+
+const isId = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) > 0;
+
+/** Parses an app template → master message. @throws IpcMessageError */
+export function parseTemplateToMaster(raw: unknown): TemplateToMaster {
+  return parseWith<TemplateToMaster>(raw, 'template→master', {
+    loaded: always,
+    forked: (m) => isId(m.id) && isId(m.pid),
+    'fork-failed': (m) => isId(m.id) && typeof m.reason === 'string',
+    'worker-exit': (m) => isId(m.id) && isId(m.pid) && ((Number.isInteger(m.code) && m.signal === null) || (m.code === null && typeof m.signal === 'string')),
+    'from-worker': (m) => isId(m.id) && Object.hasOwn(m, 'message'),
+  });
+}
+
+/** Parses a master → app template message (the TypeScript side of the contract). @throws IpcMessageError */
+export function parseMasterToTemplate(raw: unknown): MasterToTemplate {
+  return parseWith<MasterToTemplate>(raw, 'master→template', {
+    fork: (m) => isId(m.id) && typeof m.spec === 'object' && m.spec !== null && Array.isArray(m.cpus) && Number.isSafeInteger(m.limitAsBytes),
+    'to-worker': (m) => {
+      if (!isId(m.id)) return false;
+      try {
+        parseMasterToWorker(m.message);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    stop: always,
   });
 }
 

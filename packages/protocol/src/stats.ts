@@ -74,6 +74,12 @@ export interface WorkerStats {
   rss: number;
   /** Address space (virtual size), bytes. */
   vsz: number;
+  /**
+   * ours: proportional set size, bytes (/proc/PID/smaps_rollup): the resident pages with
+   * each shared page divided among the processes sharing it. Well below `rss` for a
+   * worker forked from a preloaded app; the sum over a vassal's workers is what they cost.
+   */
+  pss: number;
   /** Sum of request times, microseconds. */
   running_time: number;
   /** Unix time (seconds) of the last spawn; 0 if never spawned. */

@@ -74,7 +74,7 @@ test('unsupported uWSGI options: one warning, ignored', () => {
 });
 
 test('flags whose purpose Emperor always serves are accepted without a warning', () => {
-  const { warnings } = vassal('enable-threads = true\nsingle-interpreter = true\nneed-app = true\nlazy-apps = true\n');
+  const { warnings } = vassal('enable-threads = true\nsingle-interpreter = true\nneed-app = true\nlazy-apps = true\npy-call-osafterfork = true\n');
   assert.deepEqual(warnings, []);
 });
 

@@ -17,8 +17,9 @@ test('defaults when nothing is set', () => {
     [1, 100, 4096, 0, 10_000, 60_000, 0, 5_000, 'application'],
   );
   assert.deepEqual([c.vacuum, c.noOrphans, c.statsHttp, c.statsMinified, c.disableLogging], Array(5).fill(false));
-  // What Emperor always does: a master, apps loaded in each worker, SIGTERM stops.
-  assert.deepEqual([c.master, c.lazyApps, c.dieOnTerm], [true, true, true]);
+  // What Emperor always does: a master, SIGTERM stops. Python apps are preloaded and forked unless lazy-apps.
+  assert.deepEqual([c.master, c.dieOnTerm], [true, true]);
+  assert.equal(c.lazyApps, false);
   assert.equal(c.logStyle, 'auto');
   assert.deepEqual([c.chmodSocket, c.chownSocket, c.pidfile, c.stats, c.logto, c.uid, c.gid, c.home, c.chdir], Array(9).fill(undefined));
   assert.deepEqual([c.cheaper, c.cheaperInitial, c.cheaperStep, c.cheaperAlgo, c.cheaperOverload], [0, 1, 1, 'spare', 3]);

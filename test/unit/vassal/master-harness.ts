@@ -4,7 +4,7 @@
  * writes slots into, and memory, accept queues and file mtimes the test sets. Nothing
  * binds, spawns or sleeps.
  */
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { parseConfigText, resolveVassalConfig, type VassalConfig } from '@emperor/config';
 import {
   EMPTY_SLOT,
@@ -104,7 +104,10 @@ export interface Harness {
 }
 
 /** Starts a master on fakes with `config`; `sync` makes the runtime a one-request-at-a-time one (harakiri by request start). */
-export async function startMaster(config: VassalConfig, options: { sync?: boolean; deferLaunch?: boolean } = {}): Promise<Harness> {
+export async function startMaster(
+  config: VassalConfig,
+  options: { sync?: boolean; deferLaunch?: boolean; python?: (clock: ManualClock, logger: Logger) => Runtime } = {},
+): Promise<Harness> {
   const clock = new ManualClock(1_800_000_000_000);
   const launched: Launched[] = [];
   const lines: Line[] = [];
@@ -140,6 +143,7 @@ export async function startMaster(config: VassalConfig, options: { sync?: boolea
     }),
     createScoreboard: () => scoreboard,
     sampleMemory: async (pids) => new Map(pids.filter((p) => rss.has(p)).map((p) => [p, { rss: rss.get(p) as number, vsz: 0 }])),
+    samplePss: async (pids) => new Map(pids.filter((p) => rss.has(p)).map((p) => [p, Math.round((rss.get(p) as number) / 2)])),
     readListenQueues: async () => new Map(),
     mtime: (file) => mtimes.get(file) ?? -1,
   };
@@ -178,7 +182,7 @@ export async function startMaster(config: VassalConfig, options: { sync?: boolea
       if (h.reloadTo instanceof Error) throw h.reloadTo;
       return h.reloadTo;
     },
-    runtimes: { node: runtime('node'), python: runtime('python') },
+    runtimes: { node: runtime('node'), python: options.python?.(clock, logger) ?? runtime('python') },
     clock,
     io,
   });

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import faulthandler
 import importlib
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -28,6 +29,7 @@ from .protocols.http import date_clock
 from .request_log import Facts, RequestLog, count_vars
 from .scoreboard import BUSY, IDLE, STARTING, STOPPING, Scoreboard
 from .server import ListenError, Server
+from .template import set_title
 from .wsgi import ErrorStream, FileWrapper, Input, Response, run_app
 
 # uWSGI's `socket-timeout` default: how long one read or write on a client may block, s
@@ -120,34 +122,9 @@ class Worker:
     # -- start ----------------------------------------------------------------------
 
     def load_app(self) -> None:
-        """Imports the app (uWSGI's ``module`` / ``wsgi-file`` / ``callable``); exits 22 on any failure."""
-        app = self.spec["app"]
-        target = app.get("wsgiFile") or app.get("module") or ""
-        try:
-            if app.get("wsgiFile"):
-                path = app["wsgiFile"]
-                # uWSGI names a wsgi-file's module after its path (uwsgi_pythonize).
-                name = "uwsgi_file_" + re.sub(r"[^0-9A-Za-z_]", "_", path)
-                mod_spec = importlib.util.spec_from_file_location(name, path)
-                if mod_spec is None or mod_spec.loader is None:
-                    raise ImportError("cannot load %s as Python source" % path)
-                module = importlib.util.module_from_spec(mod_spec)
-                sys.modules[name] = module
-                mod_spec.loader.exec_module(module)
-                attr = app["callable"]
-            else:
-                name, _, attr = app["module"].partition(":")
-                module = importlib.import_module(name)
-                attr = attr or app["callable"]
-            obj = getattr(module, attr, None)
-            if obj is None:
-                raise AttributeError("%s has no callable %r" % (target, attr))
-            if not callable(obj):
-                raise TypeError("%s: %r is a %s, not a WSGI callable" % (target, attr, type(obj).__name__))
-            self.app = obj
-        except BaseException as err:  # noqa: B036 - SystemExit at import is a load failure too
-            self.log.error("cannot load app %s: %s: %s" % (target, type(err).__name__, err), {"module": target}, err)
-            os._exit(EXIT_APP_LOAD)
+        """Imports the app (lazy-apps), then runs the post-fork hooks as uWSGI does after a lazy import."""
+        self.app = load_app(self.spec, self.log)
+        run_postfork_hooks(self.log)
 
     def listen(self) -> None:
         """Listens on the inherited sockets; exits 69 when one cannot."""
@@ -252,11 +229,12 @@ class Worker:
     # -- the loop -------------------------------------------------------------------
 
     def run(self) -> None:
-        """Starts (slot, signals, app, sockets, ``ready``), then runs the loop until a
-        graceful stop has let every connection end."""
+        """Starts (slot, signals, app unless forked with it, sockets, ``ready``), then runs
+        the loop until a graceful stop has let every connection end."""
         self.publish()  # "starting", as the Node worker does before its app loads
         self.install_signals()
-        self.load_app()
+        if self.app is None:
+            self.load_app()
         self.listen()
         server = self.server
         server.start()
@@ -400,6 +378,87 @@ class Worker:
                 lock.release()
 
 
+def load_app(spec: dict, log: Log) -> Callable:
+    """Imports the app (uWSGI's ``module`` / ``wsgi-file`` / ``callable``) and returns the
+    WSGI callable; on any failure, one line naming the file and the exception, then exit 22."""
+    app = spec["app"]
+    target = app.get("wsgiFile") or app.get("module") or ""
+    try:
+        if app.get("wsgiFile"):
+            path = app["wsgiFile"]
+            # uWSGI names a wsgi-file's module after its path (uwsgi_pythonize).
+            name = "uwsgi_file_" + re.sub(r"[^0-9A-Za-z_]", "_", path)
+            mod_spec = importlib.util.spec_from_file_location(name, path)
+            if mod_spec is None or mod_spec.loader is None:
+                raise ImportError("cannot load %s as Python source" % path)
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[name] = module
+            mod_spec.loader.exec_module(module)
+            attr = app["callable"]
+        else:
+            name, _, attr = app["module"].partition(":")
+            module = importlib.import_module(name)
+            attr = attr or app["callable"]
+        obj = getattr(module, attr, None)
+        if obj is None:
+            raise AttributeError("%s has no callable %r" % (target, attr))
+        if not callable(obj):
+            raise TypeError("%s: %r is a %s, not a WSGI callable" % (target, attr, type(obj).__name__))
+        return obj
+    except BaseException as err:  # noqa: B036 - SystemExit at import is a load failure too
+        log.error("cannot load app %s: %s: %s" % (target, type(err).__name__, err), {"module": target}, err)
+        os._exit(EXIT_APP_LOAD)
+
+
+SHIMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
+
+
+def configure_uwsgi(spec: dict, worker_id: int) -> None:
+    """Fills in the ``uwsgi`` module apps may import (``shims/uwsgi.py``): this worker's
+    id (0 in the template), ``numproc``, ``opt``, ``masterpid()``."""
+    found = importlib.machinery.PathFinder.find_spec("uwsgi")
+    if found is None or found.origin is None or os.path.dirname(found.origin) != SHIMS_DIR:
+        return  # the app brings a `uwsgi` module of its own: leave it alone
+    import uwsgi  # noqa: PLC0415 - the shim, filled in before the app can import it
+
+    app = spec["app"]
+    uwsgi._configure(worker_id, int(app.get("masterPid") or 0), int(app.get("processes") or 1), int(spec.get("threads") or 1),
+                  int(spec.get("bufferSize") or 4096), app.get("options") or [])
+
+
+def run_postfork_hooks(log: Log) -> None:
+    """Runs ``uwsgi.post_fork_hook`` (set by ``uwsgidecorators.postfork`` or the app), as
+    uWSGI's python plugin does in each worker after the fork; exits 22 when it raises."""
+    uwsgi = sys.modules.get("uwsgi")
+    hook = getattr(uwsgi, "post_fork_hook", None)
+    if hook is None:
+        return
+    try:
+        hook()
+    except BaseException as err:  # noqa: B036 - as a failed import
+        log.error("post-fork hook failed: %s: %s" % (type(err).__name__, err), None, err)
+        os._exit(EXIT_APP_LOAD)
+
+
+def forked_worker(spec: dict, channel_fd: int, app: Callable) -> None:
+    """Runs a worker forked by the template (``template.py``) with the app it imported,
+    once the post-fork hooks ran; exits, never returns."""
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is not None and hasattr(uwsgi, "_configure"):
+        uwsgi._worker_id = spec["id"]  # type: ignore[attr-defined]
+    worker = Worker(spec, channel_fd)
+    worker.app = app
+    run_postfork_hooks(worker.log)
+    try:
+        worker.run()
+    except Exception as err:
+        worker.reqlog.flush()
+        worker.log.write(60, "worker failed: %s: %s" % (type(err).__name__, err), None, err)
+        os._exit(1)
+    worker.reqlog.flush()
+    os._exit(EXIT_OK)
+
+
 def app_sys_path(path: list, ours: str, pythonpath: list, cwd: str) -> list:
     """The app's ``sys.path``: ``pythonpath`` entries first, in the order given, then the
     app's directory (the cwd, uWSGI's ``chdir``) where Python put the script's directory,
@@ -424,6 +483,7 @@ def main() -> None:
     # Nothing of the supervision leaks into the app's environment.
     for name in ("LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "NODE_CHANNEL_SERIALIZATION_MODE"):
         os.environ.pop(name, None)
+    template = os.environ.pop("EMPEROR_TEMPLATE", None) == "1"
     channel = os.environ.pop("NODE_CHANNEL_FD", None)
     # The inherited fds are ours alone: a subprocess the app starts must not keep the
     # listening sockets, the scoreboard or the master's channel open.
@@ -435,15 +495,21 @@ def main() -> None:
     faulthandler.enable()  # a crash in C code leaves its Python stack on stderr
     app = spec["app"]
     ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path[:] = app_sys_path(sys.path, ours, app.get("pythonpath") or [], os.getcwd())
+    # The shims last: an app that ships its own `uwsgi` or `uwsgidecorators` keeps it.
+    sys.path[:] = app_sys_path(sys.path, ours, app.get("pythonpath") or [], os.getcwd()) + [SHIMS_DIR]
     sys.argv = [app.get("wsgiFile") or app.get("module") or "emperor-worker"]
-    try:
-        import ctypes
+    if template:
+        if not channel:
+            sys.stderr.write("EMPEROR_TEMPLATE: no channel to the master\n")
+            os._exit(EXIT_APP_LOAD)
+        configure_uwsgi(spec, 0)
+        from .template import Template
 
-        title = ("emperor worker %d" % spec["id"]).encode()[:15]
-        ctypes.CDLL(None).prctl(15, ctypes.c_char_p(title), 0, 0, 0)  # PR_SET_NAME: what ps and ss show
-    except Exception:
-        pass
+        Template(spec, int(channel), lambda: load_app(spec, Log({"vassal": spec["vassal"], "template": spec["generation"]})),
+                 forked_worker).run()
+        os._exit(EXIT_OK)
+    configure_uwsgi(spec, spec["id"])
+    set_title("emperor worker %d" % spec["id"])
     worker = Worker(spec, int(channel) if channel else None)
     try:
         worker.run()

@@ -5,7 +5,7 @@
  */
 import { statSync } from 'node:fs';
 import type { SocketSpec } from '@emperor/config';
-import { sampleMemory } from '@emperor/process';
+import { readPss, sampleMemory } from '@emperor/process';
 import { Scoreboard } from '../shared/scoreboard.js';
 import { bindSockets, readTcpListenQueues, type BoundSocket, type SocketPermissions } from './sockets.js';
 
@@ -20,6 +20,8 @@ export interface MasterIo {
   createScoreboard(slots: number): ScoreboardPort;
   /** RSS and address space (bytes) of each pid that could be read. Never rejects. */
   sampleMemory(pids: readonly number[]): Promise<ReadonlyMap<number, { readonly rss: number; readonly vsz: number }>>;
+  /** PSS (bytes, /proc/PID/smaps_rollup) of each pid that could be read. Never rejects. */
+  samplePss(pids: readonly number[]): Promise<ReadonlyMap<number, number>>;
   /** Accept-queue length by socket inode (TCP sockets, /proc/net/tcp*). */
   readListenQueues(inodes: ReadonlySet<number>): Promise<ReadonlyMap<number, number>>;
   /** A file's mtime, ms; -1 when it does not exist. */
@@ -40,6 +42,10 @@ export const systemIo: MasterIo = {
   bindSockets: (specs, perms) => bindSockets(specs, perms),
   createScoreboard: (slots) => Scoreboard.create(slots),
   sampleMemory: (pids) => sampleMemory(pids),
+  samplePss: async (pids) => new Map(pids.flatMap((pid) => {
+    const pss = readPss(pid);
+    return pss === undefined ? [] : [[pid, pss] as const];
+  })),
   readListenQueues: (inodes) => readTcpListenQueues(inodes),
   mtime: mtimeOf,
 };

@@ -19,6 +19,7 @@ import { MemorySampler } from './memory.js';
 import {
   anyBusy,
   createPool,
+  generationsInUse,
   masterState,
   memoryWatched,
   nextDeadline,
@@ -94,6 +95,7 @@ export class Master extends EventEmitter<MasterEvents> {
   #workers: WorkerProcesses | undefined;
   #timer: TimerHandle | undefined;
   #timerAt: number | undefined;
+  #retainedKey: string | undefined;
   readonly #tickets = new Map<number, (ok: boolean) => void>();
   #nextTicket = 1;
   readonly #queues: ListenQueues;
@@ -233,7 +235,7 @@ export class Master extends EventEmitter<MasterEvents> {
     if (this.#workers === undefined || this.#pool.phase === 'dead') return;
     this.#feed({ type: 'readings', readings: this.#workers.readings() });
     const pending: Promise<void>[] = [this.freshQueues()];
-    if (this.#clock.now() - this.#memory.at > QUEUE_FRESH_MS) pending.push(this.#sampleMemory(false));
+    if (this.#clock.now() - this.#memory.pssAt > QUEUE_FRESH_MS) pending.push(this.#sampleMemory(false, true));
     await Promise.all(pending.map((p) => p.catch(() => undefined)));
   }
 
@@ -261,7 +263,17 @@ export class Master extends EventEmitter<MasterEvents> {
     this.#pool = result.pool;
     for (const command of result.commands) this.#run(command);
     this.#arm();
+    this.#retain();
     return result;
+  }
+
+  /** Tells the runtimes which generations the pool still needs, when that changed (see `Runtime.retain`). */
+  #retain(): void {
+    const generations = generationsInUse(this.#pool);
+    const key = [...generations].sort((a, b) => a - b).join(',');
+    if (key === this.#retainedKey) return;
+    this.#retainedKey = key;
+    for (const runtime of Object.values(this.#options.runtimes)) runtime.retain?.(generations);
   }
 
   #run(c: PoolCommand): void {
@@ -373,9 +385,9 @@ export class Master extends EventEmitter<MasterEvents> {
     if (memoryWatched(config)) void this.#sampleMemory(true);
   }
 
-  /** Samples every live worker's memory; `check` runs the health checks on it. Never rejects. */
-  async #sampleMemory(check: boolean): Promise<void> {
-    const samples = await this.#memory.sample(this.#pool);
+  /** Samples every live worker's memory (with `pss`, its PSS too); `check` runs the health checks on it. Never rejects. */
+  async #sampleMemory(check: boolean, pss = false): Promise<void> {
+    const samples = await this.#memory.sample(this.#pool, pss);
     if (samples !== undefined) this.#feed({ type: 'memory', samples, check });
   }
 

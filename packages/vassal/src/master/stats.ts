@@ -26,6 +26,7 @@ function workerStats(pool: Pool, slot: WorkerSlot): WorkerStats {
     status: statusOf(pool, slot),
     rss: p?.rss ?? 0,
     vsz: p?.vsz ?? 0,
+    pss: p?.pss ?? 0,
     running_time: Math.round(slot.runningTimeBefore + (d?.runningTimeUs ?? 0)),
     last_spawn: Math.floor(slot.lastSpawn / 1000),
     respawn_count: slot.respawnCount,

@@ -39,6 +39,8 @@ export class WorkerProcesses {
   readonly #o: WorkerProcessesOptions;
   readonly #entries = new Map<number, Entry>();
   #closed = false;
+  /** Launch errors already logged (one per cause, however many workers it failed). */
+  readonly #logged = new WeakSet<object>();
 
   constructor(options: WorkerProcessesOptions) {
     this.#o = options;
@@ -74,13 +76,21 @@ export class WorkerProcesses {
     }
     const failed = (err: unknown): PoolEvent => {
       scoreboard.release(index);
-      logger.error({ worker: id, err }, `cannot spawn worker ${id}: ${(err as Error).message}`);
+      // One cause (a template that could not import the app) fails every worker asked of it: one line.
+      if (typeof err !== 'object' || err === null || !this.#logged.has(err)) {
+        logger.error({ worker: id, err }, `cannot spawn worker ${id}: ${(err as Error).message}`);
+        if (typeof err === 'object' && err !== null) this.#logged.add(err);
+      }
       return { type: 'spawn-failed', key };
     };
     const started = ({ child, askStack }: LaunchedWorker): PoolEvent => {
       this.#entries.set(key, { child, sbIndex: index, stack: stackFile === undefined ? undefined : { file: stackFile, ask: askStack ?? (() => false) } });
       child.on('message', (raw) => this.#onMessage(key, id, child, raw));
       child.once('exit', (exit) => this.#onExit(key, exit));
+      // A forked worker can be reported dead before its launch settles: the pool hears
+      // `spawned` first (fed when this returns), then the exit.
+      const early = child.exit;
+      if (early !== undefined) setImmediate(() => this.#onExit(key, early));
       // Logged here, before the pool hears of it: its ready timeout counts from after this line.
       const cpus = cpusFor(id, config);
       const pinned = cpus !== undefined && cpus.length > 0;

@@ -39,6 +39,17 @@ export interface PythonApp {
   readonly callable: string;
   readonly pythonpath: readonly string[];
   readonly home: string | undefined;
+  /**
+   * `lazy-apps`: true when each worker imports the app itself; false when a template
+   * process imports it once and forks the workers (uWSGI's default).
+   */
+  readonly lazy: boolean;
+  /** For the `uwsgi` module apps import: `numproc` (`processes`). */
+  readonly processes: number;
+  /** For the `uwsgi` module: `masterpid()`, the vassal master's pid. */
+  readonly masterPid: number;
+  /** For the `uwsgi` module: `opt`, the vassal's options as resolved, `[name, value]` in file order. */
+  readonly options: readonly (readonly [string, string])[];
 }
 
 /** Everything a worker needs to run. Durations in milliseconds, sizes in bytes. */

@@ -117,7 +117,7 @@ function growPool(d: Draft, decision: CheaperDecision): void {
   d.info(decision.message, { reason: decision.reason, workers: cheap.map((s) => s.id) });
   for (const slot of cheap) {
     d.setSlot(slot.id, { cheap: false, backoff: INITIAL_BACKOFF });
-    spawn(d, slot.id, d.config, d.generation, 'current');
+    spawn(d, slot.id, d.config, d.serving, 'current');
   }
 }
 

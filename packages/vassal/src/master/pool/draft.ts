@@ -24,6 +24,7 @@ export class Draft {
   phase: PoolPhase;
   config: Pool['config'];
   generation: number;
+  serving: number;
   uid: number | undefined;
   nextKey: number;
   reload: ReloadState | undefined;
@@ -44,6 +45,7 @@ export class Draft {
     this.phase = pool.phase;
     this.config = pool.config;
     this.generation = pool.generation;
+    this.serving = pool.serving;
     this.uid = pool.uid;
     this.nextKey = pool.nextKey;
     this.reload = pool.reload;
@@ -114,6 +116,7 @@ export class Draft {
       phase: this.phase,
       config: this.config,
       generation: this.generation,
+      serving: this.serving,
       uid: this.uid,
       slots: this.slots,
       procs: this.procs,

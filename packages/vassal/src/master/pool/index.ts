@@ -3,6 +3,7 @@ export { createPool, step } from './step.js';
 export {
   anyBusy,
   currentOf,
+  generationsInUse,
   healthView,
   isBusy,
   isRetiring,

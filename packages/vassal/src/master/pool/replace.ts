@@ -138,7 +138,7 @@ function finishGraceful(d: Draft, stage: Replacing, ok: boolean): void {
     d.setSlot(id, { next: undefined });
     kill(d, next.key, 'reload-abandoned', 'none');
   }
-  d.error(`reload abandoned: a new worker died or timed out before it was ready; generation ${stage.generation - 1} keeps serving`);
+  d.error(`reload abandoned: a new worker died or timed out before it was ready; generation ${d.serving} keeps serving`);
   for (const id of stage.ids) {
     const slot = d.slot(id);
     if (slot !== undefined && slot.current === undefined && !slot.cheap) scheduleRespawn(d, id, 0);
@@ -150,6 +150,7 @@ function finishGraceful(d: Draft, stage: Replacing, ok: boolean): void {
 function complete(d: Draft, stage: Replacing): void {
   const config = stage.config;
   d.config = config;
+  d.serving = stage.generation;
   d.cheaper = { ...initialCheaperState(config, d.now), idleSince: 0 };
   for (const slot of [...d.slots.values()]) {
     if (slot.id <= config.processes) continue;
@@ -235,7 +236,7 @@ export function recyclesWait(d: Draft): boolean {
  * once ready, then the old one finishes its requests and exits.
  */
 export function startRecycle(d: Draft, id: number, of: number, reason: RecycleReason, stoppedAccepting: boolean): void {
-  spawn(d, id, d.config, d.generation, { for: 'recycle', reason, of, stoppedAccepting });
+  spawn(d, id, d.config, d.serving, { for: 'recycle', reason, of, stoppedAccepting });
 }
 
 /**

@@ -16,7 +16,7 @@ import { exited, kill, mercyOf, newSlot, ready, respawnNow, retire, spawn, spawn
 /** A pool for `config`, before its first worker. */
 export function createPool(config: VassalConfig, now: number): Pool {
   return {
-    phase: 'starting', config, generation: 1, uid: undefined, slots: new Map(), procs: new Map(), nextKey: 1,
+    phase: 'starting', config, generation: 1, serving: 1, uid: undefined, slots: new Map(), procs: new Map(), nextKey: 1,
     reload: undefined, queuedReload: undefined, cheaper: initialCheaperState(config, now), touched: new Map(),
     announced: { ready: false, accepting: false, loyal: false }, nextTickAt: undefined, lastBeat: now, stopBy: undefined,
   };
@@ -45,7 +45,7 @@ export function step(pool: Pool, event: PoolEvent, now: number): StepResult {
       applyReadings(d, event.readings);
       break;
     case 'memory':
-      for (const [key, s] of event.samples) d.setProc(key, { rss: s.rss, vsz: s.vsz });
+      for (const [key, s] of event.samples) d.setProc(key, s.pss === undefined ? { rss: s.rss, vsz: s.vsz } : { rss: s.rss, vsz: s.vsz, pss: s.pss });
       if (event.check) checkWorkers(d);
       break;
     case 'tick':

@@ -82,6 +82,8 @@ export interface WorkerProc {
   /** Resident and virtual memory from the last sample, bytes; 0 before the first. */
   readonly rss: number;
   readonly vsz: number;
+  /** Proportional set size from the last stats sample, bytes; 0 before the first. */
+  readonly pss: number;
 }
 
 /** Why a process is its worker id's replacement-to-be. */
@@ -156,6 +158,13 @@ export interface Pool {
   readonly config: VassalConfig;
   /** The latest generation started (a failed reload's included, as uWSGI counts). */
   readonly generation: number;
+  /**
+   * The generation whose code the serving workers run: 1, then each completed reload's.
+   * Respawns, recycles and cheaper's new workers are of this generation, so a runtime that
+   * loads the app once per generation (a preloaded Python template) forks them from the
+   * app that serves, never from a reload that was abandoned.
+   */
+  readonly serving: number;
   /** The master's uid after the privilege drop, for spawn failure lines. */
   readonly uid: number | undefined;
   readonly slots: ReadonlyMap<number, WorkerSlot>;
@@ -196,7 +205,7 @@ export type PoolEvent =
   /** Fresh scoreboard readings (for a stats document). */
   | { readonly type: 'readings'; readonly readings: Readings }
   /** A memory sample by key; `check` runs the health checks on it. */
-  | { readonly type: 'memory'; readonly samples: ReadonlyMap<number, { readonly rss: number; readonly vsz: number }>; readonly check: boolean }
+  | { readonly type: 'memory'; readonly samples: ReadonlyMap<number, { readonly rss: number; readonly vsz: number; readonly pss?: number }>; readonly check: boolean }
   /** The tick is due: readings, each touch file's mtime now, the largest accept queue last read. */
   | { readonly type: 'tick'; readonly readings: Readings; readonly mtimes: ReadonlyMap<string, number>; readonly backlog: number }
   /** Some other deadline is due (ready timeout, respawn, mercy, harakiri). */

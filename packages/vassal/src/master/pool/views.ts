@@ -163,3 +163,18 @@ export function statusOf(pool: Pick<Pool, 'procs'>, slot: WorkerSlot): 'idle' | 
 export function summarize(config: VassalConfig): string {
   return config.sockets.map((s) => `${s.protocol}://${s.name}`).join(', ');
 }
+
+/**
+ * The generations the pool still needs: the serving one, a reload's new one, and that of
+ * every live process. A runtime that keeps something per generation (a preloaded
+ * Python template) ends what is not in this set. Empty once the pool is dead.
+ */
+export function generationsInUse(pool: Pick<Pool, 'phase' | 'serving' | 'reload' | 'procs'>): ReadonlySet<number> {
+  const out = new Set<number>();
+  if (pool.phase === 'dead') return out;
+  for (const proc of pool.procs.values()) out.add(proc.generation);
+  if (pool.phase === 'stopping') return out;
+  out.add(pool.serving);
+  if (pool.reload?.stage.name === 'replacing') out.add(pool.reload.stage.generation);
+  return out;
+}

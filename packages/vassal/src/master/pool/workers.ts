@@ -37,7 +37,7 @@ export function spawn(d: Draft, id: number, config: VassalConfig, generation: nu
   d.nextKey += 1;
   d.procs.set(key, {
     key, id, generation, config, pid: 0, spawnedAt: d.now, readyAt: 0, sync: false,
-    heartbeatIntervalMs: heartbeatIntervalMs(config.harakiriMs), state: { kind: 'spawning' }, data: EMPTY_SLOT, rss: 0, vsz: 0,
+    heartbeatIntervalMs: heartbeatIntervalMs(config.harakiriMs), state: { kind: 'spawning' }, data: EMPTY_SLOT, rss: 0, vsz: 0, pss: 0,
   });
   d.setSlot(id, as === 'current' ? { current: key } : { next: { key, replacement: as } });
   d.run({ type: 'spawn', key, id, generation, config });
@@ -122,7 +122,7 @@ export function scheduleRespawn(d: Draft, id: number, delayMs: number): void {
 export function respawnNow(d: Draft, id: number): void {
   const slot = d.setSlot(id, { respawnAt: undefined });
   if (slot === undefined || !d.live || slot.current !== undefined || slot.cheap) return;
-  spawn(d, id, d.config, d.generation, 'current');
+  spawn(d, id, d.config, d.serving, 'current');
 }
 
 /** The role a process had in its worker id when it left the pool. */

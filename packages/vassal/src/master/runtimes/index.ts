@@ -6,7 +6,8 @@ import type { Runtimes } from './runtime.js';
 
 export type { LaunchRequest, LaunchedWorker, Runtime, Runtimes } from './runtime.js';
 export { nodeRuntime } from './node.js';
-export { pythonRuntime } from './python.js';
+export { pythonRuntime, TEMPLATE_ENV, type PythonRuntimeOptions } from './python.js';
+export { ForkedChild, PythonTemplates, GONE_KILL_AFTER_MS, GONE_POLL_MS, TEMPLATE_STOP_MERCY_MS, type TemplateOptions } from './python-fork.js';
 
 /** Today's runtimes, with their worker programs at `entries`; what they find is logged in `logger`. */
 export function createRuntimes(entries: WorkerEntries, logger: Logger): Runtimes {

@@ -1,21 +1,44 @@
 /**
- * Python WSGI workers: the vassal's interpreter runs the worker program, which imports
- * the app itself (uWSGI's `lazy-apps`); one request at a time per thread.
+ * Python WSGI workers, one request at a time per thread. By default a template process
+ * imports the app once and forks every worker (uWSGI's preload; `python-fork.ts`); with
+ * `lazy-apps` (or `lazy`) the interpreter runs the worker program for each worker, which
+ * imports the app itself.
  */
 import { dirname, join } from 'node:path';
-import type { Logger } from '@emperor/process';
+import type { Logger, WorkerChild } from '@emperor/process';
 import { PythonInterpreters, describeUser } from '../python-interpreter.js';
 import { PYTHON_WORKER_PACKAGE } from '../worker-code.js';
 import { execWorker } from './exec.js';
-import type { Runtime } from './runtime.js';
+import { PythonTemplates, type TemplateOptions } from './python-fork.js';
+import type { LaunchRequest, Runtime } from './runtime.js';
+
+/** Set in a template's environment (and removed by it): import the app, then fork workers on request. */
+export const TEMPLATE_ENV = 'EMPEROR_TEMPLATE';
+
+/** Test seams of {@link pythonRuntime}. */
+export interface PythonRuntimeOptions {
+  /** Replaces how a template process is started (a fake in unit tests). */
+  readonly spawnTemplate?: TemplateOptions['spawnTemplate'];
+  readonly processToken?: TemplateOptions['processToken'];
+  readonly signal?: TemplateOptions['signal'];
+}
 
 /**
  * The Python runtime running the worker launcher at `entry` (the `emperor_worker`
  * package is beside it). The interpreter of each config is resolved in `prepare` and
  * logged once, in `logger`.
  */
-export function pythonRuntime(entry: string, logger: Logger): Runtime {
+export function pythonRuntime(entry: string, logger: Logger, options: PythonRuntimeOptions = {}): Runtime {
   const pythons = new PythonInterpreters();
+  const spawnTemplate = (request: LaunchRequest, generation: number): WorkerChild => {
+    // The template runs as the workers would (same fds, environment, working directory,
+    // limit-as and pdeathsig); each worker is pinned to its CPUs after the fork.
+    const args = ['-u', entry, `vassal=${request.config.name}`, `template=${generation}`];
+    const env = { ...request.env, [TEMPLATE_ENV]: '1' };
+    const limits = { ...request.limits, cpus: undefined };
+    return execWorker(pythons.pathFor(request.config), args, { ...request, env, limits }, false).child;
+  };
+  const templates = new PythonTemplates({ logger, spawnTemplate: options.spawnTemplate ?? spawnTemplate, processToken: options.processToken, signal: options.signal });
   return {
     name: 'python',
     sync: true,
@@ -29,8 +52,12 @@ export function pythonRuntime(entry: string, logger: Logger): Runtime {
         logger.info({ python: found.path, python_version: found.version }, `python interpreter: ${found.path} (Python ${found.version}, from ${found.source}${skipped})`);
       });
     },
-    app: (config) => ({ runtime: 'python', module: config.module, wsgiFile: config.wsgiFile, callable: config.callable, pythonpath: config.pythonpath, home: config.home }),
+    app: (config) => ({
+      runtime: 'python', module: config.module, wsgiFile: config.wsgiFile, callable: config.callable, pythonpath: config.pythonpath, home: config.home,
+      lazy: config.lazyApps, processes: config.processes, masterPid: process.pid, options: config.resolved.map((o) => [o.name, o.value] as const),
+    }),
     launch(request) {
+      if (!request.config.lazyApps) return templates.launch(request);
       // -u, so what the app prints reaches the log at once, as under uWSGI. The vassal and
       // worker id follow on the command line, unread, so `ps` tells a Python worker's app
       // (a Node worker sets its title instead; the app sees neither).
@@ -49,5 +76,6 @@ export function pythonRuntime(entry: string, logger: Logger): Runtime {
         },
       };
     },
+    retain: (generations) => templates.retain(generations),
   };
 }

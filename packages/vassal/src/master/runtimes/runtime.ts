@@ -4,8 +4,9 @@
  * stack (`harakiri-verbose`), which harakiri clock applies to it, and what to prepare
  * once per config. The pool never asks which runtime it drives; the master picks one by
  * the config's `runtime` name (vitest's `PoolWorker` adapters, chosen by name, are the
- * model). Today: `node` and `python` (each worker imports the app). Next: Python workers
- * forked from a preloaded template (issue 17), an ASGI runtime (issue 21).
+ * model). Today: `node`, and `python`, whose workers are forked from a template process
+ * that imported the app once (or, with `lazy-apps`, each import it). Next: an ASGI
+ * runtime (issue 21).
  */
 import type { VassalConfig, WorkerRuntime } from '@emperor/config';
 import type { Clock, ProcessLimits, WorkerChild } from '@emperor/process';
@@ -82,6 +83,13 @@ export interface Runtime {
    *   missing exec wrapper: `MissingToolError`; no interpreter: `PythonInterpreterError`)
    */
   launch(request: LaunchRequest): LaunchedWorker | Promise<LaunchedWorker>;
+  /**
+   * The generations the pool still needs (the serving one, a reload's, those of live
+   * processes; empty once the master is done), each time that set changes: a runtime
+   * that keeps a process per generation (the preloaded Python app's template) ends the
+   * others. Optional: runtimes whose workers are all direct children keep nothing.
+   */
+  retain?(generations: ReadonlySet<number>): void;
 }
 
 /** The runtimes a master can drive, by name. */

@@ -1,6 +1,6 @@
 // Shared helpers for the benchmarks: process handling (by PID only), timing, tables.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
@@ -170,3 +170,49 @@ export const mean = (items, f) => items.reduce((a, x) => a + f(x), 0) / items.le
 
 export const ms = (n) => `${n.toFixed(0)} ms`;
 export const mib = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+
+/** Whether the Debian package `pkg` is installed (dpkg-query). */
+function installed(pkg) {
+  try {
+    return execFileSync('dpkg-query', ['-W', '-f', '${Status}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).includes('install ok installed');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Installs the Debian `packages` a benchmark needs when some are missing (as root; else
+ * throws naming the apt-get command to run).
+ */
+export function ensureDebianPackages(bench, packages) {
+  const missing = packages.filter((p) => !installed(p));
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) throw new Error(`missing Debian packages: run apt-get install ${missing.join(' ')}`);
+  console.log(`installing ${missing.join(' ')} (Debian packages) for the ${bench} benchmark...`);
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+}
+
+/** First line a tool prints about its version (nginx -v writes to stderr). */
+export function version(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] || '?';
+}
+
+/** Starts a private nginx (one worker, no access log) in `prefix` with these `http` blocks (server, upstream). */
+export function startNginx(prefix, blocks) {
+  mkdirSync(prefix);
+  const temp = (n) => `${n}_temp_path ${join(prefix, n)};`;
+  writeFileSync(join(prefix, 'nginx.conf'), `
+${process.getuid?.() === 0 ? 'user root;' : ''}
+worker_processes 1;
+error_log ${join(prefix, 'error.log')} error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  ${temp('client_body')} ${temp('proxy')} ${temp('fastcgi')} ${temp('uwsgi')} ${temp('scgi')}
+  ${blocks.join('\n  ')}
+}
+`);
+  return start('/usr/sbin/nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf'), '-g', `daemon off; pid ${join(prefix, 'nginx.pid')};`]);
+}

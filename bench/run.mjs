@@ -9,10 +9,12 @@ const all = {
   'drop-to-200': () => import('./drop-to-200.mjs'),
   'emperor-pg': () => import('./emperor-pg.mjs'),
   'emperor-scale': () => import('./emperor-scale.mjs'),
+  handover: () => import('./handover.mjs'),
   'node-pool': () => import('./node-pool.mjs'),
   'request-log': () => import('./request-log.mjs'),
   cheaper: () => import('./cheaper.mjs'),
   wsgi: () => import('./wsgi.mjs'),
+  fastcgi: () => import('./fastcgi.mjs'),
 };
 
 const wanted = process.argv.slice(2);

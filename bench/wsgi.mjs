@@ -12,12 +12,11 @@
 // BENCH_ROUNDS how many times each is measured (default 3; the median is reported).
 // The CPU column is the app server's own processes (user + system time per answered
 // request, from /proc): unlike req/s it hardly moves with other load on the machine.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { EMPEROR_BIN, freePort, get200, start, table, tempDir, treeCpuMs, waitFor } from './lib.mjs';
+import { EMPEROR_BIN, ensureDebianPackages, freePort, get200, start, startNginx, table, tempDir, treeCpuMs, version, waitFor } from './lib.mjs';
 import { memoryTable } from './wsgi-memory.mjs';
 import { wrk } from './wrk.mjs';
 
@@ -33,29 +32,6 @@ const APP = `def application(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '13')])
     return [b'Hello, World!']
 `;
-
-function installed(pkg) {
-  try {
-    return execFileSync('dpkg-query', ['-W', '-f', '${Status}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).includes('install ok installed');
-  } catch {
-    return false;
-  }
-}
-
-function ensurePackages() {
-  const missing = PACKAGES.filter((p) => !installed(p));
-  if (missing.length === 0) return;
-  if (process.getuid?.() !== 0) throw new Error(`missing Debian packages: run apt-get install ${missing.join(' ')}`);
-  console.log(`installing ${missing.join(' ')} (Debian packages) for the wsgi benchmark...`);
-  execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-}
-
-/** First line a tool prints about its version (nginx -v writes to stderr). */
-function version(cmd, args) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] || '?';
-}
 
 function tcpOpen(port) {
   return new Promise((resolve) => {
@@ -94,26 +70,8 @@ const uwsgiPass = (listen, to) => `server { listen 127.0.0.1:${listen}; location
 /** An nginx server block on 127.0.0.1:`listen` proxying HTTP to `to`. */
 const proxyPass = (listen, to) => `server { listen 127.0.0.1:${listen}; location / { proxy_pass http://127.0.0.1:${to}; } }`;
 
-/** Starts a private nginx (one worker, no access log) in `prefix` with these server blocks. */
-function startNginx(prefix, servers) {
-  mkdirSync(prefix);
-  const temp = (n) => `${n}_temp_path ${join(prefix, n)};`;
-  writeFileSync(join(prefix, 'nginx.conf'), `
-${process.getuid?.() === 0 ? 'user root;' : ''}
-worker_processes 1;
-error_log ${join(prefix, 'error.log')} error;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  ${temp('client_body')} ${temp('proxy')} ${temp('fastcgi')} ${temp('uwsgi')} ${temp('scgi')}
-  ${servers.join('\n  ')}
-}
-`);
-  return start('/usr/sbin/nginx', ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf'), '-g', `daemon off; pid ${join(prefix, 'nginx.pid')};`]);
-}
-
 export async function run() {
-  ensurePackages();
+  ensureDebianPackages('wsgi', PACKAGES);
   const dir = tempDir();
   // Memory first, one server at a time, before the load tests start theirs.
   await memoryTable(dir);

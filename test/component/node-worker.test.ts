@@ -44,6 +44,8 @@ function startWorker(t: TestContext, sockets: ReadonlyArray<{ bound: BoundSocket
     requestLog: { enabled: false, log4xx: false, log5xx: false, slowMs: 0, zero: false, bigBytes: 0, format: undefined, json: false, micros: false, xForwardedFor: false },
     logto: undefined,
     app: { runtime: 'node', module },
+    mount: { mountpoint: '', manageScriptName: false },
+    fastcgi: { maxConns: 512, maxReqs: 512 },
   } as unknown as WorkerSpec;
   const child = spawn(process.execPath, [WORKER_ENTRIES.node], {
     env: { ...process.env, EMPEROR_LOG_STYLE: 'json', EMPEROR_WORKER: JSON.stringify(spec) },
@@ -95,14 +97,14 @@ test('a socket whose protocol the Node worker has no module for fails the start 
   const http = (await bind(t)).bound;
   const other = (await bind(t)).bound;
   const { module, marker } = markingApp(t);
-  const w = startWorker(t, [{ bound: http, name: '127.0.0.1:8000', protocol: 'http' }, { bound: other, name: '/run/app/fcgi.sock', protocol: 'fastcgi' }], module);
+  const w = startWorker(t, [{ bound: http, name: '127.0.0.1:8000', protocol: 'http' }, { bound: other, name: '/run/app/scgi.sock', protocol: 'scgi' }], module);
   const { code } = await w.exited;
   assert.equal(code, 22, `exit code (ExitCode.APP_LOAD); log:\n${w.logs.tail()}`);
   const errors = w.logs.find((l) => (l.level ?? 0) >= 50);
   assert.equal(errors.length, 1, w.logs.tail());
   assert.equal(
     errors[0]?.msg,
-    'worker failed to start: socket /run/app/fcgi.sock: unknown protocol "fastcgi" in the worker spec (EMPEROR_WORKER); this Node worker serves http, uwsgi',
+    'worker failed to start: socket /run/app/scgi.sock: unknown protocol "scgi" in the worker spec (EMPEROR_WORKER); this Node worker serves http, uwsgi, fastcgi',
   );
   assert.equal((errors[0]?.err as { code?: string } | undefined)?.code, 'ERR_WORKER_PROTOCOL');
   assert.equal(existsSync(marker), false, 'the app was never imported');

@@ -379,10 +379,10 @@ test(`an app that cannot load: one error line with the traceback, exit 22, respa
   assert.equal(v.proc.logs.find((l) => l.pid === workerPid).length, 1, v.proc.logs.tail());
 
   const missing = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = no_such_module_here`);
-  const line = await missing.proc.logs.waitFor((l) => /^cannot load app no_such_module_here: ModuleNotFoundError: No module named 'no_such_module_here'/.test(l.msg ?? ''));
+  const line = await missing.proc.logs.waitFor((l) => /^cannot load app no_such_module_here: ModuleNotFoundError: No module named 'no_such_module_here'/.test(l.msg ?? ''), { timeoutMs: 30_000 });
   assert.equal(line.level, 50);
   const noCallable = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\nwsgi-file = ${APP}\ncallable = app`);
-  await noCallable.proc.logs.waitFor((l) => /^cannot load app .*wsgi_app\.py: AttributeError: .* has no callable 'app'/.test(l.msg ?? ''));
+  await noCallable.proc.logs.waitFor((l) => /^cannot load app .*wsgi_app\.py: AttributeError: .* has no callable 'app'/.test(l.msg ?? ''), { timeoutMs: 30_000 });
 });
 }
 

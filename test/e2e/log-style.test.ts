@@ -60,8 +60,8 @@ test('log-style = text: the emperor, its masters and their Node and Python worke
   const [node, json] = [await freePort(), await freePort()];
   writeFileSync(join(dir, 'node.ini'), `[uwsgi]\nhttp-socket = 127.0.0.1:${node}\nmodule = ${APP}\n`);
   writeFileSync(join(dir, 'json.ini'), `[uwsgi]\nhttp-socket = 127.0.0.1:${json}\nmodule = ${APP}\nlog-style = json\n`);
-  // A Python app that cannot load: its worker logs the traceback.
-  writeFileSync(join(dir, 'py.ini'), `[uwsgi]\nhttp-socket = 127.0.0.1:${await freePort()}\nplugin = python3\nmodule = no_such_module_x\n`);
+  // A Python app that cannot load, imported by its worker (lazy-apps): the worker logs the traceback.
+  writeFileSync(join(dir, 'py.ini'), `[uwsgi]\nhttp-socket = 127.0.0.1:${await freePort()}\nplugin = python3\nmodule = no_such_module_x\nlazy-apps = true\n`);
   const emperor = spawnEmperor(t, ['--emperor', dir, '--log-style', 'text']);
   await serving(`http://127.0.0.1:${node}/`);
   await serving(`http://127.0.0.1:${json}/`);

@@ -8,50 +8,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DJANGO_PASSWORD, cookiesOf, makeDjangoProject } from '../helpers/django.js';
 import { FIXTURES, startVassal, statsOf, tempDir, waitFor, workersAccepting, type VassalStatsDoc } from '../helpers/index.js';
-import { DEBIAN_PYTHON, UWSGI_PARAMS, requireDjango, requireNginx, startNginx } from '../helpers/nginx.js';
+import { UWSGI_PARAMS, requireNginx, startNginx } from '../helpers/nginx.js';
 import { exchange } from '../helpers/wire.js';
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
-const PASSWORD = 'correct horse battery staple';
-
-/** `django-admin startproject`, settings for production behind nginx, migrate, collectstatic, a superuser. */
-function makeDjangoProject(dir: string): { project: string; publicDir: string } {
-  requireDjango();
-  const project = join(dir, 'project');
-  const publicDir = join(dir, 'public');
-  mkdirSync(project);
-  const run = (args: string[]): void => {
-    execFileSync(DEBIAN_PYTHON, args, {
-      cwd: project,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, DJANGO_SUPERUSER_PASSWORD: PASSWORD, DJANGO_SETTINGS_MODULE: 'mysite.settings' },
-    });
-  };
-  run(['-m', 'django', 'startproject', 'mysite', project]);
-  appendFileSync(
-    join(project, 'mysite', 'settings.py'),
-    `\nDEBUG = False\nALLOWED_HOSTS = ['*']\nSTATIC_URL = '/static/'\nSTATIC_ROOT = ${JSON.stringify(join(publicDir, 'static'))}\n`,
-  );
-  run(['manage.py', 'migrate', '--noinput']);
-  run(['manage.py', 'collectstatic', '--noinput']);
-  run(['manage.py', 'createsuperuser', '--noinput', '--username', 'admin', '--email', 'admin@example.test']);
-  return { project, publicDir };
-}
-
-/** `name=value` pairs of every Set-Cookie. */
-function cookiesOf(res: Response): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const c of res.headers.getSetCookie()) {
-    const [pair = ''] = c.split(';');
-    const i = pair.indexOf('=');
-    out.set(pair.slice(0, i), pair.slice(i + 1));
-  }
-  return out;
-}
+const PASSWORD = DJANGO_PASSWORD;
 
 test('Django behind nginx uwsgi_pass (2 workers of 2 threads): the admin logs in; static files come from disk through nginx', async (t) => {
   requireNginx();

@@ -26,8 +26,8 @@ export interface WaitOptions {
   readonly timeoutMs?: number;
   /** Poll interval, ms. @default 50 */
   readonly intervalMs?: number;
-  /** What is awaited, for the failure message. */
-  readonly message?: string;
+  /** What is awaited, for the failure message (a function: computed at the timeout, to show the state then). */
+  readonly message?: string | (() => string);
 }
 
 /**
@@ -48,7 +48,8 @@ export async function waitFor<T>(probe: () => T | undefined | false | Promise<T 
     }
     if (Date.now() > deadline) {
       const seen = last instanceof Error ? `${last.name}: ${last.message}` : JSON.stringify(last);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.message ?? 'a condition'}; last seen: ${seen}`);
+      const what = typeof options.message === 'function' ? options.message() : (options.message ?? 'a condition');
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last seen: ${seen}`);
     }
     await delay(options.intervalMs ?? 50);
   }
@@ -174,7 +175,8 @@ export class LogCollector {
   waitFor(predicate: (line: LogLine) => boolean, options: WaitOptions = {}): Promise<LogLine> {
     return waitFor(() => this.lines.find(predicate), {
       ...options,
-      message: `${options.message ?? 'a log line'} (last lines: ${this.lines.slice(-5).map((l) => l.msg ?? l.raw).join(' | ')})`,
+      // The last lines at the timeout, not at the call.
+      message: () => `${typeof options.message === 'function' ? options.message() : (options.message ?? 'a log line')} (last lines: ${this.lines.slice(-5).map((l) => l.msg ?? l.raw).join(' | ')})`,
     });
   }
 

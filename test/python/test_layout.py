@@ -44,6 +44,7 @@ class Layout(unittest.TestCase):
         )
 
     def test_every_protocol_is_a_protocol(self):
+        self.assertEqual(sorted(PROTOCOLS), ["fastcgi", "http", "uwsgi"])
         for name, cls in PROTOCOLS.items():
             p = make_protocol(name, 4096, ("h", "80", ""), lambda: "")
             self.assertIsInstance(p, Protocol)
@@ -51,7 +52,7 @@ class Layout(unittest.TestCase):
             for method in ("head_ready", "read_request", "response_head", "refusal"):
                 self.assertIsNot(getattr(cls, method), getattr(Protocol, method), "%s.%s" % (cls.__name__, method))
         with self.assertRaises(ValueError):
-            make_protocol("fastcgi", 4096, ("h", "80", ""), lambda: "")
+            make_protocol("scgi", 4096, ("h", "80", ""), lambda: "")
 
 
 if __name__ == "__main__":

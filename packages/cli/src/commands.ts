@@ -28,7 +28,7 @@ export interface CliPositional {
 
 /** One command. `run` is the default command (no command word). */
 export interface CliCommand {
-  readonly name: 'run' | 'stats' | 'top' | 'check' | 'completion';
+  readonly name: 'run' | 'stats' | 'top' | 'upgrade' | 'check' | 'completion';
   /** The synopsis after `emperor`, in yargs' syntax (`stats <address>`); `$0` for the default command. */
   readonly usage: string;
   readonly summary: string;
@@ -89,6 +89,19 @@ export const COMMANDS: readonly CliCommand[] = [
       ['top /run/shop.stats | cat', 'not a terminal: one snapshot as text'],
     ],
     epilog: 'Keys: s sorts by the next column, r reverses the order, q quits.',
+  },
+  {
+    name: 'upgrade',
+    usage: 'upgrade',
+    summary: 'Start the emperor anew (the build now installed, its configuration read again) and hand every vassal over to it, losing no request',
+    positionals: [],
+    flags: [{ name: 'runtime-dir', type: 'string', value: 'DIR', describe: 'The emperor\'s emperor-runtime-dir (default: $RUNTIME_DIRECTORY)' }],
+    examples: [
+      ['upgrade', 'under systemd (ExecReload=): the unit\'s RuntimeDirectory'],
+      ['upgrade --runtime-dir /run/emperor', 'an emperor started by hand with emperor-runtime-dir = /run/emperor'],
+    ],
+    epilog: 'Only the emperor\'s own user (or root) can ask: the request proves itself with the runtime directory\'s admin.key. '
+      + 'If the new emperor cannot start (an invalid emperor.ini), the old one runs on and the command fails with the reason.',
   },
   {
     name: 'check',

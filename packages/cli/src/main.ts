@@ -29,7 +29,7 @@ import {
   type LoadedConfig,
   type RawOption,
 } from '@emperor/config';
-import { Emperor, notifierFromEnv } from '@emperor/emperor';
+import { Emperor, notifierFromEnv, systemdRestartPending, tellPredecessor } from '@emperor/emperor';
 import { createLogger, emperorMetrics, pinLogStyle, readCapabilitySets, serveMetrics, type StatsServer } from '@emperor/process';
 import { ExitCode, UsageError, VERSION, isEmperorError, readStats } from '@emperor/protocol';
 import { COMMAND_LINE, optionsFromArgv, strayWordsOfArgv } from './argv.js';
@@ -37,6 +37,7 @@ import { runCheck } from './check.js';
 import { COMMANDS, command, suggestCommand, type CliCommand } from './commands.js';
 import { planEmperorDrop, runLauncher, takeHandoff, type HandedFds } from './privilege-drop.js';
 import { printSnapshot, runTop } from './top/terminal.js';
+import { runUpgrade, upgradeRuntimeDir } from './upgrade.js';
 
 /**
  * The directory of the docs shipped with this install (a checkout, or the package `npm
@@ -155,6 +156,9 @@ export async function main(argv: readonly string[]): Promise<ExitCode> {
         return;
       }
       code = await runTop(String(args.address), { intervalMs: Math.round(seconds * 1000) });
+    })
+    .command(command('upgrade').usage, command('upgrade').summary, (y) => describe(y, command('upgrade')), async (args) => {
+      code = await runUpgrade(upgradeRuntimeDir(args['runtime-dir'] as string | undefined, process.env), process.stdout, process.stderr);
     })
     .command(command('check').usage, command('check').summary, (y) => describe(y, command('check')), async (args) => {
       code = await runCheck((args.files as string[]).map(String), { print: args.print === true, inherit: (args.inherit as string[]).map(String), tyrant: args.tyrant === true }, process.stdout);
@@ -308,7 +312,11 @@ async function runEmperor(loaded: { config: EmperorConfig; warnings: readonly Co
     for (const warning of decision.warnings) logger.warn({ code: 'no-effect', option: 'cap' }, warning);
   }
   process.title = 'emperor';
+  let handedOver: () => void = () => {};
   const emperor = new Emperor({
+    onHandedOver: () => handedOver(),
+    onControlListening: () => tellPredecessor(process.env),
+    launched: handed !== undefined,
     config,
     logger,
     masterEntry: masterEntry(),
@@ -318,6 +326,8 @@ async function runEmperor(loaded: { config: EmperorConfig; warnings: readonly Co
   const ownsPidfile = handed === undefined && config.pidfile !== undefined;
   if (ownsPidfile && config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
   const done = new Promise<ExitCode>((resolve) => {
+    // The vassals went to a next emperor (emperor upgrade, or systemctl restart): it owns the pidfile now.
+    handedOver = () => resolve(ExitCode.OK);
     const shutdown = (signal: string): void => {
       logger.info(`${signal} received`);
       void emperor.shutdown().then(() => {
@@ -331,7 +341,23 @@ async function runEmperor(loaded: { config: EmperorConfig; warnings: readonly Co
         resolve(ExitCode.OK);
       });
     };
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    // systemctl stop and systemctl restart both send SIGTERM: a restart hands the vassals
+    // over to the emperor systemd starts next (systemd-restart.ts).
+    let terms = 0;
+    process.on('SIGTERM', () => {
+      if (++terms > 1 || !emperor.canHandOver) {
+        shutdown('SIGTERM');
+        return;
+      }
+      void systemdRestartPending(process.env).then((restart) => {
+        if (!restart) {
+          shutdown('SIGTERM');
+          return;
+        }
+        logger.info('SIGTERM during a restart of this unit: handing the vassals over to the next emperor');
+        void emperor.handOver();
+      });
+    });
     process.on('SIGINT', () => shutdown('SIGINT'));
     process.on('SIGQUIT', () => shutdown('SIGQUIT'));
   });

@@ -15,7 +15,7 @@ import { ConfigError, ConfigValueError } from './errors.js';
 import { findOption, OPTIONS, type OptionSpec } from './options.js';
 import { readConfigFile } from './read.js';
 import type { RawConfig, ResolvedOption, SourceLocation, VassalConfig } from './types.js';
-import { parseAddress, parseBool, parseChoice, parseEnv, parseIdentifier, parseMode, parseOwner, parsePath, parsePrincipal, parseUint } from './values.js';
+import { parseAddress, parseSocketAddress, parseBool, parseChoice, parseEnv, parseIdentifier, parseMode, parseOwner, parsePath, parsePrincipal, parseUint } from './values.js';
 import { buildVassalConfig } from './vassal-config.js';
 import { formatWarning } from './warnings.js';
 
@@ -127,6 +127,8 @@ function checkValue(spec: OptionSpec, option: ResolvedOption): void {
       parsePath(option, baseDir);
       return;
     case 'socket':
+      parseSocketAddress(option, baseDir);
+      return;
     case 'address':
       parseAddress(option, baseDir);
       return;

@@ -94,6 +94,8 @@ export function buildEmperorConfig(where: string, collected: CollectedOptions): 
     emperorThrottleMs: throttleMs,
     emperorMaxThrottleMs: maxThrottleMs,
     emperorRequiredHeartbeatMs: read.uint('emperor-required-heartbeat'),
+    emperorAdoptTimeoutMs: read.uint('emperor-adopt-timeout'),
+    emperorRuntimeDir: read.path('emperor-runtime-dir'),
     vassalsInherit: read.paths('vassals-inherit'),
     pidfile: pidfile === undefined ? undefined : parsePath(pidfile, read.baseDirOf(pidfile)),
     dieOnTerm: read.bool('die-on-term'),

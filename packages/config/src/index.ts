@@ -13,14 +13,14 @@ export { COMMAND_LINE, createOptionReader, type OptionReader } from './option-re
 export type { AppliedOption, CollectedOptions } from './collect.js';
 export {
   loadVassalConfig, resolveVassalConfig, loadEmperorConfig, resolveEmperorConfig,
-  type LoadVassalConfigOptions, type LoadedConfig, type ResolveConfigOptions,
+  type LoadVassalConfigOptions, type LoadedConfig, type ResolveConfigOptions, type ResolveVassalConfigOptions,
 } from './resolve.js';
-export { MIN_NODE_LIMIT_AS_MB } from './vassal-config.js';
+export { MIN_NODE_LIMIT_AS_MB, STDIN_SOCKET_FILE } from './vassal-config.js';
+export { formatListenAddress, formatSocketAddress } from './values.js';
 export { formatWarning } from './warnings.js';
 export { generatedValues, renderConfigurationReference, renderLogFormatVariables, renderUwsgiCoverage, replaceGenerated, replaceGeneratedValues } from './reference-docs.js';
 export { checkConfigFile, type CheckOptions, type CheckResult, type ConfigProblem } from './check.js';
 export { LOG_FORMAT_REQUEST_VARS, LOG_FORMAT_VARIABLES, isLogFormatVariable, parseLogFormat, type LogFormatPart } from './log-format.js';
-export { formatListenAddress } from './values.js';
 export {
   DEFAULT_PG_QUERY, PG_KEYWORDS, PG_SCHEMES, PG_SSLMODES, isPgMonitor, maskPgMonitor, parsePgMonitor,
   type PgKeyword, type PgMonitor, type PgMonitorResult,

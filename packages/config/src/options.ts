@@ -164,17 +164,25 @@ export const OPTIONS = [
   option('enable-threads', always('app', 'Accepted: threads a Python app starts always run (uWSGI needs this flag to let them).')),
   option('single-interpreter', always('app', 'Accepted: a Python worker always runs its app in one interpreter.')),
   option('need-app', always('app', 'Accepted: an app that cannot load is always an error (the worker exits 22 and is respawned with backoff), never a worker answering 500.')),
+  option('mount', { group: 'app', type: 'string', repeatable: true,
+    doc: '`MOUNTPOINT=APP`: the app (as `module` takes it, or a `.py`/`.wsgi` file for Python) mounted at the path MOUNTPOINT (`/` for the root). With `manage-script-name`, SCRIPT_NAME is the mountpoint and PATH_INFO the rest of the path. One app per vassal: given once, without `module`/`wsgi-file`.' }),
+  option('manage-script-name', flag('app', 'SCRIPT_NAME becomes the app\'s mountpoint (`mount`; the root without one) and PATH_INFO the rest of the request\'s path, whatever the front end sent (lighttpd\'s `/main.fcgi` rewrite trick, nginx\'s stock `fastcgi_params`). Node: the mountpoint is taken off `req.url`. See docs/lighttpd.md.')),
 
   // --- sockets ----------------------------------------------------------------------
   option('http-socket', { group: 'sockets', type: 'socket', repeatable: true, doc: 'Listen for HTTP/1.1, parsed in the workers (not uWSGI\'s HTTP router).' }),
-  option('socket', { group: 'sockets', type: 'socket', repeatable: true, doc: 'Listen for the uwsgi binary protocol (nginx `uwsgi_pass`).' }),
-  option('uwsgi-socket', { group: 'sockets', type: 'socket', repeatable: true, doc: 'Same as `socket`.' }),
+  option('socket', { group: 'sockets', type: 'socket', repeatable: true, doc: 'Listen for the uwsgi binary protocol (nginx `uwsgi_pass`), or the protocol `protocol` names. `fd://N` serves a socket inherited on file descriptor N.' }),
+  option('uwsgi-socket', { group: 'sockets', type: 'socket', repeatable: true, doc: 'Listen for the uwsgi binary protocol, whatever `protocol` says.' }),
+  option('fastcgi-socket', { group: 'sockets', type: 'socket', repeatable: true,
+    doc: 'Listen for FastCGI (nginx `fastcgi_pass`, lighttpd `fastcgi.server`, Apache `mod_proxy_fcgi`): responder and authorizer roles, `FCGI_KEEP_CONN`, no multiplexing. `fd://0` serves the listening socket a web server that spawns its backend passes on stdin (lighttpd `bin-path`). See docs/lighttpd.md and docs/nginx.md.' }),
+  option('protocol', { aliases: ['socket-protocol'], group: 'sockets', type: 'choice', default: 'uwsgi', choices: ['uwsgi', 'http', 'fastcgi'],
+    doc: 'Protocol of every `socket` (not of `uwsgi-socket`, `http-socket` or `fastcgi-socket`), and of a listening socket found on stdin, which speaks FastCGI when this is unset (as flup does; uWSGI gives it this protocol, by default uwsgi).' }),
+  option('skip-zero', flag('sockets', 'Do not serve a listening socket found on stdin (fd 0). Without it, `emperor --ini` started by a web server with a listening socket on stdin (lighttpd `bin-path`) serves that socket as FastCGI, as uWSGI and flup do.')),
   option('chmod-socket', { group: 'sockets', type: 'mode', doc: 'Mode of unix sockets: 3 octal digits (`660`); alone or `1` means `666`. Default: the umask decides.' }),
   option('chown-socket', { group: 'sockets', type: 'owner', doc: '`user[:group]` owning unix sockets (names or numbers).' }),
   option('listen', { group: 'sockets', type: 'uint', default: '100', min: 1, max: 65535, doc: 'Listen backlog of every socket (capped by `net.core.somaxconn`).' }),
   option('socket-timeout', { ...seconds('sockets', '4', 'How long a worker waits for a client. Python worker: each read and each write, and the whole request head from its first byte (past it, 408 over HTTP; over uwsgi the connection is closed). Node worker: the whole uwsgi packet; on `http-socket`, Node\'s own limits apply (headers within 60 s).', 1) }),
   option('buffer-size', { group: 'sockets', type: 'uint', unit: 'bytes', default: '4096', min: 1, max: 65535,
-    doc: 'Largest uwsgi packet variable block or HTTP header block. Values above 65535 are lowered to 65535, as uWSGI does.' }),
+    doc: 'Largest uwsgi packet variable block, FastCGI params (all of a request\'s `FCGI_PARAMS` records) or HTTP header block. Values above 65535 are lowered to 65535, as uWSGI does.' }),
 
   // --- pidfile and stats ------------------------------------------------------------
   option('pidfile', { scope: 'both', group: 'files', type: 'path', doc: 'Write the master\'s (or the emperor\'s) pid here.' }),
@@ -202,7 +210,7 @@ export const OPTIONS = [
   option('evil-reload-on-as', megabytes('Kill a worker whose address space exceeds this; 0 = off.')),
   option('limit-as', megabytes('RLIMIT_AS of each worker; 0 = off. Node needs about 720-750 MB of address space just to start, so a Node vassal is refused below 1024.')),
   option('cpu-affinity', { group: 'health', type: 'uint', default: '0', max: MAX_WORKERS, doc: 'CPUs per worker, assigned round-robin; 0 = off.' }),
-  option('no-orphans', flag('health', 'Workers and master always exit when their parent dies (within 1 s); with no-orphans a master that loses its emperor gives its workers 0.5 s instead of 3 s to finish.')),
+  option('no-orphans', flag('health', 'Workers and master always exit when their parent dies (within 1 s); with no-orphans a master that loses its emperor does not wait for a new one to adopt it (`emperor-adopt-timeout`) and gives its workers 0.5 s instead of 3 s to finish.')),
   option('worker-reload-mercy', seconds('health', '60', 'Grace a stopping worker gets before SIGKILL.')),
   option('worker-ready-timeout', seconds('health', '60', 'How long a new worker may take to load its app and start accepting; past it the master kills it (SIGKILL) and respawns it with backoff. Raise it for an app that takes longer to boot. Emperor\'s addition; uWSGI has no such option.', 1)),
   option('reload-mercy', seconds('health', '0', 'Bound on a whole vassal stop or reload; 0 = unset.')),
@@ -268,6 +276,9 @@ export const OPTIONS = [
   option('emperor-max-throttle', { scope: 'emperor', group: 'emperor', type: 'uint', unit: 'milliseconds', default: '180000', min: 1, max: MAX_TIMER_MS,
     doc: 'Largest respawn delay.' }),
   option('emperor-required-heartbeat', { ...seconds('emperor', '30', 'Kill and respawn a vassal master silent this long, counted from its first heartbeat (masters send one every `heartbeat` s); 0 = off.'), scope: 'emperor' }),
+  option('emperor-adopt-timeout', { ...seconds('emperor', '60', 'How long a vassal master serves on after losing its emperor (a crash, `systemctl restart`, `emperor upgrade`), waiting for a new emperor on `emperor-runtime-dir` to adopt it; then it stops gracefully. 60 s covers a restart by systemd (RestartSec plus a start) with room to spare, and bounds how long apps run unsupervised. 0 = vassals stop when the emperor goes, within 5 s (uWSGI\'s rule). Emperor\'s addition; see docs/systemd.md.'), scope: 'emperor' }),
+  option('emperor-runtime-dir', { scope: 'emperor', group: 'emperor', type: 'path',
+    doc: 'Directory for the emperor\'s control socket and its vassals\' leases, writable by the emperor\'s user only: a new emperor started on it adopts the masters the previous one left. Default: `$RUNTIME_DIRECTORY` (systemd\'s RuntimeDirectory=); without either, vassals do not outlive the emperor. Emperor\'s addition.' }),
   option('vassals-inherit', { scope: 'emperor', group: 'emperor', type: 'path', repeatable: true,
     doc: 'A file whose options every vassal gets first; the vassal\'s own scalar options win (uWSGI lets the template win).' }),
   option('emperor-pidfile', { scope: 'emperor', group: 'emperor', type: 'path', doc: 'Same as `pidfile`, for the emperor.' }),
@@ -355,11 +366,11 @@ export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
   ...unsupported('use touch-reload for code reloads', `
     py-autoreload python-autoreload py-tracebacker py-programname pyargv wsgi-env-behaviour wsgi-disable-file-wrapper
     import pymodule-alias`),
-  ...unsupported('one app per vassal, mounted at /', 'mount manage-script-name vhost vhost-host'),
+  ...unsupported('one app per vassal, at one mountpoint', 'worker-mount vhost vhost-host'),
   ...unsupported('uWSGI\'s routers and extra protocols are not implemented; use http-socket or socket', `
     http https http-to http-keepalive http-processes http-auto-chunked http-timeout http-websockets https-socket
-    fastcgi-socket scgi-socket suwsgi-socket puwsgi-socket zerg zerg-server shared-socket fastrouter socket-protocol protocol
-    http-socket-modifier1 enable-proxy-protocol`),
+    scgi-socket suwsgi-socket puwsgi-socket zerg zerg-server shared-socket fastrouter
+    http-socket-modifier1 enable-proxy-protocol fastcgi-nph-socket fastcgi-modifier1 fastcgi-modifier2`),
   ...unsupported('no cheap, on-demand or broodlord mode', `
     cheap emperor-use-clone emperor-on-demand-directory emperor-on-demand-extension emperor-on-demand-exec
     emperor-broodlord emperor-magic-exec emperor-extra-extension emperor-no-blacklist emperor-curse-tolerance

@@ -27,8 +27,20 @@ export interface ResolveConfigOptions {
   readonly overrides?: readonly RawOption[];
 }
 
+/** Options of {@link resolveVassalConfig}. */
+export interface ResolveVassalConfigOptions extends ResolveConfigOptions {
+  /**
+   * The caller found a listening socket on stdin (fd 0), as a web server that spawns
+   * its FastCGI backend leaves it (lighttpd `bin-path`): unless an option already names
+   * `fd://0` or `skip-zero` is set, the vassal serves it too, with `protocol` if set,
+   * else FastCGI (uWSGI core/socket.c adds fd 0 with its default protocol; flup takes
+   * it as FastCGI). @default false
+   */
+  readonly stdinSocket?: boolean;
+}
+
 /** Options of {@link loadVassalConfig}. */
-export interface LoadVassalConfigOptions extends ResolveConfigOptions {
+export interface LoadVassalConfigOptions extends ResolveVassalConfigOptions {
   /** Files whose options come first (the emperor's `vassals-inherit`), in order. */
   readonly inherit?: readonly string[];
 }
@@ -59,11 +71,11 @@ export function loadVassalConfig(path: string, options: LoadVassalConfigOptions 
  * @throws {ConfigValueError} a value, a placeholder or a combination is invalid
  * @throws {InternalError} `sources` is empty (a bug in the caller)
  */
-export function resolveVassalConfig(sources: readonly RawConfig[], options: ResolveConfigOptions = {}): LoadedConfig<VassalConfig> {
+export function resolveVassalConfig(sources: readonly RawConfig[], options: ResolveVassalConfigOptions = {}): LoadedConfig<VassalConfig> {
   const vassal = sources.at(-1);
   if (vassal === undefined) throw new InternalError('resolveVassalConfig needs at least the vassal file as a source');
   const collected = collectOptions(allOptions(sources, options), 'vassal', options.env ?? process.env);
-  return { config: buildVassalConfig(vassal, collected), warnings: collected.warnings };
+  return { config: buildVassalConfig(vassal, collected, { stdinSocket: options.stdinSocket ?? false }), warnings: collected.warnings };
 }
 
 /**

@@ -63,17 +63,39 @@ export interface UnixAddress {
 
 export type ListenAddress = TcpAddress | UnixAddress;
 
-/** The protocol a worker speaks on a socket. */
-export type SocketProtocol = 'http' | 'uwsgi';
+/**
+ * A socket the master did not bind: `fd://N`, an open socket inherited on file
+ * descriptor N (uWSGI core/socket.c `uwsgi_add_socket_from_fd`). `fd://0` is what a web
+ * server that spawns its FastCGI backend passes (lighttpd `bin-path`, Apache mod_fcgid:
+ * the FastCGI spec's `FCGI_LISTENSOCK_FILENO`).
+ */
+export interface InheritedAddress {
+  readonly kind: 'fd';
+  /** The file descriptor, 0 .. 1023. */
+  readonly fd: number;
+}
 
-/** A listening socket the vassal master binds and every worker inherits. */
+/** Where a vassal socket listens: an address the master binds, or an inherited socket. */
+export type SocketAddress = ListenAddress | InheritedAddress;
+
+/** The protocol a worker speaks on a socket (the stats `proto`, uWSGI's names). */
+export type SocketProtocol = 'http' | 'uwsgi' | 'fastcgi';
+
+/** A listening socket the vassal master binds (or inherits) and every worker inherits. */
 export interface SocketSpec extends SourceLocation {
-  /** The address as written, e.g. `127.0.0.1:8080`, `:8080`, `/run/app.sock`; used as the stats `name`. */
+  /** The address as written, e.g. `127.0.0.1:8080`, `:8080`, `/run/app.sock`, `fd://0`; used as the stats `name`. */
   readonly name: string;
-  readonly address: ListenAddress;
-  /** `http-socket` → `http`; `socket` and `uwsgi-socket` → `uwsgi` (uWSGI's defaults). */
+  readonly address: SocketAddress;
+  /**
+   * `http-socket` → `http`; `uwsgi-socket` → `uwsgi`; `fastcgi-socket` → `fastcgi`;
+   * `socket` → `protocol` (default `uwsgi`), as in uWSGI.
+   */
   readonly protocol: SocketProtocol;
-  /** The option that declared it: `http-socket`, `socket` or `uwsgi-socket`. */
+  /**
+   * The option that declared it: `http-socket`, `socket`, `uwsgi-socket` or
+   * `fastcgi-socket`. A socket found listening on stdin has `file` `<stdin>` (`STDIN_SOCKET_FILE`)
+   * and the option of its protocol.
+   */
   readonly option: OptionName;
 }
 
@@ -134,7 +156,11 @@ export interface VassalConfig {
   readonly gid: Principal | undefined;
 
   // --- sockets ---------------------------------------------------------------------
-  /** Every `http-socket`, `socket` and `uwsgi-socket`, in file order. */
+  /**
+   * Every `http-socket`, `socket`, `uwsgi-socket` and `fastcgi-socket`, in file order;
+   * then, when the caller found a listening socket on stdin that no option names
+   * (`fd://0`) and `skip-zero` is off, that one (`stdinSocket` of the loader's options).
+   */
   readonly sockets: readonly SocketSpec[];
   /** `chmod-socket`: mode for unix sockets (`chmod-socket` alone means 0o666, as in uWSGI). */
   readonly chmodSocket: number | undefined;
@@ -142,7 +168,19 @@ export interface VassalConfig {
   readonly chownSocket: { readonly user: Principal; readonly group: Principal | undefined } | undefined;
   /** `listen`: the listen backlog of every socket. @default 100 */
   readonly listen: number;
-  /** `buffer-size`: bytes; bounds a uwsgi packet's variable block and HTTP headers. @default 4096 */
+  /**
+   * `mount = MOUNTPOINT=APP`: the path the app is mounted at, without a trailing slash;
+   * "" for the root (`mount = /=APP`, or no `mount`). The APP part is in
+   * `module`/`wsgiFile`. One app per vassal: uWSGI's several mounts per worker are refused.
+   */
+  readonly mountpoint: string;
+  /**
+   * `manage-script-name`: `SCRIPT_NAME` becomes the mountpoint and `PATH_INFO` the rest
+   * of the request's path (uWSGI core/protocol.c, with the root as a mountpoint too);
+   * Node: the mountpoint is taken off `req.url`. See docs/lighttpd.md.
+   */
+  readonly manageScriptName: boolean;
+  /** `buffer-size`: bytes; bounds a uwsgi packet's variable block, FastCGI params and HTTP headers. @default 4096 */
   readonly bufferSize: number;
   /** `socket-timeout` seconds → ms: how long a worker waits on a client's read or write (uWSGI's default 4 s). */
   readonly socketTimeoutMs: number;
@@ -304,6 +342,13 @@ export interface EmperorConfig {
   readonly emperorMaxThrottleMs: number;
   /** `emperor-required-heartbeat` seconds → ms: restart a vassal silent this long; 0 = off. */
   readonly emperorRequiredHeartbeatMs: number;
+  /**
+   * `emperor-adopt-timeout` seconds → ms: how long an orphaned master waits for a new
+   * emperor before it stops gracefully; 0 = the master stops when its emperor goes. @default 60 s
+   */
+  readonly emperorAdoptTimeoutMs: number;
+  /** `emperor-runtime-dir` (else `$RUNTIME_DIRECTORY`): control socket and leases; undefined = no handover. */
+  readonly emperorRuntimeDir: string | undefined;
   /** `vassals-inherit` (repeatable): absolute paths of files whose options every vassal gets. */
   readonly vassalsInherit: readonly string[];
   /** `pidfile` / `emperor-pidfile`: where the emperor writes its pid. */

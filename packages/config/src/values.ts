@@ -7,7 +7,7 @@ import { basename, resolve } from 'node:path';
 import { ConfigValueError } from './errors.js';
 import { quote } from './text.js';
 import type { OptionSpec, OptionUnit } from './options.js';
-import type { ListenAddress, Principal, RawOption, ResolvedOption, WorkerRuntime } from './types.js';
+import type { ListenAddress, Principal, RawOption, ResolvedOption, SocketAddress, WorkerRuntime } from './types.js';
 
 /** sun_path is 108 bytes on Linux, one of them the terminating NUL (abstract names: the leading NUL). */
 export const MAX_UNIX_SOCKET_BYTES = 107;
@@ -87,7 +87,7 @@ export function parseAddress(option: ResolvedOption, baseDir: string): ListenAdd
   const value = option.value;
   if (value === '') invalid(option, ADDRESS_FORMS);
   if (value.startsWith('=') || value.startsWith('fd://')) {
-    invalid(option, ADDRESS_FORMS, 'shared (=N) and fd:// sockets are not supported');
+    invalid(option, ADDRESS_FORMS, value.startsWith('=') ? 'shared (=N) sockets are not supported' : 'fd:// names an inherited socket, for socket options only');
   }
   if (value.startsWith('@')) {
     const name = value.slice(1);
@@ -125,6 +125,27 @@ function parseTcpAddress(option: ResolvedOption): ListenAddress {
   }
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) invalid(option, 'a port from 0 to 65535 after the ":"');
   return { kind: 'tcp', host, port: Number(port) };
+}
+
+/** File descriptors an `fd://N` socket may name (the default RLIMIT_NOFILE soft limit). */
+const MAX_INHERITED_FD = 1023;
+
+/**
+ * A vassal socket's address (`socket`, `http-socket`, `uwsgi-socket`, `fastcgi-socket`):
+ * what {@link parseAddress} reads, or `fd://N`, a socket inherited open on file
+ * descriptor N (uWSGI core/socket.c). Whether N really is a socket is the master's to
+ * check, when it starts.
+ */
+export function parseSocketAddress(option: ResolvedOption, baseDir: string): SocketAddress {
+  if (!option.value.startsWith('fd://')) return parseAddress(option, baseDir);
+  const n = option.value.slice('fd://'.length);
+  if (!/^\d{1,4}$/.test(n) || Number(n) > MAX_INHERITED_FD) invalid(option, `fd://N with N a file descriptor from 0 to ${MAX_INHERITED_FD}`);
+  return { kind: 'fd', fd: Number(n) };
+}
+
+/** A socket's address as a user writes it: see {@link formatListenAddress}, and `fd://N`. */
+export function formatSocketAddress(address: SocketAddress): string {
+  return address.kind === 'fd' ? `fd://${address.fd}` : formatListenAddress(address);
 }
 
 /** An address as a user writes it: `host:port`, a unix path, or `@name` for an abstract socket. */

@@ -8,9 +8,12 @@ import { ConfigValueError } from './errors.js';
 import { createOptionReader, type OptionReader } from './option-reader.js';
 import type { OptionName } from './options.js';
 import { describeLocation } from './text.js';
-import type { CheaperAlgo, LogStyleChoice, RawConfig, ResolvedOption, SocketSpec, VassalConfig, WorkerRuntime } from './types.js';
+import type { CheaperAlgo, LogStyleChoice, RawConfig, ResolvedOption, SocketProtocol, SocketSpec, VassalConfig, WorkerRuntime } from './types.js';
 import { isLogFormatVariable, parseLogFormat } from './log-format.js';
-import { invalid, parseAddress, parseEnv, parseMode, parseOwner, parsePlugins, parsePrincipal, runtimeOfPlugin } from './values.js';
+import { invalid, parseEnv, parseMode, parseOwner, parsePlugins, parsePrincipal, parseSocketAddress, runtimeOfPlugin } from './values.js';
+
+/** The `file` of a socket found listening on stdin rather than declared by an option (a {@link SocketSpec}'s). */
+export const STDIN_SOCKET_FILE = '<stdin>';
 
 /** A bare Node 20 HTTP server needs 750 MiB of address space to start (measured: it aborts at 740 MiB and hangs at 128 MiB); 1024 leaves room for the app. */
 export const MIN_NODE_LIMIT_AS_MB = 1024;
@@ -20,18 +23,31 @@ const NODE_MODULE = /\.(?:c|m)?js$/;
 const PYTHON_MODULE = /^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*)?$/;
 /** Options that only mean something to Python workers. */
 const PYTHON_ONLY: readonly OptionName[] = ['home', 'pythonpath', 'callable', 'threads'];
+/** A `mount` APP that is a file (uWSGI plugins/python/pyloader.c `uwsgi_mount_loader`), not a module. */
+const PYTHON_FILE = /\.(?:py|wsgi)$/;
+/** A mountpoint: a path, without whitespace or control characters. */
+const MOUNTPOINT = /^\/[^\s\0-\x1f\x7f]*$/;
+/** The option a socket of each protocol is declared with, for a socket no option declared (stdin). */
+const SOCKET_OPTION: Readonly<Record<SocketProtocol, OptionName>> = { http: 'http-socket', uwsgi: 'socket', fastcgi: 'fastcgi-socket' };
+
+/** What the caller of {@link buildVassalConfig} knows besides the options. */
+export interface VassalBuildOptions {
+  /** A listening socket is open on stdin (fd 0): see `ResolveVassalConfigOptions.stdinSocket`. */
+  readonly stdinSocket: boolean;
+}
 
 /**
  * @param vassal the vassal's own file (the last source): its path names the vassal and anchors relative paths
  * @throws {ConfigValueError} any invalid value or missing/contradictory option
  */
-export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions): VassalConfig {
+export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions, options: VassalBuildOptions = { stdinSocket: false }): VassalConfig {
   const file = resolve(vassal.file);
   const baseDir = dirname(file);
   const read = createOptionReader(collected, () => baseDir);
   const processes = read.uint('processes');
   const chdir = read.path('chdir');
-  const app = resolveApp(read, vassal.file, chdir);
+  const mount = readMount(read);
+  const app = resolveApp(read, vassal.file, chdir, mount);
   const limitAsBytes = read.uint('limit-as');
   const limitAs = read.last('limit-as');
   if (limitAs !== undefined && app.runtime === 'node' && limitAsBytes > 0 && limitAsBytes < MIN_NODE_LIMIT_AS_MB * 1024 * 1024) {
@@ -55,9 +71,11 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
     env: [...new Map(read.all('env').map(parseEnv))],
     uid: read.parsed('uid', parsePrincipal),
     gid: read.parsed('gid', parsePrincipal),
-    sockets: readSockets(read, collected, vassal.file),
+    sockets: readSockets(read, collected, vassal.file, options.stdinSocket),
     chmodSocket: read.parsed('chmod-socket', parseMode),
     chownSocket: read.parsed('chown-socket', parseOwner),
+    mountpoint: mount?.mountpoint ?? '',
+    manageScriptName: read.bool('manage-script-name'),
     listen: read.uint('listen'),
     bufferSize: readBufferSize(read),
     socketTimeoutMs: read.uint('socket-timeout'),
@@ -107,10 +125,42 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
   };
 }
 
-/** The runtime, `module` and `wsgi-file`, from `plugin` or inferred (see VassalConfig.runtime). */
-function resolveApp(read: OptionReader, file: string, chdir: string | undefined): Pick<VassalConfig, 'runtime' | 'module' | 'wsgiFile'> {
-  const module = read.last('module');
-  const wsgiFile = read.last('wsgi-file');
+/** `mount = MOUNTPOINT=APP`, split: the APP part as an occurrence of its own (for the app's checks and messages). */
+interface Mount {
+  /** Without a trailing slash; "" for `/`. */
+  readonly mountpoint: string;
+  readonly app: ResolvedOption;
+  /** APP names a Python file (`.py`, `.wsgi`): a `wsgi-file`, not a `module`. */
+  readonly isFile: boolean;
+}
+
+/**
+ * The vassal's `mount`, if any. uWSGI mounts one app per `mount` and picks one per request
+ * by SCRIPT_NAME; a vassal here runs one app, so a second `mount` is refused, and so is a
+ * `mount` beside `module`/`wsgi-file` (two names for the app).
+ */
+function readMount(read: OptionReader): Mount | undefined {
+  const [first, second] = read.all('mount');
+  if (first === undefined) return undefined;
+  if (second !== undefined) {
+    invalid(second, 'one mount per vassal', `a vassal runs one app, already mounted at ${describeLocation(first.file, first.line)}; run the other as a vassal of its own`);
+  }
+  const at = first.value.indexOf('=');
+  const point = first.value.slice(0, Math.max(at, 0));
+  const app = first.value.slice(at + 1).trim();
+  if (at < 0 || app === '') invalid(first, 'MOUNTPOINT=APP, such as /blog=blog.wsgi:application');
+  if (!MOUNTPOINT.test(point)) invalid(first, 'MOUNTPOINT=APP with MOUNTPOINT a path starting with /', `the mountpoint ${JSON.stringify(point)} is not a path starting with / (uWSGI's app ids and vhost keys are not supported)`);
+  for (const other of ['module', 'wsgi-file'] as const) {
+    const named = read.last(other);
+    if (named !== undefined) invalid(first, `mount or ${other}, not both`, `mount names the app, and so does ${other} (${describeLocation(named.file, named.line)}); keep one`);
+  }
+  return { mountpoint: point.replace(/\/+$/, ''), app: { ...first, value: app }, isFile: PYTHON_FILE.test(app) };
+}
+
+/** The runtime, `module` and `wsgi-file`, from `plugin` or inferred (see VassalConfig.runtime); `mount`'s APP counts as one of them. */
+function resolveApp(read: OptionReader, file: string, chdir: string | undefined, mount: Mount | undefined): Pick<VassalConfig, 'runtime' | 'module' | 'wsgiFile'> {
+  const module = mount === undefined ? read.last('module') : mount.isFile ? undefined : mount.app;
+  const wsgiFile = mount === undefined ? read.last('wsgi-file') : mount.isFile ? mount.app : undefined;
   if (module !== undefined && wsgiFile !== undefined) {
     invalid(wsgiFile, 'module or wsgi-file, not both', `module (${describeLocation(module.file, module.line)}) and wsgi-file are both set; keep one`);
   }
@@ -129,7 +179,11 @@ function resolveApp(read: OptionReader, file: string, chdir: string | undefined)
       if (option !== undefined) read.warn(option, 'no-effect', 'applies to Python apps only; this vassal runs Node');
     }
   }
-  if (module === undefined) return { runtime, module: undefined, wsgiFile: resolve(read.baseDirOf(app), app.value) };
+  if (mount !== undefined && mount.mountpoint !== '' && !read.bool('manage-script-name')) {
+    read.warn(read.all('mount')[0] as ResolvedOption, 'no-effect', 'the mountpoint changes nothing without manage-script-name: SCRIPT_NAME stays what the front end sends');
+  }
+  // uWSGI loads a mounted file from its working directory (chdir); wsgi-file is a path option.
+  if (module === undefined) return { runtime, module: undefined, wsgiFile: resolve(mount === undefined ? read.baseDirOf(app) : (chdir ?? read.baseDirOf(app)), app.value) };
   if (runtime === 'node') return { runtime, module: resolve(chdir ?? read.baseDirOf(module), module.value), wsgiFile: undefined };
   if (!PYTHON_MODULE.test(module.value)) invalid(module, 'a dotted Python module such as pkg.app or pkg.app:callable');
   return { runtime, module: module.value, wsgiFile: undefined };
@@ -162,24 +216,37 @@ function runtimeFromPlugins(read: OptionReader): WorkerRuntime | undefined {
   return runtime?.kind;
 }
 
-function readSockets(read: OptionReader, collected: CollectedOptions, file: string): readonly SocketSpec[] {
+/**
+ * The sockets, in file order, each with its protocol (uWSGI core/uwsgi.c: the option's
+ * own, and for `socket` the `protocol` option's); then the listening socket on stdin when
+ * the caller found one, no option names `fd://0` and `skip-zero` is off.
+ */
+function readSockets(read: OptionReader, collected: CollectedOptions, file: string, stdinSocket: boolean): readonly SocketSpec[] {
   const sockets: SocketSpec[] = [];
   const seen = new Map<string, ResolvedOption>();
+  // The table's choices for protocol are exactly SocketProtocol's members (a unit test holds them equal).
+  const protocol = read.choice('protocol') as SocketProtocol;
   for (const { spec, option } of collected.applied) {
     if (spec.type !== 'socket') continue;
-    const address = parseAddress(option, read.baseDirOf(option));
-    const key = address.kind === 'tcp' ? `${address.host}:${address.port}` : `${address.abstract ? '@' : ''}${address.path}`;
+    const address = parseSocketAddress(option, read.baseDirOf(option));
+    const key = address.kind === 'tcp' ? `${address.host}:${address.port}` : address.kind === 'fd' ? `fd://${address.fd}` : `${address.abstract ? '@' : ''}${address.path}`;
     const first = seen.get(key);
     if (first !== undefined && !(address.kind === 'tcp' && address.port === 0)) {
       invalid(option, 'each address once', `the same address is already declared at ${describeLocation(first.file, first.line)}`);
     }
     seen.set(key, option);
-    sockets.push({ file: option.file, line: option.line, name: option.value, address, protocol: spec.name === 'http-socket' ? 'http' : 'uwsgi', option: spec.name });
+    const own: SocketProtocol = spec.name === 'http-socket' ? 'http' : spec.name === 'fastcgi-socket' ? 'fastcgi' : spec.name === 'uwsgi-socket' ? 'uwsgi' : protocol;
+    sockets.push({ file: option.file, line: option.line, name: option.value, address, protocol: own, option: spec.name });
+  }
+  if (stdinSocket && !read.bool('skip-zero') && !seen.has('fd://0')) {
+    // FastCGI unless `protocol` says otherwise: the FastCGI spec's FCGI_LISTENSOCK_FILENO, and what flup assumes.
+    const own: SocketProtocol = read.last('protocol') === undefined ? 'fastcgi' : protocol;
+    sockets.push({ file: STDIN_SOCKET_FILE, line: 0, name: 'fd://0', address: { kind: 'fd', fd: 0 }, protocol: own, option: SOCKET_OPTION[own] });
   }
   if (sockets.length === 0) {
     throw new ConfigValueError({
-      file, line: 0, option: 'socket', value: undefined, expected: 'http-socket, socket or uwsgi-socket', subject: 'no socket',
-      problem: 'set http-socket, socket or uwsgi-socket',
+      file, line: 0, option: 'socket', value: undefined, expected: 'http-socket, socket, uwsgi-socket or fastcgi-socket', subject: 'no socket',
+      problem: 'set http-socket, socket, uwsgi-socket or fastcgi-socket (or start the vassal with a listening socket on stdin)',
     });
   }
   return sockets;

@@ -5,7 +5,7 @@
  */
 import { dirname } from 'node:path';
 import { loadVassalConfig, type EmperorConfig, type ListenAddress } from '@emperor/config';
-import { VERSION, type EmperorStats, type EmperorVassalStats } from '@emperor/protocol';
+import { LEASE_FD, LEASE_FD_ENV, UpgradeError, VERSION, type EmperorStats, type EmperorVassalStats } from '@emperor/protocol';
 import {
   type Child,
   type Logger,
@@ -19,12 +19,14 @@ import {
   type StatsServer,
   userName,
 } from '@emperor/process';
+import { Handover, runtimeDirOf, type Retiree } from './handover.js';
+import { startSuccessor } from './upgrade.js';
 import { type Notifier } from './notify.js';
 import { currentIdentity, planMasterLaunch, type EmperorIdentity, type MasterIdentity } from './privileges.js';
 import { reconcile, type ReconcileAction } from './reconcile.js';
 import { SETTLE_MS, createSource, vassalOrigin, type VassalFile, type VassalSource } from './source.js';
 import { judgeTyrant, type TyrantIdentity } from './tyrant.js';
-import { Vassal, type SpawnMaster, type VassalState } from './vassal.js';
+import { VASSAL_STOP_MERCY_MS, Vassal, type SpawnMaster, type VassalState } from './vassal.js';
 
 /** Options for {@link Emperor}. */
 export interface EmperorOptions {
@@ -44,6 +46,17 @@ export interface EmperorOptions {
    * `stats` here.
    */
   readonly listenFds?: { readonly emperorStats?: number | undefined; readonly stats?: number | undefined };
+  /** The environment (`RUNTIME_DIRECTORY`, passed on to masters). @default process.env */
+  readonly env?: NodeJS.ProcessEnv;
+  /**
+   * The emperor handed its vassals over to a new one (`emperor upgrade`, or a SIGTERM
+   * during `systemctl restart`) and stopped everything else: the process should exit 0.
+   */
+  readonly onHandedOver?: () => void;
+  /** The control socket listens (a new emperor tells its predecessor, see upgrade.ts). */
+  readonly onControlListening?: () => void;
+  /** Started by the privilege-drop launcher (which cannot be re-executed): no `emperor upgrade`. */
+  readonly launched?: boolean;
 }
 
 const sec = (ms: number): number => Math.floor(ms / 1000);
@@ -98,6 +111,16 @@ export class Emperor {
   #collisions = new Map<string, string>();
   readonly #identity: EmperorIdentity;
   readonly #listenFds: NonNullable<EmperorOptions['listenFds']>;
+  /** Handover to a next emperor (issue 19): set when a runtime directory is usable and `emperor-adopt-timeout` > 0. */
+  #handover: Handover | undefined;
+  /** Old masters being replaced gracefully (another version, or they did not come to be adopted). */
+  readonly #retiring: Retiree[] = [];
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #options: EmperorOptions;
+  /** An upgrade is under way (one at a time). */
+  #upgrading = false;
+  /** Handing over to a next emperor: nothing is stopped, everything else closes. */
+  #handingOver: Promise<void> | undefined;
 
   constructor(options: EmperorOptions) {
     this.#config = options.config;
@@ -105,6 +128,8 @@ export class Emperor {
     this.#notifier = options.notifier;
     this.#identity = options.identity ?? currentIdentity();
     this.#listenFds = options.listenFds ?? {};
+    this.#env = options.env ?? process.env;
+    this.#options = options;
     this.#spawn = options.spawnMaster ?? ((file) => this.#spawnMaster(options.masterEntry, file));
   }
 
@@ -173,9 +198,12 @@ export class Emperor {
     // (from the file, an inherited file or a placeholder) that differs from these.
     if (tyrant !== undefined) args.push('--tyrant-uid', String(tyrant.uid), '--tyrant-gid', String(tyrant.gid));
     for (const inherit of this.#config.vassalsInherit) args.push('--inherit', inherit);
-    const env = { ...process.env };
+    const env = { ...this.#env };
     for (const name of EMPEROR_ONLY_ENV) delete env[name];
-    return spawnChild(
+    // With handover, the master's lease travels on a pipe at fd 4 (read once, then closed).
+    const lease = this.#handover?.leaseFor(file.name);
+    if (lease !== undefined) env[LEASE_FD_ENV] = String(LEASE_FD);
+    const child = spawnChild(
       process.execPath,
       args,
       {
@@ -183,23 +211,110 @@ export class Emperor {
         env,
         // Own process group: a terminal's Ctrl-C reaches the emperor only, which stops vassals in order.
         detached: true,
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        // stdout and stderr are the emperor's own (the journal under systemd), not a pipe
+        // the emperor reads: a master that outlives the emperor keeps logging there.
+        stdio: lease === undefined ? ['ignore', 'inherit', 'inherit', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
         serialization: 'json',
         // Tyrant mode under a root emperor: libuv calls setgid, setgroups(0, NULL) and
         // setuid in the child before exec, exactly uWSGI's privilege drop (no
         // supplementary groups).
         ...(launch.spawnIds ?? {}),
       },
-      // Dies with the emperor even on SIGKILL, unless it drops privileges (which clears
-      // pdeathsig) or runs as a user the emperor may not signal; then the closed IPC
-      // channel tells it.
-      { pdeathsig: true, credentials: launch.credentials, capabilities: launch.capabilities },
+      // Without handover it dies with the emperor even on SIGKILL, unless it drops
+      // privileges (which clears pdeathsig) or runs as a user the emperor may not signal;
+      // then the closed IPC channel tells it. With handover it must outlive the emperor.
+      { pdeathsig: lease === undefined, credentials: launch.credentials, capabilities: launch.capabilities },
     );
+    if (lease !== undefined && this.#handover !== undefined) {
+      const pipe = child.process.stdio[LEASE_FD] as import('node:stream').Writable | null | undefined;
+      pipe?.on('error', () => {}); // a master that died at once: its lease no longer matters
+      pipe?.end(JSON.stringify(lease));
+      this.#handover.remember(child, lease, launch.credentials);
+    }
+    return child;
+  }
+
+  /**
+   * Opens the handover (runtime directory, control socket) and adopts the masters a
+   * previous emperor left. Any failure is one log line, and the emperor runs without
+   * handover (its vassals stop with it).
+   */
+  async #openHandover(): Promise<void> {
+    const config = this.#config;
+    const dir = runtimeDirOf(config.emperorRuntimeDir, this.#env);
+    if (dir === undefined || config.emperorAdoptTimeoutMs === 0) return;
+    try {
+      const version = this.#env.EMPEROR_CONTROL_VERSION;
+      this.#handover = await Handover.open({
+        runtimeDir: dir,
+        adoptTimeoutMs: config.emperorAdoptTimeoutMs,
+        logger: this.#logger,
+        uid: this.#identity.uid,
+        onUpgrade: () => this.#upgrade(),
+        ...(version !== undefined && /^\d+$/.test(version) ? { version: Number(version) } : {}),
+      });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      this.#logger.error({ code }, `handover off: ${(err as Error).message}; vassals stop with this emperor`);
+      return;
+    }
+    this.#logger.info(
+      { control: this.#handover.controlPath, adopt_timeout_ms: config.emperorAdoptTimeoutMs },
+      `control socket on ${this.#handover.controlPath}: vassals outlive this emperor by up to ${config.emperorAdoptTimeoutMs / 1000} s (emperor-adopt-timeout) for a new one to adopt them`,
+    );
+    this.#options.onControlListening?.();
+    const { adopted, retire } = await this.#handover.adoptLeft();
+    for (const { record, master, flags } of adopted) {
+      const vassal = this.#track(new Vassal(record.file, this.#vassalOptions()));
+      vassal.adopt(master, record, flags);
+      this.#handover.record(vassal);
+    }
+    if (adopted.length > 0) this.#logger.info(`adopted ${adopted.length} vassal(s) left by the previous emperor`);
+    this.#retiring.push(...retire);
+  }
+
+  /** Stops the old masters being replaced, once their successors have been started. */
+  #retireOld(): void {
+    for (const old of this.#retiring) {
+      this.#logger.info({ vassal: old.vassal, master_pid: old.master.pid }, `vassal ${old.vassal}: stopping its old master (pid ${old.master.pid}) gracefully`);
+      void old.master.stop({ signal: 'SIGTERM', mercyMs: VASSAL_STOP_MERCY_MS }).then(() => {
+        this.#logger.info({ vassal: old.vassal, master_pid: old.master.pid }, `vassal ${old.vassal}: its old master (pid ${old.master.pid}) is gone`);
+      });
+    }
+  }
+
+  #vassalOptions(): ConstructorParameters<typeof Vassal>[1] {
+    return {
+      spawn: this.#spawn,
+      logger: this.#logger,
+      throttleMs: this.#config.emperorThrottleMs,
+      maxThrottleMs: this.#config.emperorMaxThrottleMs,
+    };
+  }
+
+  /** Manages `vassal` from now on: its events keep the lease, stats and systemd up to date. */
+  #track(vassal: Vassal): Vassal {
+    this.#vassals.set(vassal.name, vassal);
+    vassal.on('change', () => {
+      this.#handover?.record(vassal);
+      this.#onVassalChange();
+    });
+    vassal.once('dead', () => {
+      if (this.#vassals.get(vassal.name) === vassal) {
+        this.#vassals.delete(vassal.name);
+        this.#handover?.forget(vassal.name);
+      }
+      this.#onVassalChange();
+      // uWSGI's fast restart: a file that came back (or changed owner) is started at once.
+      this.#scan();
+    });
+    return vassal;
   }
 
   /** Starts watching, spawns the vassals found, and serves stats when configured. */
   async start(): Promise<void> {
     const config = this.#config;
+    await this.#openHandover();
     for (const spec of config.emperor) {
       const source = createSource(spec, {
         freqMs: config.emperorFreqMs,
@@ -226,11 +341,21 @@ export class Emperor {
     }
     this.#logIdentity();
     this.#scan();
+    this.#retireOld();
     if (config.emperorRequiredHeartbeatMs > 0) {
       this.#heartbeatTimer = setInterval(() => {
         for (const vassal of this.#vassals.values()) vassal.checkHeartbeat(config.emperorRequiredHeartbeatMs);
       }, Math.min(HEARTBEAT_CHECK_MS, config.emperorRequiredHeartbeatMs));
     }
+    await this.#serveStats();
+    // Every vassal found at start has been spawned (not necessarily ready: one slow or
+    // broken app must not hold the whole unit in "activating").
+    this.#notifier?.ready(this.#statusLine());
+  }
+
+  /** Serves `emperor-stats` and `stats`. */
+  async #serveStats(): Promise<void> {
+    const config = this.#config;
     // `stats` in the emperor's file serves the same document as `emperor-stats`, so the
     // address an operator wrote for uWSGI answers; with both set, both do.
     const addresses: ['emperor-stats' | 'stats', ListenAddress | undefined, number | undefined][] = [
@@ -247,9 +372,69 @@ export class Emperor {
       this.#stats.push(server);
       this.#logger.info(`emperor stats server on ${server.address}${option === 'stats' ? ' (stats)' : ''}`);
     }
-    // Every vassal found at start has been spawned (not necessarily ready: one slow or
-    // broken app must not hold the whole unit in "activating").
-    this.#notifier?.ready(this.#statusLine());
+  }
+
+  /**
+   * `emperor upgrade`: starts this emperor's command line anew, waits until it listens
+   * on the control socket, then hands the vassals over and exits (see upgrade.ts).
+   * Resolves with the new emperor's pid.
+   * @throws UpgradeError when it cannot (the old emperor runs on, its sockets reopened)
+   */
+  async #upgrade(): Promise<number> {
+    if (this.#shuttingDown !== undefined || this.#handingOver !== undefined) throw new UpgradeError('the emperor is stopping');
+    if (this.#upgrading) throw new UpgradeError('an upgrade is already under way');
+    if (this.#options.launched === true) {
+      throw new UpgradeError('an emperor started through the privilege-drop launcher (uid in its configuration, started as root) cannot start itself again: restart it instead (its vassals are adopted)');
+    }
+    const handover = this.#handover;
+    if (handover === undefined) throw new UpgradeError('this emperor has no handover');
+    this.#upgrading = true;
+    this.#logger.info(`upgrade requested: starting a new emperor (${process.argv.slice(1).join(' ')})`);
+    // The new emperor binds the same addresses: let go of them first.
+    await Promise.all(this.#stats.splice(0).map((server) => server.close()));
+    await handover.close();
+    let pid: number;
+    try {
+      pid = await startSuccessor(this.#env);
+    } catch (err) {
+      this.#logger.error({ code: (err as { code?: string }).code }, `upgrade failed: ${(err as Error).message}`);
+      await handover.reopen();
+      await this.#serveStats();
+      this.#upgrading = false;
+      throw err;
+    }
+    this.#logger.info({ new_pid: pid }, `upgrade: the new emperor (pid ${pid}) listens on the control socket; handing ${this.#vassals.size} vassal(s) over to it`);
+    this.#notifier?.mainPid(pid, `handing over to pid ${pid}`);
+    setImmediate(() => void this.handOver());
+    return pid;
+  }
+
+  /**
+   * Exits without stopping the vassals, for a next emperor to adopt them: closes the
+   * sources, the stats servers and the control socket, keeps every lease, then calls
+   * `onHandedOver`. Their masters, once this process is gone, wait up to
+   * `emperor-adopt-timeout` for the next emperor. Idempotent.
+   * @throws UpgradeError when this emperor has no handover (its vassals would die with it)
+   */
+  handOver(): Promise<void> {
+    if (this.#handover === undefined) return Promise.reject(new UpgradeError('this emperor has no handover; stop it instead'));
+    this.#handingOver ??= (async () => {
+      for (const source of this.#sources) source.close();
+      if (this.#settleTimer !== undefined) clearTimeout(this.#settleTimer);
+      if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
+      await Promise.all(this.#stats.splice(0).map((server) => server.close()));
+      await this.#handover?.close();
+      for (const vassal of this.#vassals.values()) this.#handover?.record(vassal);
+      await this.#notifier?.close();
+      this.#logger.info(`emperor exiting; ${this.#vassals.size} vassal(s) keep serving for the next emperor to adopt`);
+      this.#options.onHandedOver?.();
+    })();
+    return this.#handingOver;
+  }
+
+  /** True when this emperor can hand its vassals over (a runtime directory and `emperor-adopt-timeout` > 0). */
+  get canHandOver(): boolean {
+    return this.#handover !== undefined;
   }
 
   /** One line at start when the emperor is not root: who it is and what that allows. */
@@ -301,7 +486,7 @@ export class Emperor {
 
   /** One reconciliation pass over every source. */
   #scan(): void {
-    if (this.#shuttingDown !== undefined) return;
+    if (this.#shuttingDown !== undefined || this.#handingOver !== undefined) return;
     const found: VassalFile[] = [];
     let settleInMs = 0;
     for (const source of this.#sources) {
@@ -350,26 +535,15 @@ export class Emperor {
   #apply(action: ReconcileAction): void {
     switch (action.kind) {
       case 'start': {
-        const vassal = new Vassal(action.file, {
-          spawn: this.#spawn,
-          logger: this.#logger,
-          throttleMs: this.#config.emperorThrottleMs,
-          maxThrottleMs: this.#config.emperorMaxThrottleMs,
-        });
-        this.#vassals.set(vassal.name, vassal);
-        vassal.on('change', () => this.#onVassalChange());
-        vassal.once('dead', () => {
-          if (this.#vassals.get(vassal.name) === vassal) this.#vassals.delete(vassal.name);
-          this.#onVassalChange();
-          // uWSGI's fast restart: a file that came back (or changed owner) is started at once.
-          this.#scan();
-        });
-        vassal.start();
+        this.#track(new Vassal(action.file, this.#vassalOptions())).start();
         return;
       }
-      case 'reload':
-        this.#vassals.get(action.file.name)?.reload(action.file);
+      case 'reload': {
+        const vassal = this.#vassals.get(action.file.name);
+        vassal?.reload(action.file);
+        if (vassal !== undefined) this.#handover?.record(vassal);
         return;
+      }
       case 'stop': {
         const vassal = this.#vassals.get(action.name);
         if (vassal === undefined) return;
@@ -417,12 +591,20 @@ export class Emperor {
     for (const source of this.#sources) source.close();
     if (this.#settleTimer !== undefined) clearTimeout(this.#settleTimer);
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
-    this.#shuttingDown = (async () => {
+    // Set before the first stop: a vassal that was not running dies at once, and its
+    // 'dead' handler's scan must not start it again (nor any other).
+    let stopped: () => void = () => {};
+    this.#shuttingDown = new Promise<void>((resolve) => {
+      stopped = resolve;
+    });
+    void (async () => {
       await Promise.all([...this.#vassals.values()].map((v) => v.stop()));
+      await Promise.all(this.#retiring.map((r) => r.master.exited));
+      await this.#handover?.close();
       await Promise.all(this.#stats.map((server) => server.close()));
       await this.#notifier?.close();
       this.#logger.info('emperor stopped');
-    })();
+    })().then(stopped);
     return this.#shuttingDown;
   }
 

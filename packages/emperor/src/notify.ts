@@ -108,6 +108,15 @@ export class Notifier {
     this.#enqueue('other', `RELOADING=1\nMONOTONIC_USEC=${this.#monotonic()}\nSTATUS=reloading every vassal`);
   }
 
+  /**
+   * MAINPID= (the emperor handing over to a new one, issue 19): systemd follows `pid` as
+   * the unit's main process from now on. Sent by the old emperor, the main pid still.
+   */
+  mainPid(pid: number, status: string): void {
+    this.#lastStatus = status;
+    this.#enqueue('other', `MAINPID=${pid}\nSTATUS=${status}`);
+  }
+
   /** STOPPING=1. */
   stopping(status: string): void {
     this.#lastStatus = status;

@@ -77,6 +77,15 @@ export function heartbeatOverdue(lastHeartbeat: number, now: number, requiredMs:
 }
 
 
+/** What a lease keeps of a vassal for the emperor that adopts it (epoch ms). */
+export interface AdoptedRecord {
+  readonly born: number;
+  readonly respawns: number;
+  readonly lastMod: number;
+  readonly firstRun: number;
+  readonly lastRun: number;
+}
+
 /** One vassal. */
 export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements KnownVassal {
   readonly name: string;
@@ -138,6 +147,11 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     return this.#child !== undefined && !this.#child.isDead() ? this.#child.pid : -1;
   }
 
+  /** The master's handle while it runs. */
+  get master(): WorkerChild | undefined {
+    return this.#child;
+  }
+
   get backoff(): BackoffState {
     return this.#backoff;
   }
@@ -181,6 +195,36 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.lastHeartbeat = 0;
     this.#setState('starting');
     this.#logger.info({ master_pid: child.pid, file: this.#file.path }, `vassal ${this.name} started (master pid ${child.pid})`);
+    this.#attach(child);
+  }
+
+  /**
+   * Takes over a master a previous emperor started (issue 19): the figures the stats
+   * report continue from `record` (its lease), the flags from what the master says of
+   * itself. The heartbeat rule starts again from the master's next heartbeat, so a
+   * handover pauses it rather than violating it.
+   */
+  adopt(child: WorkerChild, record: AdoptedRecord, flags: { readonly ready: boolean; readonly accepting: boolean; readonly loyal: boolean }): void {
+    const now = this.#clock.now();
+    this.#child = child;
+    this.born = record.born;
+    this.lastMod = record.lastMod;
+    this.lastRun = record.lastRun;
+    this.firstRun = record.firstRun;
+    this.respawns = record.respawns;
+    this.ready = flags.ready;
+    this.accepting = flags.accepting;
+    this.loyal = flags.loyal;
+    if (flags.ready) this.lastReady = now;
+    if (flags.accepting) this.lastAccepting = now;
+    if (flags.loyal) this.lastLoyal = now;
+    this.lastHeartbeat = 0;
+    this.#setState(flags.ready ? 'ready' : 'starting');
+    this.#logger.info({ master_pid: child.pid, file: this.#file.path }, `vassal ${this.name} adopted (master pid ${child.pid}, started ${new Date(record.born).toISOString()}, ${record.respawns} respawn(s))`);
+    this.#attach(child);
+  }
+
+  #attach(child: WorkerChild): void {
     child.on('message', (raw) => this.#onMessage(raw, child));
     child.once('exit', (exit) => this.#onExit(exit, this.#clock.now()));
     if (this.#backoff.failures > 0) {

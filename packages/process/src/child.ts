@@ -9,7 +9,10 @@ import { delimiter, join } from 'node:path';
 import { MissingToolError } from '@emperor/protocol';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 
-/** How a child ended: exactly one of `code` and `signal` is set. */
+/**
+ * How a child ended: exactly one of `code` and `signal` is set, except for a process we
+ * did not spawn (an adopted vassal master), whose status we cannot learn: both null.
+ */
 export interface ExitInfo {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
@@ -24,6 +27,8 @@ export interface ExitInfo {
 /** "exit code 1", "killed by signal SIGKILL" or "could not start: spawn node EACCES". */
 export function describeExit(exit: ExitInfo): string {
   if (exit.spawnError !== undefined) return `could not start: ${exit.spawnError}`;
+  // An adopted master is not our child: its exit status went to whoever reaped it.
+  if (exit.code === null && exit.signal === null) return 'exited (status unknown: adopted, not our child)';
   return exit.signal !== null ? `killed by signal ${exit.signal}` : `exit code ${exit.code ?? '?'}`;
 }
 
@@ -309,7 +314,7 @@ export function spawnChild(command: string, args: readonly string[], options: Sp
  * same uid. A few milliseconds per signal, and signals to a master are rare (a stop's
  * SIGKILL after its mercy, a heartbeat kill, a SIGHUP without an IPC channel).
  */
-function signalAsUser(pid: number, credentials: SpawnCredentials): ((signal: NodeJS.Signals) => void) | undefined {
+export function signalAsUser(pid: number, credentials: SpawnCredentials): ((signal: NodeJS.Signals) => void) | undefined {
   const setpriv = tool('setpriv');
   const kill = tool('kill');
   if (setpriv === undefined || kill === undefined) return undefined;

@@ -7,3 +7,4 @@ export * from './stats-server.js';
 export * from './metrics.js';
 export * from './log-file.js';
 export * from './users.js';
+export * from './json-lines.js';

@@ -108,6 +108,10 @@ export function createLogger(bindings: Record<string, unknown>, options: LoggerO
     const level = options.level ?? (process.env.EMPEROR_LOG_LEVEL as LevelWithSilent | undefined) ?? 'info';
     const style = options.style ?? resolveLogStyle('auto');
     const destination = options.destination ?? pino.destination({ dest: 2, sync: true });
+    // A line nobody can read any more (EPIPE: the pipe or journal stream behind stderr
+    // is gone, as when a master outlives the emperor whose stderr it shares) is dropped;
+    // losing a log line must not end a process that serves requests.
+    if (options.destination === undefined) (destination as unknown as NodeJS.EventEmitter).on('error', () => {});
     return pino({ level, base: { pid: process.pid, ...bindings } }, style === 'text' ? textDestination(destination) : destination);
   };
   // The first use of any method or property creates the pino logger.

@@ -58,8 +58,8 @@ export const SLOT = {
 /** The slot's status byte. */
 export const SLOT_STATUS = { EMPTY: 0, STARTING: 1, IDLE: 2, BUSY: 3, STOPPING: 4 } as const;
 
-/** Version of the worker spec (`EMPEROR_WORKER`); a worker refuses any other. */
-export const WORKER_SPEC_VERSION = 1;
+/** Version of the worker spec (`EMPEROR_WORKER`); a worker refuses any other. 2: `mount` and `fastcgi` (issue 18). */
+export const WORKER_SPEC_VERSION = 2;
 
 /**
  * uWSGI's default request line (core/logging.c `uwsgi_logit_simple`) as a printf template,

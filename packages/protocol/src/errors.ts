@@ -269,6 +269,32 @@ export class IpcMessageError extends EmperorError {
   readonly code = 'ERR_IPC_MESSAGE' as const;
 }
 
+/**
+ * The emperor's runtime directory cannot hold its control socket safely (it cannot be
+ * created, belongs to another user, or others can write it): the emperor runs without
+ * handover, and its vassals stop with it.
+ */
+export class RuntimeDirError extends EmperorError {
+  readonly code = 'ERR_RUNTIME_DIR' as const;
+}
+
+/**
+ * A peer on the control channel failed to prove it holds a vassal's lease (an emperor
+ * refusing a would-be master, or a master refusing a would-be emperor): refused, logged.
+ */
+export class ControlAuthError extends EmperorError {
+  readonly code = 'ERR_CONTROL_AUTH' as const;
+}
+
+/**
+ * `emperor upgrade` failed: the emperor refused (no handover, behind a privilege-drop
+ * launcher, already stopping) or the new emperor did not come up; the old one keeps
+ * running and serving. Also the command's own failures (no runtime directory, no key).
+ */
+export class UpgradeError extends EmperorError {
+  readonly code = 'ERR_UPGRADE' as const;
+}
+
 /** A stats server cannot be reached, does not answer in time, or sends something that is not JSON. */
 export class StatsReadError extends EmperorError {
   readonly code = 'ERR_STATS_READ' as const;
@@ -395,13 +421,28 @@ export const ERRORS = registry({
   },
   ERR_WORKER_PROTOCOL: {
     errorClass: WorkerProtocolError,
-    thrownFrom: ['packages/vassal/src/worker/node/protocols/index.ts', 'packages/vassal/src/worker/node/protocols/uwsgi.ts'],
+    thrownFrom: ['packages/vassal/src/worker/node/protocols/fastcgi.ts', 'packages/vassal/src/worker/node/protocols/index.ts', 'packages/vassal/src/worker/node/protocols/uwsgi.ts'],
     meaning: 'A Node worker cannot serve one of its sockets over the protocol the spec names.',
   },
   ERR_IPC_MESSAGE: {
     errorClass: IpcMessageError,
-    thrownFrom: ['packages/protocol/src/ipc.ts'],
+    thrownFrom: ['packages/protocol/src/ipc.ts', 'packages/protocol/src/control.ts'],
     meaning: 'A process received a control message it does not understand.',
+  },
+  ERR_RUNTIME_DIR: {
+    errorClass: RuntimeDirError,
+    thrownFrom: ['packages/emperor/src/leases.ts', 'packages/emperor/src/control-server.ts'],
+    meaning: 'The emperor runtime directory cannot hold its control socket safely; no handover.',
+  },
+  ERR_CONTROL_AUTH: {
+    errorClass: ControlAuthError,
+    thrownFrom: ['packages/emperor/src/control-server.ts'],
+    meaning: 'A peer on the control channel failed to prove it holds a vassal lease.',
+  },
+  ERR_UPGRADE: {
+    errorClass: UpgradeError,
+    thrownFrom: ['packages/emperor/src/emperor.ts', 'packages/emperor/src/handover.ts', 'packages/emperor/src/upgrade.ts', 'packages/cli/src/upgrade.ts'],
+    meaning: 'An emperor upgrade was refused or failed; the old emperor keeps running.',
   },
   ERR_STATS_READ: {
     errorClass: StatsReadError,
@@ -430,7 +471,7 @@ export const ERRORS = registry({
   },
   ERR_INTERNAL: {
     errorClass: InternalError,
-    thrownFrom: ['packages/cli/src/privilege-drop.ts', 'packages/config/src/option-reader.ts', 'packages/config/src/resolve.ts', 'packages/emperor/src/pg-source.ts', 'packages/emperor/src/source.ts'],
+    thrownFrom: ['packages/cli/src/privilege-drop.ts', 'packages/config/src/option-reader.ts', 'packages/config/src/resolve.ts', 'packages/emperor/src/pg-source.ts', 'packages/emperor/src/source.ts', 'packages/vassal/src/worker/node/protocols/fastcgi-records.ts'],
     meaning: 'A bug in Emperor: an invariant failed or a function was called against its contract.',
   },
 });

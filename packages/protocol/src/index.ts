@@ -7,3 +7,4 @@ export * from './text.js';
 
 /** Our version, reported as `version` in stats documents and by `emperor --version`. */
 export const VERSION = '0.1.0';
+export * from './control.js';

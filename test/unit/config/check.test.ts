@@ -27,7 +27,7 @@ test('check adds the cross-option errors of the builder, once', (t) => {
   const result = checkConfigFile(path, { env: {} });
   assert.deepEqual(result.problems.map((p) => p.text), [`${path}:5: cheaper: must be lower than processes (2), got "2"`]);
   const none = checkConfigFile(file(t, 'empty.ini', '[uwsgi]\nmodule = app.mjs\n'), { env: {} });
-  assert.match(none.problems[0]?.text ?? '', /no socket: set http-socket, socket or uwsgi-socket$/);
+  assert.match(none.problems[0]?.text ?? '', /no socket: set http-socket, socket, uwsgi-socket or fastcgi-socket \(or start the vassal with a listening socket on stdin\)$/);
 });
 
 test('check reads an emperor file as one, and a missing file as one error', (t) => {

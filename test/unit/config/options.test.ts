@@ -11,7 +11,7 @@ test('every option name and alias is unique and not also listed as unsupported',
   assert.ok(unsupported.length >= 120, `only ${unsupported.length} unsupported options`);
   for (const name of ['gevent', 'thunder-lock', 'post-buffering', 'static-map', 'route', 'logger', 'log-encoder', 'req-logger',
     'spooler', 'mule', 'cron', 'attach-daemon', 'emperor-cap', 'unshare', 'chroot', 'procname', 'auto-procname', 'py-autoreload',
-    'mount', 'manage-script-name', 'http', 'https', 'fastcgi-socket', 'scgi-socket', 'memory-report', 'cheap',
+    'worker-mount', 'vhost', 'http', 'https', 'fastcgi-nph-socket', 'scgi-socket', 'memory-report', 'cheap',
     'emperor-use-clone', 'emperor-on-demand-directory', 'emperor-broodlord', 'vassals-include', 'offload-threads']) {
     assert.ok(findUnsupportedOption(name), name);
   }

@@ -59,7 +59,7 @@ test('no app, no socket', () => {
     `${SHOP}: no app: set module (a .js file for Node, a Python module) or wsgi-file`);
   assert.deepEqual([noApp.line, noApp.option, noApp.value], [0, 'module', undefined]);
   const noSocket = throwsExactly(() => resolveVassalConfig([ini('module = app.js\n')]), ConfigValueError,
-    `${SHOP}: no socket: set http-socket, socket or uwsgi-socket`);
+    `${SHOP}: no socket: set http-socket, socket, uwsgi-socket or fastcgi-socket (or start the vassal with a listening socket on stdin)`);
   assert.equal(noSocket.option, 'socket');
 });
 

@@ -109,7 +109,11 @@ test('bad addresses', () => {
   rejects('socket = ::1:80\n', `${SHOP}:4: socket: an IPv6 address needs brackets, as in [::1]:8080, got "::1:80"`);
   rejects('socket = [::g]:80\n', `${SHOP}:4: socket: expected [ipv6-address]:port, got "[::g]:80"`);
   rejects('socket = bad_host!:80\n', `${SHOP}:4: socket: expected an IP address or host name before the ":", got "bad_host!:80"`);
-  rejects('socket = =0\n', `${SHOP}:4: socket: shared (=N) and fd:// sockets are not supported, got "=0"`);
+  rejects('socket = =0\n', `${SHOP}:4: socket: shared (=N) sockets are not supported, got "=0"`);
+  rejects('socket = fd://x\n', `${SHOP}:4: socket: expected fd://N with N a file descriptor from 0 to 1023, got "fd://x"`);
+  rejects('fastcgi-socket = fd://1024\n', `${SHOP}:4: fastcgi-socket: expected fd://N with N a file descriptor from 0 to 1023, got "fd://1024"`);
+  rejects('stats = fd://3\n', `${SHOP}:4: stats: fd:// names an inherited socket, for socket options only, got "fd://3"`);
+  rejects('fastcgi-socket = fd://0\nhttp-socket = fd://0\n', `${SHOP}:5: http-socket: the same address is already declared at ${SHOP}:4, got "fd://0"`);
   rejects('socket = @\n', `${SHOP}:4: socket: expected an abstract socket name of 1 to 107 bytes, got "@"`);
   rejects('socket = :3031\n', `${SHOP}:4: socket: the same address is already declared at ${SHOP}:2, got ":3031"`);
   const long = `/tmp/${'s'.repeat(103)}`;

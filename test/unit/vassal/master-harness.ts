@@ -139,7 +139,7 @@ export async function startMaster(
     bindSockets: async (specs) => specs.map((spec): BoundSocket => {
       const record = { name: spec.name, closed: false };
       bound.push(record);
-      return { spec, fd: 100 + bound.length, inode: 0, close: () => { record.closed = true; } };
+      return { spec, fd: 100 + bound.length, inode: 0, tcp: spec.address.kind === 'tcp', close: () => { record.closed = true; } };
     }),
     createScoreboard: () => scoreboard,
     sampleMemory: async (pids) => new Map(pids.filter((p) => rss.has(p)).map((p) => [p, { rss: rss.get(p) as number, vsz: 0 }])),

@@ -11,21 +11,21 @@ import type { WorkerSocket } from '@emperor/vassal';
 
 const socket = (protocol: string, name = '127.0.0.1:9000', fd = 3): WorkerSocket => ({ fd, name, protocol: protocol as SocketProtocol });
 const quiet = { warn: () => {}, error: () => {}, info: () => {} } as unknown as Logger;
-const options: ProtocolOptions = { bufferSize: 4096, socketTimeoutMs: 4000, logger: quiet };
+const options: ProtocolOptions = { bufferSize: 4096, socketTimeoutMs: 4000, fastcgi: { maxConns: 512, maxReqs: 1 }, logger: quiet };
 
 test('each socket protocol the config knows has a module of that name', () => {
   // `satisfies` makes this list fail to compile when the config gains a protocol.
-  const every = { http: true, uwsgi: true } as const satisfies Record<SocketProtocol, true>;
+  const every = { http: true, uwsgi: true, fastcgi: true } as const satisfies Record<SocketProtocol, true>;
   for (const name of Object.keys(every)) assert.equal(protocolFor(socket(name)).name, name);
   assert.deepEqual([...PROTOCOLS.keys()].sort(), Object.keys(every).sort());
   for (const [name, module] of PROTOCOLS) assert.equal(module.name, name);
 });
 
 test('an unknown protocol name is refused with the socket, the name and the ones there are', () => {
-  assert.throws(() => protocolFor(socket('fastcgi', '/run/app.sock')), (err: unknown) => {
+  assert.throws(() => protocolFor(socket('scgi', '/run/app.sock')), (err: unknown) => {
     assert.ok(err instanceof WorkerProtocolError);
     assert.equal(err.code, 'ERR_WORKER_PROTOCOL');
-    assert.equal(err.message, 'socket /run/app.sock: unknown protocol "fastcgi" in the worker spec (EMPEROR_WORKER); this Node worker serves http, uwsgi');
+    assert.equal(err.message, 'socket /run/app.sock: unknown protocol "scgi" in the worker spec (EMPEROR_WORKER); this Node worker serves http, uwsgi, fastcgi');
     return true;
   });
   // Names an object lookup would find on Object.prototype find nothing.
@@ -39,7 +39,7 @@ test('planProtocols groups sockets by module in config order, and stops at the f
   const plan = planProtocols(sockets);
   assert.equal(plan.sockets, sockets);
   assert.deepEqual([...plan.byProtocol].map(([p, ss]) => [p.name, ss.map((s) => s.name)]), [['uwsgi', ['u1', 'u2']], ['http', ['h1', 'h2']]]);
-  assert.throws(() => planProtocols([socket('http', 'h1'), socket('fastcgi', 'f1'), socket('scgi', 's1')]), /socket f1: unknown protocol "fastcgi"/);
+  assert.throws(() => planProtocols([socket('http', 'h1'), socket('scgi', 's1'), socket('fcgi', 'f1')]), /socket s1: unknown protocol "scgi"/);
 });
 
 test('http: the app server takes the first socket; a further one hands its requests to it', () => {

@@ -12,7 +12,7 @@ EXIT_CONFIG = 78
 EXIT_APP_LOAD = 22
 EXIT_UNAVAILABLE = 69
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 IPC_VERSION = 1
 
 # The scoreboard slot: a struct format and its fields in order.

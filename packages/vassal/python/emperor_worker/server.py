@@ -125,7 +125,7 @@ class Server:
                 server = (str(name[0]), str(name[1]), "")
             else:
                 server = ("localhost", "80", name if isinstance(name, str) else "")
-            protocol = make_protocol(s["protocol"], self.buffer_size, server, self.date)
+            protocol = make_protocol(s["protocol"], self.buffer_size, server, self.date, getattr(self.worker, "spec", None))
             self.listeners.append(sock)
             key = ("listener", protocol, (int(sock.family), int(sock.type)))
             self.listener_keys[sock.fileno()] = key
@@ -343,6 +343,12 @@ class Server:
             return False
         if request is None:
             return False
+        if request[0] is None:  # answered without the app (FastCGI's management records)
+            try:
+                conn.sock.sendall(request[1])
+            except OSError:
+                return False
+            return request[3]
         return self.worker.handle(conn, request)
 
     def refuse(self, conn: Conn, err: ProtocolError) -> None:

@@ -25,6 +25,7 @@ from .channel import Channel
 from .connection import Conn
 from .contract import EXIT_APP_LOAD, EXIT_OK, EXIT_UNAVAILABLE, IPC_VERSION, SPEC_VERSION
 from .log import Log
+from .mount import manage_script_name
 from .protocols.http import date_clock
 from .request_log import Facts, RequestLog, count_vars
 from .scoreboard import BUSY, IDLE, STARTING, STOPPING, Scoreboard
@@ -58,6 +59,9 @@ class Worker:
         self.max_requests = int(spec.get("maxRequests") or 0)
         self.exact_slot = spec.get("harakiriMs", 0) > 0
         self.min_lifetime_s = (spec.get("minWorkerLifetimeMs") or 0) / 1000
+        mount = spec.get("mount") or {}
+        self.mountpoint = mount.get("mountpoint") or ""  # mount.py
+        self.manage_script_name = bool(mount.get("manageScriptName"))
         self.started = time.monotonic()
         self.app: Callable = None  # type: ignore[assignment]
         self.stopping = False
@@ -81,6 +85,10 @@ class Worker:
         # the loop then wakes within heartbeat_s to catch up; otherwise an idle worker
         # sleeps in select() until a connection, a signal or the master's channel.
         self.stale = False
+        # What the slot last said: a request that starts while it says idle is written at
+        # once, whatever the rate limit, or back-to-back requests would show idle to the
+        # master (cheaper's spare algorithm counts busy workers) for as long as they run.
+        self.shown_busy = False
         socket_timeout_s = (spec.get("socketTimeoutMs") or SOCKET_TIMEOUT_S * 1000) / 1000
         self.server = Server(self, self.log, int(spec["bufferSize"]), socket_timeout_s, threads, self.lock, date_clock())
 
@@ -104,6 +112,7 @@ class Worker:
         self.stale = False
         current = self.current
         status = STOPPING if self.stopping else self.status if self.status == STARTING else BUSY if current else IDLE
+        self.shown_busy = status == BUSY
         inflight = self.inflight
         self.scoreboard.write(
             status, self.server.accepting, len(inflight) if inflight is not None else 1 if current else 0, current,
@@ -276,6 +285,8 @@ class Worker:
         uri = environ.get("REQUEST_URI") or (
             environ["PATH_INFO"] + ("?" + environ["QUERY_STRING"] if environ["QUERY_STRING"] else "")
         )
+        if self.manage_script_name:
+            manage_script_name(environ, self.mountpoint)  # after the log's uri: that is the request as it came
         # Before the wsgi.* keys and the app's own; only when a request may be logged.
         nvars, pktsize = count_vars(environ) if self.reqlog.active else (0, 0)
         body = Input(conn, reader, interim)
@@ -296,7 +307,7 @@ class Worker:
             self.current = entry
             # With harakiri the slot's request start is the master's clock for a sync worker:
             # always written. Without, as the Node worker: unless written in the last 1 ms.
-            if self.exact_slot or now - self.scoreboard.last_write >= START_PUBLISH_S:
+            if self.exact_slot or not self.shown_busy or now - self.scoreboard.last_write >= START_PUBLISH_S:
                 self._publish()
         else:
             with lock:
@@ -309,7 +320,7 @@ class Worker:
                         and self.requests + len(self.inflight) >= self.max_requests  # type: ignore[arg-type]
                         and time.monotonic() - self.started >= self.min_lifetime_s):
                     self.recycle_pending = True
-                if self.exact_slot or now - self.scoreboard.last_write >= START_PUBLISH_S:
+                if self.exact_slot or not self.shown_busy or now - self.scoreboard.last_write >= START_PUBLISH_S:
                     self._publish()
                 else:
                     self.stale = True  # another start was just written: the loop writes this one soon

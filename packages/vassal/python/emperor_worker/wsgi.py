@@ -246,7 +246,7 @@ class Response:
         self.sent = False  # the head is out
         self.length: Optional[int] = None  # the body length the head announced
         self.frame: Optional[Callable[[bytes], bytes]] = None
-        self.end = b""
+        self.end: Any = b""  # bytes, or a function returning them (base.py)
         self.written = 0  # body bytes sent, before framing
         self.hsize = 0  # bytes of the head
         self.hcount = 0  # header lines in the head
@@ -332,6 +332,12 @@ class Response:
                 out += self.frame(data)
             else:
                 out = out + data if out else data
+            if length is not None and self.written >= length and callable(self.end):
+                # The body is complete: its end goes in the same send (FastCGI's END_REQUEST).
+                # Sent apart, a front end may answer its client before reading it, and nginx
+                # then drops the kept connection when that client closes (measured).
+                out += self.end(self.conn)
+                self.end = b""
         if out:
             self._send_all(out)
 
@@ -364,8 +370,11 @@ class Response:
     def finish(self) -> None:
         """After the app's last piece: the end of a framed body; a body shorter than its
         Content-Length is logged and closes the connection."""
-        if self.end:
-            self._send_all(self.end)
+        end = self.end
+        if callable(end):
+            end = end(self.conn)  # FastCGI: END_REQUEST, after the rest of the body and answers to what arrived meanwhile
+        if end:
+            self._send_all(end)
         elif self.length is not None and self.written < self.length and not self.is_head:
             self.owner.log.warn(
                 "%s %s: the app sent %d bytes of its Content-Length %d; connection closed"
@@ -381,8 +390,10 @@ class Response:
         self.keep = False
         head = self._head(None)
         self.sent = True
+        body = b"" if self.is_head else ERROR_500 if self.frame is None else self.frame(ERROR_500)
         try:
-            self._send_all(head if self.is_head else head + ERROR_500)
+            end = self.end(self.conn) if callable(self.end) else self.end
+            self._send_all(head + body + end)
         except ClientError:
             pass
 

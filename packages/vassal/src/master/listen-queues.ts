@@ -79,7 +79,8 @@ export class ListenQueues {
   }
 
   #start(sockets: readonly BoundSocket[]): Promise<void> {
-    const tcp = sockets.filter((s) => s.spec.address.kind === 'tcp');
+    // An inherited socket (fd://N) is TCP or not whatever its address says: BoundSocket.tcp knows.
+    const tcp = sockets.filter((s) => s.tcp);
     if (tcp.length === 0) return Promise.resolve();
     const t0 = performance.now();
     this.#reading = this.#read(new Set(tcp.map((s) => s.inode)))

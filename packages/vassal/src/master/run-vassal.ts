@@ -7,12 +7,15 @@ import { fchownSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMMAND_LINE, formatListenAddress, formatWarning, loadVassalConfig, resolveVassalConfig, type ConfigWarning, type LoadedConfig, type RawOption, type VassalConfig } from '@emperor/config';
-import { ExitCode, isEmperorError, parseEmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
+import { ExitCode, isEmperorError, parseEmperorToMaster, type EmperorToMaster, type MasterToEmperor } from '@emperor/protocol';
 import { createLogger, openLogSink, pinLogStyle, renderStats, serveMetrics, serveStats, vassalMetrics, type Logger, type LogSink, type StatsServer } from '@emperor/process';
+import { EmperorLink, bindWaiting, takeLease } from './emperor-link.js';
+import { systemIo } from './io.js';
 import { Master } from './master.js';
 import { MasterFifo } from './master-fifo.js';
 import { checkAppAccess } from './app-access.js';
 import { createRuntimes } from './runtimes/index.js';
+import { inspectSocketFd } from './sockets.js';
 import { buildVassalStats } from './stats.js';
 import { enforceTyrant, resolveCredentials, type ForcedIdentity } from './users.js';
 import type { WorkerEntries } from './worker-code.js';
@@ -40,6 +43,12 @@ export interface RunVassalOptions {
   readonly overrides?: readonly RawOption[];
   /** Tyrant mode: the only uid/gid this vassal may run as (its file's owner). */
   readonly tyrant?: ForcedIdentity | undefined;
+  /**
+   * A listening socket is open on stdin (a web server spawned this master, lighttpd
+   * `bin-path`): the vassal serves it too (`ResolveVassalConfigOptions.stdinSocket`).
+   * {@link runVassal} finds it out itself when it runs standalone.
+   */
+  readonly stdinSocket?: boolean;
 }
 
 /**
@@ -47,12 +56,14 @@ export interface RunVassalOptions {
  * @throws the config error; in tyrant mode, the error of a uid/gid other than the file's owner
  */
 function read(file: string | undefined, options: RunVassalOptions): LoadedConfig<VassalConfig> {
+  const stdinSocket = options.stdinSocket ?? false;
   const loaded = file === undefined
     ? // `emperor --http-socket :8080 --module app.js`: the command line is the vassal.
-      resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: options.overrides ?? [] }])
+      resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: options.overrides ?? [] }], { stdinSocket })
     : loadVassalConfig(file, {
         ...(options.inherit ? { inherit: options.inherit } : {}),
         ...(options.overrides ? { overrides: options.overrides } : {}),
+        stdinSocket,
       });
   if (options.tyrant !== undefined) enforceTyrant(loaded.config, options.tyrant);
   return loaded;
@@ -120,11 +131,14 @@ function tellEmperorOnce(message: MasterToEmperor): Promise<void> {
  * {@link ExitCode.UNAVAILABLE} when a socket, the uid/gid or a Python interpreter cannot
  * be had, {@link ExitCode.FAILURE} when the emperor vanished and the workers had to be killed.
  */
-export async function runVassal(file: string | undefined, options: RunVassalOptions = {}): Promise<ExitCode> {
+export async function runVassal(file: string | undefined, given: RunVassalOptions = {}): Promise<ExitCode> {
   const name = file === undefined ? 'command-line' : basename(file);
   const stderr = createLogger({ vassal: name });
   const underEmperor = typeof process.send === 'function';
   process.title = `emperor vassal ${name}`;
+  // Standalone, a listening socket on stdin is a web server's (lighttpd bin-path, the
+  // FastCGI spec's FCGI_LISTENSOCK_FILENO); under the emperor, stdin is /dev/null.
+  const options: RunVassalOptions = { ...given, stdinSocket: given.stdinSocket ?? (!underEmperor && (await inspectSocketFd(0))?.listening === true) };
   let loaded: LoadedConfig<VassalConfig>;
   try {
     loaded = read(file, options);
@@ -142,10 +156,13 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   const { logger, file: logFile } = openLog(name, config, stderr);
   warn(logger, loaded.warnings);
 
+  // The emperor's lease (fd 4), if it handed one: how to find the next emperor.
+  const lease = underEmperor ? takeLease(process.env, logger) : undefined;
   // The Python runtime logs one line per vassal start (and per reload that changes it)
   // saying which Python runs the app, chosen after the drop to uid/gid, as the vassal's
   // user would choose it; the app's access is judged as that user too.
   const master = new Master({
+    ...(lease !== undefined && lease.bindWaitMs > 0 ? { io: { bindSockets: bindWaiting(systemIo.bindSockets, lease.bindWaitMs, logger) } } : {}),
     config,
     logger,
     reloadConfig: () => load(file, options, logger),
@@ -153,12 +170,41 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
     runtimes: createRuntimes(WORKER_ENTRIES, logger),
     logFd: () => logFile?.fd,
   });
-  const tell = (message: MasterToEmperor): void => {
-    if (underEmperor && process.connected) process.send?.(message);
-  };
-  master.on('ready', () => tell({ v: 1, type: 'ready' }));
-  master.on('accepting', () => tell({ v: 1, type: 'accepting' }));
-  master.on('loyal', () => tell({ v: 1, type: 'loyal' }));
+  const flags = { ready: false, accepting: false, loyal: false };
+  const link = new EmperorLink({
+    lease,
+    logger,
+    noOrphans: config.noOrphans,
+    flags: () => flags,
+    sendIpc: (message: MasterToEmperor) => underEmperor && process.connected && (process.send?.(message) ?? false),
+    onMessage: (message) => onEmperor(message),
+    onAbandoned: (reason, why) => {
+      if (reason === 'emperor-lost') {
+        // The old rule (no lease, emperor-adopt-timeout = 0, or no-orphans): stop fast.
+        const mercy = master.config.noOrphans ? NO_ORPHANS_MERCY_MS : ORPHAN_MERCY_MS;
+        logger.error(`${why}; stopping`);
+        void master.stop('emperor lost', mercy);
+        setTimeout(() => master.destroy(ExitCode.FAILURE), mercy + 400).unref();
+        return;
+      }
+      logger.error(`${why}; stopping gracefully`);
+      void master.stop('no emperor');
+    },
+    ...(process.env.EMPEROR_CONTROL_VERSION !== undefined ? { version: Number(process.env.EMPEROR_CONTROL_VERSION) } : {}),
+  });
+  const tell = (message: MasterToEmperor): void => link.send(message);
+  master.on('ready', () => {
+    flags.ready = true;
+    tell({ v: 1, type: 'ready' });
+  });
+  master.on('accepting', () => {
+    flags.accepting = true;
+    tell({ v: 1, type: 'accepting' });
+  });
+  master.on('loyal', () => {
+    flags.loyal = true;
+    tell({ v: 1, type: 'loyal' });
+  });
   master.on('heartbeat', () => tell({ v: 1, type: 'heartbeat' }));
   master.on('reloaded', (ok) => tell({ v: 1, type: 'reloaded', ok }));
   let stats: StatsServer | undefined;
@@ -166,6 +212,7 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   let fifo: MasterFifo | undefined;
   const exited = new Promise<ExitCode>((resolve) => {
     master.on('exit', (code) => {
+      link.close();
       fifo?.close(config.vacuum);
       void Promise.all([stats?.close(), prometheus?.close()]).finally(() => resolve(code));
     });
@@ -194,6 +241,24 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
   };
   process.on('SIGUSR2', () => reopenLogs('SIGUSR2'));
   master.on('touch-logreopen', (touched) => reopenLogs(`${touched} touched`));
+  // From the spawning emperor (IPC) or an adopting one (the control socket).
+  function onEmperor(message: EmperorToMaster): void {
+    switch (message.type) {
+      case 'reload':
+        void master.reload('graceful');
+        return;
+      case 'stop':
+        void master.stop('emperor');
+        return;
+      case 'reopen-logs':
+        reopenLogs('the emperor asked');
+        return;
+      default: {
+        const never: never = message;
+        void never;
+      }
+    }
+  }
   if (underEmperor) {
     process.on('message', (raw) => {
       let message;
@@ -203,29 +268,11 @@ export async function runVassal(file: string | undefined, options: RunVassalOpti
         logger.warn((err as Error).message);
         return;
       }
-      switch (message.type) {
-        case 'reload':
-          void master.reload('graceful');
-          return;
-        case 'stop':
-          void master.stop('emperor');
-          return;
-        case 'reopen-logs':
-          reopenLogs('the emperor asked');
-          return;
-        default: {
-          const never: never = message;
-          void never;
-        }
-      }
+      onEmperor(message);
     });
-    // The emperor is gone (its end of the IPC channel closed, even on SIGKILL): stop fast.
-    process.on('disconnect', () => {
-      const mercy = master.config.noOrphans ? NO_ORPHANS_MERCY_MS : ORPHAN_MERCY_MS;
-      logger.error('lost connection with the emperor; stopping');
-      void master.stop('emperor lost', mercy);
-      setTimeout(() => master.destroy(ExitCode.FAILURE), mercy + 400).unref();
-    });
+    // The emperor is gone (its end of the IPC channel closed, even on SIGKILL): with a
+    // lease, serve on and wait for a new emperor; without one, stop fast.
+    process.on('disconnect', () => link.lost());
   }
 
   try {

@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { chmodSync, chownSync, existsSync, lstatSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { open } from 'node:fs/promises';
 import { getSystemErrorName } from 'node:util';
@@ -39,6 +39,8 @@ export interface BoundSocket {
   readonly fd: number;
   /** Kernel inode of the socket, to find its listen queue in /proc/net. */
   readonly inode: number;
+  /** A TCP socket (its listen queue is in /proc/net/tcp*); unix sockets show none. */
+  readonly tcp: boolean;
   /** Closes the master's fd (and unlinks a unix socket file when `unlink` is set). */
   close(unlink: boolean): void;
 }
@@ -99,13 +101,84 @@ async function clearStaleUnixSocket(spec: SocketSpec, path: string): Promise<voi
   unlinkSync(path);
 }
 
+/** What the kernel says of a socket open on a file descriptor (from /proc). */
+export interface OpenSocketInfo {
+  readonly inode: number;
+  /** `tcp` and `unix` only when the socket listens (found among the listening sockets); else `other`. */
+  readonly family: 'tcp' | 'unix' | 'other';
+  /** It is in LISTEN state (TCP) or accepts connections (unix `__SO_ACCEPTCON`). */
+  readonly listening: boolean;
+}
+
+/** `__SO_ACCEPTCON` in /proc/net/unix's Flags column: the socket listens. */
+const UNIX_ACCEPTCON = 0x10000;
+
 /**
- * Binds one socket (no listen). Host names are resolved once.
+ * Whether `fd` is an open socket, and whether it listens: what a web server that spawns
+ * its FastCGI backend leaves on stdin (lighttpd `bin-path`). Read from /proc, since Node
+ * has no getsockopt: the socket's inode from /proc/self/fd, then the listening sockets
+ * of /proc/net/tcp, tcp6 and unix. uWSGI core/socket.c calls getsockname(0) (any bound
+ * socket); flup's getpeername(0) failing with ENOTCONN (not connected) is closer to this.
+ * @returns undefined when `fd` is not open or not a socket
+ */
+export async function inspectSocketFd(fd: number): Promise<OpenSocketInfo | undefined> {
+  let inode: number;
+  try {
+    const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+    if (m === null) return undefined;
+    inode = Number(m[1]);
+  } catch {
+    return undefined;
+  }
+  if ((await readTcpListenQueues(new Set([inode]))).has(inode)) return { inode, family: 'tcp', listening: true };
+  try {
+    for (const line of readFileSync('/proc/net/unix', 'latin1').split('\n').slice(1)) {
+      // Num RefCount Protocol Flags Type St Inode [Path]
+      const f = line.trim().split(/\s+/);
+      if (Number(f[6]) !== inode) continue;
+      const listening = (Number.parseInt(f[3] ?? '0', 16) & UNIX_ACCEPTCON) !== 0;
+      return { inode, family: listening ? 'unix' : 'other', listening };
+    }
+  } catch {
+    // no /proc/net/unix: not a listening unix socket as far as we can tell
+  }
+  return { inode, family: 'other', listening: false };
+}
+
+/**
+ * An inherited socket (`fd://N`): used as it is, neither bound nor owned by us; closed
+ * with the vassal like the others, never unlinked.
+ * @throws SocketBindError when N is not an open socket
+ */
+async function adoptSocket(spec: SocketSpec, fd: number, where: string): Promise<BoundSocket> {
+  const info = await inspectSocketFd(fd);
+  if (info === undefined) {
+    throw new SocketBindError(`${where}: file descriptor ${fd} is not an open socket${fd === 0 ? ' (start the vassal with a listening socket on stdin, as lighttpd bin-path does)' : ''}`);
+  }
+  return {
+    spec,
+    fd,
+    inode: info.inode,
+    tcp: info.family === 'tcp',
+    close() {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    },
+  };
+}
+
+/**
+ * Binds one socket (no listen), or adopts an inherited one (`fd://N`). Host names are
+ * resolved once.
  * @throws SocketBindError naming the file, line, option, address and reason.
  */
 export async function bindSocket(spec: SocketSpec, perms: SocketPermissions): Promise<BoundSocket> {
   const where = `${spec.file}:${spec.line}: ${spec.option}: ${spec.name}`;
   const addr = spec.address;
+  if (addr.kind === 'fd') return adoptSocket(spec, addr.fd, where);
   let handle: ServerHandle | number;
   let unixPath: string | undefined;
   if (addr.kind === 'tcp') {
@@ -169,6 +242,7 @@ export async function bindSocket(spec: SocketSpec, perms: SocketPermissions): Pr
     spec,
     fd: bound.fd,
     inode: socketInode(bound.fd),
+    tcp: addr.kind === 'tcp',
     close(unlink: boolean) {
       bound.close();
       if (unlink && path !== undefined && !path.startsWith('\0')) {

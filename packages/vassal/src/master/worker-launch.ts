@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import type { VassalConfig } from '@emperor/config';
 import type { Clock } from '@emperor/process';
 import { requestLogSpec } from '../shared/request-log.js';
-import { WORKER_SPEC_ENV, WORKER_SPEC_VERSION, heartbeatIntervalMs, type WorkerSpec } from '../shared/worker-spec.js';
+import { WORKER_SPEC_ENV, WORKER_SPEC_VERSION, fastcgiValues, heartbeatIntervalMs, type WorkerSpec } from '../shared/worker-spec.js';
 import { cpusForWorker } from './health.js';
 import type { LaunchRequest, Runtime } from './runtimes/runtime.js';
 import type { BoundSocket } from './sockets.js';
@@ -57,6 +57,8 @@ export function workerSpec(w: WorkerToLaunch): WorkerSpec {
     requestLog: requestLogSpec(config),
     logto: config.logto,
     app: w.runtime.app(config),
+    mount: { mountpoint: config.mountpoint, manageScriptName: config.manageScriptName },
+    fastcgi: fastcgiValues(config),
   };
 }
 

@@ -3,7 +3,7 @@
  * `EMPEROR_WORKER` (JSON, removed from the app's environment by the worker before the
  * app loads). Both runtimes (Node and Python) read it; change them together.
  */
-import type { SocketProtocol } from '@emperor/config';
+import type { SocketProtocol, VassalConfig } from '@emperor/config';
 import { WORKER_SPEC_VERSION, WorkerSpecError } from '@emperor/protocol';
 import type { RequestLogSpec } from './request-log.js';
 
@@ -54,7 +54,7 @@ export interface PythonApp {
 
 /** Everything a worker needs to run. Durations in milliseconds, sizes in bytes. */
 export interface WorkerSpec {
-  readonly v: 1;
+  readonly v: typeof WORKER_SPEC_VERSION;
   /** The vassal's name (file name), for logs. */
   readonly vassal: string;
   /** Worker id, 1-based, stable across respawns. */
@@ -104,6 +104,51 @@ export interface WorkerSpec {
    */
   readonly logto: string | undefined;
   readonly app: NodeApp | PythonApp;
+  /** `mount` and `manage-script-name`: how the request's path is split for the app. */
+  readonly mount: MountSpec;
+  /** What a FastCGI socket answers to `FCGI_GET_VALUES`. */
+  readonly fastcgi: FastcgiValues;
+}
+
+/** `mount` and `manage-script-name` (uWSGI core/protocol.c), for every protocol. */
+export interface MountSpec {
+  /** The mountpoint without a trailing slash; "" for the root. */
+  readonly mountpoint: string;
+  /**
+   * Python: SCRIPT_NAME becomes the mountpoint and PATH_INFO the rest of the path
+   * (PATH_INFO, or SCRIPT_NAME when PATH_INFO is empty) when the path is under the
+   * mountpoint. Node: the mountpoint is taken off the front of `req.url`.
+   */
+  readonly manageScriptName: boolean;
+}
+
+/**
+ * The answers to FastCGI's `FCGI_GET_VALUES` (FastCGI 1.0 spec 4.1), the vassal's
+ * capacity rather than one worker's: any worker may be asked. `FCGI_MPXS_CONNS` is
+ * always 0 (no multiplexing).
+ */
+export interface FastcgiValues {
+  /** `FCGI_MAX_CONNS`: connections the vassal keeps open at once. */
+  readonly maxConns: number;
+  /** `FCGI_MAX_REQS`: requests it serves at once. */
+  readonly maxReqs: number;
+}
+
+/**
+ * Open connections per worker that FastCGI reports: the Python worker's cap on its
+ * connections (python/emperor_worker/server.py MAX_CONNECTIONS); a Node worker has no cap
+ * and reports the same figure.
+ */
+export const FASTCGI_CONNS_PER_WORKER = 512;
+
+/**
+ * `FCGI_MAX_CONNS` and `FCGI_MAX_REQS` of a vassal: `processes` workers of
+ * {@link FASTCGI_CONNS_PER_WORKER} connections each; a Python worker serves `threads`
+ * requests at once, a Node worker as many as its connections.
+ */
+export function fastcgiValues(config: Pick<VassalConfig, 'processes' | 'threads' | 'runtime'>): FastcgiValues {
+  const maxConns = config.processes * FASTCGI_CONNS_PER_WORKER;
+  return { maxConns, maxReqs: config.runtime === 'python' ? config.processes * config.threads : maxConns };
 }
 
 /**

@@ -24,13 +24,19 @@ per request on the hot path:
   - ``head``: the bytes of the status line and headers;
   - ``length``: the body length the head announced, or None;
   - ``frame``: None to send body bytes as they are, else a function framing one piece;
-  - ``end``: bytes to send after the body (the last chunk), maybe empty;
+  - ``end``: bytes to send after the body (the last chunk), maybe empty; or a function
+    of the connection returning them, called when the response ends (FastCGI reads the
+    rest of the body and answers what arrived meanwhile; it may raise ClientError);
   - ``keep``: whether the connection may serve another request after this response;
   - ``count``: the number of header lines (the request log's "headers").
 
-To add a protocol (FastCGI, say): a module in this package with a ``Protocol`` subclass,
-named in ``PROTOCOLS`` (``protocols/__init__.py``) under the name the master gives its
-sockets (packages/vassal/src/shared/worker-spec.ts).
+* a reply, in place of a request: ``(None, data, None, keep, None)``: input the protocol
+  answers without the app (FastCGI's management records); ``data`` is sent and the
+  connection stays open when ``keep``.
+
+To add a protocol: a module in this package with a ``Protocol`` subclass, named in
+``PROTOCOLS`` (``protocols/__init__.py``) under the name the master gives its sockets
+(packages/vassal/src/shared/worker-spec.ts), as ``fastcgi.py`` is.
 """
 
 from __future__ import annotations
@@ -76,8 +82,12 @@ class Protocol:
         self.server = server
         self.date = date
 
+    def configure(self, spec: dict) -> None:
+        """Reads what the protocol needs from the worker spec (``EMPEROR_WORKER``); most need nothing."""
+
     def head_ready(self, buf: bytearray) -> bool:
-        """Whether ``buf`` holds a whole request head, or enough of one to refuse it: the
+        """Whether ``buf`` holds a whole request head, or enough of one to refuse it (or a
+        message the protocol answers itself, see the module's doc): the
         loop starts a request only then, so a slow sender holds a connection, not the
         worker. May drop leading bytes the protocol ignores."""
         raise NotImplementedError

@@ -17,6 +17,7 @@ import { LOG_FLUSH_MS, openLogSink, type LogSink } from '@emperor/process/log-fi
 import { compileLogFormat, formatDefaultLine, jsonRenderer, packetSize, shouldLog, varSlots, type RequestFacts } from '../../shared/request-log.js';
 import type { WorkerSpec } from '../../shared/worker-spec.js';
 import type { RequestSocketFacts } from './protocols/protocol.js';
+import { requestUrl } from './mount.js';
 
 /** What {@link setUpLogging} gives the worker. */
 export interface WorkerLogging {
@@ -81,7 +82,7 @@ class FinishedRequest implements RequestFacts {
     this.wid = wid;
     this.n = n;
     this.method = req.method ?? '';
-    this.uri = req.url ?? '';
+    this.uri = requestUrl(req); // as it came, before a mount took its mountpoint off
     const version = req.httpVersion;
     this.proto = version === '1.1' ? 'HTTP/1.1' : `HTTP/${version}`;
     this.status = status;

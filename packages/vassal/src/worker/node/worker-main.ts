@@ -20,6 +20,7 @@ import { perRequestHarakiri } from './harakiri.js';
 import { Lifecycle } from './lifecycle.js';
 import { setUpLogging } from './logging.js';
 import { planProtocols, serveSockets, type Serving } from './protocols/index.js';
+import { mountListener } from './mount.js';
 import { trackRequests } from './requests.js';
 import { SlotPublisher } from './slot.js';
 import { startStackWatchdog } from './stack-watchdog.js';
@@ -96,10 +97,12 @@ async function start(): Promise<void> {
   }
   const app = appServer(entry, appErrorHandler(logger, () => (slot.exceptions += 1)), ours);
   if (entry.kind === 'server') logger.info(`serving the server the app created (its listen() is redirected to ${spec.sockets.map((s) => s.name).join(', ')})`);
+  const mount = mountListener(spec.mount.mountpoint, spec.mount.manageScriptName);
+  if (mount !== undefined) app.prependListener('request', mount); // behind the accounting (prepended next), before the app
   app.prependListener('request', trackRequests({ slot, harakiri: perRequestHarakiri(spec.harakiriMs, logger, () => (slot.harakiriCount += 1)), logging, lifecycle }));
   let serving: Serving;
   try {
-    serving = await serveSockets(app, plan, { bufferSize: spec.bufferSize, socketTimeoutMs: spec.socketTimeoutMs, logger, backlog: spec.backlog, ours });
+    serving = await serveSockets(app, plan, { bufferSize: spec.bufferSize, socketTimeoutMs: spec.socketTimeoutMs, fastcgi: spec.fastcgi, logger, backlog: spec.backlog, ours });
   } catch (err) {
     if (err instanceof SocketListenError) {
       logger.error({ code: err.errno }, err.message);

@@ -9,6 +9,7 @@ import type { SocketProtocol } from '@emperor/config';
 import type { WorkerSocket } from '../../../shared/worker-spec.js';
 import { realListen } from '../app-loader.js';
 import { SocketListenError, WorkerProtocolError } from '../errors.js';
+import { fastcgiProtocol } from './fastcgi.js';
 import { httpProtocol } from './http.js';
 import type { Protocol, ProtocolOptions, ProtocolServer } from './protocol.js';
 import { uwsgiProtocol } from './uwsgi.js';
@@ -19,7 +20,7 @@ export type { Protocol, ProtocolOptions, ProtocolServer, RequestSocketFacts } fr
  * A module for every protocol the config gives a socket (`SocketProtocol`): a protocol
  * added there is a compile error here until the Node worker has its module.
  */
-const MODULES = { http: httpProtocol, uwsgi: uwsgiProtocol } as const satisfies Record<SocketProtocol, Protocol>;
+const MODULES = { http: httpProtocol, uwsgi: uwsgiProtocol, fastcgi: fastcgiProtocol } as const satisfies Record<SocketProtocol, Protocol>;
 
 /** Every protocol module of the Node worker, by name (a Map: `constructor` or `__proto__` name nothing). */
 export const PROTOCOLS: ReadonlyMap<string, Protocol> = new Map(Object.values(MODULES).map((p) => [p.name, p]));

@@ -5,8 +5,8 @@
  * Every protocol hands its requests to one server, the app's HTTP server (ours around
  * the app's request listener, or the server the app created itself): `http-socket` lets
  * that server accept and parse, the uwsgi protocol turns its packet into an HTTP head and
- * hands the connection over (`emit('connection')`), and FastCGI is meant to do the same
- * with its records. So every app shape is served by Node's own HTTP machinery, and the
+ * hands the connection over (`emit('connection')`), and FastCGI hands over each request
+ * as a connection of its own (a Duplex between its records and Node's HTTP). So every app shape is served by Node's own HTTP machinery, and the
  * worker's accounting (slot, request log, harakiri, max-requests) hangs on that server's
  * `request` event, the same for every protocol.
  *
@@ -17,12 +17,14 @@
  */
 import net from 'node:net';
 import type { Logger } from '@emperor/process/logger';
-import type { WorkerSocket } from '../../../shared/worker-spec.js';
+import type { FastcgiValues, WorkerSocket } from '../../../shared/worker-spec.js';
 
 /** What a protocol module is given about the worker, besides its sockets. */
 export interface ProtocolOptions {
   /** `buffer-size`, bytes: the largest request block (uwsgi vars, FastCGI params) accepted. */
   readonly bufferSize: number;
+  /** What FastCGI answers to `FCGI_GET_VALUES` (the vassal's capacity). */
+  readonly fastcgi: FastcgiValues;
   /** `socket-timeout`, ms: how long a client may take to send a whole request block. */
   readonly socketTimeoutMs: number;
   /** For the one warning line per refused connection; the worker keeps serving. */
@@ -66,10 +68,7 @@ export interface ProtocolServer {
   close(): Promise<void>;
 }
 
-/**
- * A protocol module: `http` (`http-socket`), `uwsgi` (`socket`, `uwsgi-socket`); FastCGI
- * (`fastcgi-socket`) is meant to be one more.
- */
+/** A protocol module: `http` (`http-socket`), `uwsgi` (`socket`, `uwsgi-socket`), `fastcgi` (`fastcgi-socket`). */
 export interface Protocol {
   /** The protocol's name in the worker spec (`WorkerSocket.protocol`). */
   readonly name: string;

@@ -117,7 +117,10 @@ export function encodeUwsgiPacket(vars: Iterable<readonly [string, string]>, mod
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE = /[\r\n\0]/;
+/** What Node's HTTP parser refuses in a header value (control characters but HTAB): refused here, with a reason, rather than answered 400 by Node. */
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** What it refuses in a request target: controls and spaces. */
+const BAD_URI = /[\x00-\x20\x7f]/;
 /** Request headers that describe the uwsgi hop, not the client's request: we frame the body ourselves. */
 const HOP_HEADERS = new Set(['content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'upgrade', 'expect']);
 
@@ -128,16 +131,28 @@ export interface SyntheticHead {
   readonly bodyLength: number;
 }
 
+/** How {@link uwsgiToHttpHead} frames the body. */
+export interface SyntheticHeadOptions {
+  /**
+   * The body follows chunked (`Transfer-Encoding: chunked`) instead of framed by
+   * `CONTENT_LENGTH`: a FastCGI body of unknown length, whose end is its empty STDIN
+   * record. @default false
+   */
+  readonly chunkedBody?: boolean;
+}
+
 /**
- * Turns the vars nginx sends (the stock `uwsgi_params` plus `HTTP_*` headers) back into an
- * HTTP/1.x request head, so the app is served by Node's own HTTP machinery.
+ * Turns the vars nginx sends (the stock `uwsgi_params` plus `HTTP_*` headers), or a
+ * FastCGI request's params, back into an HTTP/1.x request head, so the app is served by
+ * Node's own HTTP machinery.
  * The request line is `REQUEST_METHOD REQUEST_URI SERVER_PROTOCOL` (REQUEST_URI is
- * rebuilt from PATH_INFO and QUERY_STRING when absent); `HTTP_FOO_BAR` becomes
- * `foo-bar`; the body is framed by `CONTENT_LENGTH` alone; `Connection: close`, since a
- * uwsgi connection carries one request.
+ * rebuilt from SCRIPT_NAME, PATH_INFO and QUERY_STRING when absent); `HTTP_FOO_BAR`
+ * becomes `foo-bar`; the body is framed by `CONTENT_LENGTH` alone (or chunked, see
+ * {@link SyntheticHeadOptions}); `Connection: close`, since the connection the app sees
+ * carries one request.
  * @returns the head, or a reason string when a var cannot be expressed in HTTP
  */
-export function uwsgiToHttpHead(vars: ReadonlyMap<string, string>): SyntheticHead | string {
+export function uwsgiToHttpHead(vars: ReadonlyMap<string, string>, options: SyntheticHeadOptions = {}): SyntheticHead | string {
   const method = vars.get('REQUEST_METHOD') || 'GET';
   if (!TOKEN.test(method)) return `bad REQUEST_METHOD ${JSON.stringify(method.slice(0, 20))}`;
   let uri = vars.get('REQUEST_URI') ?? '';
@@ -146,7 +161,7 @@ export function uwsgiToHttpHead(vars: ReadonlyMap<string, string>): SyntheticHea
     const query = vars.get('QUERY_STRING') ?? '';
     uri = query === '' ? path : `${path}?${query}`;
   }
-  if (/[\s\0]/.test(uri) || uri === '') return `bad REQUEST_URI ${JSON.stringify(uri.slice(0, 60))}`;
+  if (BAD_URI.test(uri) || uri === '') return `bad REQUEST_URI ${JSON.stringify(uri.slice(0, 60))}`;
   const protocol = vars.get('SERVER_PROTOCOL') || 'HTTP/1.0';
   if (protocol !== 'HTTP/1.0' && protocol !== 'HTTP/1.1') return `unsupported SERVER_PROTOCOL ${JSON.stringify(protocol.slice(0, 20))}`;
   const lengthText = vars.get('CONTENT_LENGTH') ?? '';
@@ -172,7 +187,8 @@ export function uwsgiToHttpHead(vars: ReadonlyMap<string, string>): SyntheticHea
     if (BAD_VALUE.test(contentType)) return 'var CONTENT_TYPE cannot be an HTTP header';
     lines.push(`content-type: ${contentType}`);
   }
-  if (bodyLength > 0 || lengthText !== '') lines.push(`content-length: ${bodyLength}`);
+  if (options.chunkedBody === true) lines.push('transfer-encoding: chunked');
+  else if (bodyLength > 0 || lengthText !== '') lines.push(`content-length: ${bodyLength}`);
   lines.push('connection: close', '', '');
   return { head: Buffer.from(lines.join('\r\n'), 'latin1'), bodyLength };
 }

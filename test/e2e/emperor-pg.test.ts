@@ -463,3 +463,60 @@ test('docs/fleet.md as written: its schema and triggers, its per-host query; a p
   await answers(pMine, 'default');
   await assert.rejects(db.sql(`INSERT INTO vassals (name, config) VALUES ('../x.ini', 'x')`, [], database), /violates check constraint/);
 });
+
+test('handover: row vassals survive a SIGKILL of the emperor with their files; the next emperor adopts the same rows (same masters, reloads read the file), stops a row deleted meanwhile and removes its file; a real stop removes the directory', { skip }, async (t) => {
+  const database = await fleet();
+  const [pa, pb] = [await freePort(), await freePort()];
+  await putRow(database, 'a.ini', vassalIni(pa, 'a1'));
+  await putRow(database, 'b.ini', vassalIni(pb, 'b1'));
+  const value = `pg://host=${db.socketDir} port=${db.port} dbname=${database} user=postgres`;
+  const base = tempDir(t, 'emperor-pg-handover-');
+  chmodSync(base, 0o755);
+  const handover = ['--emperor-runtime-dir', join(base, 'run'), '--emperor-adopt-timeout', '60'];
+  const first = pgEmperor(t, value, handover);
+  await answers(pa, 'a1');
+  await answers(pb, 'b1');
+  const a = await vassal(first.stats, 'a.ini', (v) => v.ready === 1, 'ready');
+  const b = await vassal(first.stats, 'b.ini', (v) => v.ready === 1, 'ready');
+  // The masters outlive the emperor: end them (and their workers) by pid whatever happens.
+  t.after(() => {
+    for (const pid of [a.pid, b.pid]) {
+      for (const p of [pid, ...descendants(pid)]) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+    }
+  });
+  const dir = first.emperor.logs.find((l) => typeof l.dir === 'string')[0]?.dir as string;
+  assert.equal(a.path, join(dir, 'a.ini'));
+
+  first.emperor.child.kill('SIGKILL');
+  await first.emperor.exited;
+  assert.ok(statSync(join(dir, 'a.ini')).isFile(), 'the row file outlives a crashed emperor');
+  assert.equal((await httpGet(`http://127.0.0.1:${pa}/env?k=VERSION`)).body, 'a1', 'a serves on without an emperor');
+  // A row deleted while no emperor listens: its notification is lost.
+  await db.sql(`DELETE FROM vassals WHERE name = 'b.ini'`, [], database);
+
+  const second = pgEmperor(t, value, handover);
+  await waitFor(() => second.emperor.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('adopted 2 vassal(s)')).length > 0, { message: 'both masters adopted', timeoutMs: 20_000 });
+  await waitFor(() => refused(pb), { message: 'b.ini (row deleted) stopped', timeoutMs: 20_000 });
+  await waitFor(() => { try { statSync(join(dir, 'b.ini')); return false; } catch { return true; } }, { message: 'b.ini\'s file removed' });
+  const adopted = await vassal(second.stats, 'a.ini', (v) => v.ready === 1, 'adopted and ready');
+  assert.equal(adopted.pid, a.pid, 'adopted: the same master, not restarted');
+  assert.equal(adopted.path, join(dir, 'a.ini'), 'the same row file');
+  assert.equal(second.emperor.logs.find((l) => l.msg === 'reloading vassal a.ini').length, 0, 'the same row: no reload');
+
+  // A new ts reloads the adopted master, which re-reads its file.
+  await putRow(database, 'a.ini', vassalIni(pa, 'a2'));
+  await answers(pa, 'a2');
+  assert.equal((await vassal(second.stats, 'a.ini', (v) => v.ready === 1, 'reloaded')).pid, a.pid);
+
+  // A real stop stops the vassals and removes the row files.
+  second.emperor.child.kill('SIGTERM');
+  await second.emperor.exited;
+  assert.equal(isAlive(a.pid), false, 'a real stop stops the adopted master');
+  assert.throws(() => statSync(dir), /ENOENT/);
+});

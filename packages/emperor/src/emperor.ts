@@ -318,7 +318,10 @@ export class Emperor {
     for (const spec of config.emperor) {
       const source = createSource(spec, {
         freqMs: config.emperorFreqMs,
-        pg: { channel: config.emperorPgChannel, tyrant: config.emperorTyrant, inherit: config.vassalsInherit, logger: this.#logger, identity: this.#identity },
+        pg: {
+          channel: config.emperorPgChannel, tyrant: config.emperorTyrant, inherit: config.vassalsInherit, logger: this.#logger, identity: this.#identity,
+          ...(this.#handover === undefined ? {} : { handoverDir: this.#handover.runtimeDir }),
+        },
         ownerOfLink: config.emperorTyrant && config.emperorTyrantNofollow,
         onError: (err) => this.#logger.warn(`watching ${spec} failed (${err.message}); rescanning every ${config.emperorFreqMs / 1000} s`),
         onSkip: (path, reason) => this.#logger.warn({ file: path }, `${path}: ${reason}`),
@@ -419,7 +422,7 @@ export class Emperor {
   handOver(): Promise<void> {
     if (this.#handover === undefined) return Promise.reject(new UpgradeError('this emperor has no handover; stop it instead'));
     this.#handingOver ??= (async () => {
-      for (const source of this.#sources) source.close();
+      for (const source of this.#sources) source.close('handover');
       if (this.#settleTimer !== undefined) clearTimeout(this.#settleTimer);
       if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
       await Promise.all(this.#stats.splice(0).map((server) => server.close()));
@@ -493,6 +496,10 @@ export class Emperor {
       const scanned = source.scan();
       if (scanned.settleInMs > 0) settleInMs = settleInMs === 0 ? scanned.settleInMs : Math.min(settleInMs, scanned.settleInMs);
       found.push(...scanned.files.values());
+      // Not read yet (a database): the vassals adopted from it run on as they are.
+      if (scanned.unlisted === true) {
+        for (const vassal of this.#vassals.values()) if (vassal.file.monitor === source.monitor) found.push(vassal.file);
+      }
     }
     const desired = this.#withoutCollisions(found);
     if (this.#config.emperorTyrant) this.#applyTyranny(desired);

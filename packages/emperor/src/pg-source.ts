@@ -53,6 +53,13 @@ export interface PgSourceOptions {
   readonly logger: Logger;
   /** Where the private directory of row files is made. @default runtimeBase() */
   readonly runtimeBase?: string;
+  /**
+   * The emperor's runtime directory when it can hand its vassals over (issue 19): the row
+   * files then go to a fixed directory in it ({@link RowFiles.fixed}) that outlives this
+   * emperor, for the masters it leaves (they re-read their file on reload) and the next
+   * emperor, instead of a fresh one in `runtimeBase`.
+   */
+  readonly handoverDir?: string;
   /** The environment and defaults the connection settings read. */
   readonly environment?: PgEnvironment;
   /**
@@ -92,6 +99,10 @@ export class PgSource extends EventEmitter<{ change: [] }> implements VassalSour
   #state: PgSourceState = 'idle';
   #client: pg.Client | undefined;
   #files: RowFiles | undefined;
+  /** The `emperor` value as written (names the fixed row directory of a handover). */
+  readonly #value: string;
+  /** A result has been applied: the vassals are known (until then an emperor keeps the ones it adopted). */
+  #listed = false;
   /** The rows of the last result applied, by name, and the vassal files made of them. */
   #rows: ReadonlyMap<string, VassalRow> = new Map();
   #vassals = new Map<string, VassalFile>();
@@ -116,6 +127,7 @@ export class PgSource extends EventEmitter<{ change: [] }> implements VassalSour
     const parsed = parsePgMonitor(value);
     if (!parsed.ok) throw new InternalError(`PgSource got an emperor value the config loader refuses: ${parsed.problem}`);
     this.#spec = parsed.monitor;
+    this.#value = value;
     this.monitor = parsed.monitor.display;
     this.#options = options;
     this.#logger = options.logger;
@@ -134,31 +146,41 @@ export class PgSource extends EventEmitter<{ change: [] }> implements VassalSour
   }
 
   /**
-   * Makes the row directory and starts connecting; returns at once.
+   * Makes the row directory (or opens the fixed one of a handover, files of a previous
+   * emperor included) and starts connecting; returns at once.
    * @throws the file system's error when the row directory cannot be made
    */
   start(): void {
     if (this.#state !== 'idle') return;
-    this.#files = new RowFiles(this.#options.runtimeBase ?? runtimeBase());
+    const handover = this.#options.handoverDir;
+    this.#files = handover === undefined ? new RowFiles(this.#options.runtimeBase ?? runtimeBase()) : RowFiles.fixed(handover, this.#value, this.#identity.uid);
     this.#freqTimer = setInterval(() => void this.#refresh(), this.#options.freqMs);
     this.#logger.info({ monitor: this.monitor, channel: this.#options.channel, dir: this.#files.dir }, `${this.monitor}: reading vassals from PostgreSQL (LISTEN ${this.#options.channel}; row files in ${this.#files.dir})`);
     void this.#connect();
   }
 
-  /** The vassals of the last result read (none before the first one). */
-  scan(): { files: Map<string, VassalFile>; settleInMs: number } {
-    return { files: new Map(this.#vassals), settleInMs: 0 };
+  /**
+   * The vassals of the last result read; before the first one none, and `unlisted`: the
+   * emperor keeps the vassals it already runs from this source (adopted from a previous
+   * emperor) until the table says otherwise.
+   */
+  scan(): { files: Map<string, VassalFile>; settleInMs: number; unlisted?: boolean } {
+    return { files: new Map(this.#vassals), settleInMs: 0, ...(this.#listed ? {} : { unlisted: true }) };
   }
 
-  /** Disconnects, stops every timer and removes the row files. Idempotent. */
-  close(): void {
+  /**
+   * Disconnects, stops every timer and removes the row files, except at a `handover`
+   * with a fixed directory: its masters keep serving and re-read their files, and the
+   * next emperor takes the directory over. Idempotent.
+   */
+  close(how: 'stop' | 'handover' = 'stop'): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     if (this.#freqTimer !== undefined) clearInterval(this.#freqTimer);
     if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
     this.#drop(this.#client);
     this.#client = undefined;
-    this.#files?.close();
+    if (how === 'stop' || this.#options.handoverDir === undefined) this.#files?.close();
   }
 
   async #connect(): Promise<void> {
@@ -361,6 +383,17 @@ export class PgSource extends EventEmitter<{ change: [] }> implements VassalSour
       changed = true;
     }
     this.#rows = rows;
+    if (!this.#listed) {
+      this.#listed = true;
+      // The first result: what a previous emperor left for rows gone since is of no use.
+      try {
+        const removed = files.sweep(new Set(rows.keys()));
+        if (removed.length > 0) this.#logger.info({ monitor: this.monitor }, `${this.monitor}: removed the row file(s) of ${removed.join(', ')}, no longer in the table`);
+      } catch (err) {
+        this.#logger.warn({ monitor: this.monitor }, `${this.monitor}: cannot clean ${files.dir}: ${(err as Error).message}`);
+      }
+      changed = true;
+    }
     this.#report(notes, ['socket:', 'write:']);
     if (changed) this.emit('change');
   }

@@ -7,11 +7,17 @@
  *
  * uWSGI hands such a config through a pipe instead (`emperor://NAME`, core/emperor.c),
  * which its master asks for again on reload; a file keeps our master unchanged.
+ *
+ * With a handover (issue 19) the masters outlive the emperor, and so must their files: the
+ * directory is then a fixed one in the emperor's runtime directory, named by the source
+ * ({@link RowFiles.fixed}), which the next emperor opens again and finds them in.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, closeSync, fchownSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, fchownSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RuntimeDirError } from '@emperor/protocol';
 import { parseConfigText, readConfigFile, resolveVassalConfig, type ConfigFormat, type Principal } from '@emperor/config';
 
 /** A user and group to give a file to. */
@@ -34,14 +40,64 @@ export function runtimeBase(env: NodeJS.ProcessEnv = process.env, uid: number = 
 
 /** One source's directory of row files. */
 export class RowFiles {
-  /** The directory, `BASE/emperor-pg-XXXXXX`, mode 0711: masters can reach their file, nobody can list the names. */
+  /**
+   * The directory: `BASE/emperor-pg-XXXXXX` (made anew, removed at close), or with
+   * {@link RowFiles.fixed} `RUNTIME/emperor-pg-HASH`; mode 0711 either way: masters can
+   * reach their file, nobody can list the names.
+   */
   readonly dir: string;
 
-  /** Makes the directory (and `base`, mode 0755, if missing). @throws the file system's error */
-  constructor(base: string) {
+  /**
+   * Makes a fresh directory (and `base`, mode 0755, if missing), or takes `fixed` as it is.
+   * @throws the file system's error
+   */
+  constructor(base: string, fixed?: string) {
+    if (fixed !== undefined) {
+      this.dir = fixed;
+      return;
+    }
     mkdirSync(base, { recursive: true, mode: 0o755 });
     this.dir = mkdtempSync(join(base, 'emperor-pg-'));
     chmodSync(this.dir, 0o711);
+  }
+
+  /**
+   * The directory of a source's row files that outlives this emperor, for a handover:
+   * `runtimeDir/emperor-pg-HASH`, HASH from the source's whole `emperor` value (so two
+   * sources, or two emperors with other queries, never share one, and the next emperor on
+   * the same runtime directory and value finds the files the adopted masters re-read).
+   * Made mode 0711 when missing; an existing one must be a directory of this user (not a
+   * symlink), as the runtime directory itself is trusted.
+   * @param runtimeDir the emperor's runtime directory (`emperor-runtime-dir`), already checked
+   * @param uid the emperor's own uid
+   * @throws {RuntimeDirError} naming the path when it exists as something else; the file system's errors
+   */
+  static fixed(runtimeDir: string, value: string, uid: number = process.getuid?.() ?? 0): RowFiles {
+    const dir = join(runtimeDir, `emperor-pg-${createHash('sha256').update(value).digest('hex').slice(0, 16)}`);
+    try {
+      mkdirSync(dir, { mode: 0o711 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const stat = lstatSync(dir);
+      if (!stat.isDirectory() || stat.uid !== uid) throw new RuntimeDirError(`${dir} exists but is not a directory of uid ${uid}; remove it`);
+    }
+    chmodSync(dir, 0o711);
+    return new RowFiles(runtimeDir, dir);
+  }
+
+  /**
+   * Removes every file but those of `keep` (by vassal name): files left by a previous
+   * emperor for rows gone since, and temporary files of a write it did not finish.
+   * @returns the names of the vassal files removed (not the temporary ones)
+   */
+  sweep(keep: ReadonlySet<string>): string[] {
+    const removed: string[] = [];
+    for (const entry of readdirSync(this.dir)) {
+      if (keep.has(entry)) continue;
+      rmSync(join(this.dir, entry), { recursive: true, force: true });
+      if (!entry.startsWith('.')) removed.push(entry);
+    }
+    return removed;
   }
 
   /** The path of a vassal's file. */

@@ -72,10 +72,16 @@ export interface VassalSource extends EventEmitter<{ change: [] }> {
   start(): void;
   /**
    * Lists the vassal files now. A new file modified in the last {@link SETTLE_MS} is left
-   * out; `settleInMs` says when to look again (0 when nothing is pending).
+   * out; `settleInMs` says when to look again (0 when nothing is pending). `unlisted`:
+   * the source cannot list its vassals yet (a database not read yet); the emperor then
+   * keeps the vassals it runs from it as they are.
    */
-  scan(now?: number): { files: Map<string, VassalFile>; settleInMs: number };
-  close(): void;
+  scan(now?: number): { files: Map<string, VassalFile>; settleInMs: number; unlisted?: boolean };
+  /**
+   * Stops watching. `handover` (the emperor exits for a next one, its vassals serve on):
+   * leave what their masters read in place. @default 'stop'
+   */
+  close(how?: 'stop' | 'handover'): void;
 }
 
 /** A file younger than this (by mtime) may still be being written: wait one more scan. */

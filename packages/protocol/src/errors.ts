@@ -431,7 +431,7 @@ export const ERRORS = registry({
   },
   ERR_RUNTIME_DIR: {
     errorClass: RuntimeDirError,
-    thrownFrom: ['packages/emperor/src/leases.ts', 'packages/emperor/src/control-server.ts'],
+    thrownFrom: ['packages/emperor/src/leases.ts', 'packages/emperor/src/control-server.ts', 'packages/emperor/src/row-files.ts'],
     meaning: 'The emperor runtime directory cannot hold its control socket safely; no handover.',
   },
   ERR_CONTROL_AUTH: {

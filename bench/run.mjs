@@ -7,6 +7,7 @@ import { results, runCleanups } from './lib.mjs';
 
 const all = {
   'drop-to-200': () => import('./drop-to-200.mjs'),
+  'emperor-pg': () => import('./emperor-pg.mjs'),
   'emperor-scale': () => import('./emperor-scale.mjs'),
   handover: () => import('./handover.mjs'),
   'node-pool': () => import('./node-pool.mjs'),

@@ -1,15 +1,16 @@
 /**
  * Security properties: restrictive modes on the sockets and files we create, socket
  * ownership options honoured, no option or placeholder that runs a command, no XML
- * entity expansion.
+ * entity expansion, no database password shown.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIXTURES, freePort, serving, spawnEmperor, startVassal, statsOf, statsUntil, tempDir, waitFor, type EmperorStatsDoc } from '../helpers/index.js';
 import { record } from '../helpers/record.js';
+import { POSTGRES_MISSING, VASSALS_TABLE, startPostgres } from '../helpers/postgres.js';
 
 const APP = join(FIXTURES, 'apps', 'basic.mjs');
 const mode = (path: string): string => (statSync(path).mode & 0o777).toString(8);
@@ -120,4 +121,34 @@ test('XML entity expansion is never performed ("billion laughs" is refused)', as
   const line = proc.logs.lines[0]?.raw ?? '';
   assert.match(line, /^emperor: .*lol\.xml:\d+: .*ENTITY/);
   record({ area: 'security', what: 'XML "billion laughs" (10 levels of nested entities)', tries: 1, outcome: 'refused before parsing: entity declarations are never expanded', log: line.replace(/^emperor: /, '') });
+});
+
+const pgCleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const cleanup of pgCleanups.reverse()) await cleanup();
+});
+
+test('a pg:// source: its password is in no log line and no stats; row files are 0600 in a 0711 directory', { skip: POSTGRES_MISSING }, async (t) => {
+  const db = await startPostgres({ after: (fn) => void pgCleanups.push(fn as () => Promise<void>) });
+  await db.createDatabase('fleet');
+  await db.sql(VASSALS_TABLE, [], 'fleet');
+  await db.sql('CREATE ROLE emperor LOGIN PASSWORD \'Secret-pw-77\'');
+  await db.sql('GRANT SELECT ON vassals TO emperor', [], 'fleet');
+  const port = await freePort();
+  await db.sql('INSERT INTO vassals (name, config) VALUES ($1, $2)', ['shop.ini', `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\n`], 'fleet');
+  const stats = join(tempDir(t), 'emperor.stats');
+  const value = `pg://host=127.0.0.1 port=${db.port} dbname=fleet user=emperor password=Secret-pw-77`;
+  const emperor = spawnEmperor(t, ['--emperor', value, '--emperor-stats', stats]);
+  await serving(`http://127.0.0.1:${port}/`);
+  const doc = await statsOf<EmperorStatsDoc & { vassals: Array<{ path: string }> }>(stats);
+  const path = doc.vassals[0]?.path ?? '';
+  const shown = JSON.stringify(doc) + emperor.logs.lines.map((l) => l.raw).join('\n');
+  assert.doesNotMatch(shown, /Secret-pw-77/);
+  assert.ok(shown.includes(`pg://host=127.0.0.1 port=${db.port} dbname=fleet user=emperor`));
+  assert.equal(mode(path), '600');
+  assert.equal(mode(join(path, '..')), '711');
+  record({
+    area: 'security', what: 'a pg:// emperor source with a password in its connection string', tries: 1,
+    outcome: 'the password is in no log line and not in stats (emperor, monitor); each row\'s config file is 0600, in a private 0711 directory',
+  });
 });

@@ -7,8 +7,30 @@ import { parseCapabilities } from './capabilities.js';
 import type { CollectedOptions } from './collect.js';
 import { ConfigValueError } from './errors.js';
 import { createOptionReader } from './option-reader.js';
-import type { EmperorConfig, LogStyleChoice } from './types.js';
+import { isPgMonitor, maskPgMonitor, parsePgMonitor } from './pg-monitor.js';
+import type { EmperorConfig, LogStyleChoice, ResolvedOption } from './types.js';
 import { invalid, parsePath, parsePrincipal } from './values.js';
+
+/** `emperor-pg-channel` when unset (the option table's default). */
+const DEFAULT_PG_CHANNEL = 'emperor';
+/**
+ * A channel name that `LISTEN name` and `NOTIFY name` spell the same without quotes
+ * (PostgreSQL folds unquoted names to lower case), at most NAMEDATALEN - 1 bytes.
+ */
+const PG_CHANNEL = /^[a-z_][a-z0-9_$]{0,62}$/;
+
+/**
+ * A `pg://` value, checked and kept as given (the source parses it again when it starts).
+ * @throws {ConfigValueError} naming the problem; the value it quotes has its password removed
+ */
+function checkPgMonitor(option: ResolvedOption): string {
+  const parsed = parsePgMonitor(option.value);
+  if (parsed.ok) return option.value;
+  throw new ConfigValueError({
+    file: option.file, line: option.line, option: option.name, value: maskPgMonitor(option.value),
+    expected: 'pg://CONNINFO;QUERY (a libpq connection string, then the query)', problem: parsed.problem,
+  });
+}
 
 /**
  * @param where the file named when something is missing: the last config file, or `<command line>`
@@ -17,7 +39,7 @@ import { invalid, parsePath, parsePrincipal } from './values.js';
 export function buildEmperorConfig(where: string, collected: CollectedOptions): EmperorConfig {
   // Paths in the emperor's own file are relative to that file, as in a vassal file.
   const read = createOptionReader(collected, (file) => dirname(resolve(file)));
-  const emperor = read.paths('emperor');
+  const emperor = read.all('emperor').map((option) => (isPgMonitor(option.value) ? checkPgMonitor(option) : parsePath(option, read.baseDirOf(option))));
   if (emperor.length === 0) {
     throw new ConfigValueError({
       file: where, line: 0, option: 'emperor', value: undefined, expected: 'a directory of vassal files', subject: 'no vassals',
@@ -27,7 +49,7 @@ export function buildEmperorConfig(where: string, collected: CollectedOptions): 
   // uWSGI hands the value to glob(3), which allows wildcards anywhere; we watch one
   // directory per value, so only the file name part may have them.
   for (const option of read.all('emperor')) {
-    if (/[*?[]/.test(dirname(option.value))) {
+    if (!isPgMonitor(option.value) && /[*?[]/.test(dirname(option.value))) {
       invalid(option, 'a directory, or a pattern with wildcards in the file name only (DIR/*.ini)', 'wildcards are only allowed in the file name part, e.g. /etc/emperor.d/*.ini');
     }
   }
@@ -37,6 +59,11 @@ export function buildEmperorConfig(where: string, collected: CollectedOptions): 
   if (throttle !== undefined && throttleMs > maxThrottleMs) {
     invalid(throttle, `at most emperor-max-throttle (${maxThrottleMs})`, `must be <= emperor-max-throttle (${maxThrottleMs})`);
   }
+  const channel = read.last('emperor-pg-channel');
+  if (channel !== undefined && !PG_CHANNEL.test(channel.value)) {
+    invalid(channel, 'a channel name of at most 63 lower-case letters, digits, _ or $, starting with a letter or _ (so NOTIFY needs no quotes)');
+  }
+  if (channel !== undefined && !read.all('emperor').some((option) => isPgMonitor(option.value))) read.warn(channel, 'no-effect', 'has no effect without a pg:// emperor');
   const tyrant = read.bool('emperor-tyrant');
   const nofollow = read.last('emperor-tyrant-nofollow');
   if (nofollow !== undefined && !tyrant) read.warn(nofollow, 'no-effect', 'has no effect without emperor-tyrant');
@@ -55,6 +82,7 @@ export function buildEmperorConfig(where: string, collected: CollectedOptions): 
 
   return {
     emperor,
+    emperorPgChannel: channel?.value ?? DEFAULT_PG_CHANNEL,
     emperorStats: read.address('emperor-stats'),
     stats: read.address('stats'),
     statsHttp: read.bool('stats-http'),

@@ -21,4 +21,8 @@ export { formatWarning } from './warnings.js';
 export { generatedValues, renderConfigurationReference, renderLogFormatVariables, renderUwsgiCoverage, replaceGenerated, replaceGeneratedValues } from './reference-docs.js';
 export { checkConfigFile, type CheckOptions, type CheckResult, type ConfigProblem } from './check.js';
 export { LOG_FORMAT_REQUEST_VARS, LOG_FORMAT_VARIABLES, isLogFormatVariable, parseLogFormat, type LogFormatPart } from './log-format.js';
+export {
+  DEFAULT_PG_QUERY, PG_KEYWORDS, PG_SCHEMES, PG_SSLMODES, isPgMonitor, maskPgMonitor, parsePgMonitor,
+  type PgKeyword, type PgMonitor, type PgMonitorResult,
+} from './pg-monitor.js';
 export { CAPABILITIES, capabilityName, capabilityNumber, parseCapabilities, type CapabilityName } from './capabilities.js';

@@ -262,13 +262,15 @@ export const OPTIONS = [
     doc: '`name=value`: defines `%(name)` without defining an option.' }),
 
   // --- emperor (uWSGI core/emperor.c) -------------------------------------------------
-  option('emperor', { scope: 'emperor', group: 'emperor', type: 'path', repeatable: true, doc: 'A directory of vassal files, or a pattern such as `/etc/emperor.d/*.ini` (wildcards `*`, `?`, `[...]` in the file name part only). Repeatable; a vassal is named by its file name across all of them.' }),
+  option('emperor', { scope: 'emperor', group: 'emperor', type: 'path', repeatable: true, doc: 'A directory of vassal files, a pattern such as `/etc/emperor.d/*.ini` (wildcards `*`, `?`, `[...]` in the file name part only), or a PostgreSQL table: `pg://CONNINFO;QUERY` (also `pgsql://`), a libpq connection string then the query, default `SELECT name,config,EXTRACT(epoch FROM ts) FROM vassals` (uWSGI\'s emperor-pg; see [fleet.md](fleet.md)). Repeatable; a vassal is named by its file name (or row name) across all of them, and a name found twice is refused.' }),
+  option('emperor-pg-channel', { scope: 'emperor', group: 'emperor', type: 'string', default: 'emperor',
+    doc: 'The channel a `pg://` source LISTENs on: a `NOTIFY` on it re-reads the vassals at once (the query also runs every `emperor-freq` and on every reconnect). Lower-case letters, digits, `_` and `$`, so `NOTIFY name` needs no quotes. Emperor\'s addition; uWSGI only polls.' }),
   option('emperor-stats', { aliases: ['emperor-stats-server'], scope: 'emperor', group: 'emperor', type: 'address', doc: 'Serve the emperor stats JSON on this address.' }),
   option('emperor-prometheus', { scope: 'emperor', group: 'emperor', type: 'address',
     doc: 'Serve the emperor\'s Prometheus metrics on `GET /metrics` at this address: vassals by state, per vassal readiness and respawns. Emperor\'s addition.' }),
   option('emperor-tyrant', flag('emperor', 'Run each vassal as the owner uid/gid of its file (no supplementary groups, as uWSGI). Files owned by uid 0 or gid 0 are refused; a `uid`/`gid` option that differs from the owner is an error. Needs root.', 'emperor')),
   option('emperor-tyrant-nofollow', flag('emperor', 'In tyrant mode, judge a symlinked vassal by the link\'s owner, not the target\'s.', 'emperor')),
-  option('emperor-freq', { ...seconds('emperor', '3', 'Rescan interval behind the file watch.', 1), scope: 'emperor' }),
+  option('emperor-freq', { ...seconds('emperor', '3', 'Rescan interval behind the file watch; how often a `pg://` source re-runs its query.', 1), scope: 'emperor' }),
   option('emperor-throttle', { scope: 'emperor', group: 'emperor', type: 'uint', unit: 'milliseconds', default: '1000', min: 1, max: MAX_TIMER_MS,
     doc: 'First respawn delay of a failing vassal; it doubles up to `emperor-max-throttle`.' }),
   option('emperor-max-throttle', { scope: 'emperor', group: 'emperor', type: 'uint', unit: 'milliseconds', default: '180000', min: 1, max: MAX_TIMER_MS,

@@ -312,8 +312,14 @@ export interface VassalConfig {
  * flags). uWSGI core/emperor.c semantics; see docs/configuration.md.
  */
 export interface EmperorConfig {
-  /** `emperor` (repeatable): directories or glob patterns of vassal files. */
+  /**
+   * `emperor` (repeatable), in order: absolute directories or glob patterns of vassal
+   * files, and `pg://`/`pgsql://` values exactly as given (checked with `parsePgMonitor`;
+   * they may hold a password, so show them through `maskPgMonitor`).
+   */
   readonly emperor: readonly string[];
+  /** `emperor-pg-channel`: the channel `pg://` sources LISTEN on. @default "emperor" */
+  readonly emperorPgChannel: string;
   /** `emperor-stats` / `emperor-stats-server`. */
   readonly emperorStats: ListenAddress | undefined;
   /** `stats` / `stats-server` in the emperor's file: the emperor's stats too, as `emperor-stats` (both answer when both are set). */

@@ -24,7 +24,7 @@ import { startSuccessor } from './upgrade.js';
 import { type Notifier } from './notify.js';
 import { currentIdentity, planMasterLaunch, type EmperorIdentity, type MasterIdentity } from './privileges.js';
 import { reconcile, type ReconcileAction } from './reconcile.js';
-import { SETTLE_MS, createSource, type VassalFile, type VassalSource } from './source.js';
+import { SETTLE_MS, createSource, vassalOrigin, type VassalFile, type VassalSource } from './source.js';
 import { judgeTyrant, type TyrantIdentity } from './tyrant.js';
 import { VASSAL_STOP_MERCY_MS, Vassal, type SpawnMaster, type VassalState } from './vassal.js';
 
@@ -107,6 +107,8 @@ export class Emperor {
    * every scan, every 3 s).
    */
   readonly #refused = new Map<string, string>();
+  /** Name collisions between sources already logged: what collides → the line. */
+  #collisions = new Map<string, string>();
   readonly #identity: EmperorIdentity;
   readonly #listenFds: NonNullable<EmperorOptions['listenFds']>;
   /** Handover to a next emperor (issue 19): set when a runtime directory is usable and `emperor-adopt-timeout` > 0. */
@@ -156,6 +158,13 @@ export class Emperor {
    * reports that error itself.
    */
   #vassalIdentity(file: VassalFile): MasterIdentity | undefined {
+    if (file.kind === 'row') {
+      // The source read the row's uid/gid and gave its file to that user: the emperor may
+      // not be able to read it any more (mode 0600).
+      if (file.uid === this.#identity.uid && file.gid === this.#identity.gid) return undefined;
+      const name = userName(file.uid);
+      return { uid: file.uid, gid: file.gid, groups: name === undefined ? [file.gid] : initGroups(name, file.gid) };
+    }
     try {
       const { config } = loadVassalConfig(file.path, { inherit: this.#config.vassalsInherit });
       if (config.uid === undefined && config.gid === undefined) return undefined;
@@ -173,14 +182,16 @@ export class Emperor {
    *   for (the vassal then waits for its file to change, see {@link Vassal.start})
    */
   #spawnMaster(entry: string, file: VassalFile): Child {
-    const args = [entry, file.path];
+    // A row's master gets the bare name (its cwd is the row file's directory), so its
+    // config errors name the row: `shop.ini:7: harakiri: ...`.
+    const args = [entry, file.kind === 'row' ? file.name : file.path];
     const tyrant = this.#tyrantIdentity(file);
     // A root emperor leaves the vassal's own uid/gid to its master, which binds as root
     // first; one that is not root must start the master as that user already.
     const wanted: MasterIdentity | undefined = tyrant !== undefined
       ? { uid: tyrant.uid, gid: tyrant.gid, groups: [] }
       : this.#identity.uid === 0 ? undefined : this.#vassalIdentity(file);
-    const plan = planMasterLaunch(this.#identity, wanted, { file: file.path });
+    const plan = planMasterLaunch(this.#identity, wanted, { file: vassalOrigin(file) });
     if (!plan.ok) throw plan.error;
     const { launch } = plan;
     // On argv, where the vassal file cannot reach: the master refuses a uid/gid option
@@ -307,6 +318,10 @@ export class Emperor {
     for (const spec of config.emperor) {
       const source = createSource(spec, {
         freqMs: config.emperorFreqMs,
+        pg: {
+          channel: config.emperorPgChannel, tyrant: config.emperorTyrant, inherit: config.vassalsInherit, logger: this.#logger, identity: this.#identity,
+          ...(this.#handover === undefined ? {} : { handoverDir: this.#handover.runtimeDir }),
+        },
         ownerOfLink: config.emperorTyrant && config.emperorTyrantNofollow,
         onError: (err) => this.#logger.warn(`watching ${spec} failed (${err.message}); rescanning every ${config.emperorFreqMs / 1000} s`),
         onSkip: (path, reason) => this.#logger.warn({ file: path }, `${path}: ${reason}`),
@@ -407,7 +422,7 @@ export class Emperor {
   handOver(): Promise<void> {
     if (this.#handover === undefined) return Promise.reject(new UpgradeError('this emperor has no handover; stop it instead'));
     this.#handingOver ??= (async () => {
-      for (const source of this.#sources) source.close();
+      for (const source of this.#sources) source.close('handover');
       if (this.#settleTimer !== undefined) clearTimeout(this.#settleTimer);
       if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
       await Promise.all(this.#stats.splice(0).map((server) => server.close()));
@@ -460,7 +475,7 @@ export class Emperor {
     for (const [name, file] of desired) {
       const verdict = judgeTyrant(file, this.#tyrantOptions());
       if (verdict.ok) {
-        if (this.#refused.delete(name)) this.#logger.info(`${file.path}: now owned by uid ${file.uid} gid ${file.gid}; tyrant mode allows it`);
+        if (this.#refused.delete(name)) this.#logger.info(`${vassalOrigin(file)}: now ${file.kind === 'row' ? 'runs as' : 'owned by'} uid ${file.uid} gid ${file.gid}; tyrant mode allows it`);
         continue;
       }
       desired.delete(name);
@@ -475,19 +490,18 @@ export class Emperor {
   /** One reconciliation pass over every source. */
   #scan(): void {
     if (this.#shuttingDown !== undefined || this.#handingOver !== undefined) return;
-    const desired = new Map<string, VassalFile>();
+    const found: VassalFile[] = [];
     let settleInMs = 0;
     for (const source of this.#sources) {
-      const found = source.scan();
-      if (found.settleInMs > 0) settleInMs = settleInMs === 0 ? found.settleInMs : Math.min(settleInMs, found.settleInMs);
-      for (const [name, file] of found.files) {
-        if (desired.has(name)) {
-          this.#logger.warn(`${file.path}: a vassal named ${name} is already managed from ${desired.get(name)?.path}; ignored`);
-          continue;
-        }
-        desired.set(name, file);
+      const scanned = source.scan();
+      if (scanned.settleInMs > 0) settleInMs = settleInMs === 0 ? scanned.settleInMs : Math.min(settleInMs, scanned.settleInMs);
+      found.push(...scanned.files.values());
+      // Not read yet (a database): the vassals adopted from it run on as they are.
+      if (scanned.unlisted === true) {
+        for (const vassal of this.#vassals.values()) if (vassal.file.monitor === source.monitor) found.push(vassal.file);
       }
     }
+    const desired = this.#withoutCollisions(found);
     if (this.#config.emperorTyrant) this.#applyTyranny(desired);
     for (const action of reconcile(desired, this.#vassals, { tyrant: this.#config.emperorTyrant })) this.#apply(action);
     // A file still being written: look again the moment it has been quiet long enough.
@@ -497,6 +511,32 @@ export class Emperor {
         this.#scan();
       }, settleInMs);
     }
+  }
+
+  /**
+   * The vassals by name, one per name: when two sources (two directories, a directory and
+   * a database) have the same name, the one already running keeps it, else the first
+   * source in `emperor` order; the other is refused with one error line, logged again
+   * only when what collides changes.
+   */
+  #withoutCollisions(found: readonly VassalFile[]): Map<string, VassalFile> {
+    const desired = new Map<string, VassalFile>();
+    const running = (file: VassalFile): boolean => this.#vassals.get(file.name)?.file.monitor === file.monitor;
+    for (const file of found) {
+      const held = desired.get(file.name);
+      if (held === undefined || (!running(held) && running(file))) desired.set(file.name, file);
+    }
+    const collisions = new Map<string, string>();
+    for (const file of found) {
+      const kept = desired.get(file.name);
+      if (kept === undefined || kept === file) continue;
+      const key = `${file.name}\0${vassalOrigin(file)}`;
+      const message = `${vassalOrigin(file)}: refused: a vassal named ${file.name} already comes from ${vassalOrigin(kept)}; vassal names must be unique across every emperor source (rename one)`;
+      collisions.set(key, message);
+      if (this.#collisions.get(key) !== message) this.#logger.error({ vassal: file.name, monitor: file.monitor }, message);
+    }
+    this.#collisions = collisions;
+    return desired;
   }
 
   #apply(action: ReconcileAction): void {
@@ -514,10 +554,13 @@ export class Emperor {
       case 'stop': {
         const vassal = this.#vassals.get(action.name);
         if (vassal === undefined) return;
+        if (action.reason === 'source-changed') {
+          this.#logger.warn({ file: vassal.file.path }, `vassal ${vassal.name} no longer comes from ${vassalOrigin(vassal.file)}; stopping it, to start it again from where its name is found now`);
+        }
         if (action.reason === 'owner-changed') {
           this.#logger.warn(
             { file: vassal.file.path },
-            `${vassal.file.path}: owner changed from uid ${vassal.file.uid} gid ${vassal.file.gid}; stopping vassal ${vassal.name}, which tyrant mode ran as the old owner (it starts again as the new owner if allowed)`,
+            `${vassalOrigin(vassal.file)}: owner changed from uid ${vassal.file.uid} gid ${vassal.file.gid}; stopping vassal ${vassal.name}, which tyrant mode ran as the old owner (it starts again as the new owner if allowed)`,
           );
         }
         void vassal.stop();

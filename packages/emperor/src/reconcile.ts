@@ -21,11 +21,13 @@ export type ReconcileAction =
   /** The file changed: reload the vassal with it. */
   | { readonly kind: 'reload'; readonly file: VassalFile }
   /**
-   * Stop the vassal: its file is gone (or refused), or in tyrant mode its owner changed,
-   * so it must not go on running as the old owner. After an owner change the next scan
-   * starts it again as the new owner, if that owner is allowed.
+   * Stop the vassal: its file is gone (or refused); in tyrant mode its owner changed, so
+   * it must not go on running as the old owner; or its name now comes from another file
+   * (another source took it over after its own went away), which its master cannot
+   * reload from. After an owner or source change the next scan starts it again, as the
+   * new owner (if allowed) or from the new file.
    */
-  | { readonly kind: 'stop'; readonly name: string; readonly reason: 'gone' | 'owner-changed' };
+  | { readonly kind: 'stop'; readonly name: string; readonly reason: 'gone' | 'owner-changed' | 'source-changed' };
 
 /** Options of {@link reconcile}. */
 export interface ReconcileOptions {
@@ -54,6 +56,7 @@ export function reconcile(
     const vassal = known.get(name);
     if (vassal === undefined) starts.push({ kind: 'start', file });
     else if (vassal.stopping) continue;
+    else if (vassal.file.path !== file.path) stops.push({ kind: 'stop', name, reason: 'source-changed' });
     else if (options.tyrant === true && (vassal.file.uid !== file.uid || vassal.file.gid !== file.gid)) stops.push({ kind: 'stop', name, reason: 'owner-changed' });
     else if (fileChanged(vassal.file.fingerprint, file.fingerprint)) reloads.push({ kind: 'reload', file });
   }

@@ -10,20 +10,28 @@ import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { isVassalFileName, type ConfigFormat } from '@emperor/config';
+import { isPgMonitor, isVassalFileName, type ConfigFormat } from '@emperor/config';
+import { InternalError, quote } from '@emperor/protocol';
+import { PgSource, type PgSourceOptions } from './pg-source.js';
 
 /** Files larger than this are not hashed (the master reports them as invalid). */
 const MAX_HASHED_BYTES = 1024 * 1024;
 
-/** A vassal file as found on disk. */
+/** A vassal file as found on disk, or a row of a database source written to one. */
 export interface VassalFile {
-  /** The vassal's id: the file name, e.g. `shop.ini`. */
+  /** The vassal's id: the file name, e.g. `shop.ini` (for a row, its name column). */
   readonly name: string;
-  /** Absolute path (as found, symlinks not resolved). */
+  /** Absolute path (as found, symlinks not resolved); for a row, the file its config was written to. */
   readonly path: string;
   readonly format: ConfigFormat;
-  /** The directory or pattern it was found by (`monitor` in stats). */
+  /** The directory, pattern or database (password removed) it was found by (`monitor` in stats). */
   readonly monitor: string;
+  /**
+   * `row`: a row of a database source (`pg://`): the master is started on `name` in the
+   * row file's directory, so its errors name the row, and messages say "row" instead of
+   * "file". @default 'file'
+   */
+  readonly kind?: 'file' | 'row';
   readonly fingerprint: Fingerprint;
   /**
    * Owner of the file: of its target when it is a symlink, or of the link itself when the
@@ -64,10 +72,16 @@ export interface VassalSource extends EventEmitter<{ change: [] }> {
   start(): void;
   /**
    * Lists the vassal files now. A new file modified in the last {@link SETTLE_MS} is left
-   * out; `settleInMs` says when to look again (0 when nothing is pending).
+   * out; `settleInMs` says when to look again (0 when nothing is pending). `unlisted`:
+   * the source cannot list its vassals yet (a database not read yet); the emperor then
+   * keeps the vassals it runs from it as they are.
    */
-  scan(now?: number): { files: Map<string, VassalFile>; settleInMs: number };
-  close(): void;
+  scan(now?: number): { files: Map<string, VassalFile>; settleInMs: number; unlisted?: boolean };
+  /**
+   * Stops watching. `handover` (the emperor exits for a next one, its vassals serve on):
+   * leave what their masters read in place. @default 'stop'
+   */
+  close(how?: 'stop' | 'handover'): void;
 }
 
 /** A file younger than this (by mtime) may still be being written: wait one more scan. */
@@ -75,10 +89,12 @@ export const SETTLE_MS = 100;
 /** Events are coalesced over this window before a rescan, ms. */
 export const DEBOUNCE_MS = 50;
 
-/** Options of {@link DirectorySource} and {@link GlobSource}. */
+/** Options of {@link DirectorySource} and {@link GlobSource} (and, through {@link createSource}, {@link PgSource}). */
 export interface SourceOptions {
   /** Rescan interval, ms (`emperor-freq`). */
   readonly freqMs: number;
+  /** What a `pg://` source needs besides `freqMs`; required for such a value. */
+  readonly pg?: Omit<PgSourceOptions, 'freqMs'>;
   /**
    * Report a symlink's own owner instead of its target's (`emperor-tyrant-nofollow`).
    * The content (and so the fingerprint) is still the target's. @default false
@@ -330,7 +346,27 @@ export class GlobSource extends FileSource {
   }
 }
 
-/** The source for one `emperor` value: a glob source for a pattern, else a dir source. */
+/**
+ * The source for one `emperor` value: a PostgreSQL source for `pg://`/`pgsql://`, a glob
+ * source for a pattern, else a dir source (uWSGI picks its imperial monitor by scheme,
+ * then by glob, the same way).
+ * @throws {InternalError} a `pg://` value without `options.pg`
+ */
 export function createSource(spec: string, options: SourceOptions): VassalSource {
+  if (isPgMonitor(spec)) {
+    if (options.pg === undefined) throw new InternalError('createSource: a pg:// value needs options.pg');
+    return new PgSource(spec, { ...options.pg, freqMs: options.freqMs });
+  }
   return isGlobPattern(spec) ? new GlobSource(spec, options) : new DirectorySource(spec, options);
+}
+
+/** What {@link vassalOrigin} needs of a vassal: a file's path, or a row's name and database. */
+export type VassalOriginParts = Pick<VassalFile, 'path'> & Partial<Pick<VassalFile, 'kind' | 'name' | 'monitor'>>;
+
+/**
+ * How messages name where a vassal comes from: its file's path, or its row and database
+ * (the path when a row's name or database is not given).
+ */
+export function vassalOrigin(file: VassalOriginParts): string {
+  return file.kind === 'row' && file.name !== undefined && file.monitor !== undefined ? `row ${quote(file.name)} of ${file.monitor}` : file.path;
 }

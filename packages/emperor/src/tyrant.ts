@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { TyrantError } from '@emperor/protocol';
-import type { VassalFile } from './source.js';
+import { vassalOrigin, type VassalFile, type VassalOriginParts } from './source.js';
 
 /** The identity a vassal is forced to run as. */
 export interface TyrantIdentity {
@@ -37,22 +37,27 @@ export interface JudgeTyrantOptions {
 }
 
 /**
- * Judges a vassal file in tyrant mode. Refused: a file owned by uid 0 or gid 0 (it would
+ * Judges a vassal file (or a database row, by its uid and gid columns) in tyrant mode.
+ * Refused: a file owned by uid 0 or gid 0 (it would
  * run as root, or with root's group: uWSGI's "invalid permissions"), and, when the emperor
  * cannot switch users (not root, no CAP_SETUID and CAP_SETGID), a file owned by any user
  * or group but the emperor's own (setuid/setgid would fail).
  * Pure apart from the optional name lookup.
  */
-export function judgeTyrant(file: Pick<VassalFile, 'path' | 'uid' | 'gid'>, options: JudgeTyrantOptions): TyrantVerdict {
+export function judgeTyrant(file: Pick<VassalFile, 'path' | 'uid' | 'gid'> & VassalOriginParts, options: JudgeTyrantOptions): TyrantVerdict {
   const { uid, gid } = file;
-  const whose = options.nofollow ? 'the symlink' : 'it';
   const owner = (): string => describeOwner(uid, gid, options.names ?? namesFromEtc);
+  const row = file.kind === 'row';
+  // A row names its user in its uid and gid columns (uWSGI emperor-pg), a file by its owner.
+  const whose = row ? 'its uid and gid columns say' : `${options.nofollow ? 'the symlink' : 'it'} is owned by`;
   if (uid === 0 || gid === 0) {
     return {
       ok: false,
       error: new TyrantError(
-        `${file.path}: refused: ${whose} is owned by ${owner()}. In tyrant mode a vassal runs as the owner of its file, ` +
-          'and a file owned by uid 0 or gid 0 would run as root; chown it to the app\'s user and group (e.g. chown shop:shop FILE)',
+        row
+          ? `${vassalOrigin(file)}: refused: ${whose} ${owner()}. In tyrant mode a vassal runs as its row's uid and gid, and uid 0 or gid 0 would run it as root; set them to the app's user and group`
+          : `${file.path}: refused: ${whose} ${owner()}. In tyrant mode a vassal runs as the owner of its file, ` +
+            'and a file owned by uid 0 or gid 0 would run as root; chown it to the app\'s user and group (e.g. chown shop:shop FILE)',
       ),
     };
   }
@@ -61,7 +66,7 @@ export function judgeTyrant(file: Pick<VassalFile, 'path' | 'uid' | 'gid'>, opti
     return {
       ok: false,
       error: new TyrantError(
-        `${file.path}: refused: ${whose} is owned by ${owner()}, but the emperor runs as uid ${options.emperorUid} gid ${options.emperorGid} ` +
+        `${vassalOrigin(file)}: refused: ${whose} ${owner()}, but the emperor runs as uid ${options.emperorUid} gid ${options.emperorGid} ` +
           'without the setuid and setgid capabilities, and only root (or cap = setgid,setuid next to the emperor\'s uid) can start a vassal as another user or group',
       ),
     };

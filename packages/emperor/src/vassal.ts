@@ -301,9 +301,13 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
       return;
     }
     if (exit.code === ExitCode.CONFIG) {
-      this.lastError = this.#configError ?? 'invalid vassal file (the master exited 78 without saying why; see its log)';
+      const row = this.#file.kind === 'row';
+      this.lastError = this.#configError ??
+        (row ? 'invalid config in its row (the master exited 78 without saying why; see its log)' : 'invalid vassal file (the master exited 78 without saying why; see its log)');
       // The master logged the error itself (one line, file:line: option: reason); the stats keep it as last_error.
-      this.#logger.warn(`vassal ${this.name} has an invalid file; waiting for it to change`);
+      this.#logger.warn(row
+        ? `vassal ${this.name} has an invalid config in its row of ${this.#file.monitor}; waiting for its ts to change`
+        : `vassal ${this.name} has an invalid file; waiting for it to change`);
       this.#setState('config-error');
       return;
     }

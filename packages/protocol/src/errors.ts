@@ -159,10 +159,32 @@ export class TyrantError extends EmperorError {
 }
 
 /**
+ * A database vassal source (`emperor = pg://...`) cannot read its vassals: the database
+ * is unreachable or refuses the connection (logged once per outage; retried with a
+ * growing delay), the query fails or returns too few columns (logged once per distinct
+ * error), or the connection settings cannot be used. The vassals it started keep running
+ * as they are: an error is never read as "every row deleted".
+ */
+export class VassalSourceError extends EmperorError {
+  readonly code = 'ERR_VASSAL_SOURCE' as const;
+}
+
+/**
+ * A row of a database vassal source cannot be a vassal: its name is not a vassal file
+ * name, another row has the same name, or (tyrant mode) its uid/gid is not a number.
+ * Logged once per row and problem; the row is left out, and a running vassal whose row
+ * went bad keeps its previous row.
+ */
+export class VassalRowError extends EmperorError {
+  readonly code = 'ERR_VASSAL_ROW' as const;
+}
+
+/**
  * A `uid`/`gid` cannot be used: no such user or group, switching needs root (or, for an
  * emperor that dropped to a user of its own, the setuid and setgid capabilities), the
  * switch itself failed, a capability of the emperor's `cap` is outside its bounding set,
- * or the vassal's user cannot read Emperor's worker code, enter `chdir` or read the app.
+ * or the vassal's user cannot read Emperor's worker code, enter `chdir` or read the app;
+ * or a `pg://` row's file cannot be given to its master's user (no root, no CAP_CHOWN).
  */
 export class PrivilegeError extends EmperorError {
   readonly code = 'ERR_PRIVILEGE' as const;
@@ -343,6 +365,7 @@ export const ERRORS = registry({
     errorClass: PrivilegeError,
     thrownFrom: [
       'packages/cli/src/privilege-drop.ts',
+      'packages/emperor/src/pg-source.ts',
       'packages/emperor/src/privileges.ts',
       'packages/process/src/users.ts',
       'packages/vassal/src/master/app-access.ts',
@@ -355,6 +378,16 @@ export const ERRORS = registry({
     errorClass: TyrantError,
     thrownFrom: ['packages/emperor/src/tyrant.ts', 'packages/vassal/src/master/users.ts'],
     meaning: 'Tyrant mode refused a vassal: its file\'s owner, or a uid/gid other than that owner.',
+  },
+  ERR_VASSAL_SOURCE: {
+    errorClass: VassalSourceError,
+    thrownFrom: ['packages/emperor/src/pg-connection.ts', 'packages/emperor/src/pg-source.ts'],
+    meaning: 'A database vassal source cannot read its vassals; the ones it started keep running.',
+  },
+  ERR_VASSAL_ROW: {
+    errorClass: VassalRowError,
+    thrownFrom: ['packages/emperor/src/pg-source.ts'],
+    meaning: 'A row of a database vassal source cannot be a vassal: its name, a duplicate, or its uid/gid.',
   },
   ERR_PYTHON_INTERPRETER: {
     errorClass: PythonInterpreterError,
@@ -398,7 +431,7 @@ export const ERRORS = registry({
   },
   ERR_RUNTIME_DIR: {
     errorClass: RuntimeDirError,
-    thrownFrom: ['packages/emperor/src/leases.ts', 'packages/emperor/src/control-server.ts'],
+    thrownFrom: ['packages/emperor/src/leases.ts', 'packages/emperor/src/control-server.ts', 'packages/emperor/src/row-files.ts'],
     meaning: 'The emperor runtime directory cannot hold its control socket safely; no handover.',
   },
   ERR_CONTROL_AUTH: {
@@ -438,7 +471,7 @@ export const ERRORS = registry({
   },
   ERR_INTERNAL: {
     errorClass: InternalError,
-    thrownFrom: ['packages/cli/src/privilege-drop.ts', 'packages/config/src/option-reader.ts', 'packages/config/src/resolve.ts', 'packages/vassal/src/worker/node/protocols/fastcgi-records.ts'],
+    thrownFrom: ['packages/cli/src/privilege-drop.ts', 'packages/config/src/option-reader.ts', 'packages/config/src/resolve.ts', 'packages/emperor/src/pg-source.ts', 'packages/emperor/src/source.ts', 'packages/vassal/src/worker/node/protocols/fastcgi-records.ts'],
     meaning: 'A bug in Emperor: an invariant failed or a function was called against its contract.',
   },
 });

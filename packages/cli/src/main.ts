@@ -267,19 +267,22 @@ async function run(argv: readonly string[], ini?: string, xml?: string, json?: s
       return loaded === undefined ? ExitCode.CONFIG : runEmperor(loaded);
     }
     // A vassal in the foreground: its config is checked here first, so a bad value is a
-    // plain line like any other command-line error; the master then loads it again.
-    if (loadOrReport(() => loadVassalConfig(file, { overrides }), overrides) === undefined) return ExitCode.CONFIG;
-    const { runVassal } = await import('@emperor/vassal');
-    return runVassal(file, { overrides });
+    // plain line like any other command-line error; the master then loads it again. A
+    // listening socket on stdin (lighttpd's bin-path) counts as its socket, as in the master.
+    const { runVassal, inspectSocketFd } = await import('@emperor/vassal');
+    const stdinSocket = (await inspectSocketFd(0))?.listening === true;
+    if (loadOrReport(() => loadVassalConfig(file, { overrides, stdinSocket }), overrides) === undefined) return ExitCode.CONFIG;
+    return runVassal(file, { overrides, stdinSocket });
   }
   if (overrides.some(isEmperorOption)) {
     const loaded = loadOrReport(() => resolveEmperorConfig([{ file: COMMAND_LINE, format: 'ini', options: overrides }]), overrides);
     return loaded === undefined ? ExitCode.CONFIG : runEmperor(loaded);
   }
   if (overrides.length === 0) return fail('nothing to run: give --emperor DIR, --ini FILE, or a vassal\'s options (see emperor --help)');
-  if (loadOrReport(() => resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: overrides }]), overrides) === undefined) return ExitCode.CONFIG;
-  const { runVassal } = await import('@emperor/vassal');
-  return runVassal(undefined, { overrides });
+  const { runVassal, inspectSocketFd } = await import('@emperor/vassal');
+  const stdinSocket = (await inspectSocketFd(0))?.listening === true;
+  if (loadOrReport(() => resolveVassalConfig([{ file: COMMAND_LINE, format: 'ini', options: overrides }], { stdinSocket }), overrides) === undefined) return ExitCode.CONFIG;
+  return runVassal(undefined, { overrides, stdinSocket });
 }
 
 /**

@@ -171,7 +171,7 @@ class Worker:
             self.publish()
 
     def on_channel(self) -> None:
-        """The master wrote (``stop``, ``reopen-logs``), or went away (EOF: exit within ORPHAN_EXIT_S)."""
+        """The master wrote (``stop``, ``reopen-logs``, ``publish``), or went away (EOF: exit within ORPHAN_EXIT_S)."""
         assert self.channel is not None
         messages = self.channel.read()
         if messages is None:
@@ -193,6 +193,10 @@ class Worker:
                 self.begin_stop()
             elif isinstance(m, dict) and m.get("v") == IPC_VERSION and m.get("type") == "reopen-logs":
                 self.locked(self.reqlog.reopen)
+            elif isinstance(m, dict) and m.get("v") == IPC_VERSION and m.get("type") == "publish":
+                # A stats read waits for this: the slot shows every request that ended.
+                self.publish()
+                self.send({"v": IPC_VERSION, "type": "published"})
             else:
                 self.log.warn("master→worker: unknown message %s" % json.dumps(m)[:120])
 

@@ -194,8 +194,12 @@ class Worker:
             elif isinstance(m, dict) and m.get("v") == IPC_VERSION and m.get("type") == "reopen-logs":
                 self.locked(self.reqlog.reopen)
             elif isinstance(m, dict) and m.get("v") == IPC_VERSION and m.get("type") == "publish":
-                # A stats read waits for this: the slot shows every request that ended.
+                # A stats read waits for this: the slot shows every request that ended. Not
+                # the last write for the start-of-request rule (see handle): a request that
+                # starts right after it is still written at once.
+                last = self.scoreboard.last_write
                 self.publish()
+                self.scoreboard.last_write = last
                 self.send({"v": IPC_VERSION, "type": "published"})
             else:
                 self.log.warn("master→worker: unknown message %s" % json.dumps(m)[:120])

@@ -43,9 +43,10 @@ import { WorkerProcesses } from './worker-processes.js';
 /**
  * How long a stats read waits for the workers' `published` answers, ms: an idle worker
  * answers in well under a millisecond; a sync worker inside a long request cannot, and
- * the read then shows it busy from the slot it has.
+ * the read then shows it busy from the slot it has. 50 ms was too short on a host at
+ * load 11 on 2 cores (a Node worker's answer missed it once in 100 reads).
  */
-export const PUBLISH_WAIT_MS = 50;
+export const PUBLISH_WAIT_MS = 200;
 
 /** Options for {@link Master}. */
 export interface MasterOptions {

@@ -135,7 +135,7 @@ export class Lifecycle {
           return;
         case 'publish':
           // A stats read waits for this: every request that ended is counted in the slot.
-          this.#options.slot.publish();
+          this.#options.slot.publishRequested();
           this.#options.send({ v: 1, type: 'published' });
           return;
         default: {

@@ -130,7 +130,10 @@ from the previous one.
   host), the time from start to the first 200, and the time from a worker's SIGKILL
   (after 10 s of uptime, past Emperor's crash backoff) until its replacement answers.
   Then a WSGI hello world with 2 workers behind nginx and on each server's own socket,
-  with the app server's CPU per request, and an app that waits 20 ms with threads.
+  with the app server's CPU per request, and an app that waits 20 ms with threads. Behind
+  nginx also through an upstream with \`keepalive\`: nginx keeps no uwsgi_pass upstream
+  connection (the uwsgi protocol ends a response with the close, and uWSGI and Emperor both
+  close), so it is the same path, measured to check that.
 - **fastcgi** (\`npm run bench fastcgi\`): a hello world with 2 workers behind one nginx worker with \`fastcgi_pass\`
   and the stock \`fastcgi_params\`: Emperor's Python and Node workers against uWSGI's
   \`fastcgi-socket\`, with \`fastcgi_keep_conn\` off (a connection per request) and on

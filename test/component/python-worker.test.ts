@@ -263,6 +263,33 @@ test('exceptions: a 500, logged with the traceback, counted in stats; close() is
   await v.proc.logs.waitFor((l) => l.msg === 'second line');
 });
 
+test('an exception past the app (close() raising, an exception that cannot be printed) still ends the request once: a 500 or a closed connection, one error line with the traceback, counted, logged, idle', async (t) => {
+  const v = await pythonVassal(t);
+  const before = await ready(v);
+  const pid = before.workers[0]?.pid;
+  // The response went out, then close() raised: the connection closes (keep-alive was asked for).
+  const late = (await exchange(v.port, raw('GET /close-raises HTTP/1.1\nHost: a\n\n'), { keepOpen: true })).toString('latin1');
+  assert.match(late, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nsent before close\n$/, late);
+  // Nothing was sent yet: a 500.
+  const early = (await exchange(v.port, raw('GET /raise-unprintable HTTP/1.1\nHost: a\n\n'), { keepOpen: true })).toString('latin1');
+  assert.match(early, /^HTTP\/1\.1 500 Internal Server Error\r\n[^]*Connection: close\r\n\r\nInternal Server Error\n$/, early);
+  const closeLine = await v.proc.logs.waitFor((l) => l.raw.includes('GET /close-raises =>'), { message: 'the request log line of /close-raises' });
+  assert.match(closeLine.raw, /\(HTTP\/1\.1 200\)/);
+  const earlyLine = await v.proc.logs.waitFor((l) => l.raw.includes('GET /raise-unprintable =>'), { message: 'the request log line of /raise-unprintable' });
+  assert.match(earlyLine.raw, /\(HTTP\/1\.1 500\)/);
+  for (const uri of ['/close-raises', '/raise-unprintable']) {
+    const errors = v.proc.logs.lines.filter((l) => (l.level ?? 0) >= 50 && (l.msg ?? '').includes(`GET ${uri}`));
+    assert.equal(errors.length, 1, `one error line for ${uri}: ${JSON.stringify(errors.map((l) => l.msg))}`);
+    assert.match(errors[0]?.msg ?? '', /Unprintable: <exception str\(\) failed>/);
+    assert.match((errors[0]?.err as { stack?: string } | undefined)?.stack ?? '', /wsgi_app\.py", line \d+, in (close|application)/);
+  }
+  assert.equal(v.proc.logs.lines.filter((l) => /internal error/.test(l.msg ?? '')).length, 0, 'no internal error');
+  const doc = await statsUntil(v.stats, (d) => d.workers[0]?.requests === 2 && d.workers[0].status === 'idle', { message: '2 requests, idle' });
+  assert.equal(doc.workers[0]?.exceptions, 2);
+  assert.equal(doc.workers[0]?.pid, pid, 'the worker stays');
+  assert.equal((await httpGet(`${v.url}/`)).body, `pid ${pid}\n`);
+});
+
 test('100 concurrent keep-alive clients on http-socket are all answered', async (t) => {
   const v = await pythonVassal(t, '', 2);
   await ready(v, 2);

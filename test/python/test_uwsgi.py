@@ -147,5 +147,29 @@ class Refused(unittest.TestCase):
         self.assertEqual(uwsgi().timeout_response, b"", "a stalled packet is closed without an answer")
 
 
+class ResponseHeads(unittest.TestCase):
+    def test_a_head_built_once_is_the_same_bytes_and_follows_what_changes(self):
+        p = uwsgi()
+        h11, h10 = {"SERVER_PROTOCOL": "HTTP/1.1"}, {"SERVER_PROTOCOL": "HTTP/1.0"}
+        text = [("Content-Type", "text/plain")]
+        first = p.response_head("200 OK", text, 13, False, False, h11)
+        self.assertEqual(first, (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n", 13, None, b"", False, 2))
+        self.assertIs(p.response_head("200 OK", list(text), 13, False, False, h11), first, "built once")
+        self.assertTrue(p.response_head("200 OK", text, 13, False, False, h10)[0].startswith(b"HTTP/1.0 200 OK\r\n"))
+        self.assertIn(b"Content-Length: 14\r\n", p.response_head("200 OK", text, 14, False, False, h11)[0])
+        self.assertEqual(p.response_head("200 OK", text, None, False, False, h11)[1], None)
+        self.assertTrue(p.response_head("404 Not Found", text, 13, False, False, h11)[0].startswith(b"HTTP/1.1 404 Not Found\r\n"))
+        self.assertIn(b"Set-Cookie: b\r\n", p.response_head("200 OK", text + [("Set-Cookie", "b")], 13, False, False, h11)[0])
+
+    def test_heads_that_vary_per_request_do_not_grow_without_bound(self):
+        from emperor_worker.protocols.uwsgi import HEADS_CACHED
+        p = uwsgi()
+        env = {"SERVER_PROTOCOL": "HTTP/1.1"}
+        for i in range(3 * HEADS_CACHED):
+            head = p.response_head("200 OK", [("Set-Cookie", "s=%d" % i)], 0, False, False, env)[0]
+            self.assertIn(b"Set-Cookie: s=%d\r\n" % i, head)
+        self.assertLessEqual(len(p.heads), HEADS_CACHED)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -9,7 +9,7 @@ from helpers import DATE, PEER, http, pieces, uwsgi
 from emperor_worker.connection import ClientError
 from emperor_worker.protocols.base import LengthReader
 from emperor_worker.protocols.http import CONTINUE, ChunkedReader
-from emperor_worker.wsgi import MAX_DRAIN_BYTES, FileWrapper, Input, Response, run_app
+from emperor_worker.wsgi import ERROR_500, ERROR_500_HEAD, MAX_DRAIN_BYTES, FileWrapper, Input, Response, run_app
 
 DATE_LINE = b"Date: " + DATE.encode() + b"\r\n"
 
@@ -289,6 +289,97 @@ class Responses(unittest.TestCase):
         sent, r, _, _ = serve(hello, protocol=uwsgi(), context=environ, keep=False)
         self.assertEqual(sent, b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!")
         self.assertFalse(r.keep)
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no str")
+
+
+class FailingHttp(type(http())):
+    """HTTP whose response framing raises (a protocol bug)."""
+
+    def response_head(self, *args):
+        raise RuntimeError("cannot frame")
+
+
+class Failures(unittest.TestCase):
+    def test_close_raising_or_its_lookup_raising_is_an_app_failure(self):
+        class Body:
+            def __iter__(self):
+                yield b"x"
+
+            @property
+            def close(self):
+                raise Unprintable()
+
+        def app(environ, start_response):
+            start_response("200 OK", [])
+            return Body()
+        sent, r, failed, worker = serve(app)
+        self.assertTrue(sent.endswith(b"\r\n1\r\nx\r\n0\r\n\r\n"), sent)
+        self.assertTrue(failed)
+        self.assertFalse(r.keep)
+        self.assertEqual(worker.log.lines, [("error", "exception in GET /x: Unprintable: <exception str() failed>")])
+
+    def test_a_protocol_that_cannot_frame_gets_the_fixed_500(self):
+        sent, r, failed, worker = serve(hello, protocol=FailingHttp(4096, ("a", "80", ""), lambda: DATE))
+        self.assertTrue(failed)
+        self.assertEqual(sent, ERROR_500_HEAD + ERROR_500)
+        self.assertEqual((r.keep, r.status[:3], r.tx, r.hsize), (False, "500", len(sent), len(ERROR_500_HEAD)))
+        self.assertEqual(worker.log.lines, [("error", "exception in GET /x: RuntimeError: cannot frame")])
+
+
+class RequestBookkeeping(unittest.TestCase):
+    """Worker.handle ends every request's bookkeeping once, whatever escapes run_app."""
+
+    def worker(self):
+        import os
+        import struct
+
+        from emperor_worker import worker as worker_module
+        from emperor_worker.contract import SLOT_FORMAT, SLOT_SIZE
+        board = tempfile.TemporaryFile()
+        board.truncate(SLOT_SIZE)
+        self.addCleanup(board.close)
+        spec = {"vassal": "t", "id": 1, "scoreboard": {"fd": board.fileno(), "index": 0}, "heartbeatIntervalMs": 1000,
+                "bufferSize": 4096, "requestLog": {"enabled": False}}
+        w = worker_module.Worker(spec, None)
+        self.addCleanup(w.server.selector.close)
+        w.log = FakeLog()
+        w.status = worker_module.IDLE
+        w.exact_slot = True  # every start and end written: the slot is the worker's state
+
+        def slot():
+            return struct.unpack(SLOT_FORMAT, os.pread(board.fileno(), SLOT_SIZE, 0))
+        return w, worker_module, slot
+
+    def request(self):
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/x", "QUERY_STRING": "", "REQUEST_URI": "/x"}
+        return (environ, None, None, True, True)
+
+    def test_an_exception_escaping_run_app_still_counts_the_request_and_frees_the_slot(self):
+        w, worker_module, slot = self.worker()
+        for head_sent in (False, True):
+            def escaping(app, environ, response, log):
+                if head_sent:
+                    response.start_response("200 OK", [])
+                    response.send(b"", None)
+                raise Unprintable()
+            self.addCleanup(setattr, worker_module, "run_app", worker_module.run_app)
+            worker_module.run_app = escaping
+            conn = FakeConn()
+            keep = w.handle(conn, self.request())
+            self.assertFalse(keep, "the connection closes")
+            sent = bytes(conn.sock.sent)
+            if head_sent:
+                self.assertTrue(sent.startswith(b"HTTP/1.1 200 OK\r\n"), sent)
+            else:
+                self.assertTrue(sent.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), sent)
+                self.assertTrue(sent.endswith(b"\r\n\r\n" + ERROR_500), sent)
+        self.assertEqual(w.log.lines, [("error", "exception in GET /x: Unprintable: <exception str() failed>")] * 2)
+        fields = slot()
+        self.assertEqual((fields[2], fields[4], fields[6], fields[7]), (worker_module.IDLE, 0, 2, 2), "idle, nothing in flight, 2 requests, 2 exceptions")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,14 @@ export type MasterToWorker =
    * `touch-logreopen`). A message, not a signal: Python workers keep SIGUSR2 for
    * faulthandler's stack dumps.
    */
-  | { readonly v: 1; readonly type: 'reopen-logs' };
+  | { readonly v: 1; readonly type: 'reopen-logs' }
+  /**
+   * Write your scoreboard slot now and answer `published`: a stats read waits (a bounded
+   * few ms) for every serving worker's slot to show the requests it answered before the
+   * read (issue 17). Added within version 1: a worker that predates it logs an unknown
+   * message and the master uses the slot it has once its wait ends.
+   */
+  | { readonly v: 1; readonly type: 'publish' };
 
 /** Why a worker asks to be replaced. */
 export type RecycleReason = 'max-requests';
@@ -66,7 +73,9 @@ export type WorkerToMaster =
    * worker after each request). It has stopped accepting new connections and keeps
    * serving what it has; the master starts a replacement and then sends `stop`.
    */
-  | { readonly v: 1; readonly type: 'recycle'; readonly reason: RecycleReason };
+  | { readonly v: 1; readonly type: 'recycle'; readonly reason: RecycleReason }
+  /** The answer to `publish`: the slot was written after the `publish` came. */
+  | { readonly v: 1; readonly type: 'published' };
 
 /**
  * Vassal master → app template (a preloaded Python app that forks the workers, issue 17).
@@ -151,7 +160,7 @@ export function parseMasterToEmperor(raw: unknown): MasterToEmperor {
 
 /** Parses a master → worker message. @throws IpcMessageError */
 export function parseMasterToWorker(raw: unknown): MasterToWorker {
-  return parseWith<MasterToWorker>(raw, 'master→worker', { stop: always, 'reopen-logs': always });
+  return parseWith<MasterToWorker>(raw, 'master→worker', { stop: always, 'reopen-logs': always, publish: always });
 }
 
 /** Parses a worker → master message. @throws IpcMessageError */
@@ -159,6 +168,7 @@ export function parseWorkerToMaster(raw: unknown): WorkerToMaster {
   return parseWith<WorkerToMaster>(raw, 'worker→master', {
     ready: always,
     recycle: (m) => m.reason === 'max-requests',
+    published: always,
   });
 }
 

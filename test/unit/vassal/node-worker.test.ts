@@ -100,6 +100,16 @@ test('slot: busy within a millisecond of a write, and idle within 100 ms, wait f
   assert.equal(f.writes[3]?.avgRtUs, (1500 + 500) / 2, "uWSGI's running average");
 });
 
+test('slot: a write asked for by a stats read does not hold back the next request start (issue 17)', () => {
+  const f = fakeSlot();
+  f.slot.markServing();
+  f.slot.publishRequested(); // at clock: the master's publish
+  assert.equal(f.writes.length, 1);
+  f.slot.requestStarted(request('GET', '/spin'), response(), f.clock); // 0 ms after it
+  assert.equal(f.writes.length, 2, 'written at once: a request that blocks the event loop is in the slot');
+  assert.equal(f.writes[1]?.uri, '/spin');
+});
+
 test('slot: with harakiri no catch-up timer is armed (the heartbeat interval writes instead)', () => {
   const f = fakeSlot(2000);
   f.slot.markServing();

@@ -11,6 +11,15 @@ import traceback
 from typing import Optional
 
 
+def exc_text(exc: BaseException) -> str:
+    """``str(exc)``, or ``<exception str() failed>`` (the traceback module's words) when the
+    exception's ``__str__`` raises: a log line about an app's exception must not fail."""
+    try:
+        return str(exc)
+    except Exception:
+        return "<exception str() failed>"
+
+
 class Log:
     """Event lines on stderr, in the style the master pinned (``EMPEROR_LOG_STYLE``).
 
@@ -77,7 +86,7 @@ class Log:
         if exc is not None:
             record["err"] = {
                 "type": type(exc).__name__,
-                "message": str(exc),
+                "message": exc_text(exc),
                 "stack": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip("\n"),
             }
         record["msg"] = msg

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 from .channel import Channel
 from .connection import Conn
 from .contract import EXIT_APP_LOAD, EXIT_OK, EXIT_UNAVAILABLE, IPC_VERSION, SPEC_VERSION
-from .log import Log
+from .log import Log, exc_text
 from .mount import manage_script_name
 from .protocols.http import date_clock
 from .request_log import Facts, RequestLog, count_vars
@@ -180,7 +180,7 @@ class Worker:
             self.publish()
 
     def on_channel(self) -> None:
-        """The master wrote (``stop``, ``reopen-logs``), or went away (EOF: exit within ORPHAN_EXIT_S)."""
+        """The master wrote (``stop``, ``reopen-logs``, ``publish``), or went away (EOF: exit within ORPHAN_EXIT_S)."""
         assert self.channel is not None
         messages = self.channel.read()
         if messages is None:
@@ -202,6 +202,14 @@ class Worker:
                 self.begin_stop()
             elif isinstance(m, dict) and m.get("v") == IPC_VERSION and m.get("type") == "reopen-logs":
                 self.locked(self.reqlog.reopen)
+            elif isinstance(m, dict) and m.get("v") == IPC_VERSION and m.get("type") == "publish":
+                # A stats read waits for this: the slot shows every request that ended. Not
+                # the last write for the start-of-request rule (see handle): a request that
+                # starts right after it is still written at once.
+                last = self.scoreboard.last_write
+                self.publish()
+                self.scoreboard.last_write = last
+                self.send({"v": IPC_VERSION, "type": "published"})
             else:
                 self.log.warn("master→worker: unknown message %s" % json.dumps(m)[:120])
 
@@ -325,12 +333,30 @@ class Worker:
                 else:
                     self.stale = True  # another start was just written: the loop writes this one soon
         response = Response(conn, context, keep_alive, self, method, uri)
-        app_failed = run_app(self.app, environ, response, self.log)
-        self.request_done(entry, environ, response, app_failed, (time.perf_counter() - t0) * 1e6, nvars, pktsize)
+        app_failed = True
+        try:
+            app_failed = run_app(self.app, environ, response, self.log)
+        except Exception as err:
+            # Past run_app's own handling (a protocol failing to frame the response, a bug
+            # here): the request still ends once, below, as an app failure would.
+            self.escaped(response, err)
+        finally:
+            self.request_done(entry, environ, response, app_failed, (time.perf_counter() - t0) * 1e6, nvars, pktsize)
         keep = response.keep
         if keep and not body.eof:
             keep = body.drain()
         return keep and not self.going_away()
+
+    def escaped(self, response: Response, err: Exception) -> None:
+        """An exception that escaped ``run_app``: one error line with its traceback, a 500
+        if nothing was sent yet, and the connection closes."""
+        response.keep = False
+        method, uri = response.method, response.uri
+        self.log.error(
+            "exception in %s %s: %s: %s" % (method, uri, type(err).__name__, exc_text(err)), {"method": method, "uri": uri}, err
+        )
+        if not response.sent:
+            response.send_error()
 
     def request_done(
         self, entry: tuple, environ: dict, response: Response, app_failed: bool, rt_us: float, nvars: int, pktsize: int

@@ -15,6 +15,7 @@ import socket
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from .connection import RECV_SIZE, ClientError, Conn
+from .log import exc_text
 from .protocols import ProtocolError
 from .protocols.http import TOKEN
 
@@ -30,6 +31,8 @@ HOP_BY_HOP = frozenset(
 STATUS = re.compile(r"^[1-9][0-9]{2} [^\r\n]*$")
 BAD_HEADER_VALUE = re.compile(r"[\r\n\0]")
 ERROR_500 = b"Internal Server Error\n"
+# The 500's head when the connection's protocol fails to frame one.
+ERROR_500_HEAD = b"HTTP/1.0 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(ERROR_500)
 
 # Statuses and header names already checked: apps send the same few again and again.
 GOOD_STATUSES: set = set()
@@ -388,7 +391,11 @@ class Response:
         self.status = "500 Internal Server Error"
         self.headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(ERROR_500)))]
         self.keep = False
-        head = self._head(None)
+        try:
+            head = self._head(None)
+        except Exception:  # the protocol cannot frame even this: the fixed 500 (both protocols answer in HTTP)
+            head = ERROR_500_HEAD
+            self.hsize, self.hcount = len(head), 3
         self.sent = True
         body = b"" if self.is_head else ERROR_500 if self.frame is None else self.frame(ERROR_500)
         try:
@@ -402,8 +409,11 @@ def run_app(app: Callable, environ: dict, response: Response, log: "Log") -> boo
     """Calls the app with ``environ`` and sends what it returns through ``response``:
     a FileWrapper over a regular file with sendfile, a one-element list with its length,
     anything else piece by piece. The result's ``close()`` is always called. An exception
-    from the app is logged with its traceback and answered 500 if nothing was sent yet; a
-    client that went away is one warning. Returns True when the app raised."""
+    from the app (its call, its iterable, its ``close()`` or the lookup of it, or the
+    protocol framing its response) is logged with its traceback and answered 500 if
+    nothing was sent yet, else the connection closes; a client that went away is one
+    warning. Returns True when the app raised. What still escapes (a bug here) is the
+    caller's to end: ``Worker.handle`` does the request's bookkeeping in any case."""
     result: Any = None
     failed: Optional[BaseException] = None
     client_gone: Optional[ClientError] = None
@@ -440,18 +450,18 @@ def run_app(app: Callable, environ: dict, response: Response, log: "Log") -> boo
     except Exception as err:  # the app's: a 500 if we still can, and counted
         failed = err
     finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            try:
+        try:
+            close = getattr(result, "close", None)
+            if close is not None:
                 close()  # PEP 3333: always, whatever happened
-            except ClientError as err:
-                client_gone = client_gone or err
-            except Exception as err:
-                failed = failed or err
+        except ClientError as err:
+            client_gone = client_gone or err
+        except Exception as err:  # close() raised, or looking it up did (a property, a proxy)
+            failed = failed or err
     if failed is not None:
         response.keep = False
         method, uri = response.method, response.uri
-        log.error("exception in %s %s: %s: %s" % (method, uri, type(failed).__name__, failed), {"method": method, "uri": uri}, failed)
+        log.error("exception in %s %s: %s: %s" % (method, uri, type(failed).__name__, exc_text(failed)), {"method": method, "uri": uri}, failed)
         if not response.sent:
             response.send_error()
         failed = None  # drop the traceback's frames now
@@ -460,5 +470,5 @@ def run_app(app: Callable, environ: dict, response: Response, log: "Log") -> boo
         app_failed = False
     if client_gone is not None:
         response.keep = False
-        log.warn("%s %s: client %s went away: %s" % (response.method, response.uri, response.conn.peer_text(), client_gone))
+        log.warn("%s %s: client %s went away: %s" % (response.method, response.uri, response.conn.peer_text(), exc_text(client_gone)))
     return app_failed

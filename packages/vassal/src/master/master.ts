@@ -40,6 +40,14 @@ import { removeStackDir } from './stack-dump.js';
 import { startUp, warnSomaxconn } from './startup.js';
 import { WorkerProcesses } from './worker-processes.js';
 
+/**
+ * How long a stats read waits for the workers' `published` answers, ms: an idle worker
+ * answers in well under a millisecond; a sync worker inside a long request cannot, and
+ * the read then shows it busy from the slot it has. 50 ms was too short on a host at
+ * load 11 on 2 cores (a Node worker's answer missed it once in 100 reads).
+ */
+export const PUBLISH_WAIT_MS = 200;
+
 /** Options for {@link Master}. */
 export interface MasterOptions {
   readonly config: VassalConfig;
@@ -227,12 +235,15 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   /**
-   * Brings what a stats document shows up to date: the scoreboard now, memory and accept
+   * Brings what a stats document shows up to date: the scoreboard now, once every serving
+   * worker has written its slot on request (at most PUBLISH_WAIT_MS: every request
+   * answered before the read is counted, no idle worker shows busy), memory and accept
    * queues when their reading is older than a second (the tick may be 5 s apart).
    * Resolves when done; never rejects.
    */
   async fresh(): Promise<void> {
     if (this.#workers === undefined || this.#pool.phase === 'dead') return;
+    await this.#workers.publishNow(PUBLISH_WAIT_MS);
     this.#feed({ type: 'readings', readings: this.#workers.readings() });
     const pending: Promise<void>[] = [this.freshQueues()];
     if (this.#clock.now() - this.#memory.pssAt > QUEUE_FRESH_MS) pending.push(this.#sampleMemory(false, true));

@@ -8,7 +8,7 @@ import { unlinkSync } from 'node:fs';
 import type { VassalConfig } from '@emperor/config';
 import { parseWorkerToMaster, type MasterToWorker } from '@emperor/protocol';
 import type { Clock, ExitInfo, Logger, WorkerChild } from '@emperor/process';
-import type { SlotData } from '../shared/scoreboard.js';
+import { SlotStatus, type SlotData } from '../shared/scoreboard.js';
 import type { ScoreboardPort } from './io.js';
 import type { PoolEvent } from './pool/index.js';
 import type { LaunchedWorker, Runtime } from './runtimes/runtime.js';
@@ -21,6 +21,11 @@ interface Entry {
   readonly child: WorkerChild;
   readonly sbIndex: number;
   readonly stack: StackRequest | undefined;
+  /** `publish` messages sent and `published` answers received (see {@link WorkerProcesses.publishNow}). */
+  asked: number;
+  answered: number;
+  /** Stats reads waiting: each resolves once `answered` reaches its `asked`. */
+  waiters: { readonly asked: number; readonly resolve: () => void }[];
 }
 
 /** What {@link WorkerProcesses} needs from the master. */
@@ -84,7 +89,7 @@ export class WorkerProcesses {
       return { type: 'spawn-failed', key };
     };
     const started = ({ child, askStack }: LaunchedWorker): PoolEvent => {
-      this.#entries.set(key, { child, sbIndex: index, stack: stackFile === undefined ? undefined : { file: stackFile, ask: askStack ?? (() => false) } });
+      this.#entries.set(key, { child, sbIndex: index, stack: stackFile === undefined ? undefined : { file: stackFile, ask: askStack ?? (() => false) }, asked: 0, answered: 0, waiters: [] });
       child.on('message', (raw) => this.#onMessage(key, id, child, raw));
       child.once('exit', (exit) => this.#onExit(key, exit));
       // A forked worker can be reported dead before its launch settles: the pool hears
@@ -120,12 +125,47 @@ export class WorkerProcesses {
       this.#o.logger.warn({ worker: id, worker_pid: child.pid }, (err as Error).message);
       return;
     }
+    if (message.type === 'published') {
+      const entry = this.#entries.get(key);
+      if (entry !== undefined) {
+        entry.answered += 1;
+        entry.waiters = entry.waiters.filter((w) => (entry.answered >= w.asked ? (w.resolve(), false) : true));
+      }
+      return;
+    }
     this.#o.onEvent({ type: 'message', key, message });
+  }
+
+  /**
+   * Asks every serving worker to write its slot now (`publish`) and resolves once each has
+   * answered (`published`), or after `timeoutMs`, whichever comes first; never rejects.
+   * Workers whose slot shows them starting (no loop reads their channel yet) or whose
+   * channel is closed are not asked. A worker in the middle of a long request (a sync
+   * Python worker) answers when it ends: the read then uses the slot it has (busy).
+   * Costs the workers nothing per request: only stats reads pay (issue 17).
+   */
+  async publishNow(timeoutMs: number): Promise<void> {
+    if (this.#closed) return;
+    const all = this.#o.scoreboard.readAll();
+    const pending: Promise<void>[] = [];
+    for (const entry of this.#entries.values()) {
+      const slot = all[entry.sbIndex];
+      if (slot === undefined || slot.pid !== entry.child.pid || (slot.status !== SlotStatus.IDLE && slot.status !== SlotStatus.BUSY)) continue;
+      if (!entry.child.send({ v: 1, type: 'publish' } satisfies MasterToWorker)) continue;
+      entry.asked += 1;
+      const asked = entry.asked;
+      pending.push(new Promise((resolve) => entry.waiters.push({ asked, resolve })));
+    }
+    if (pending.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(pending), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
   }
 
   #onExit(key: number, exit: ExitInfo): void {
     const entry = this.#entries.get(key);
     this.#entries.delete(key);
+    for (const w of entry?.waiters ?? []) w.resolve(); // it will not answer: its final slot is read below
     let final: SlotData | undefined;
     if (entry !== undefined && !this.#closed) {
       // Final counters: the last reading of the slot, then the slot goes back to the pool.

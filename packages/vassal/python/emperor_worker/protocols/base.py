@@ -5,8 +5,9 @@ send back, without a socket, a clock or the app inside (sans-IO, in the manner o
 ``_readers.py`` and ``_writers.py``): the loop (``server.py``) reads into a connection's
 buffer and asks the protocol whether a request head is there and what it says; the WSGI
 layer (``wsgi.py``) asks it how to frame the response. One instance serves every
-connection of one listening socket and keeps no state between calls: a connection's
-state is its buffer, a request's is what ``read_request`` returned.
+connection of one listening socket and keeps no per-connection state (the uwsgi protocol
+keeps the response heads it built): a connection's state is its buffer, a request's is
+what ``read_request`` returned.
 
 The values passed between them are plain tuples, not objects, because they are made once
 per request on the hot path:

@@ -18,6 +18,8 @@ from typing import Any, Optional
 from .base import NO_BODY_STATUS, LengthReader, Protocol, ProtocolError, scan_headers
 
 HEADER = struct.Struct("<BHB")
+# The most response heads a protocol instance keeps built (see UwsgiProtocol.response_head).
+HEADS_CACHED = 256
 
 
 def block_error(block: bytes) -> str:
@@ -116,9 +118,29 @@ class UwsgiProtocol(Protocol):
         length = int(cl) if cl.isdigit() and len(cl) <= 18 else 0
         return environ, LengthReader(length) if length else None, None, False, environ
 
+    def __init__(self, buffer_size: int, server: tuple, date: Any) -> None:
+        super().__init__(buffer_size, server, date)
+        # Response heads already built, by (SERVER_PROTOCOL, status, headers as a tuple,
+        # known length): an app answers with the same few heads again and again, and this
+        # protocol adds nothing that changes per request (no Date, no keep-alive).
+        self.heads: dict = {}
+
     def response_head(
         self, status: str, headers: list, known_length: Optional[int], is_head: bool, keep: bool, environ: Any
     ) -> tuple:
+        key = (environ["SERVER_PROTOCOL"], status, tuple(headers), known_length)
+        try:
+            return self.heads[key]
+        except KeyError:
+            pass
+        answer = self._response_head(status, headers, known_length, environ)
+        heads = self.heads
+        if len(heads) >= HEADS_CACHED:
+            heads.clear()  # heads that vary per request (cookies, ETags): start again rather than grow
+        heads[key] = answer
+        return answer
+
+    def _response_head(self, status: str, headers: list, known_length: Optional[int], environ: Any) -> tuple:
         code = int(status[:3])
         lines, length, _close, _has_date = scan_headers(headers, False)
         if length is None and known_length is not None and not (code < 200 or code in NO_BODY_STATUS):

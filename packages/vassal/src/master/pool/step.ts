@@ -129,6 +129,8 @@ function message(d: Draft, key: number, m: WorkerToMaster): void {
       honourRecycle(d, key);
       return;
     }
+    case 'published':
+      return; // a stats read's answer, taken by the master's WorkerProcesses before the pool
     default: {
       const never: never = m;
       void never;

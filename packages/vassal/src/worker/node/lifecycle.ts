@@ -120,7 +120,7 @@ export class Lifecycle {
   }
 
   /**
-   * A control message from the master (`stop`, `reopen-logs`). One it does not
+   * A control message from the master (`stop`, `reopen-logs`, `publish`). One it does not
    * understand is logged and ignored.
    */
   onMessage(raw: unknown): void {
@@ -132,6 +132,11 @@ export class Lifecycle {
           return;
         case 'reopen-logs':
           this.#options.reopenLogs();
+          return;
+        case 'publish':
+          // A stats read waits for this: every request that ended is counted in the slot.
+          this.#options.slot.publishRequested();
+          this.#options.send({ v: 1, type: 'published' });
           return;
         default: {
           const never: never = message;

@@ -183,6 +183,18 @@ export class SlotPublisher {
   }
 
   /**
+   * Writes the slot for a stats read (the master's `publish`). It does not count as the
+   * last write for the rules of requestStarted and requestEnded: a request that starts right after it is still written
+   * at once (else the one that blocks the event loop next would miss the slot, and the
+   * harakiri line its method and URI).
+   */
+  publishRequested(): void {
+    const last = this.#lastPublishMs;
+    this.publish();
+    this.#lastPublishMs = last;
+  }
+
+  /**
    * A request started at `startMs` (epoch ms): in flight, and published at once when it
    * makes an idle worker busy (unless the slot was written in the last {@link BUSY_PUBLISH_MS}).
    */

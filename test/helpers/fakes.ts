@@ -4,7 +4,7 @@
  * child process the test makes speak and exit. Nothing here sleeps or starts a process.
  */
 import { EventEmitter } from 'node:events';
-import type { ChildEvents, Clock, ExitInfo, StopOptions, TimerHandle, WorkerChild } from '@emperor/process';
+import { StopEscalation, type ChildEvents, type Clock, type ExitInfo, type StopOptions, type TimerHandle, type WorkerChild } from '@emperor/process';
 
 interface ManualTimer {
   readonly at: number;
@@ -97,11 +97,12 @@ export class FakeChild extends EventEmitter<ChildEvents> implements WorkerChild 
   readonly #exitOnSigkill: boolean;
   #exit: ExitInfo | undefined;
   #resolve: (exit: ExitInfo) => void = () => {};
-  #killTimer: TimerHandle | undefined;
+  readonly #stopping: StopEscalation;
 
   constructor(clock: Clock, options: FakeChildOptions = {}) {
     super();
     this.#clock = clock;
+    this.#stopping = new StopEscalation(this, this.#clock);
     this.pid = options.pid ?? FakeChild.#nextPid++;
     this.spawnedAt = clock.now();
     this.#exitOnSigkill = options.exitOnSigkill ?? true;
@@ -131,19 +132,11 @@ export class FakeChild extends EventEmitter<ChildEvents> implements WorkerChild 
   }
 
   stop(options: StopOptions = {}): Promise<ExitInfo> {
-    if (this.#exit !== undefined) return Promise.resolve(this.#exit);
-    if (this.#killTimer === undefined) {
-      const sent = options.message !== undefined && this.send(options.message);
-      if (!sent) this.kill(options.signal ?? 'SIGTERM');
-      this.#killTimer = this.#clock.setTimeout(() => this.kill('SIGKILL'), options.mercyMs ?? 60_000);
-    }
-    return this.exited;
+    return this.#stopping.stop(options);
   }
 
   hurry(ms: number): void {
-    if (this.isDead()) return;
-    if (this.#killTimer !== undefined) this.#clock.clearTimeout(this.#killTimer);
-    this.#killTimer = this.#clock.setTimeout(() => this.kill('SIGKILL'), ms);
+    this.#stopping.hurry(ms);
   }
 
   /** The process sends its supervisor an IPC message. */
@@ -161,7 +154,7 @@ export class FakeChild extends EventEmitter<ChildEvents> implements WorkerChild 
     if (this.#exit !== undefined) return;
     this.connected = false;
     this.#exit = { code, signal };
-    if (this.#killTimer !== undefined) this.#clock.clearTimeout(this.#killTimer);
+    this.#stopping.cancel();
     this.emit('exit', this.#exit);
     this.#resolve(this.#exit);
   }

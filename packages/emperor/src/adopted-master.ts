@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import {
-  DEFAULT_MERCY_MS,
+  StopEscalation,
   pidAlive,
   systemClock,
   type ChildEvents,
@@ -47,13 +47,14 @@ export class AdoptedMaster extends EventEmitter<ChildEvents> implements WorkerCh
   #exit: ExitInfo | undefined;
   #channel: JsonLines | undefined;
   #poll: TimerHandle | undefined;
-  #killTimer: TimerHandle | undefined;
+  readonly #stopping: StopEscalation;
 
   constructor(pid: number, options: AdoptedMasterOptions) {
     super();
     this.pid = pid;
     this.spawnedAt = options.spawnedAt;
     this.#clock = options.clock ?? systemClock;
+    this.#stopping = new StopEscalation(this, this.#clock);
     this.#alive = options.alive ?? pidAlive;
     this.#signalAs = options.signalAs;
     this.exited = new Promise((resolve) => {
@@ -120,7 +121,7 @@ export class AdoptedMaster extends EventEmitter<ChildEvents> implements WorkerCh
     const exit: ExitInfo = { code: null, signal: null };
     this.#exit = exit;
     this.#stopWatching();
-    if (this.#killTimer !== undefined) this.#clock.clearTimeout(this.#killTimer);
+    this.#stopping.cancel();
     this.#channel?.close('the master is gone');
     this.emit('exit', exit);
     this.#resolve(exit);
@@ -144,18 +145,10 @@ export class AdoptedMaster extends EventEmitter<ChildEvents> implements WorkerCh
 
   /** Same escalation as Child.stop: the message (or signal), SIGKILL after the mercy. */
   stop(options: StopOptions = {}): Promise<ExitInfo> {
-    if (this.#exit !== undefined) return Promise.resolve(this.#exit);
-    if (this.#killTimer === undefined) {
-      const sent = options.message !== undefined && this.send(options.message);
-      if (!sent) this.kill(options.signal ?? 'SIGTERM');
-      this.#killTimer = this.#clock.setTimeout(() => this.kill('SIGKILL'), options.mercyMs ?? DEFAULT_MERCY_MS);
-    }
-    return this.exited;
+    return this.#stopping.stop(options);
   }
 
   hurry(ms: number): void {
-    if (this.isDead()) return;
-    if (this.#killTimer !== undefined) this.#clock.clearTimeout(this.#killTimer);
-    this.#killTimer = this.#clock.setTimeout(() => this.kill('SIGKILL'), ms);
+    this.#stopping.hurry(ms);
   }
 }

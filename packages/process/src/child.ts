@@ -87,7 +87,7 @@ export class Child extends EventEmitter<ChildEvents> implements WorkerChild {
   readonly exited: Promise<ExitInfo>;
   readonly #clock: Clock;
   #exit: ExitInfo | undefined;
-  #killTimer: TimerHandle | undefined;
+  readonly #stopping: StopEscalation;
   readonly #signalAs: ((signal: NodeJS.Signals) => void) | undefined;
 
   /**
@@ -100,13 +100,14 @@ export class Child extends EventEmitter<ChildEvents> implements WorkerChild {
     super();
     this.process = proc;
     this.#clock = clock;
+    this.#stopping = new StopEscalation(this, this.#clock);
     this.spawnedAt = clock.now();
     this.#signalAs = signalAs;
     this.exited = new Promise((resolve) => {
       const ended = (exit: ExitInfo): void => {
         if (this.#exit !== undefined) return;
         this.#exit = exit;
-        if (this.#killTimer !== undefined) this.#clock.clearTimeout(this.#killTimer);
+        this.#stopping.cancel();
         this.emit('exit', exit);
         resolve(exit);
       };
@@ -164,20 +165,62 @@ export class Child extends EventEmitter<ChildEvents> implements WorkerChild {
    * Same escalation as vitest's forks pool and Node's cluster `worker.kill()`.
    */
   stop(options: StopOptions = {}): Promise<ExitInfo> {
-    if (this.#exit !== undefined) return Promise.resolve(this.#exit);
-    if (this.#killTimer === undefined) {
-      const sent = options.message !== undefined && this.send(options.message);
-      if (!sent) this.kill(options.signal ?? 'SIGTERM');
-      this.#killTimer = this.#clock.setTimeout(() => this.kill('SIGKILL'), options.mercyMs ?? DEFAULT_MERCY_MS);
-    }
-    return this.exited;
+    return this.#stopping.stop(options);
   }
 
   /** Shortens a pending stop: SIGKILL after `ms` from now if still alive. */
   hurry(ms: number): void {
-    if (this.isDead()) return;
-    if (this.#killTimer !== undefined) this.#clock.clearTimeout(this.#killTimer);
-    this.#killTimer = this.#clock.setTimeout(() => this.kill('SIGKILL'), ms);
+    this.#stopping.hurry(ms);
+  }
+}
+
+/** What {@link StopEscalation} needs of the child it stops. */
+export interface Stoppable {
+  readonly exit: ExitInfo | undefined;
+  readonly exited: Promise<ExitInfo>;
+  isDead(): boolean;
+  send(message: unknown): boolean;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/**
+ * The stop every {@link WorkerChild} shares (a spawned child, a worker forked by a Python
+ * template, a master adopted from an earlier emperor, the tests' fake): the stop message
+ * (or `signal`, SIGTERM by default), then SIGKILL after the mercy; `hurry` shortens a
+ * pending stop. Same escalation as vitest's forks pool and Node's cluster `worker.kill()`.
+ */
+export class StopEscalation {
+  readonly #child: Stoppable;
+  readonly #clock: Clock;
+  #timer: TimerHandle | undefined;
+
+  constructor(child: Stoppable, clock: Clock) {
+    this.#child = child;
+    this.#clock = clock;
+  }
+
+  /** Idempotent: a second call while stopping returns the same exit; a dead child returns at once. */
+  stop(options: StopOptions = {}): Promise<ExitInfo> {
+    const child = this.#child;
+    if (child.exit !== undefined) return Promise.resolve(child.exit);
+    if (this.#timer === undefined) {
+      const sent = options.message !== undefined && child.send(options.message);
+      if (!sent) child.kill(options.signal ?? 'SIGTERM');
+      this.#timer = this.#clock.setTimeout(() => child.kill('SIGKILL'), options.mercyMs ?? DEFAULT_MERCY_MS);
+    }
+    return child.exited;
+  }
+
+  /** SIGKILL after `ms` from now if still alive (ms). */
+  hurry(ms: number): void {
+    if (this.#child.isDead()) return;
+    this.cancel();
+    this.#timer = this.#clock.setTimeout(() => this.#child.kill('SIGKILL'), ms);
+  }
+
+  /** Drops the pending SIGKILL (the child exited). */
+  cancel(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
   }
 }
 

@@ -21,7 +21,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { AppTemplateError, parseTemplateToMaster, type MasterToTemplate, type TemplateToMaster } from '@emperor/protocol';
-import { DEFAULT_MERCY_MS, describeExit, type ChildEvents, type Clock, type ExitInfo, type Logger, type StopOptions, type TimerHandle, type WorkerChild } from '@emperor/process';
+import { StopEscalation, describeExit, type ChildEvents, type Clock, type ExitInfo, type Logger, type StopOptions, type TimerHandle, type WorkerChild } from '@emperor/process';
 import type { LaunchRequest, LaunchedWorker } from './runtime.js';
 
 /** How often the master looks in /proc for the workers of a dead template, ms. */
@@ -95,7 +95,7 @@ export class ForkedChild extends EventEmitter<ChildEvents> implements WorkerChil
   readonly #clock: Clock;
   #exit: ExitInfo | undefined;
   #resolve: (exit: ExitInfo) => void = () => {};
-  #killTimer: TimerHandle | undefined;
+  readonly #stopping: StopEscalation;
 
   constructor(id: number, pid: number, token: string | undefined, port: ForkPort, clock: Clock) {
     super();
@@ -104,6 +104,7 @@ export class ForkedChild extends EventEmitter<ChildEvents> implements WorkerChil
     this.token = token;
     this.#port = port;
     this.#clock = clock;
+    this.#stopping = new StopEscalation(this, this.#clock);
     this.spawnedAt = clock.now();
     this.exited = new Promise((resolve) => {
       this.#resolve = resolve;
@@ -127,19 +128,11 @@ export class ForkedChild extends EventEmitter<ChildEvents> implements WorkerChil
   }
 
   stop(options: StopOptions = {}): Promise<ExitInfo> {
-    if (this.#exit !== undefined) return Promise.resolve(this.#exit);
-    if (this.#killTimer === undefined) {
-      const sent = options.message !== undefined && this.send(options.message);
-      if (!sent) this.kill(options.signal ?? 'SIGTERM');
-      this.#killTimer = this.#clock.setTimeout(() => this.kill('SIGKILL'), options.mercyMs ?? DEFAULT_MERCY_MS);
-    }
-    return this.exited;
+    return this.#stopping.stop(options);
   }
 
   hurry(ms: number): void {
-    if (this.isDead()) return;
-    if (this.#killTimer !== undefined) this.#clock.clearTimeout(this.#killTimer);
-    this.#killTimer = this.#clock.setTimeout(() => this.kill('SIGKILL'), ms);
+    this.#stopping.hurry(ms);
   }
 
   /** The template passed on a message of this worker. */
@@ -151,7 +144,7 @@ export class ForkedChild extends EventEmitter<ChildEvents> implements WorkerChil
   ended(exit: ExitInfo): void {
     if (this.#exit !== undefined) return;
     this.#exit = exit;
-    if (this.#killTimer !== undefined) this.#clock.clearTimeout(this.#killTimer);
+    this.#stopping.cancel();
     this.emit('exit', exit);
     this.#resolve(exit);
   }

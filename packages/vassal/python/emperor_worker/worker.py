@@ -477,6 +477,19 @@ def run_postfork_hooks(log: Log) -> None:
         os._exit(EXIT_APP_LOAD)
 
 
+def serve_and_exit(worker: "Worker") -> None:
+    """Runs ``worker`` until it stops, flushes its request log and exits the process (1,
+    with one line, when the loop itself failed); never returns."""
+    try:
+        worker.run()
+    except Exception as err:
+        worker.reqlog.flush()
+        worker.log.write(60, "worker failed: %s: %s" % (type(err).__name__, err), None, err)
+        os._exit(1)
+    worker.reqlog.flush()
+    os._exit(EXIT_OK)
+
+
 def forked_worker(spec: dict, channel_fd: int, app: Callable) -> None:
     """Runs a worker forked by the template (``template.py``) with the app it imported,
     once the post-fork hooks ran; exits, never returns."""
@@ -486,14 +499,7 @@ def forked_worker(spec: dict, channel_fd: int, app: Callable) -> None:
     worker = Worker(spec, channel_fd)
     worker.app = app
     run_postfork_hooks(worker.log)
-    try:
-        worker.run()
-    except Exception as err:
-        worker.reqlog.flush()
-        worker.log.write(60, "worker failed: %s: %s" % (type(err).__name__, err), None, err)
-        os._exit(1)
-    worker.reqlog.flush()
-    os._exit(EXIT_OK)
+    serve_and_exit(worker)
 
 
 def app_sys_path(path: list, ours: str, pythonpath: list, cwd: str) -> list:
@@ -548,11 +554,4 @@ def main() -> None:
     configure_uwsgi(spec, spec["id"])
     set_title("emperor worker %d" % spec["id"])
     worker = Worker(spec, int(channel) if channel else None)
-    try:
-        worker.run()
-    except Exception as err:
-        worker.reqlog.flush()
-        worker.log.write(60, "worker failed: %s: %s" % (type(err).__name__, err), None, err)
-        os._exit(1)
-    worker.reqlog.flush()
-    os._exit(EXIT_OK)
+    serve_and_exit(worker)

@@ -36,7 +36,7 @@ export const SLOT = {
     seq: { offset: 0, type: 'u32', doc: 'bumped on every write' },
     pid: { offset: 4, type: 'u32', doc: 'the worker process id' },
     status: { offset: 8, type: 'u8', doc: 'SLOT_STATUS' },
-    flags: { offset: 9, type: 'u8', doc: 'bit 0: accepting' },
+    flags: { offset: 9, type: 'u8', doc: 'bit 0: accepting; bit 1: an event loop (ASGI), judged by its heartbeat' },
     inFlight: { offset: 12, type: 'u32', doc: 'requests in flight' },
     heartbeatMs: { offset: 16, type: 'f64', doc: 'last write from the worker loop, epoch ms' },
     requests: { offset: 24, type: 'f64', doc: 'requests completed since spawn' },

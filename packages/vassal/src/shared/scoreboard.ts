@@ -29,6 +29,12 @@ export interface SlotData {
   readonly pid: number;
   readonly status: SlotStatus;
   readonly accepting: boolean;
+  /**
+   * The worker serves requests from an event loop (a Python ASGI worker; flags bit 1):
+   * it ends an overdue request itself, and harakiri judges it by its heartbeat, as a
+   * Node worker, whatever its runtime's `sync` says. Absent: false.
+   */
+  readonly eventLoop?: boolean;
   readonly inFlight: number;
   /** Epoch ms of the last write from the worker's event/accept loop. */
   readonly heartbeatMs: number;
@@ -61,7 +67,7 @@ export function encodeSlot(buf: Buffer, data: SlotData, seq: number): void {
   buf.writeUInt32LE(seq >>> 0, F.seq.offset);
   buf.writeUInt32LE(data.pid >>> 0, F.pid.offset);
   buf.writeUInt8(data.status, F.status.offset);
-  buf.writeUInt8(data.accepting ? 1 : 0, F.flags.offset);
+  buf.writeUInt8((data.accepting ? 1 : 0) | (data.eventLoop === true ? 2 : 0), F.flags.offset);
   buf.writeUInt32LE(Math.min(data.inFlight, 0xffffffff) >>> 0, F.inFlight.offset);
   buf.writeDoubleLE(data.heartbeatMs, F.heartbeatMs.offset);
   buf.writeDoubleLE(data.requests, F.requests.offset);
@@ -89,6 +95,7 @@ export function decodeSlot(buf: Buffer, offset = 0): SlotData | undefined {
     pid: buf.readUInt32LE(offset + F.pid.offset),
     status: (buf.readUInt8(offset + F.status.offset) as SlotStatus) ?? SlotStatus.EMPTY,
     accepting: (buf.readUInt8(offset + F.flags.offset) & 1) === 1,
+    ...((buf.readUInt8(offset + F.flags.offset) & 2) === 2 ? { eventLoop: true } : {}),
     inFlight: buf.readUInt32LE(offset + F.inFlight.offset),
     heartbeatMs: buf.readDoubleLE(offset + F.heartbeatMs.offset),
     requests: buf.readDoubleLE(offset + F.requests.offset),

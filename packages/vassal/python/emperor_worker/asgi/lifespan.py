@@ -97,4 +97,4 @@ def is_asgi(obj: Any) -> bool:
     if inspect.iscoroutinefunction(obj):
         return True
     call = getattr(obj, "__call__", None)
-    return call is not None and not inspect.isfunction(obj) and inspect.iscoroutinefunction(call)
+    return call is not None and not inspect.isfunction(obj) and not inspect.isclass(obj) and inspect.iscoroutinefunction(call)

@@ -425,6 +425,7 @@ class Conn(asyncio.Protocol):
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
         server = self.server
+        server.opening -= 1
         server.conns.add(self)
         self.task = server.loop.create_task(self.run())
 
@@ -599,6 +600,7 @@ class AsgiServer:
         self.started = time.monotonic()
         self.loop: Any = None
         self.conns: set = set()
+        self.opening = 0  # accepted, not yet in conns (connect_accepted_socket runs as a task)
         self.inflight: dict = {}  # id(entry) → (start ms, method, uri), oldest first
         self.listeners: list = []  # (socket, protocol)
         self.accepting = False
@@ -747,13 +749,22 @@ class AsgiServer:
             self.log.warn("accept failed: %s" % err)
             return
         client.setblocking(False)
-        if len(self.conns) >= self.limit:
+        self.opening += 1
+        if len(self.conns) + self.opening > self.limit:
             idle = next((c for c in self.conns if c.wait_kind == "head" and not c.buf), None)
             if idle is not None:
                 idle.close()
-        self.loop.create_task(self.loop.connect_accepted_socket(lambda: Conn(self, protocol), client))
-        if len(self.conns) + 1 >= self.limit:
+        self.loop.create_task(self.open_conn(client, protocol))
+        if len(self.conns) + self.opening >= self.limit:
             self.pause_accepting()
+
+    async def open_conn(self, client: socket.socket, protocol: Any) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: Conn(self, protocol), client)
+        except OSError:  # the client went away before its transport was made
+            self.opening -= 1
+            client.close()
+            self.conn_gone()
 
     def pause_accepting(self) -> None:
         """At the ``async`` cap: the listeners leave the loop until a connection ends."""
@@ -763,7 +774,7 @@ class AsgiServer:
                 self.loop.remove_reader(sock.fileno())
 
     def conn_gone(self) -> None:
-        if self.paused and self.accepting and len(self.conns) < self.limit:
+        if self.paused and self.accepting and len(self.conns) + self.opening < self.limit:
             self.paused = False
             for sock, protocol in self.listeners:
                 self.loop.add_reader(sock.fileno(), self.accept, sock, protocol)

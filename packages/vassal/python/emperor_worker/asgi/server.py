@@ -529,8 +529,6 @@ class Conn(asyncio.Protocol):
                             except ProtocolError as err:
                                 self.refuse(err)
                         return
-                    if server.stopping and not buf:
-                        return
                     if buf and not self.head_since:
                         self.head_since = time.monotonic()
                     await self.more("head")
@@ -794,7 +792,10 @@ class AsgiServer:
         return self.stopping or self.recycling
 
     def begin_stop(self) -> None:
-        """Graceful stop: no new connections, idle ones closed, requests finish, WebSockets get 1001."""
+        """Graceful stop: no new connections, requests finish, WebSockets get 1001. An idle
+        keep-alive connection is left to the client, as in the WSGI worker: its next request
+        is answered with ``Connection: close`` (closing it now could cross a request already
+        on its way), or it ends at the keep-alive timeout."""
         if self.stopping:
             return
         self.stopping = True
@@ -802,8 +803,6 @@ class AsgiServer:
         for conn in list(self.conns):
             if conn.session is not None:
                 conn.session.going_away()
-            elif conn.wait_kind == "head" and not conn.buf:
-                conn.close()
         self.publish()
         self.conn_gone()
 

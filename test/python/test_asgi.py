@@ -247,6 +247,15 @@ class LifespanProtocol(unittest.TestCase):
         started = self.run_lifespan(app)[1]
         self.assertIn("RuntimeError: boom", started)
 
+    def test_an_app_that_returns_at_once_does_not_speak_lifespan(self):
+        async def app(scope, receive, send):
+            if scope["type"] != "http":
+                return
+
+        lifespan, started, _ = self.run_lifespan(app)
+        self.assertIsNone(started)
+        self.assertFalse(lifespan.supported)
+
     def test_an_app_that_never_receives_does_not_speak_lifespan(self):
         async def app(scope, receive, send):
             assert scope["type"] == "http"

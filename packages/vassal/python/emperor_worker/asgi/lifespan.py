@@ -1,9 +1,9 @@
 """The ASGI ``lifespan`` protocol (ASGI spec, "Lifespan Protocol" 2.0): startup before
 the worker says it is ready, shutdown when it stops gracefully.
 
-An app that raises before it ever calls ``receive`` on the lifespan scope does not speak
-the protocol (a plain ``async def app`` that only knows ``http``): the worker goes on
-without it, as uvicorn's ``--lifespan auto`` does. An app that reports
+An app that raises before it ever calls ``receive`` on the lifespan scope, or returns
+without answering, does not speak the protocol (a plain ``async def app`` that only knows
+``http``): the worker goes on without it, as uvicorn's ``--lifespan auto`` does. An app that reports
 ``lifespan.startup.failed``, or raises once it was told to start, failed to start.
 """
 
@@ -31,6 +31,8 @@ class Lifespan:
         scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
         try:
             await self.app(scope, self._receive, self._send)
+            if self.answer is not None and not self.answer.done():
+                self.supported = False  # returned without an answer: it ignores lifespan (as `if scope["type"] != "http": return`)
         except BaseException as err:  # noqa: B036 - the app's failure is reported, not raised here
             self.error = err
             if not self.received:
@@ -66,7 +68,7 @@ class Lifespan:
             if not self.supported:
                 return None
             err = self.error
-            return "the app raised %s: %s" % (type(err).__name__, err) if err is not None else "the app returned during startup"
+            return "the app raised %s: %s" % (type(err).__name__, err)
         kind = message.get("type")
         if kind == "lifespan.startup.complete":
             return None

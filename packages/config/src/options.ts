@@ -153,7 +153,7 @@ export const OPTIONS = [
   option('asgi', { group: 'app', type: 'string',
     doc: 'Python: an ASGI 3 app, `pkg.app:callable` (or `pkg.app`, the callable then named by `callable`), served by the asyncio worker whatever the callable looks like (instead of `module`). Without it, a `module`/`wsgi-file` callable that is an `async def` (or an object whose `__call__` is one, as FastAPI, Starlette and Django\'s ASGIHandler are) is served as ASGI too. See docs/asgi.md.' }),
   option('async', { group: 'app', type: 'uint', default: '1000', min: 1, max: 100000,
-    doc: 'Python ASGI apps: requests and WebSocket sessions a worker serves at once; at the cap it stops accepting connections until one ends (uWSGI\'s async cores, here asyncio tasks). WSGI workers ignore it (see `threads`).' }),
+    doc: 'Python ASGI apps: connections a worker holds at once, each serving one request or WebSocket session at a time, so also the most requests in flight (uWSGI\'s async cores; here asyncio tasks). At the cap an idle keep-alive connection is closed to make room, else the worker stops accepting until a connection ends. WSGI workers ignore it (see `threads`).' }),
   option('websockets-max-size', { group: 'app', type: 'uint', default: '1024', min: 1, max: 1048576,
     doc: 'Python ASGI apps: the largest WebSocket message a client may send, in KB (uWSGI\'s unit); a larger one closes the session with code 1009.' }),
   option('pythonpath', { aliases: ['python-path', 'pp'], group: 'app', type: 'path', repeatable: true, doc: 'Python: a directory to prepend to `sys.path`.' }),

@@ -148,7 +148,7 @@ export interface VassalConfig {
    * ASGI when the worker finds an `async def` callable, else as WSGI.
    */
   readonly asgi: boolean;
-  /** `async`: requests and WebSocket sessions an ASGI worker serves at once. @default 1000 */
+  /** `async`: connections an ASGI worker holds at once (each one request or WebSocket session at a time). @default 1000 */
   readonly asyncLimit: number;
   /** `websockets-max-size` (KB), in bytes: the largest WebSocket message an ASGI worker accepts. @default 1 MB */
   readonly websocketsMaxSizeBytes: number;

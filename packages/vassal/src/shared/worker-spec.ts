@@ -42,7 +42,7 @@ export interface PythonApp {
    * callable is an `async def` (or has one as `__call__`), else as WSGI.
    */
   readonly asgi: boolean;
-  /** `async`: requests and WebSocket sessions an ASGI worker serves at once. */
+  /** `async`: connections an ASGI worker holds at once (each one request or WebSocket session at a time). */
   readonly asyncLimit: number;
   /** `websockets-max-size` in bytes: the largest WebSocket message an ASGI worker accepts. */
   readonly websocketsMaxBytes: number;

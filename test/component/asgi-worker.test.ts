@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, httpGet, isAlive, startVassal, statsOf, statsUntil, waitFor, workersAccepting, type LogLine, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
+import { FIXTURES, descendants, httpGet, isAlive, startVassal, statsOf, statsUntil, waitFor, workersAccepting, type LogLine, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
 import { exchange, nginxVars, parseResponse, uwsgiRequest } from '../helpers/wire.js';
 import { OP, WsClient, clientFrame, closePayload } from '../helpers/websocket.js';
 
@@ -209,4 +209,27 @@ test('a graceful reload closes open WebSockets with 1001 and runs the lifespan s
     await waitFor(() => s.closed);
   }
   assert.equal((await httpGet(`${w.url}/`)).status, 200);
+});
+
+test('max-requests recycles an ASGI worker after exactly N requests', async (t) => {
+  const v = await asgiVassal(t, 'max-requests = 4\nmin-worker-lifetime = 0');
+  await workersAccepting(v, 1);
+  const pids: number[] = [];
+  for (let i = 0; i < 9; i++) pids.push((JSON.parse((await httpGet(`${v.url}/`)).body) as { pid: number }).pid);
+  const [a, b, c] = [...new Set(pids)];
+  assert.deepEqual(pids, [a, a, a, a, b, b, b, b, c], 'each process served 4');
+  const doc = await statsUntil(v.stats, (d) => d.workers[0]?.pid === c && d.workers[0]?.requests === 9, { message: 'stats after two recycles' });
+  assert.equal(doc.workers[0]?.last_exit_reason, 'max-requests');
+  assert.equal(v.proc.logs.find(msg(/^served 4 requests \(max-requests 4\); asking to be replaced$/)).length, 2);
+});
+
+test('a unix http-socket; ASGI workers of a master killed with SIGKILL are gone within 1 s', async (t) => {
+  const v = await startVassal(t, (_port, d) => `http-socket = ${join(d, 'app.sock')}\npythonpath = ${APPS}\nasgi = asgi_app:app\nprocesses = 2`);
+  const doc = await workersAccepting(v, 2);
+  const out = await exchange(join(v.dir, 'app.sock'), raw('GET /unix HTTP/1.1\nHost: unix.test:8000\nConnection: close\n\n'));
+  assert.equal((JSON.parse(parseResponse(out).body.toString()) as { path: string }).path, '/unix');
+  const all = descendants(v.proc.pid);
+  assert.ok(doc.workers.every((w) => all.includes(w.pid)));
+  process.kill(v.proc.pid, 'SIGKILL');
+  await waitFor(() => all.every((p) => !isAlive(p)), { timeoutMs: 1000, message: 'template and workers gone within 1 s' });
 });

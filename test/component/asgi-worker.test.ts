@@ -18,6 +18,13 @@ function asgiVassal(t: import('node:test').TestContext, extra = '', processes = 
   return startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\npythonpath = ${APPS}\nasgi = asgi_app:app\nprocesses = ${processes}\n${extra}`);
 }
 
+/** `workersAccepting`, with the vassal's last log lines when it times out. */
+function accepting(v: TestVassal, count: number): Promise<VassalStatsDoc> {
+  return workersAccepting(v, count).catch((err: Error) => {
+    throw new Error(`${err.message}\nthe vassal's last lines:\n${v.proc.logs.tail()}`);
+  });
+}
+
 const msg = (re: RegExp) => (l: LogLine): boolean => re.test(l.msg ?? l.raw);
 
 function raw(text: string): Buffer {
@@ -27,7 +34,7 @@ function raw(text: string): Buffer {
 for (const [label, extra] of [['preloaded and forked', ''], ['lazy-apps', 'lazy-apps = true']] as const) {
   test(`ASGI app (${label}): lifespan state in every scope, keep-alive, pipelining, request log`, async (t) => {
     const v = await asgiVassal(t, extra);
-    await workersAccepting(v, 1);
+    await accepting(v, 1);
     const r = await httpGet(`${v.url}/hello`);
     assert.equal(r.status, 200);
     const body = JSON.parse(r.body) as { state: Record<string, string>; path: string; http_version: string };
@@ -48,7 +55,7 @@ for (const [label, extra] of [['preloaded and forked', ''], ['lazy-apps', 'lazy-
 
 test('ASGI request bodies: Content-Length, chunked, 100-continue, and an unread body drained for keep-alive', async (t) => {
   const v = await asgiVassal(t);
-  await workersAccepting(v, 1);
+  await accepting(v, 1);
   const big = Buffer.alloc(300_000, 'z');
   const one = parseResponse(await exchange(v.port, [raw(`POST /echo HTTP/1.1\nHost: x\nContent-Length: ${big.length}\nConnection: close\n\n`), big]));
   assert.equal(one.status, 200);
@@ -67,7 +74,7 @@ test('ASGI request bodies: Content-Length, chunked, 100-continue, and an unread 
 
 test('ASGI app failures: 500 before the head (one line with the traceback), a cut connection after it; the worker goes on', async (t) => {
   const v = await asgiVassal(t);
-  const [w] = (await workersAccepting(v, 1)).workers;
+  const [w] = (await accepting(v, 1)).workers;
   const r = await httpGet(`${v.url}/fail`);
   assert.equal(r.status, 500);
   const line = await v.proc.logs.waitFor(msg(/^exception in GET \/fail: ValueError: the app failed on purpose/));
@@ -83,7 +90,7 @@ test('ASGI app failures: 500 before the head (one line with the traceback), a cu
 
 test('ASGI over the uwsgi protocol (socket =): the app answers nginx-style packets, the connection closes after', async (t) => {
   const v = await startVassal(t, (port) => `socket = 127.0.0.1:${port}\npythonpath = ${APPS}\nasgi = asgi_app:app\n`);
-  await workersAccepting(v, 1);
+  await accepting(v, 1);
   const r = await uwsgiRequest(v.port, nginxVars('GET', '/via-uwsgi?x=1'));
   assert.equal(r.statusLine, 'HTTP/1.1 200 OK');
   assert.equal((JSON.parse(r.body.toString()) as { path: string }).path, '/via-uwsgi');
@@ -96,7 +103,7 @@ test('ASGI over the uwsgi protocol (socket =): the app answers nginx-style packe
 
 test('many requests at once per worker, at most `async`; the slot counts them in flight', async (t) => {
   const v = await asgiVassal(t, 'async = 4');
-  await workersAccepting(v, 1);
+  await accepting(v, 1);
   let most = 0;
   let done = false;
   const watch = (async () => {
@@ -114,7 +121,7 @@ test('many requests at once per worker, at most `async`; the slot counts them in
 
 test('harakiri cancels the overdue request (504, one line with method and URI); the worker keeps serving', async (t) => {
   const v = await asgiVassal(t, 'harakiri = 1');
-  const [w] = (await workersAccepting(v, 1)).workers;
+  const [w] = (await accepting(v, 1)).workers;
   const slowOne = httpGet(`${v.url}/sleep?s=30`);
   const quick = await httpGet(`${v.url}/quick`);
   assert.equal(quick.status, 200, 'served while the other request waits');
@@ -127,13 +134,13 @@ test('harakiri cancels the overdue request (504, one line with method and URI); 
 
 test('a blocked event loop is caught by its heartbeat: killed, its Python stack logged (harakiri-verbose), replaced', async (t) => {
   const v = await asgiVassal(t, 'harakiri = 1\nharakiri-verbose = true');
-  const [w] = (await workersAccepting(v, 1)).workers;
+  const [w] = (await accepting(v, 1)).workers;
   void httpGet(`${v.url}/block?s=30`).catch(() => undefined);
   const line = await v.proc.logs.waitFor(msg(/^HARAKIRI ON WORKER 1 /), { timeoutMs: 8000 });
   assert.match(line.msg ?? '', /event loop blocked/);
   await v.proc.logs.waitFor((l) => /asgi_app\.py/.test(l.raw) && /line \d+ in app/.test(l.raw), { message: 'the Python stack with the blocking frame' });
   await waitFor(() => !isAlive(w?.pid ?? 0));
-  const doc = await workersAccepting(v, 1);
+  const doc = await accepting(v, 1);
   assert.notEqual(doc.workers[0]?.pid, w?.pid, 'replaced');
   assert.equal((await httpGet(`${v.url}/`)).status, 200);
 });
@@ -148,13 +155,13 @@ test('a failed lifespan startup is a failed worker start: one line, respawned wi
 
 test('an async def app under module = is detected as ASGI; a WSGI app under module = stays WSGI', async (t) => {
   const v = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\npythonpath = ${APPS}\nmodule = asgi_app:app\n`);
-  await workersAccepting(v, 1);
+  await accepting(v, 1);
   assert.deepEqual((JSON.parse((await httpGet(`${v.url}/`)).body) as { state: unknown }).state, { started: 'yes' });
 });
 
 test('WebSockets: handshake, echo, fragmentation, ping/pong, close codes, the size limit', async (t) => {
   const v = await asgiVassal(t, 'websockets-max-size = 1');
-  await workersAccepting(v, 1);
+  await accepting(v, 1);
   const c = await WsClient.open(v.port, '/ws', { 'Sec-WebSocket-Protocol': 'chat, other' });
   assert.equal(c.status, 101);
   assert.match(c.head, /Sec-WebSocket-Protocol: chat/);
@@ -195,7 +202,7 @@ test('WebSockets: handshake, echo, fragmentation, ping/pong, close codes, the si
 
 test('a graceful reload closes open WebSockets with 1001 and runs the lifespan shutdown', async (t) => {
   const w = await startVassal(t, (port, dir) => `http-socket = 127.0.0.1:${port}\npythonpath = ${APPS}\nasgi = asgi_app:app\ntouch-reload = ${join(dir, 'reload')}\n`);
-  await workersAccepting(w, 1);
+  await accepting(w, 1);
   const sockets = await Promise.all([WsClient.open(w.port, '/ws'), WsClient.open(w.port, '/ws')]);
   for (const s of sockets) {
     s.sendText('before');
@@ -213,7 +220,7 @@ test('a graceful reload closes open WebSockets with 1001 and runs the lifespan s
 
 test('max-requests recycles an ASGI worker after exactly N requests', async (t) => {
   const v = await asgiVassal(t, 'max-requests = 4\nmin-worker-lifetime = 0');
-  await workersAccepting(v, 1);
+  await accepting(v, 1);
   const pids: number[] = [];
   for (let i = 0; i < 9; i++) pids.push((JSON.parse((await httpGet(`${v.url}/`)).body) as { pid: number }).pid);
   const [a, b, c] = [...new Set(pids)];
@@ -225,7 +232,7 @@ test('max-requests recycles an ASGI worker after exactly N requests', async (t) 
 
 test('a unix http-socket; ASGI workers of a master killed with SIGKILL are gone within 1 s', async (t) => {
   const v = await startVassal(t, (_port, d) => `http-socket = ${join(d, 'app.sock')}\npythonpath = ${APPS}\nasgi = asgi_app:app\nprocesses = 2`);
-  const doc = await workersAccepting(v, 2);
+  const doc = await accepting(v, 2);
   const out = await exchange(join(v.dir, 'app.sock'), raw('GET /unix HTTP/1.1\nHost: unix.test:8000\nConnection: close\n\n'));
   assert.equal((JSON.parse(parseResponse(out).body.toString()) as { path: string }).path, '/unix');
   const all = descendants(v.proc.pid);

@@ -208,6 +208,11 @@ test('a graceful reload closes open WebSockets with 1001 and runs the lifespan s
     s.sendText('before');
     assert.equal((await s.next()).payload.toString(), 'before');
   }
+  // The stats count the open sessions (and each is a request in flight).
+  await statsUntil(w.stats, (d) => {
+    const worker = d.workers[0] as unknown as { websockets: number; in_flight: number } | undefined;
+    return worker?.websockets === 2 && worker.in_flight === 2;
+  }, { message: 'two WebSocket sessions in the stats' });
   writeFileSync(join(w.dir, 'reload'), String(Date.now()));
   for (const s of sockets) {
     const f = await s.next(15_000);
@@ -216,6 +221,7 @@ test('a graceful reload closes open WebSockets with 1001 and runs the lifespan s
     await waitFor(() => s.closed);
   }
   assert.equal((await httpGet(`${w.url}/`)).status, 200);
+  await statsUntil(w.stats, (d) => (d.workers[0] as unknown as { websockets: number } | undefined)?.websockets === 0, { message: 'no session left in the stats' });
 });
 
 test('max-requests recycles an ASGI worker after exactly N requests', async (t) => {

@@ -47,6 +47,7 @@ export const SLOT = {
     requestStartMs: { offset: 64, type: 'f64', doc: 'start of the oldest request in flight, epoch ms; 0 when idle' },
     harakiriCount: { offset: 72, type: 'f64', doc: "requests ended by the worker's own harakiri" },
     lastRequestEndMs: { offset: 80, type: 'f64', doc: 'end of the last request, epoch ms; 0 when none' },
+    websockets: { offset: 88, type: 'u32', doc: 'WebSocket sessions open (ASGI workers); 0 otherwise' },
     methodLength: { offset: 96, type: 'u16', doc: 'bytes of method used' },
     uriLength: { offset: 98, type: 'u16', doc: 'bytes of uri used' },
     method: { offset: 100, type: 'bytes', length: 16, doc: 'method of the oldest request in flight, UTF-8' },

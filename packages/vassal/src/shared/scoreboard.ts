@@ -51,6 +51,8 @@ export interface SlotData {
   readonly harakiriCount: number;
   /** End of the last completed request, epoch ms; 0 when none. */
   readonly lastRequestEndMs: number;
+  /** WebSocket sessions open (a Python ASGI worker's); absent: 0. */
+  readonly websockets?: number;
   readonly method: string;
   readonly uri: string;
 }
@@ -78,6 +80,7 @@ export function encodeSlot(buf: Buffer, data: SlotData, seq: number): void {
   buf.writeDoubleLE(data.requestStartMs, F.requestStartMs.offset);
   buf.writeDoubleLE(data.harakiriCount, F.harakiriCount.offset);
   buf.writeDoubleLE(data.lastRequestEndMs, F.lastRequestEndMs.offset);
+  buf.writeUInt32LE(Math.min(data.websockets ?? 0, 0xffffffff) >>> 0, F.websockets.offset);
   const methodLen = buf.write(data.method, F.method.offset, METHOD_MAX, 'utf8');
   const uriLen = buf.write(data.uri, F.uri.offset, URI_MAX, 'utf8');
   buf.writeUInt16LE(methodLen, F.methodLength.offset);
@@ -91,6 +94,7 @@ export function decodeSlot(buf: Buffer, offset = 0): SlotData | undefined {
   if (seq !== buf.readUInt32LE(offset + F.seqEnd.offset)) return undefined;
   const methodLen = Math.min(buf.readUInt16LE(offset + F.methodLength.offset), METHOD_MAX);
   const uriLen = Math.min(buf.readUInt16LE(offset + F.uriLength.offset), URI_MAX);
+  const websockets = buf.readUInt32LE(offset + F.websockets.offset);
   return {
     pid: buf.readUInt32LE(offset + F.pid.offset),
     status: (buf.readUInt8(offset + F.status.offset) as SlotStatus) ?? SlotStatus.EMPTY,
@@ -108,6 +112,7 @@ export function decodeSlot(buf: Buffer, offset = 0): SlotData | undefined {
     lastRequestEndMs: buf.readDoubleLE(offset + F.lastRequestEndMs.offset),
     method: buf.toString('utf8', offset + F.method.offset, offset + F.method.offset + methodLen),
     uri: buf.toString('utf8', offset + F.uri.offset, offset + F.uri.offset + uriLen),
+    ...(websockets > 0 ? { websockets } : {}),
   };
 }
 

@@ -367,6 +367,7 @@ class WsSession:
             self.write(head)
             self.state = "open"
             self.server.ws_open += 1
+            self.server.publish()
         elif kind == "websocket.close":
             if self.state == "connecting":
                 # Refused before the handshake ended: a 403 (ASGI spec), and the connection closes.
@@ -633,7 +634,7 @@ class AsgiServer:
         self.shown_busy = status == BUSY
         self.scoreboard.write(
             status, self.accepting, len(inflight), current, self.requests, self.exceptions, self.tx_bytes,
-            self.running_time_us, self.avg_rt_us, self.last_request_end_ms, event_loop=True, harakiri_count=self.harakiris,
+            self.running_time_us, self.avg_rt_us, self.last_request_end_ms, event_loop=True, harakiri_count=self.harakiris, websockets=self.ws_open,
         )
 
     def heartbeat(self) -> None:

@@ -67,6 +67,10 @@ test('ASGI request bodies: Content-Length, chunked, 100-continue, and an unread 
   // 100-continue is sent when the app first reads the body, then the body comes.
   const out = await exchange(v.port, [raw('POST /echo HTTP/1.1\nHost: x\nExpect: 100-continue\nContent-Length: 5\nConnection: close\n\n'), Buffer.from('hello')]);
   assert.match(out.toString('latin1'), /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[\s\S]*hello$/);
+  // 204 and 304 carry no body, whatever the app sends; the connection stays usable.
+  const statuses = (await exchange(v.port, raw('GET /status?code=204 HTTP/1.1\nHost: x\n\nGET /status?code=304 HTTP/1.1\nHost: x\n\nHEAD /status?code=200 HTTP/1.1\nHost: x\nConnection: close\n\n'))).toString('latin1');
+  assert.match(statuses, /^HTTP\/1\.1 204 No Content\r\n(?:[^\r]+\r\n)*\r\nHTTP\/1\.1 304 Not Modified\r\n(?:[^\r]+\r\n)*\r\nHTTP\/1\.1 200 OK\r\n(?:[^\r]+\r\n)*\r\n$/, statuses);
+  assert.match(statuses, /Content-Length: 2\r\n/, 'HEAD announces the body it does not send');
   // A body the app does not read is drained: the next request on the connection is served.
   const two = (await exchange(v.port, raw('POST /x HTTP/1.1\nHost: x\nContent-Length: 4\n\nabcdGET /y HTTP/1.1\nHost: x\nConnection: close\n\n'))).toString('latin1');
   assert.match(two, /"path": "\/x"[\s\S]*"path": "\/y"/);

@@ -32,7 +32,7 @@ from ..contract import EXIT_APP_LOAD, EXIT_OK, IPC_VERSION
 from ..log import exc_text
 from ..mount import manage_script_name
 from ..protocols import ProtocolError, make_protocol
-from ..protocols.base import LengthReader
+from ..protocols.base import NO_BODY_STATUS, LengthReader
 from ..protocols.http import date_clock
 from ..request_log import Facts, count_vars
 from ..scoreboard import BUSY, IDLE, STARTING, STOPPING
@@ -248,6 +248,8 @@ class Cycle:
         self.keep = keep
         self.frame = frame
         self.end = end if isinstance(end, bytes) else b""
+        if self.status < 200 or self.status in NO_BODY_STATUS:
+            self.is_head = True  # 1xx, 204, 304: no body, whatever the app sends (RFC 9110 6.4.1)
         self.head_sent = True
         self.hsize = len(head)
         self.hcount = count

@@ -3,7 +3,8 @@
  * JSON endpoint, a streaming response and a WebSocket echo, served directly on
  * http-socket and behind real nginx (proxy_pass with the Upgrade headers for WebSockets,
  * uwsgi_pass for HTTP), with Debian's websockets library as the client; and a graceful
- * reload under load that fails no request and closes open WebSockets with 1001.
+ * reload and a chain reload under load that fail no request and close open WebSockets
+ * with 1001; and Django's ASGIHandler.
  * Debian's FastAPI is 0.92 (Starlette 0.26): its router matches the scope's `path`
  * without `root_path`, as the worker gives it.
  */
@@ -14,6 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, httpGet, startVassal, statsUntil, tempDir, waitFor, workersAccepting } from '../helpers/index.js';
 import { DEBIAN_PYTHON, UWSGI_PARAMS, requireFastapi, startNginx } from '../helpers/nginx.js';
+import { makeDjangoProject } from '../helpers/django.js';
 
 const APPS = join(FIXTURES, 'apps');
 
@@ -48,7 +50,7 @@ asyncio.run(main())
 
 async function fastapiVassal(t: import('node:test').TestContext, sockets: (port: number) => string, app = 'asgi = fastapi_app:app') {
   requireFastapi();
-  return startVassal(t, (port, dir) => `${sockets(port)}\npythonpath = ${APPS}\n${app}\nprocesses = 2\nenv = PATH=/usr/bin:/bin\ntouch-reload = ${join(dir, 'reload')}\n`);
+  return startVassal(t, (port, dir) => `${sockets(port)}\npythonpath = ${APPS}\n${app}\nprocesses = 2\nenv = PATH=/usr/bin:/bin\ntouch-reload = ${join(dir, 'reload')}\ntouch-chain-reload = ${join(dir, 'chain')}\n`);
 }
 
 test('FastAPI on http-socket: JSON with lifespan state, a JSON POST, a streaming response, a WebSocket echo (websockets client)', async (t) => {
@@ -94,7 +96,8 @@ test('FastAPI behind nginx: proxy_pass (HTTP/1.1 keepalive upstream, WebSockets 
   assert.deepEqual(ws.replies, ['through nginx', 'x'.repeat(70_000)]);
 });
 
-test('a graceful reload under load: no HTTP request fails, open WebSockets are closed with 1001', async (t) => {
+for (const [what, trigger] of [['a graceful reload', 'reload'], ['a chain reload', 'chain']] as const) {
+test(`${what} under load: no HTTP request fails, open WebSockets are closed with 1001`, async (t) => {
   const v = await fastapiVassal(t, (port) => `http-socket = 127.0.0.1:${port}`);
   const before = await workersAccepting(v, 2);
   const sockets = [wsClient(`ws://127.0.0.1:${v.port}/ws`, ['hi'], true), wsClient(`ws://127.0.0.1:${v.port}/ws`, ['hi'], true)];
@@ -115,7 +118,7 @@ test('a graceful reload under load: no HTTP request fails, open WebSockets are c
   };
   const running = [client(true), client(true), client(false)];
   await waitFor(() => counts.ok > 50);
-  writeFileSync(join(v.dir, 'reload'), String(Date.now()));
+  writeFileSync(join(v.dir, trigger), String(Date.now()));
   const closed = await Promise.all(sockets);
   assert.deepEqual(closed.map((c) => c.code), [1001, 1001]);
   await statsUntil(v.stats, (d) => d.state === 'ready' && d.workers.length === 2 && d.workers.every((w) => w.accepting === 1 && !before.workers.some((o) => o.pid === w.pid)), { timeoutMs: 20_000 });
@@ -124,4 +127,20 @@ test('a graceful reload under load: no HTTP request fails, open WebSockets are c
   stop = true;
   await Promise.all(running);
   assert.deepEqual(counts.failed, []);
+});
+}
+
+test("Django's async stack: a startproject's asgi.py (ASGIHandler, no lifespan) serves the admin as an ASGI vassal", async (t) => {
+  const dir = tempDir(t);
+  const { project } = makeDjangoProject(dir);
+  const v = await startVassal(t, (port) => `http-socket = 127.0.0.1:${port}\nchdir = ${project}\nasgi = mysite.asgi:application\nprocesses = 2\nenv = PATH=/usr/bin:/bin\nenv = DJANGO_SETTINGS_MODULE=mysite.settings`);
+  await workersAccepting(v, 2);
+  const login = await fetch(`${v.url}/admin/login/?next=/admin/`, { redirect: 'manual' });
+  assert.equal(login.status, 200);
+  assert.match(await login.text(), /Django administration/);
+  assert.ok(login.headers.get('set-cookie')?.includes('csrftoken='), 'the CSRF cookie');
+  const admin = await fetch(`${v.url}/admin/`, { redirect: 'manual' });
+  assert.equal(admin.status, 302);
+  assert.equal(admin.headers.get('location'), '/admin/login/?next=/admin/');
+  assert.deepEqual(v.proc.logs.find((l) => /lifespan/.test(l.msg ?? '')), [], 'Django does not speak lifespan: served without it, nothing logged');
 });

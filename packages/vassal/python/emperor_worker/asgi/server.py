@@ -623,6 +623,7 @@ class AsgiServer:
         self.shown_busy = False
         self.beat: Any = None
         self.flush_timer: Any = None
+        self.sweeper: Any = None
         self.done: Optional[asyncio.Future] = None
 
     # -- the slot -------------------------------------------------------------------
@@ -696,15 +697,17 @@ class AsgiServer:
             os._exit(EXIT_APP_LOAD)
         if lifespan.supported:
             self.lifespan = lifespan
-        self.listen()
-        self.status = IDLE
-        self.accepting = True
-        self.publish()
-        self.arm_heartbeat()
-        self.worker.send({"v": IPC_VERSION, "type": "ready"})
-        sweep = loop.call_later(SWEEP_S, self.sweep)
+        if not self.stopping:  # a stop that came during the startup: no listening, straight to the shutdown
+            self.listen()
+            self.status = IDLE
+            self.accepting = True
+            self.publish()
+            self.arm_heartbeat()
+            self.worker.send({"v": IPC_VERSION, "type": "ready"})
+            self.sweeper = loop.call_later(SWEEP_S, self.sweep)
         await self.done
-        sweep.cancel()
+        if self.sweeper is not None:
+            self.sweeper.cancel()
         if self.lifespan is not None:
             failure = await self.lifespan.shutdown()
             if failure is not None:
@@ -854,7 +857,7 @@ class AsgiServer:
             elif kind == "body" and now - conn.wait_since >= timeout:
                 self.log.warn("%s: no request body for %g s (socket-timeout); connection closed" % (conn.peer_text(), timeout))
                 conn.abort()
-        self.loop.call_later(SWEEP_S, self.sweep)
+        self.sweeper = self.loop.call_later(SWEEP_S, self.sweep)
 
     def check_recycle(self) -> None:
         """uWSGI's max-requests, gated by min-worker-lifetime: asks the master for a replacement once."""

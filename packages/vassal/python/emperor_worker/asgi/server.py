@@ -61,7 +61,6 @@ WS_CLOSE_WAIT_S = 1.0
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 ERROR_500 = b"Internal Server Error\n"
 ERROR_504 = b"Gateway Timeout\n"
-TEXT_HEADERS = [("Content-Type", "text/plain")]
 
 
 def status_line(code: int, cache: dict = {}) -> str:  # noqa: B006 - a deliberate memo
@@ -997,7 +996,6 @@ class AsgiServer:
         entry = self.begin(method, uri)
         t0 = time.perf_counter()
         failed = False
-        accepted = False
         try:
             await self.app(scope, session.receive, session.send)
         except Exception as err:
@@ -1008,8 +1006,7 @@ class AsgiServer:
                 session.write(ws.close_frame(ws.INTERNAL_ERROR))
                 session.state = "closing"
         finally:
-            accepted = session.status == 101
-            if accepted:
+            if session.status == 101:
                 self.ws_open -= 1
             if session.state == "connecting":
                 # The app ended without accepting: refused, as a websocket.close would be.

@@ -15,6 +15,7 @@ const all = {
   cheaper: () => import('./cheaper.mjs'),
   wsgi: () => import('./wsgi.mjs'),
   fastcgi: () => import('./fastcgi.mjs'),
+  asgi: () => import('./asgi.mjs'),
 };
 
 const wanted = process.argv.slice(2);

@@ -134,6 +134,15 @@ from the previous one.
   nginx also through an upstream with \`keepalive\`: nginx keeps no uwsgi_pass upstream
   connection (the uwsgi protocol ends a response with the close, and uWSGI and Emperor both
   close), so it is the same path, measured to check that.
+- **asgi** (\`npm run bench asgi\`): a plain ASGI hello world and a FastAPI JSON endpoint
+  (Debian's python3-fastapi) with 2 workers, Emperor's asyncio worker on its own
+  \`http-socket\` against Debian's uvicorn (\`--workers 2\`, h11, no access log), with
+  keep-alive and with a new connection per request, and the app server's CPU per request;
+  then WebSocket echo messages per second on the FastAPI app (50 connections, one message
+  in flight on each). Debian's uvicorn 0.17 answers a keep-alive connection only about
+  every 40 ms (its response's two writes meet Nagle and the client's delayed ACK), so its
+  keep-alive rows measure that wait; the new-connection rows and the CPU per request
+  compare the work.
 - **fastcgi** (\`npm run bench fastcgi\`): a hello world with 2 workers behind one nginx worker with \`fastcgi_pass\`
   and the stock \`fastcgi_params\`: Emperor's Python and Node workers against uWSGI's
   \`fastcgi-socket\`, with \`fastcgi_keep_conn\` off (a connection per request) and on

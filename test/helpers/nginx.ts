@@ -33,6 +33,13 @@ export function requireNginx(): void {
   });
 }
 
+/** Asserts Debian's python3 has FastAPI, Starlette and the websockets client. */
+export function requireFastapi(): void {
+  need('FastAPI for /usr/bin/python3', 'apt-get install python3-fastapi python3-starlette python3-websockets python3-uvicorn', () => {
+    execFileSync(DEBIAN_PYTHON, ['-c', 'import fastapi, starlette, websockets'], { stdio: 'ignore' });
+  });
+}
+
 /** Asserts Debian's python3 has Django. */
 export function requireDjango(): void {
   need('Django for /usr/bin/python3', 'apt-get install python3-django', () => {

@@ -149,7 +149,13 @@ export const OPTIONS = [
   option('module', { aliases: ['wsgi'], group: 'app', type: 'string',
     doc: 'The app. Node: a `.js`/`.mjs`/`.cjs` file, resolved against `chdir` if set, else the vassal file\'s directory. Python: a dotted module, `pkg.app` or `pkg.app:callable`.' }),
   option('wsgi-file', { aliases: ['file'], group: 'app', type: 'path', doc: 'Python: a file defining the WSGI callable (instead of `module`).' }),
-  option('callable', { group: 'app', type: 'identifier', default: 'application', doc: 'Python: name of the WSGI callable in the module or file.' }),
+  option('callable', { group: 'app', type: 'identifier', default: 'application', doc: 'Python: name of the WSGI (or ASGI) callable in the module or file.' }),
+  option('asgi', { group: 'app', type: 'string',
+    doc: 'Python: an ASGI 3 app, `pkg.app:callable` (or `pkg.app`, the callable then named by `callable`), served by the asyncio worker whatever the callable looks like (instead of `module`). Without it, a `module`/`wsgi-file` callable that is an `async def` (or an object whose `__call__` is one, as FastAPI, Starlette and Django\'s ASGIHandler are) is served as ASGI too. See docs/asgi.md.' }),
+  option('async', { group: 'app', type: 'uint', default: '1000', min: 1, max: 100000,
+    doc: 'Python ASGI apps: connections a worker holds at once, each serving one request or WebSocket session at a time, so also the most requests in flight (uWSGI\'s async cores; here asyncio tasks). At the cap an idle keep-alive connection is closed to make room, else the worker stops accepting until a connection ends. WSGI workers ignore it (see `threads`).' }),
+  option('websockets-max-size', { group: 'app', type: 'uint', default: '1024', min: 1, max: 1048576,
+    doc: 'Python ASGI apps: the largest WebSocket message a client may send, in KB (uWSGI\'s unit); a larger one closes the session with code 1009.' }),
   option('pythonpath', { aliases: ['python-path', 'pp'], group: 'app', type: 'path', repeatable: true, doc: 'Python: a directory to prepend to `sys.path`.' }),
   option('home', { aliases: ['virtualenv', 'venv', 'pyhome'], group: 'app', type: 'path', doc: 'Python: the virtual environment to run in.' }),
   option('chdir', { group: 'app', type: 'path', doc: 'Directory the workers run in.' }),
@@ -342,7 +348,7 @@ function unsupported(reason: string, names: string): UnsupportedOption[] {
 /** Real uWSGI options we do not implement. Each is reported once (`unsupported-option`) and ignored. */
 export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
   ...unsupported('workers are processes, or threads in Python workers: no async cores', `
-    threads-stacksize thread-stacksize async ugreen gevent greenlet asyncio`),
+    threads-stacksize thread-stacksize ugreen gevent greenlet asyncio`),
   ...unsupported('workers accept() on the shared socket and the kernel wakes one', 'thunder-lock'),
   ...unsupported('request bodies are streamed to the app', `
     post-buffering post-buffering-bufsize body-read-warning upload-progress limit-post`),

@@ -140,8 +140,18 @@ export interface VassalConfig {
   readonly module: string | undefined;
   /** `wsgi-file`: absolute path of a Python file defining the WSGI callable. */
   readonly wsgiFile: string | undefined;
-  /** `callable`: name of the WSGI callable. @default "application" */
+  /** `callable`: name of the WSGI (or ASGI) callable. @default "application" */
   readonly callable: string;
+  /**
+   * `asgi` set: the Python app is served as ASGI whatever its callable looks like
+   * (`module` then holds the app's dotted name). False: `module`/`wsgi-file`, served as
+   * ASGI when the worker finds an `async def` callable, else as WSGI.
+   */
+  readonly asgi: boolean;
+  /** `async`: connections an ASGI worker holds at once (each one request or WebSocket session at a time). @default 1000 */
+  readonly asyncLimit: number;
+  /** `websockets-max-size` (KB), in bytes: the largest WebSocket message an ASGI worker accepts. @default 1 MB */
+  readonly websocketsMaxSizeBytes: number;
   /** `pythonpath` (repeatable): absolute directories prepended to `sys.path`. */
   readonly pythonpath: readonly string[];
   /** `home` / `virtualenv` / `venv`: absolute path of a Python virtual environment. */

@@ -22,7 +22,7 @@ const MAX_BUFFER_SIZE = 65535;
 const NODE_MODULE = /\.(?:c|m)?js$/;
 const PYTHON_MODULE = /^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*)?$/;
 /** Options that only mean something to Python workers. */
-const PYTHON_ONLY: readonly OptionName[] = ['home', 'pythonpath', 'callable', 'threads'];
+const PYTHON_ONLY: readonly OptionName[] = ['home', 'pythonpath', 'callable', 'threads', 'async', 'websockets-max-size'];
 /** A `mount` APP that is a file (uWSGI plugins/python/pyloader.c `uwsgi_mount_loader`), not a module. */
 const PYTHON_FILE = /\.(?:py|wsgi)$/;
 /** A mountpoint: a path, without whitespace or control characters. */
@@ -65,6 +65,8 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
     master: read.bool('master'),
     ...app,
     callable: read.identifier('callable'),
+    asyncLimit: read.uint('async'),
+    websocketsMaxSizeBytes: read.uint('websockets-max-size') * 1024,
     pythonpath: read.paths('pythonpath'),
     home: read.path('home'),
     chdir,
@@ -158,7 +160,25 @@ function readMount(read: OptionReader): Mount | undefined {
 }
 
 /** The runtime, `module` and `wsgi-file`, from `plugin` or inferred (see VassalConfig.runtime); `mount`'s APP counts as one of them. */
-function resolveApp(read: OptionReader, file: string, chdir: string | undefined, mount: Mount | undefined): Pick<VassalConfig, 'runtime' | 'module' | 'wsgiFile'> {
+function resolveApp(read: OptionReader, file: string, chdir: string | undefined, mount: Mount | undefined): Pick<VassalConfig, 'runtime' | 'module' | 'wsgiFile' | 'asgi'> {
+  const asgi = read.last('asgi');
+  if (asgi !== undefined) return resolveAsgi(read, asgi, mount);
+  return { ...resolveModule(read, file, chdir, mount), asgi: false };
+}
+
+/** `asgi = pkg.app:callable`: a Python app served as ASGI; alone (not beside `module`, `wsgi-file` or `mount`'s APP). */
+function resolveAsgi(read: OptionReader, asgi: ResolvedOption, mount: Mount | undefined): Pick<VassalConfig, 'runtime' | 'module' | 'wsgiFile' | 'asgi'> {
+  for (const other of ['module', 'wsgi-file', 'mount'] as const) {
+    const named = other === 'mount' ? (mount === undefined ? undefined : read.all('mount')[0]) : read.last(other);
+    if (named !== undefined) invalid(asgi, `asgi or ${other}, not both`, `asgi names the app, and so does ${other} (${describeLocation(named.file, named.line)}); keep one`);
+  }
+  if (runtimeFromPlugins(read) === 'node') invalid(asgi, 'a Python vassal', 'asgi needs the python runtime, but plugin selects node');
+  if (!PYTHON_MODULE.test(asgi.value)) invalid(asgi, 'a dotted Python module such as pkg.app or pkg.app:callable');
+  return { runtime: 'python', module: asgi.value, wsgiFile: undefined, asgi: true };
+}
+
+/** The runtime, `module` and `wsgi-file` of a vassal without `asgi`. */
+function resolveModule(read: OptionReader, file: string, chdir: string | undefined, mount: Mount | undefined): Pick<VassalConfig, 'runtime' | 'module' | 'wsgiFile'> {
   const module = mount === undefined ? read.last('module') : mount.isFile ? undefined : mount.app;
   const wsgiFile = mount === undefined ? read.last('wsgi-file') : mount.isFile ? mount.app : undefined;
   if (module !== undefined && wsgiFile !== undefined) {

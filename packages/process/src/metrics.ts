@@ -93,6 +93,7 @@ export function vassalMetrics(snapshot: () => VassalStats | Promise<VassalStats>
     const vsz = kit.gauge('emperor_worker_vsz_bytes', 'Address space of the worker\'s current process.', w);
     const pss = kit.gauge('emperor_worker_pss_bytes', 'Proportional set size of the worker\'s current process: shared pages divided among their sharers.', w);
     const inFlight = kit.gauge('emperor_worker_in_flight_requests', 'Requests in flight in the worker\'s current process.', w);
+    const websockets = kit.gauge('emperor_worker_websockets', 'WebSocket sessions open in the worker\'s current process (Python ASGI workers).', w);
     const accepting = kit.gauge('emperor_worker_accepting', '1 when the worker\'s current process accepts connections.', w);
     const spawned = kit.gauge('emperor_worker_last_spawn_timestamp_seconds', 'When the worker\'s current process was spawned (unix time).', w);
     const status = kit.gauge('emperor_worker_status', 'The worker\'s status: 1 for the current one, 0 for the others.', [...w, 'status']);
@@ -119,6 +120,7 @@ export function vassalMetrics(snapshot: () => VassalStats | Promise<VassalStats>
         vsz.set(labels, wk.vsz);
         pss.set(labels, wk.pss);
         inFlight.set(labels, wk.in_flight);
+        websockets.set(labels, wk.websockets ?? 0);
         accepting.set(labels, wk.accepting);
         spawned.set(labels, wk.last_spawn);
         for (const s of WORKER_STATUSES) status.set({ ...labels, status: s }, wk.status === s ? 1 : 0);

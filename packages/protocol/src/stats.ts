@@ -94,6 +94,8 @@ export interface WorkerStats {
   cores: CoreStats[];
   /** ours: requests in flight now (a Node worker serves several at once). */
   in_flight: number;
+  /** ours: WebSocket sessions open now (a Python ASGI worker's; 0 for others). */
+  websockets: number;
   /** ours: why the previous process of this slot ended (`max-requests`, `reload-on-rss`, `harakiri`, `crash`, ...); "" if none. */
   last_exit_reason: string;
   /** ours: the worker runtime, `node` or `python`. */

@@ -8,7 +8,7 @@ function worker(id: number, requests: number, extra: Record<string, unknown> = {
   return {
     id, pid: 1000 + id, accepting: 1, requests, delta_requests: requests, exceptions: 0, harakiri_count: 0, signals: 0, signal_queue: 0,
     status: 'idle', rss: 40 * 1024 * 1024, vsz: 710 * 1024 * 1024, running_time: requests * 500, last_spawn: T0 / 1000 - 60, respawn_count: 1,
-    tx: requests * 100, avg_rt: 500, apps: [], cores: [], in_flight: 0, last_exit_reason: '', runtime: 'node', ...extra,
+    tx: requests * 100, avg_rt: 500, apps: [], cores: [], in_flight: 0, websockets: 0, last_exit_reason: '', runtime: 'node', ...extra,
   };
 }
 

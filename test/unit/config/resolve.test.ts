@@ -66,10 +66,10 @@ test('unknown options: one warning per name, with a suggestion when close', () =
 });
 
 test('unsupported uWSGI options: one warning, ignored', () => {
-  const { warnings } = vassal('gevent = 100\nasync = 10\ngevent = 200\n');
+  const { warnings } = vassal('gevent = 100\nugreen = true\ngevent = 200\n');
   assert.deepEqual(warnings, [
     { file: SHOP, line: 4, code: 'unsupported-option', option: 'gevent', message: 'is a uWSGI option Emperor does not support; ignored (workers are processes, or threads in Python workers: no async cores)' },
-    { file: SHOP, line: 5, code: 'unsupported-option', option: 'async', message: 'is a uWSGI option Emperor does not support; ignored (workers are processes, or threads in Python workers: no async cores)' },
+    { file: SHOP, line: 5, code: 'unsupported-option', option: 'ugreen', message: 'is a uWSGI option Emperor does not support; ignored (workers are processes, or threads in Python workers: no async cores)' },
   ]);
 });
 

@@ -8,7 +8,7 @@ function worker(id: number, over: Partial<WorkerStats> = {}): WorkerStats {
   return {
     id, pid: 100 + id, accepting: 1, requests: 10 * id, delta_requests: 10 * id, exceptions: 0, harakiri_count: 0, signals: 0, signal_queue: 0,
     status: 'idle', rss: 40e6, vsz: 700e6, pss: 20e6, running_time: 250_000, last_spawn: 1_795_315_029, respawn_count: 1, tx: 1000, avg_rt: 1500,
-    apps: [], cores: [], in_flight: 0, last_exit_reason: '', runtime: 'node', ...over,
+    apps: [], cores: [], in_flight: 0, websockets: 0, last_exit_reason: '', runtime: 'node', ...over,
   };
 }
 

@@ -38,6 +38,8 @@ const sample: SlotData = {
   requestStartMs: 1_790_000_000_000,
   harakiriCount: 0,
   lastRequestEndMs: 1_790_000_000_100,
+  eventLoop: true,
+  websockets: 7,
   method: 'POST',
   uri: '/checkout/é?cart=1',
 };
@@ -81,9 +83,9 @@ print(json.dumps({k: (v.decode('utf-8', 'replace') if isinstance(v, bytes) else 
     assert.deepEqual(
       { ...got, method: String(got.method).replace(/\0+$/, ''), uri: String(got.uri).replace(/\0+$/, '') },
       {
-        seq: 77, pid: 4242, status: SlotStatus.BUSY, flags: 1, inFlight: 3, heartbeatMs: sample.heartbeatMs, requests: 1234, exceptions: 2,
+        seq: 77, pid: 4242, status: SlotStatus.BUSY, flags: 3, inFlight: 3, heartbeatMs: sample.heartbeatMs, requests: 1234, exceptions: 2,
         txBytes: 98765, runningTimeUs: 55555.25, avgRtUs: 44.5, requestStartMs: sample.requestStartMs, harakiriCount: 0,
-        lastRequestEndMs: sample.lastRequestEndMs, methodLength: 4, uriLength: uriBytes, method: 'POST', uri: sample.uri, seqEnd: 77,
+        lastRequestEndMs: sample.lastRequestEndMs, websockets: 7, methodLength: 4, uriLength: uriBytes, method: 'POST', uri: sample.uri, seqEnd: 77,
       },
     );
   } finally {
@@ -103,7 +105,7 @@ class Log:
     def error(self, msg): raise SystemExit(msg)
 fd = os.open(${JSON.stringify(file)}, os.O_RDWR)
 board = Scoreboard(fd, 2, Log())
-board.write(BUSY, True, 3, (1790000000000.0, "POST", ${JSON.stringify(sample.uri)}), 1234, 2, 98765, 55555.25, 44.5, 1790000000100.0)
+board.write(BUSY, True, 3, (1790000000000.0, "POST", ${JSON.stringify(sample.uri)}), 1234, 2, 98765, 55555.25, 44.5, 1790000000100.0, event_loop=True, websockets=7)
 print(os.getpid())
 `).trim());
     const buf = readFileSync(file);

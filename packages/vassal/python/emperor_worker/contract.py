@@ -17,8 +17,8 @@ IPC_VERSION = 1
 
 # The scoreboard slot: a struct format and its fields in order.
 SLOT_SIZE = 1024
-SLOT_FORMAT = "<IIBB2xIddddddddd8xHH16s900s4xI"
-SLOT_FIELDS = ("seq", "pid", "status", "flags", "inFlight", "heartbeatMs", "requests", "exceptions", "txBytes", "runningTimeUs", "avgRtUs", "requestStartMs", "harakiriCount", "lastRequestEndMs", "methodLength", "uriLength", "method", "uri", "seqEnd",)
+SLOT_FORMAT = "<IIBB2xIdddddddddI4xHH16s900s4xI"
+SLOT_FIELDS = ("seq", "pid", "status", "flags", "inFlight", "heartbeatMs", "requests", "exceptions", "txBytes", "runningTimeUs", "avgRtUs", "requestStartMs", "harakiriCount", "lastRequestEndMs", "websockets", "methodLength", "uriLength", "method", "uri", "seqEnd",)
 METHOD_MAX = 16
 URI_MAX = 900
 # The slot's status byte.

@@ -19,7 +19,7 @@ from .contract import BUSY, IDLE, METHOD_MAX, SLOT_FORMAT, SLOT_SIZE, STARTING, 
 
 # The fields, in contract.SLOT_FIELDS order: seq, pid, status, flags, in-flight, heartbeat,
 # requests, exceptions, tx, running time, avg rt, request start, harakiri count, last
-# request end, method length, uri length, method, uri, seq again.
+# request end, WebSocket sessions, method length, uri length, method, uri, seq again.
 SLOT = struct.Struct(SLOT_FORMAT)
 assert SLOT.size == SLOT_SIZE
 
@@ -48,18 +48,22 @@ class Scoreboard:
     def write(
         self, status: int, accepting: bool, in_flight: int, request: Optional[tuple], requests: int, exceptions: int,
         tx_bytes: int, running_time_us: float, avg_rt_us: float, last_request_end_ms: float,
+        event_loop: bool = False, harakiri_count: float = 0.0, websockets: int = 0,
     ) -> None:
         """Writes the slot; the heartbeat is now. ``request`` is the (oldest) request in
-        flight as ``(start epoch ms, method, uri)``, or None. A failed write is logged."""
+        flight as ``(start epoch ms, method, uri)``, or None. ``event_loop``: an ASGI
+        worker, judged by its heartbeat (flags bit 1); ``harakiri_count``: requests it
+        ended itself for harakiri; ``websockets``: its WebSocket sessions open. A failed
+        write is logged."""
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         now = time.time()
         self.last_write = now
         method = utf8_prefix(request[1], METHOD_MAX) if request else b""
         uri = utf8_prefix(request[2], URI_MAX) if request else b""
         data = SLOT.pack(
-            self.seq, self.pid, status, 1 if accepting else 0, in_flight,
+            self.seq, self.pid, status, (1 if accepting else 0) | (2 if event_loop else 0), in_flight,
             now * 1000, requests, exceptions, tx_bytes, running_time_us, avg_rt_us,
-            request[0] if request else 0.0, 0.0, last_request_end_ms,
+            request[0] if request else 0.0, harakiri_count, last_request_end_ms, websockets,
             len(method), len(uri), method, uri, self.seq,
         )
         try:

@@ -252,6 +252,13 @@ class Worker:
         self.install_signals()
         if self.app is None:
             self.load_app()
+        from .asgi import wanted  # noqa: PLC0415 - the one place that chooses WSGI or ASGI
+
+        if wanted(self.spec, self.app):
+            from .asgi.server import serve  # noqa: PLC0415 - asyncio only for ASGI apps
+
+            serve(self)
+            return
         self.listen()
         server = self.server
         server.start()

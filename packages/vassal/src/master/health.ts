@@ -14,7 +14,8 @@ export interface HealthProc {
    * Its runtime serves one request at a time (Python WSGI): the start of the request in
    * the slot is the harakiri clock. Event-loop runtimes (Node) end an overdue request
    * themselves and are judged by their heartbeat. A property of the runtime
-   * (`Runtime.sync`).
+   * (`Runtime.sync`), overridden by a slot that says it is an event loop (a Python ASGI
+   * worker: `SlotData.eventLoop`).
    */
   readonly sync: boolean;
   readonly state: 'starting' | 'ready' | 'stopping' | 'dead';
@@ -67,7 +68,7 @@ export function harakiriDeadline(proc: HealthProc, harakiriMs: number): number |
   if (harakiriMs <= 0 || proc.handled) return undefined;
   if (proc.state !== 'ready' && proc.state !== 'stopping') return undefined;
   if (proc.data.pid !== proc.pid) return undefined;
-  if (proc.sync) {
+  if (isSync(proc)) {
     if (proc.data.status !== SlotStatus.BUSY || proc.data.requestStartMs <= 0) return undefined;
     return proc.data.requestStartMs + harakiriMs;
   }
@@ -75,6 +76,11 @@ export function harakiriDeadline(proc: HealthProc, harakiriMs: number): number |
   // loop blocked for less than `harakiri` is never killed.
   if (proc.data.heartbeatMs <= 0) return undefined;
   return proc.data.heartbeatMs + harakiriMs + proc.heartbeatIntervalMs;
+}
+
+/** Whether harakiri times `proc`'s request start (a sync worker) rather than its heartbeat (an event loop). */
+function isSync(proc: HealthProc): boolean {
+  return proc.sync && proc.data.eventLoop !== true;
 }
 
 /** The earliest harakiri deadline over `procs`, or undefined. */
@@ -100,7 +106,7 @@ export function checkHealth(procs: Iterable<HealthProc>, config: HealthConfig, n
     if (proc.handled || proc.state === 'dead') continue;
     const deadline = harakiriDeadline(proc, config.harakiriMs);
     if (deadline !== undefined && now >= deadline) {
-      const sync = proc.sync;
+      const sync = isSync(proc);
       actions.push({
         kind: 'harakiri',
         proc,

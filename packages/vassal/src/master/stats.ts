@@ -58,6 +58,7 @@ function workerStats(pool: Pool, slot: WorkerSlot): WorkerStats {
       },
     ],
     in_flight: d?.inFlight ?? 0,
+    websockets: d?.websockets ?? 0,
     last_exit_reason: slot.lastExitReason,
     runtime: p?.config.runtime ?? '',
   };

@@ -29,6 +29,12 @@ export interface SlotData {
   readonly pid: number;
   readonly status: SlotStatus;
   readonly accepting: boolean;
+  /**
+   * The worker serves requests from an event loop (a Python ASGI worker; flags bit 1):
+   * it ends an overdue request itself, and harakiri judges it by its heartbeat, as a
+   * Node worker, whatever its runtime's `sync` says. Absent: false.
+   */
+  readonly eventLoop?: boolean;
   readonly inFlight: number;
   /** Epoch ms of the last write from the worker's event/accept loop. */
   readonly heartbeatMs: number;
@@ -45,6 +51,8 @@ export interface SlotData {
   readonly harakiriCount: number;
   /** End of the last completed request, epoch ms; 0 when none. */
   readonly lastRequestEndMs: number;
+  /** WebSocket sessions open (a Python ASGI worker's); absent: 0. */
+  readonly websockets?: number;
   readonly method: string;
   readonly uri: string;
 }
@@ -61,7 +69,7 @@ export function encodeSlot(buf: Buffer, data: SlotData, seq: number): void {
   buf.writeUInt32LE(seq >>> 0, F.seq.offset);
   buf.writeUInt32LE(data.pid >>> 0, F.pid.offset);
   buf.writeUInt8(data.status, F.status.offset);
-  buf.writeUInt8(data.accepting ? 1 : 0, F.flags.offset);
+  buf.writeUInt8((data.accepting ? 1 : 0) | (data.eventLoop === true ? 2 : 0), F.flags.offset);
   buf.writeUInt32LE(Math.min(data.inFlight, 0xffffffff) >>> 0, F.inFlight.offset);
   buf.writeDoubleLE(data.heartbeatMs, F.heartbeatMs.offset);
   buf.writeDoubleLE(data.requests, F.requests.offset);
@@ -72,6 +80,7 @@ export function encodeSlot(buf: Buffer, data: SlotData, seq: number): void {
   buf.writeDoubleLE(data.requestStartMs, F.requestStartMs.offset);
   buf.writeDoubleLE(data.harakiriCount, F.harakiriCount.offset);
   buf.writeDoubleLE(data.lastRequestEndMs, F.lastRequestEndMs.offset);
+  buf.writeUInt32LE(Math.min(data.websockets ?? 0, 0xffffffff) >>> 0, F.websockets.offset);
   const methodLen = buf.write(data.method, F.method.offset, METHOD_MAX, 'utf8');
   const uriLen = buf.write(data.uri, F.uri.offset, URI_MAX, 'utf8');
   buf.writeUInt16LE(methodLen, F.methodLength.offset);
@@ -85,10 +94,12 @@ export function decodeSlot(buf: Buffer, offset = 0): SlotData | undefined {
   if (seq !== buf.readUInt32LE(offset + F.seqEnd.offset)) return undefined;
   const methodLen = Math.min(buf.readUInt16LE(offset + F.methodLength.offset), METHOD_MAX);
   const uriLen = Math.min(buf.readUInt16LE(offset + F.uriLength.offset), URI_MAX);
+  const websockets = buf.readUInt32LE(offset + F.websockets.offset);
   return {
     pid: buf.readUInt32LE(offset + F.pid.offset),
     status: (buf.readUInt8(offset + F.status.offset) as SlotStatus) ?? SlotStatus.EMPTY,
     accepting: (buf.readUInt8(offset + F.flags.offset) & 1) === 1,
+    ...((buf.readUInt8(offset + F.flags.offset) & 2) === 2 ? { eventLoop: true } : {}),
     inFlight: buf.readUInt32LE(offset + F.inFlight.offset),
     heartbeatMs: buf.readDoubleLE(offset + F.heartbeatMs.offset),
     requests: buf.readDoubleLE(offset + F.requests.offset),
@@ -101,6 +112,7 @@ export function decodeSlot(buf: Buffer, offset = 0): SlotData | undefined {
     lastRequestEndMs: buf.readDoubleLE(offset + F.lastRequestEndMs.offset),
     method: buf.toString('utf8', offset + F.method.offset, offset + F.method.offset + methodLen),
     uri: buf.toString('utf8', offset + F.uri.offset, offset + F.uri.offset + uriLen),
+    ...(websockets > 0 ? { websockets } : {}),
   };
 }
 

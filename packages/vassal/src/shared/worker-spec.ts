@@ -37,6 +37,15 @@ export interface PythonApp {
   /** Absolute path of a Python file. */
   readonly wsgiFile: string | undefined;
   readonly callable: string;
+  /**
+   * `asgi` was set: serve the app as ASGI (docs/asgi.md). False: as ASGI when its
+   * callable is an `async def` (or has one as `__call__`), else as WSGI.
+   */
+  readonly asgi: boolean;
+  /** `async`: connections an ASGI worker holds at once (each one request or WebSocket session at a time). */
+  readonly asyncLimit: number;
+  /** `websockets-max-size` in bytes: the largest WebSocket message an ASGI worker accepts. */
+  readonly websocketsMaxBytes: number;
   readonly pythonpath: readonly string[];
   readonly home: string | undefined;
   /**

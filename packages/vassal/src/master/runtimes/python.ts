@@ -53,7 +53,8 @@ export function pythonRuntime(entry: string, logger: Logger, options: PythonRunt
       });
     },
     app: (config) => ({
-      runtime: 'python', module: config.module, wsgiFile: config.wsgiFile, callable: config.callable, pythonpath: config.pythonpath, home: config.home,
+      runtime: 'python', module: config.module, wsgiFile: config.wsgiFile, callable: config.callable, asgi: config.asgi, asyncLimit: config.asyncLimit,
+      websocketsMaxBytes: config.websocketsMaxSizeBytes, pythonpath: config.pythonpath, home: config.home,
       lazy: config.lazyApps, processes: config.processes, masterPid: process.pid, options: config.resolved.map((o) => [o.name, o.value] as const),
     }),
     launch(request) {

@@ -1,0 +1,1085 @@
+"""The ASGI worker: one asyncio loop serving many requests at once, bounded by ``async``.
+
+It takes over a ``Worker`` (worker.py) whose app is an ASGI app, keeping its log, request
+log, scoreboard slot and master channel, and serves:
+
+* ``http-socket``: HTTP/1.1 keep-alive, pipelining, chunked bodies both ways,
+  ``Expect: 100-continue`` (sent on the app's first ``receive``), and WebSockets
+  (RFC 6455, ``websocket.py``);
+* ``socket`` / ``uwsgi-socket``: one uwsgi packet per connection (nginx ``uwsgi_pass``),
+  HTTP only.
+
+The bytes are the sans-IO parsers' business (``protocols/``); a request's CGI environ
+from them becomes the ASGI scope. Health, as the Node worker's: ``harakiri`` cancels an
+overdue request's task (504 when nothing was sent) and the slot, written every heartbeat
+while ``harakiri`` is on, is the master's sign that the loop still turns (a blocked loop
+stops it and the master kills the worker). The slot says "event loop" (flags bit 1) so the
+master judges it by that heartbeat. Graceful stop: stop accepting, let requests finish,
+close WebSockets with 1001, run the lifespan shutdown; the master's mercy bounds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ..contract import EXIT_APP_LOAD, EXIT_OK, IPC_VERSION
+from ..log import exc_text
+from ..mount import manage_script_name
+from ..protocols import ProtocolError, make_protocol
+from ..protocols.base import NO_BODY_STATUS, LengthReader
+from ..protocols.http import date_clock
+from ..request_log import Facts, count_vars
+from ..scoreboard import BUSY, IDLE, STARTING, STOPPING
+from . import websocket as ws
+from .lifespan import Lifespan
+
+if TYPE_CHECKING:
+    from ..worker import Worker
+
+# An idle keep-alive connection is closed after this long, s (as the WSGI worker).
+KEEPALIVE_TIMEOUT_S = 5.0
+# How often connections are looked at for the timeouts, s.
+SWEEP_S = 0.5
+# Read no more from a connection while this much of it is unread, bytes.
+READ_HIGH = 256 * 1024
+# Request body left unread by the app that is read and dropped to keep the connection; past it, it closes.
+MAX_DRAIN_BYTES = 1 << 20
+# Without harakiri: how often request starts and ends may be written to the slot, s (the Node worker's rates).
+START_PUBLISH_S = 0.001
+IDLE_PUBLISH_S = 0.1
+# After the master's death (its channel closed) the worker is gone within this, s.
+ORPHAN_EXIT_S = 0.9
+# After the server's close frame, how long the client's close frame is waited for, s.
+WS_CLOSE_WAIT_S = 1.0
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
+ERROR_500 = b"Internal Server Error\n"
+ERROR_504 = b"Gateway Timeout\n"
+
+
+def status_line(code: int, cache: dict = {}) -> str:  # noqa: B006 - a deliberate memo
+    """``"200 OK"`` for 200; an unknown code gets an empty reason."""
+    text = cache.get(code)
+    if text is None:
+        try:
+            text = "%d %s" % (code, HTTPStatus(code).phrase)
+        except ValueError:
+            text = "%d " % code
+        if len(cache) < 1024:
+            cache[code] = text
+    return text
+
+
+def make_scope(environ: dict, kind: str, state: Optional[dict]) -> dict:
+    """The ASGI scope of a request, from the CGI environ a protocol parsed (header names
+    come back lower-case, repeated headers as the parser joined them)."""
+    headers = []
+    for key, value in environ.items():
+        if key[:5] == "HTTP_":
+            headers.append((key[5:].replace("_", "-").lower().encode("latin-1"), value.encode("latin-1")))
+        elif key == "CONTENT_TYPE":
+            headers.append((b"content-type", value.encode("latin-1")))
+        elif key == "CONTENT_LENGTH":
+            headers.append((b"content-length", value.encode("latin-1")))
+    path = environ.get("PATH_INFO", "")
+    raw_path = path.encode("latin-1")
+    if not path.isascii():
+        path = raw_path.decode("utf-8", "replace")
+    uri = environ.get("REQUEST_URI")
+    if uri:
+        raw_path = uri.partition("?")[0].encode("latin-1")
+    proto = environ.get("SERVER_PROTOCOL", "HTTP/1.0")
+    scheme = environ.get("wsgi.url_scheme", "http")
+    if kind == "websocket":
+        scheme = "wss" if scheme == "https" else "ws"
+    scope = {
+        "type": kind,
+        "asgi": ASGI_VERSION,
+        "http_version": proto[5:] if proto[:5] == "HTTP/" else "1.0",
+        "method": environ.get("REQUEST_METHOD", "GET"),
+        "scheme": scheme,
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": environ.get("QUERY_STRING", "").encode("latin-1"),
+        "root_path": environ.get("SCRIPT_NAME", ""),
+        "headers": headers,
+        "client": _address(environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT")),
+        "server": _address(environ.get("SERVER_NAME"), environ.get("SERVER_PORT")),
+    }
+    if state is not None:
+        scope["state"] = dict(state)
+    return scope
+
+
+def _address(host: Optional[str], port: Optional[str]) -> Optional[tuple]:
+    if not host:
+        return None
+    try:
+        return (host, int(port or 0))
+    except ValueError:
+        return (host, 0)
+
+
+class Cycle:
+    """One HTTP request and its response: the app's ``receive`` and ``send``."""
+
+    __slots__ = ("conn", "server", "reader", "interim", "keep", "context", "is_head", "started", "head_sent", "complete",
+                 "status", "headers", "frame", "end", "tx", "hsize", "hcount", "body_done", "harakiri", "done_waiter")
+
+    def __init__(self, conn: "Conn", server: "AsgiServer", reader: Any, interim: Optional[bytes], keep: bool, context: Any, is_head: bool) -> None:
+        self.conn = conn
+        self.server = server
+        self.reader = reader
+        self.interim = interim
+        self.keep = keep
+        self.context = context
+        self.is_head = is_head
+        self.started = False
+        self.head_sent = False
+        self.complete = False
+        self.status = 0
+        self.headers: list = []
+        self.frame: Optional[Callable] = None
+        self.end: Any = b""
+        self.tx = 0
+        self.hsize = 0
+        self.hcount = 0
+        self.body_done = False
+        self.harakiri = False
+        self.done_waiter: Optional[asyncio.Future] = None
+
+    async def receive(self) -> dict:
+        conn = self.conn
+        if self.body_done:
+            # The body was read: what is left to hear is the client going away, or the response ending.
+            if not (self.complete or conn.closed):
+                waiter = self.done_waiter = asyncio.get_running_loop().create_future()
+                conn.watchers.append(waiter)
+                await waiter
+            return {"type": "http.disconnect"}
+        if self.reader is None:
+            self.body_done = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if self.interim is not None:
+            if not conn.closed:
+                conn.transport.write(self.interim)
+            self.interim = None
+        reader = self.reader
+        buf = conn.buf
+        while True:
+            try:
+                data = reader.read(buf, 1 << 20)
+            except ProtocolError as err:
+                self.server.log.warn("bad request body from %s: %s; connection closed" % (conn.peer_text(), err.reason))
+                conn.abort()
+                return {"type": "http.disconnect"}
+            if data is None:
+                if conn.eof or conn.closed:
+                    return {"type": "http.disconnect"}
+                await conn.more("body")
+                continue
+            if not data:
+                self.body_done = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            more = not (type(reader) is LengthReader and reader.remaining == 0)
+            if not more:
+                self.body_done = True
+            return {"type": "http.request", "body": data, "more_body": more}
+
+    async def send(self, message: dict) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            if not self.started:
+                raise RuntimeError("ASGI: http.response.body before http.response.start")
+            if self.complete:
+                raise RuntimeError("ASGI: http.response.body after the response ended")
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            conn = self.conn
+            if not self.head_sent:
+                data = self.send_head(None if more else len(body))
+                if body and not self.is_head:
+                    data += self.frame(body) if self.frame is not None else body
+            elif body and not self.is_head:
+                data = self.frame(body) if self.frame is not None else bytes(body)
+            else:
+                data = b""
+            if not more:
+                self.complete = True
+                if not self.is_head:
+                    data += self.end
+            if data and not conn.closed:
+                conn.transport.write(data)
+                self.tx += len(data)
+            if not more:
+                conn.wake_watchers()
+            elif conn.write_paused and not conn.closed:
+                await conn.drain()
+        elif kind == "http.response.start":
+            if self.started:
+                raise RuntimeError("ASGI: http.response.start sent twice")
+            self.started = True
+            self.status = int(message["status"])
+            self.headers = message.get("headers") or []
+        else:
+            raise RuntimeError("ASGI: unexpected message %r in an http scope" % kind)
+
+    def send_head(self, known_length: Optional[int]) -> bytes:
+        """The response head (built by the connection's protocol), remembered for the body's framing."""
+        headers = []
+        for name, value in self.headers:
+            n = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+            v = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            if "\r" in v or "\n" in v or "\r" in n or "\n" in n or ":" in n:
+                raise RuntimeError("ASGI: bad response header %r" % n[:40])
+            headers.append((n, v))
+        server = self.server
+        keep = self.keep and not server.going_away()
+        head, _length, frame, end, keep, count = self.conn.protocol.response_head(
+            status_line(self.status), headers, known_length, self.is_head, keep, self.context
+        )
+        self.keep = keep
+        self.frame = frame
+        self.end = end if isinstance(end, bytes) else b""
+        if self.status < 200 or self.status in NO_BODY_STATUS:
+            self.is_head = True  # 1xx, 204, 304: no body, whatever the app sends (RFC 9110 6.4.1)
+        self.head_sent = True
+        self.hsize = len(head)
+        self.hcount = count
+        return head
+
+    def send_error(self, status: str, body: bytes) -> None:
+        """A plain-text answer in place of the app's (nothing was sent yet); the connection closes after it."""
+        self.started = True
+        self.status = int(status[:3])
+        self.headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+        self.keep = False
+        data = self.send_head(len(body)) + (b"" if self.is_head else body)
+        self.complete = True
+        conn = self.conn
+        if not conn.closed:
+            conn.transport.write(data)
+            self.tx += len(data)
+
+
+class WsSession:
+    """One WebSocket session: the app's ``receive`` and ``send`` for a ``websocket`` scope."""
+
+    def __init__(self, conn: "Conn", server: "AsgiServer", key: str, subprotocols: list) -> None:
+        self.conn = conn
+        self.server = server
+        self.key = key
+        self.subprotocols = subprotocols
+        self.state = "connecting"  # → open → closing (our close frame sent) → closed
+        self.connected_given = False
+        self.reader = ws.FrameReader(server.ws_max)
+        self.close_code = 0
+        self.status = 0
+        self.tx = 0
+        self.hsize = 0
+        self.hcount = 0
+
+    async def receive(self) -> dict:
+        if not self.connected_given:
+            self.connected_given = True
+            return {"type": "websocket.connect"}
+        conn = self.conn
+        while True:
+            if self.close_code:
+                return {"type": "websocket.disconnect", "code": self.close_code}
+            try:
+                message = self.reader.next(conn.buf)
+            except ws.FrameError as err:
+                self.server.log.warn("WebSocket from %s: %s; closed with %d" % (conn.peer_text(), err.reason, err.code))
+                self.write(ws.close_frame(err.code))
+                self.close_code = err.code
+                self.state = "closed"
+                conn.close()
+                continue
+            if message is None:
+                if conn.eof or conn.closed:
+                    self.close_code = ws.ABNORMAL
+                    self.state = "closed"
+                    continue
+                await conn.more("ws")
+                continue
+            opcode, payload = message
+            if opcode == ws.TEXT:
+                return {"type": "websocket.receive", "text": payload}
+            if opcode == ws.BINARY:
+                return {"type": "websocket.receive", "bytes": payload}
+            if opcode == ws.PING:
+                if self.state == "open":
+                    self.write(ws.frame(ws.PONG, payload))
+            elif opcode == ws.CLOSE:
+                try:
+                    code, _reason = ws.parse_close(payload)
+                except ws.FrameError as err:
+                    self.server.log.warn("WebSocket from %s: %s; closed with %d" % (conn.peer_text(), err.reason, err.code))
+                    code = err.code
+                    self.write(ws.close_frame(err.code))
+                else:
+                    if self.state == "open":
+                        self.write(ws.close_frame(code if code != ws.NO_STATUS else ws.NORMAL))
+                self.close_code = code
+                self.state = "closed"
+                conn.close()
+
+    def write(self, data: bytes) -> None:
+        conn = self.conn
+        if not conn.closed:
+            conn.transport.write(data)
+            self.tx += len(data)
+
+    async def send(self, message: dict) -> None:
+        kind = message["type"]
+        if kind == "websocket.send":
+            if self.state != "open":
+                if self.state == "connecting":
+                    raise RuntimeError("ASGI: websocket.send before websocket.accept")
+                return  # closed: the app hears websocket.disconnect on its next receive
+            text = message.get("text")
+            if text is not None:
+                self.write(ws.frame(ws.TEXT, text.encode("utf-8")))
+            else:
+                self.write(ws.frame(ws.BINARY, bytes(message.get("bytes") or b"")))
+            if self.conn.write_paused and not self.conn.closed:
+                await self.conn.drain()
+        elif kind == "websocket.accept":
+            if self.state != "connecting":
+                raise RuntimeError("ASGI: websocket.accept in state %s" % self.state)
+            lines = ["HTTP/1.1 101 Switching Protocols\r\n", "Upgrade: websocket\r\n", "Connection: Upgrade\r\n",
+                     "Sec-WebSocket-Accept: %s\r\n" % ws.accept_key(self.key)]
+            sub = message.get("subprotocol")
+            if sub:
+                lines.append("Sec-WebSocket-Protocol: %s\r\n" % sub)
+            for name, value in message.get("headers") or []:
+                lines.append("%s: %s\r\n" % (name.decode("latin-1"), value.decode("latin-1")))
+            head = ("".join(lines) + "\r\n").encode("latin-1")
+            self.hsize = len(head)
+            self.hcount = len(lines) - 1
+            self.status = 101
+            self.write(head)
+            self.state = "open"
+            self.server.ws_open += 1
+            self.server.publish()
+        elif kind == "websocket.close":
+            if self.state == "connecting":
+                # Refused before the handshake ended: a 403 (ASGI spec), and the connection closes.
+                body = b"403 Forbidden\n"
+                self.status = 403
+                head = b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+                self.hsize = len(head)
+                self.hcount = 3
+                self.write(head + body)
+                self.state = "closed"
+                self.close_code = ws.ABNORMAL
+                self.conn.close()
+            elif self.state == "open":
+                code = int(message.get("code") or ws.NORMAL)
+                self.write(ws.close_frame(code if ws.sendable_code(code) else ws.NORMAL, message.get("reason") or ""))
+                self.state = "closing"
+        else:
+            raise RuntimeError("ASGI: unexpected message %r in a websocket scope" % kind)
+
+    def going_away(self) -> None:
+        """The worker stops: a close frame with 1001, and the app's next receive says so."""
+        if self.state == "open":
+            self.write(ws.close_frame(ws.GOING_AWAY))
+            self.state = "closing"
+        if not self.close_code:
+            self.close_code = ws.GOING_AWAY
+        self.conn.wake()
+
+
+class Conn(asyncio.Protocol):
+    """One client connection: its bytes in a buffer, read by its own task (``run``) one
+    request at a time, in order (pipelined requests wait in the buffer)."""
+
+    def __init__(self, server: "AsgiServer", protocol: Any) -> None:
+        self.server = server
+        self.protocol = protocol
+        self.buf = bytearray()
+        self.transport: Any = None
+        self.peer: Any = None
+        self.waiter: Optional[asyncio.Future] = None
+        self.wait_kind = ""  # what the task waits for: "head", "body", "ws", "" (not waiting)
+        self.wait_since = 0.0
+        self.head_since = 0.0
+        self.eof = False
+        self.closed = False
+        self.read_paused = False
+        self.write_paused = False
+        self.drain_waiter: Optional[asyncio.Future] = None
+        self.watchers: list = []  # futures waiting for the response to end or the client to go
+        self.session: Optional[WsSession] = None
+        self.task: Optional[asyncio.Task] = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        server = self.server
+        server.opening -= 1
+        server.conns.add(self)
+        self.task = server.loop.create_task(self.run())
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if len(self.buf) > READ_HIGH and not self.read_paused:
+            self.transport.pause_reading()
+            self.read_paused = True
+        self.wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self.wake()
+        return True  # half-closed: the response may still go out; run() closes
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.closed = True
+        self.eof = True
+        self.server.conns.discard(self)
+        self.server.conn_gone()
+        self.wake()
+        self.wake_watchers()
+        d = self.drain_waiter
+        if d is not None and not d.done():
+            d.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        d = self.drain_waiter
+        if d is not None and not d.done():
+            d.set_result(None)
+
+    # -- waiting --------------------------------------------------------------------
+
+    def wake(self) -> None:
+        w = self.waiter
+        if w is not None:
+            self.waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    def wake_watchers(self) -> None:
+        watchers = self.watchers
+        if watchers:
+            self.watchers = []
+            for w in watchers:
+                if not w.done():
+                    w.set_result(None)
+
+    async def more(self, kind: str) -> None:
+        """Waits for more bytes (or the end of the connection)."""
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.waiter = fut = self.server.loop.create_future()
+        self.wait_kind = kind
+        self.wait_since = time.monotonic()
+        try:
+            await fut
+        finally:
+            self.wait_kind = ""
+
+    async def drain(self) -> None:
+        self.drain_waiter = fut = self.server.loop.create_future()
+        await fut
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+            self.wake()
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.abort()
+            self.wake()
+
+    def peer_text(self) -> str:
+        p = self.peer
+        if isinstance(p, tuple) and len(p) >= 2:
+            return "%s:%s" % (p[0], p[1]) if ":" not in str(p[0]) else "[%s]:%s" % (p[0], p[1])
+        return "unix:%s" % (self.protocol.server[2] or "socket")
+
+    # -- the connection's task ------------------------------------------------------
+
+    async def run(self) -> None:
+        server = self.server
+        protocol = self.protocol
+        buf = self.buf
+        try:
+            while not self.closed:
+                while not protocol.head_ready(buf):
+                    if self.eof:
+                        if buf and protocol.name == "uwsgi":
+                            try:
+                                protocol.read_request(buf, True, self.peer)
+                            except ProtocolError as err:
+                                self.refuse(err)
+                        return
+                    if buf and not self.head_since:
+                        self.head_since = time.monotonic()
+                    await self.more("head")
+                    if self.closed:
+                        return
+                self.head_since = 0.0
+                try:
+                    request = protocol.read_request(buf, self.eof, self.peer)
+                except ProtocolError as err:
+                    self.refuse(err)
+                    return
+                if request is None:
+                    return
+                if request[0] is None:  # answered without the app (not a protocol served here)
+                    self.transport.write(request[1])
+                    if not request[3]:
+                        return
+                    continue
+                if not await server.handle(self, request):
+                    return
+        except Exception as err:  # a bug here: one line, the connection closes, the worker goes on
+            server.log.error("internal error serving %s: %s" % (self.peer_text(), err), None, err)
+        finally:
+            self.close()
+
+    def refuse(self, err: ProtocolError) -> None:
+        msg, fields = self.protocol.refusal(self.peer_text(), err.reason, False)
+        self.server.log.warn(msg, fields)
+        if err.response and not self.closed:
+            self.transport.write(err.response)
+
+    def head_timeout(self, socket_timeout_s: float) -> None:
+        """The request head did not come within socket-timeout of its first byte."""
+        protocol = self.protocol
+        reason = "request head not complete %g s after its first byte (%d bytes)" % (socket_timeout_s, len(self.buf))
+        msg, fields = protocol.refusal(self.peer_text(), reason, True)
+        self.server.log.warn(msg, fields)
+        if protocol.timeout_response and not self.closed:
+            self.transport.write(protocol.timeout_response)
+        self.close()
+
+
+class AsgiServer:
+    """Serves ``worker``'s ASGI app (see the module's doc) until a graceful stop ends."""
+
+    def __init__(self, worker: "Worker") -> None:
+        self.worker = worker
+        spec = worker.spec
+        self.spec = spec
+        self.log = worker.log
+        self.reqlog = worker.reqlog
+        self.scoreboard = worker.scoreboard
+        self.channel = worker.channel
+        self.app = worker.app
+        app = spec["app"]
+        self.limit = max(1, int(app.get("asyncLimit") or 1000))
+        self.ws_max = max(1, int(app.get("websocketsMaxBytes") or 1 << 20))
+        self.harakiri_s = (spec.get("harakiriMs") or 0) / 1000
+        self.heartbeat_s = worker.heartbeat_s
+        self.socket_timeout_s = (spec.get("socketTimeoutMs") or 4000) / 1000
+        self.buffer_size = int(spec["bufferSize"])
+        self.max_requests = int(spec.get("maxRequests") or 0)
+        self.min_lifetime_s = (spec.get("minWorkerLifetimeMs") or 0) / 1000
+        mount = spec.get("mount") or {}
+        self.mountpoint = mount.get("mountpoint") or ""
+        self.manage_script_name = bool(mount.get("manageScriptName"))
+        self.started = time.monotonic()
+        self.loop: Any = None
+        self.conns: set = set()
+        self.opening = 0  # accepted, not yet in conns (connect_accepted_socket runs as a task)
+        self.inflight: dict = {}  # id(entry) → (start ms, method, uri), oldest first
+        self.listeners: list = []  # (socket, protocol)
+        self.accepting = False
+        self.paused = False
+        self.stopping = False
+        self.recycling = False
+        self.status = STARTING
+        self.state: dict = {}
+        self.lifespan: Optional[Lifespan] = None
+        self.requests = 0
+        self.exceptions = 0
+        self.harakiris = 0
+        self.tx_bytes = 0
+        self.running_time_us = 0.0
+        self.avg_rt_us = 0.0
+        self.last_request_end_ms = 0.0
+        self.ws_open = 0
+        self.stale = False
+        self.shown_busy = False
+        self.beat: Any = None
+        self.flush_timer: Any = None
+        self.sweeper: Any = None
+        self.done: Optional[asyncio.Future] = None
+
+    # -- the slot -------------------------------------------------------------------
+
+    def publish(self) -> None:
+        """Writes the slot: status, requests in flight (the oldest one's start, method and URI), counters."""
+        self.stale = False
+        inflight = self.inflight
+        current = next(iter(inflight.values()), None) if inflight else None
+        status = STOPPING if self.stopping else STARTING if self.status == STARTING else BUSY if current else IDLE
+        self.shown_busy = status == BUSY
+        self.scoreboard.write(
+            status, self.accepting, len(inflight), current, self.requests, self.exceptions, self.tx_bytes,
+            self.running_time_us, self.avg_rt_us, self.last_request_end_ms, event_loop=True, harakiri_count=self.harakiris, websockets=self.ws_open,
+        )
+
+    def heartbeat(self) -> None:
+        """Every heartbeat while ``harakiri`` is on (the master's sign the loop turns), else
+        while the slot lags or requests are in flight."""
+        self.beat = None
+        if self.harakiri_s > 0 or self.stale or self.inflight:
+            self.publish()
+        self.arm_heartbeat()
+
+    def arm_heartbeat(self) -> None:
+        if self.beat is None and (self.harakiri_s > 0 or self.stale or self.inflight):
+            self.beat = self.loop.call_later(self.heartbeat_s, self.heartbeat)
+
+    def arm_flush(self) -> None:
+        if self.flush_timer is None:
+            due = self.reqlog.due()
+            if due is not None:
+                self.flush_timer = self.loop.call_later(due, self.flush_log)
+
+    def flush_log(self) -> None:
+        self.flush_timer = None
+        self.reqlog.flush()
+        self.arm_flush()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Runs the loop (uvloop's when installed) until the worker stops."""
+        try:
+            import uvloop  # type: ignore[import-not-found]
+
+            loop = uvloop.new_event_loop()
+        except ImportError:
+            loop = asyncio.new_event_loop()
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self.main())
+        finally:
+            self.publish()
+            self.worker.errors.flush()
+            self.reqlog.flush()
+
+    async def main(self) -> None:
+        loop = self.loop
+        self.done = loop.create_future()
+        loop.add_signal_handler(signal.SIGTERM, self.begin_stop)
+        if self.channel is not None:
+            loop.add_reader(self.channel.fd, self.on_channel)
+        # Startup: an app that fails it fails the worker's start (the master respawns with backoff).
+        lifespan = Lifespan(self.app, self.state)
+        failure = await lifespan.startup()
+        if failure is not None:
+            self.log.error("ASGI lifespan startup failed: %s" % failure, None, lifespan.error)
+            self.reqlog.flush()
+            os._exit(EXIT_APP_LOAD)
+        if lifespan.supported:
+            self.lifespan = lifespan
+        if not self.stopping:  # a stop that came during the startup: no listening, straight to the shutdown
+            self.listen()
+            self.status = IDLE
+            self.accepting = True
+            self.publish()
+            self.arm_heartbeat()
+            self.worker.send({"v": IPC_VERSION, "type": "ready"})
+            self.sweeper = loop.call_later(SWEEP_S, self.sweep)
+        await self.done
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        if self.lifespan is not None:
+            failure = await self.lifespan.shutdown()
+            if failure is not None:
+                self.log.error("ASGI lifespan shutdown failed: %s" % failure, None, self.lifespan.error)
+
+    def listen(self) -> None:
+        """Listens on the inherited sockets; exits 22 for a protocol ASGI apps are not served on, 69 when listen() fails."""
+        from ..contract import EXIT_UNAVAILABLE
+
+        spec = self.spec
+        date = date_clock()
+        for s in spec["sockets"]:
+            if s["protocol"] not in ("http", "uwsgi"):
+                self.log.error("%s: ASGI apps are served on http-socket and socket (uwsgi), not %s" % (s["name"], s["protocol"]))
+                os._exit(EXIT_APP_LOAD)
+            sock = socket.socket(fileno=s["fd"])
+            try:
+                sock.listen(int(spec["backlog"]))
+            except OSError as err:
+                self.log.error("cannot listen on %s: %s" % (s["name"], err), {"code": err.errno})
+                os._exit(EXIT_UNAVAILABLE)
+            sock.setblocking(False)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                name = sock.getsockname()
+            except OSError:
+                name = ""
+            server = (str(name[0]), str(name[1]), "") if isinstance(name, tuple) else ("localhost", "80", name if isinstance(name, str) else "")
+            protocol = make_protocol(s["protocol"], self.buffer_size, server, date, spec)
+            self.listeners.append((sock, protocol))
+            self.loop.add_reader(sock.fileno(), self.accept, sock, protocol)
+
+    def accept(self, sock: socket.socket, protocol: Any) -> None:
+        """Takes one connection (the other workers woke too and take the next ones)."""
+        if not self.accepting:
+            return
+        try:
+            client, _peer = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as err:
+            self.log.warn("accept failed: %s" % err)
+            return
+        client.setblocking(False)
+        self.opening += 1
+        if len(self.conns) + self.opening > self.limit:
+            idle = next((c for c in self.conns if c.wait_kind == "head" and not c.buf), None)
+            if idle is not None:
+                idle.close()
+        self.loop.create_task(self.open_conn(client, protocol))
+        if len(self.conns) + self.opening >= self.limit:
+            self.pause_accepting()
+
+    async def open_conn(self, client: socket.socket, protocol: Any) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: Conn(self, protocol), client)
+        except OSError:  # the client went away before its transport was made
+            self.opening -= 1
+            client.close()
+            self.conn_gone()
+
+    def pause_accepting(self) -> None:
+        """At the ``async`` cap: the listeners leave the loop until a connection ends."""
+        if not self.paused:
+            self.paused = True
+            for sock, _ in self.listeners:
+                self.loop.remove_reader(sock.fileno())
+
+    def conn_gone(self) -> None:
+        if self.paused and self.accepting and len(self.conns) + self.opening < self.limit:
+            self.paused = False
+            for sock, protocol in self.listeners:
+                self.loop.add_reader(sock.fileno(), self.accept, sock, protocol)
+        if self.stopping and not self.conns and self.done is not None and not self.done.done():
+            self.done.set_result(None)
+
+    def stop_accepting(self) -> None:
+        """Closes this process's copies of the listening sockets; the master keeps its own."""
+        for sock, _ in self.listeners:
+            if not self.paused:
+                self.loop.remove_reader(sock.fileno())
+            sock.close()
+        self.listeners = []
+        self.accepting = False
+
+    def going_away(self) -> bool:
+        return self.stopping or self.recycling
+
+    def begin_stop(self) -> None:
+        """Graceful stop: no new connections, requests finish, WebSockets get 1001. An idle
+        keep-alive connection is left to the client, as in the WSGI worker: its next request
+        is answered with ``Connection: close`` (closing it now could cross a request already
+        on its way), or it ends at the keep-alive timeout."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.stop_accepting()
+        for conn in list(self.conns):
+            if conn.session is not None:
+                conn.session.going_away()
+        self.publish()
+        self.conn_gone()
+
+    def on_channel(self) -> None:
+        """The master wrote (``stop``, ``reopen-logs``, ``publish``), or went away."""
+        channel = self.channel
+        assert channel is not None
+        messages = channel.read()
+        if messages is None:
+            self.log.warn("lost the master; exiting")
+            self.loop.remove_reader(channel.fd)
+            self.channel = self.worker.channel = None
+            self.loop.call_later(ORPHAN_EXIT_S, lambda: (self.reqlog.flush(), os._exit(EXIT_OK)))
+            self.begin_stop()
+            for conn in list(self.conns):
+                conn.abort()
+            return
+        for m in messages:
+            if isinstance(m, dict) and "cmd" in m:
+                continue
+            kind = m.get("type") if isinstance(m, dict) and m.get("v") == IPC_VERSION else None
+            if kind == "stop":
+                self.begin_stop()
+            elif kind == "reopen-logs":
+                self.reqlog.reopen()
+            elif kind == "publish":
+                last = self.scoreboard.last_write
+                self.publish()
+                self.scoreboard.last_write = last
+                self.worker.send({"v": IPC_VERSION, "type": "published"})
+            else:
+                self.log.warn("master→worker: unknown message %s" % str(m)[:120])
+
+    def sweep(self) -> None:
+        """Times out stalled heads and bodies and idle keep-alive connections."""
+        now = time.monotonic()
+        timeout = self.socket_timeout_s
+        for conn in list(self.conns):
+            kind = conn.wait_kind
+            if kind == "head":
+                if conn.buf:
+                    if conn.head_since and now - conn.head_since >= timeout:
+                        conn.head_timeout(timeout)
+                elif now - conn.wait_since > KEEPALIVE_TIMEOUT_S:
+                    conn.close()
+            elif kind == "body" and now - conn.wait_since >= timeout:
+                self.log.warn("%s: no request body for %g s (socket-timeout); connection closed" % (conn.peer_text(), timeout))
+                conn.abort()
+        self.sweeper = self.loop.call_later(SWEEP_S, self.sweep)
+
+    def check_recycle(self) -> None:
+        """uWSGI's max-requests, gated by min-worker-lifetime: asks the master for a replacement once."""
+        if (self.max_requests > 0 and not self.recycling and not self.stopping and self.requests >= self.max_requests
+                and time.monotonic() - self.started >= self.min_lifetime_s):
+            self.recycling = True
+            self.log.info("served %d requests (max-requests %d); asking to be replaced" % (self.requests, self.max_requests),
+                          {"requests": self.requests})
+            self.stop_accepting()
+            self.publish()
+            self.worker.send({"v": IPC_VERSION, "type": "recycle", "reason": "max-requests"})
+
+    # -- requests -------------------------------------------------------------------
+
+    def begin(self, method: str, uri: str) -> tuple:
+        now = time.time()
+        entry = (now * 1000, method, uri)
+        self.inflight[id(entry)] = entry
+        if self.harakiri_s > 0 or not self.shown_busy or now - self.scoreboard.last_write >= START_PUBLISH_S:
+            self.publish()
+        else:
+            self.stale = True
+        self.arm_heartbeat()
+        return entry
+
+    async def handle(self, conn: Conn, request: tuple) -> bool:
+        """Serves one request; whether the connection may serve another."""
+        environ, reader, interim, keep_alive, context = request
+        method = environ["REQUEST_METHOD"]
+        uri = environ.get("REQUEST_URI") or (
+            environ["PATH_INFO"] + ("?" + environ["QUERY_STRING"] if environ["QUERY_STRING"] else "")
+        )
+        if self.manage_script_name:
+            manage_script_name(environ, self.mountpoint)
+        nvars, pktsize = count_vars(environ) if self.reqlog.active else (0, 0)
+        if conn.protocol.name == "http" and environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+            return await self.websocket(conn, environ, method, uri, nvars, pktsize)
+        cycle = Cycle(conn, self, reader, interim, keep_alive, context, method == "HEAD")
+        scope = make_scope(environ, "http", self.state if self.lifespan is not None else None)
+        entry = self.begin(method, uri)
+        t0 = time.perf_counter()
+        timer = None
+        if self.harakiri_s > 0:
+            timer = self.loop.call_later(self.harakiri_s, self.harakiri, cycle, asyncio.current_task(), entry)
+        failed = False
+        try:
+            await self.app(scope, cycle.receive, cycle.send)
+            if not cycle.complete:
+                if not cycle.started or not cycle.head_sent:
+                    self.log.error("%s %s: the app returned without a complete response" % (method, uri), {"method": method, "uri": uri})
+                    failed = True
+                    if not cycle.head_sent:
+                        cycle.send_error("500 Internal Server Error", ERROR_500)
+                cycle.keep = False
+        except asyncio.CancelledError:
+            if not cycle.harakiri:
+                raise
+            if not cycle.head_sent:
+                cycle.send_error("504 Gateway Timeout", ERROR_504)
+            cycle.keep = False
+        except Exception as err:
+            failed = True
+            self.log.error("exception in %s %s: %s: %s" % (method, uri, type(err).__name__, exc_text(err)),
+                           {"method": method, "uri": uri}, err)
+            if not cycle.head_sent:
+                try:
+                    cycle.send_error("500 Internal Server Error", ERROR_500)
+                except Exception:
+                    conn.abort()
+            cycle.keep = False
+        finally:
+            if timer is not None:
+                timer.cancel()
+            conn.wake_watchers()
+            self.end(entry, environ, cycle.status if cycle.head_sent else 0, cycle.tx, cycle.hsize, cycle.hcount,
+                     failed, (time.perf_counter() - t0) * 1e6, nvars, pktsize)
+        keep = cycle.keep and not conn.closed
+        if keep and not cycle.body_done and cycle.reader is not None:
+            keep = await self.drain(cycle)
+        if self.max_requests:
+            self.check_recycle()
+        return keep and not self.going_away()
+
+    async def drain(self, cycle: Cycle) -> bool:
+        """Reads and drops the body the app left; False when the connection cannot be reused."""
+        if cycle.interim is not None:
+            return False  # the client still waits for 100 Continue before sending it
+        dropped = 0
+        while dropped <= MAX_DRAIN_BYTES:
+            message = await cycle.receive()
+            if message["type"] != "http.request":
+                return False
+            dropped += len(message["body"])
+            if not message["more_body"]:
+                return not cycle.conn.closed
+        return False
+
+    def harakiri(self, cycle: Cycle, task: Any, entry: tuple) -> None:
+        """A request ran past ``harakiri``: one line, its task cancelled (504 if nothing was sent)."""
+        start_ms, method, uri = entry
+        ran_s = time.time() - start_ms / 1000
+        self.harakiris += 1
+        self.log.error("HARAKIRI: %s %s ran for %.1f s (harakiri %g s); cancelled%s" % (
+            method, uri, ran_s, self.harakiri_s, "" if cycle.head_sent else ", 504 sent"),
+            {"method": method, "uri": uri, "ran_ms": round(ran_s * 1000), "harakiri_ms": round(self.harakiri_s * 1000)})
+        cycle.harakiri = True
+        if task is not None:
+            task.cancel()
+
+    async def websocket(self, conn: Conn, environ: dict, method: str, uri: str, nvars: int, pktsize: int) -> bool:
+        """A WebSocket handshake, then the session until it closes; the connection ends with it."""
+        key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "")
+        version = environ.get("HTTP_SEC_WEBSOCKET_VERSION", "")
+        problem = None
+        if method != "GET":
+            problem = "400 Bad Request", "WebSocket upgrade with %s" % method[:16]
+        elif version != "13":
+            problem = "426 Upgrade Required", "Sec-WebSocket-Version %r (13 is served)" % version[:20]
+        elif not ws.valid_key(key):
+            problem = "400 Bad Request", "bad Sec-WebSocket-Key"
+        if problem is not None:
+            status, reason = problem
+            self.log.warn("bad WebSocket handshake from %s: %s" % (conn.peer_text(), reason))
+            body = (status + "\n").encode()
+            extra = b"Sec-WebSocket-Version: 13\r\n" if status[:3] == "426" else b""
+            conn.transport.write(b"HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%sConnection: close\r\n\r\n%s" % (
+                status.encode(), len(body), extra, body))
+            return False
+        protocols = environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL")
+        subprotocols = [p.strip() for p in protocols.split(",") if p.strip()] if protocols else []
+        session = WsSession(conn, self, key, subprotocols)
+        conn.session = session
+        scope = make_scope(environ, "websocket", self.state if self.lifespan is not None else None)
+        scope["subprotocols"] = subprotocols
+        if self.stopping:
+            session.going_away()
+        entry = self.begin(method, uri)
+        t0 = time.perf_counter()
+        failed = False
+        try:
+            await self.app(scope, session.receive, session.send)
+        except Exception as err:
+            failed = True
+            self.log.error("exception in %s %s (WebSocket): %s: %s" % (method, uri, type(err).__name__, exc_text(err)),
+                           {"method": method, "uri": uri}, err)
+            if session.state == "open":
+                session.write(ws.close_frame(ws.INTERNAL_ERROR))
+                session.state = "closing"
+        finally:
+            if session.status == 101:
+                self.ws_open -= 1
+            if session.state == "connecting":
+                # The app ended without accepting: refused, as a websocket.close would be.
+                await session.send({"type": "websocket.close"})
+            elif session.state == "open":
+                session.write(ws.close_frame(ws.NORMAL))
+                session.state = "closing"
+            if session.state == "closing" and not conn.closed:
+                await self.await_close(conn, session)
+            self.end(entry, environ, session.status, session.tx, session.hsize, session.hcount,
+                     failed, (time.perf_counter() - t0) * 1e6, nvars, pktsize)
+        return False
+
+    async def await_close(self, conn: Conn, session: WsSession) -> None:
+        """After our close frame: the client's, for at most WS_CLOSE_WAIT_S, then the connection closes."""
+        deadline = self.loop.time() + WS_CLOSE_WAIT_S
+        timer = self.loop.call_at(deadline, conn.close)
+        try:
+            while not conn.closed:
+                try:
+                    message = session.reader.next(conn.buf)
+                except ws.FrameError:
+                    break
+                if message is None:
+                    if conn.eof:
+                        break
+                    await conn.more("ws-close")
+                elif message[0] == ws.CLOSE:
+                    break
+        finally:
+            timer.cancel()
+            conn.close()
+
+    def end(self, entry: tuple, environ: dict, status: int, tx: int, hsize: int, hcount: int, failed: bool,
+            rt_us: float, nvars: int, pktsize: int) -> None:
+        """Counts a finished request, updates the slot, logs the request (as the WSGI worker does)."""
+        self.requests += 1
+        if failed:
+            self.exceptions += 1
+        self.running_time_us += rt_us
+        self.avg_rt_us = rt_us if self.avg_rt_us == 0 else (self.avg_rt_us + rt_us) / 2
+        self.tx_bytes += tx
+        now = time.time()
+        self.last_request_end_ms = now * 1000
+        self.inflight.pop(id(entry), None)
+        if self.harakiri_s > 0 or now - self.scoreboard.last_write >= IDLE_PUBLISH_S:
+            self.publish()
+        else:
+            self.stale = True
+            self.arm_heartbeat()
+        rsize = max(0, tx - hsize)
+        log = self.reqlog
+        if log.enabled or log.wanted(status, rt_us, rsize):
+            start_ms, method, uri = entry
+            addr = environ.get("REMOTE_ADDR", "")
+            if log.xff:
+                addr = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip() or addr
+            proto = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
+            user = environ.get("REMOTE_USER", "")
+            if log.plain:
+                second = int(start_ms // 1000)
+                log.default((log.pid, self.requests, self.requests, addr, user, nvars, pktsize,
+                             log.date if second == log.second else log.ctime(second), method, uri, rsize,
+                             round(rt_us) if log.micros else rt_us / 1000, proto, status, hcount, hsize))
+            else:
+                f = Facts()
+                f.pid, f.wid, f.n, f.method, f.uri, f.proto, f.status = log.pid, self.spec["id"], self.requests, method, uri, proto, status
+                f.addr, f.port, f.user, f.start_ms, f.duration_us = addr, environ.get("REMOTE_PORT", ""), user, start_ms, rt_us
+                f.rsize, f.hsize, f.headers, f.vars, f.pktsize, f.environ = rsize, hsize, hcount, nvars, pktsize, environ
+                log.request(f)
+            self.arm_flush()
+
+
+def serve(worker: "Worker") -> None:
+    """Serves ``worker``'s ASGI app until the worker stops (returns then; the caller exits)."""
+    AsgiServer(worker).run()

@@ -51,26 +51,23 @@ def parse_vars(block: bytes) -> dict:
 
     :raises ProtocolError: a null key, or a length that runs past the block
     """
-    # One decode of the whole block, then slices: a Python loop per var is the cost here.
+    # One decode of the whole block, then slices of it: the Python loop per var is the
+    # cost here, so it is as short as it goes (the lengths read as ints from the bytes,
+    # each end computed once; a null key is looked for only when the parse fails or at
+    # the end, by the same walk as block_error).
     text = block.decode("latin-1")
     size = len(block)
     environ: dict = {}
     pos = 0
     try:
         while pos < size:
-            klen = block[pos] | block[pos + 1] << 8
-            if not klen:
-                raise ProtocolError("uwsgi key cannot be null (at byte %d)" % (pos + 4))
-            pos += 2
-            key = text[pos : pos + klen]
-            pos += klen
-            vlen = block[pos] | block[pos + 1] << 8
-            pos += 2
-            environ[key] = text[pos : pos + vlen]
-            pos += vlen
+            kend = pos + 2 + (block[pos] | block[pos + 1] << 8)
+            vend = kend + 2 + (block[kend] | block[kend + 1] << 8)
+            environ[text[pos + 2 : kend]] = text[kend + 2 : vend]
+            pos = vend
     except IndexError:
         pos = size + 1
-    if pos != size:
+    if pos != size or "" in environ:
         raise ProtocolError(block_error(block))
     return environ
 

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .connection import RECV_SIZE, ClientError, Conn
+from .connection import FD_SOCKETS, RECV_SIZE, ClientError, Conn, FdSock
 from .protocols import ProtocolError, make_protocol
 
 if TYPE_CHECKING:
@@ -132,6 +132,8 @@ class Server:
         self.partial: set = set()  # connections whose request head is not all there (see request_ready)
         self.accepting = False
         self.last_sweep = time.monotonic()
+        # What accept reads a new connection's first bytes into (see accept).
+        self.first_read = [bytearray(RECV_SIZE)]
         # `threads` > 1: request threads take connections whose request head is all there
         # (see dispatch); the loop keeps accepting, reading heads and keep-alive for them.
         self.threads = threads
@@ -287,17 +289,22 @@ class Server:
         except OSError as err:
             self.log.warn("accept failed: %s" % err)
             return False
-        sock = socket.socket(family[0], family[1], 0, fileno=fd)
+        sock = FdSock(fd) if FD_SOCKETS else socket.socket(family[0], family[1], 0, fileno=fd)
         if len(self.conns) >= MAX_CONNECTIONS:
             idle = min((c for c in self.conns.values() if not c.busy), key=lambda c: c.last_active, default=None)
             if idle is not None:
                 self.close(idle)
         conn = Conn(sock, peer, protocol)
-        self.conns[conn.fd] = conn
+        self.conns[fd] = conn
         # Usually the request is already there (nginx writes it right after connecting):
-        # serve it now, without a round through the selector.
+        # serve it now, without a round through the poller. The read does not wait.
         try:
-            data = sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+            if FD_SOCKETS:
+                first = self.first_read
+                n = os.preadv(fd, first, -1, os.RWF_NOWAIT)
+                data = first[0][:n]
+            else:
+                data = sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             data = None
         except OSError:
@@ -308,7 +315,7 @@ class Server:
                 self.close(conn)  # EOF before a request
                 return False
         else:
-            conn.buf += data
+            conn.buf = data if type(data) is bytearray else bytearray(data)
             if not self.serve(conn, False):
                 return True  # served (or refused) and closed
             if conn.busy:

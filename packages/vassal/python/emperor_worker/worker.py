@@ -389,10 +389,12 @@ class Worker:
                 self._publish()
             else:
                 self.stale = True
+            log = self.reqlog
+            if not log.active:
+                return  # (the finally below still releases the lock)
             status = int(response.status[:3]) if response.sent else 0  # type: ignore[index]
             rsize = max(0, response.tx - response.hsize)
-            log = self.reqlog
-            if log.active and (log.enabled or log.wanted(status, rt_us, rsize)):
+            if log.enabled or log.wanted(status, rt_us, rsize):
                 start_ms, method, uri = entry
                 addr = environ.get("REMOTE_ADDR", "")
                 if log.xff:

@@ -6,7 +6,9 @@ import unittest
 from helpers import NGINX_VARS, PEER, packet, uwsgi
 
 from emperor_worker.protocols import ProtocolError
+from emperor_worker.protocols import uwsgi as uwsgi_module
 from emperor_worker.protocols.base import LengthReader
+from emperor_worker.protocols.uwsgi import LAYOUTS_CACHED, parse_vars
 
 NGINX = packet(NGINX_VARS)
 
@@ -145,6 +147,56 @@ class Refused(unittest.TestCase):
             ("uwsgi packet from 1.2.3.4:5: truncated header (2 of 4 bytes); connection closed", {"peer": "1.2.3.4:5"}),
         )
         self.assertEqual(uwsgi().timeout_response, b"", "a stalled packet is closed without an answer")
+
+
+class Layouts(unittest.TestCase):
+    """parse_vars remembers where keys and values lie by block size (a size seen twice):
+    a block of that size is taken apart from the layout only when its length fields say
+    the same walk, and parsed (or refused) by the loop otherwise."""
+
+    def setUp(self) -> None:
+        uwsgi_module._layouts.clear()
+
+    def twice(self, pairs) -> dict:
+        block = packet(pairs)[4:]
+        first = parse_vars(block)
+        self.assertEqual(parse_vars(block), first)
+        self.assertIsNotNone(uwsgi_module._layouts.get(len(block)), "the layout is remembered after two")
+        return first
+
+    def test_same_layout_new_values(self):
+        self.twice([(b"A", b"1"), (b"BB", b"22"), (b"REMOTE_PORT", b"40000")])
+        environ = parse_vars(packet([(b"A", b"9"), (b"BB", b"88"), (b"REMOTE_PORT", b"51234")])[4:])
+        self.assertEqual(environ, {"A": "9", "BB": "88", "REMOTE_PORT": "51234"})
+
+    def test_same_lengths_other_keys(self):
+        self.twice([(b"HTTP_ACCEPT", b"x"), (b"K", b"v")])
+        self.assertEqual(parse_vars(packet([(b"HTTP_COOKIE", b"y"), (b"Q", b"w")])[4:]), {"HTTP_COOKIE": "y", "Q": "w"})
+
+    def test_same_size_other_layout(self):
+        self.twice([(b"AB", b"1"), (b"C", b"23")])
+        other = packet([(b"A", b"12"), (b"CD", b"3")])[4:]
+        self.assertEqual(parse_vars(other), {"A": "12", "CD": "3"})
+        one = packet([(b"ABCDEF", b"WXYZ")])[4:]  # 14 bytes too, one var
+        self.assertEqual(len(one), len(packet([(b"AB", b"1"), (b"C", b"23")])[4:]))
+        self.assertEqual(parse_vars(one), {"ABCDEF": "WXYZ"})
+
+    def test_a_bad_block_of_a_known_size_is_still_refused(self):
+        self.twice([(b"A", b"b"), (b"C", b"d")])  # 12 bytes
+        with self.assertRaises(ProtocolError) as caught:
+            parse_vars(bytes([0, 0, 1, 0, 0x41]) + bytes([1, 0, 0x41, 1, 0, 0x42, 0]))
+        self.assertEqual(caught.exception.reason, "uwsgi key cannot be null (at byte 4)")
+        with self.assertRaises(ProtocolError) as caught:
+            parse_vars(bytes([1, 0, 0x41, 1, 0, 0x62, 1, 0, 0x43, 9, 0, 0x64]))
+        self.assertEqual(caught.exception.reason, "invalid uwsgi request (current strsize: 9) runs past the end")
+
+    def test_repeated_keys_keep_the_last_value_from_a_layout_too(self):
+        self.assertEqual(self.twice([(b"K", b"1"), (b"K", b"2")]), {"K": "2"})
+
+    def test_bounded(self):
+        for n in range(3 * LAYOUTS_CACHED):
+            parse_vars(packet([(b"K", b"v" * n)])[4:])
+        self.assertLessEqual(len(uwsgi_module._layouts), LAYOUTS_CACHED)
 
 
 class ResponseHeads(unittest.TestCase):

@@ -209,6 +209,24 @@ class Responses(unittest.TestCase):
             self.assertTrue(sent.startswith(b"HTTP/1.1 500 "), (status, headers))
             self.assertTrue(failed)
 
+    def test_a_header_list_checked_once_is_known_and_another_is_still_checked(self):
+        good = [("Content-Type", "text/plain"), ("X-Remembered", "1")]
+        for _ in range(2):
+            def app(environ, start_response):
+                start_response("200 OK", list(good))
+                return [b"ok"]
+            sent, _, failed, _ = serve(app)
+            self.assertTrue(sent.startswith(b"HTTP/1.1 200 OK\r\n"))
+            self.assertFalse(failed)
+        for headers in [good + [("X-Bad", "a\nb")], [("Content-Type", "text/plain"), ("X-Remembered", 1)],
+                        [("Content-Type", "text/plain"), ["X-Remembered", "1"]]]:
+            def bad(environ, start_response, headers=headers):
+                start_response("200 OK", headers)
+                return [b"never"]
+            sent, _, failed, _ = serve(bad)
+            self.assertTrue(sent.startswith(b"HTTP/1.1 500 "), headers)
+            self.assertTrue(failed)
+
     def test_exc_info_replaces_a_status_not_sent_yet(self):
         def app(environ, start_response):
             start_response("200 OK", [])

@@ -2,9 +2,9 @@
 keep idle keep-alive connections, hand each request to the worker, and with ``threads``
 hand connections to request threads and back.
 
-One ``poll`` is one round of the loop (``worker.py`` runs the rounds): a ``selectors``
-wait over the listeners, the connections, and whatever the worker watches (its IPC
-channel; a wake-up pipe that signals and request threads write to). The bytes are the
+One ``poll`` is one round of the loop (``worker.py`` runs the rounds): an epoll (or
+poll(2)) wait over the listeners, the connections, and whatever the worker watches (its
+IPC channel; a wake-up pipe that signals and request threads write to). The bytes are the
 protocols' business (``protocols/``), the request the worker's (``Worker.handle``).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import queue
-import selectors
+import select
 import socket
 import struct
 import threading
@@ -20,7 +20,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .connection import RECV_SIZE, ClientError, Conn
+from .connection import FD_SOCKETS, RECV_SIZE, ClientError, Conn, FdSock
 from .protocols import ProtocolError, make_protocol
 
 if TYPE_CHECKING:
@@ -39,6 +39,60 @@ SWEEP_S = 0.5
 ACCEPT_PAUSED_S = 0.01
 # Open connections per worker; past it the longest-idle keep-alive connection is closed.
 MAX_CONNECTIONS = 512
+# Without threads, after a connection served and closed at accept, the worker takes the
+# next one from the same listener at once, up to this many in a row, instead of going
+# back to the wait first (one epoll_wait and one loop round fewer per request under load;
+# uWSGI's workers wait once per connection). A failed try costs one accept4 (EAGAIN).
+ACCEPT_BURST = 8
+
+
+class Poller:
+    """The loop's readiness wait: epoll where there is one (Linux), else poll(2). Level-
+    triggered readability only, by fd; each fd has the loop's ``data`` for it.
+
+    Used in place of ``selectors`` on the hot path: one C call per wait returns
+    ``(fd, events)`` pairs, without selectors' key objects and map lookups per event.
+    """
+
+    __slots__ = ("impl", "data", "epoll")
+
+    def __init__(self) -> None:
+        self.epoll = hasattr(select, "epoll")
+        self.impl: Any = select.epoll() if self.epoll else select.poll()
+        self.data: dict = {}  # fd → the loop's data for it
+
+    def register(self, fd: int, data: tuple) -> None:
+        """Watches ``fd`` for readability.
+
+        :raises OSError: an invalid fd; FileExistsError when it is watched already (epoll)
+        """
+        if fd in self.data:
+            raise KeyError("fd %d is already registered" % fd)
+        self.impl.register(fd, select.EPOLLIN if self.epoll else select.POLLIN)
+        self.data[fd] = data
+
+    def unregister(self, fd: int) -> None:
+        """Stops watching ``fd``.
+
+        :raises KeyError: it was not watched
+        """
+        del self.data[fd]
+        try:
+            self.impl.unregister(fd)
+        except (OSError, ValueError):
+            pass  # closed already: the kernel dropped it
+
+    def close(self) -> None:
+        """Closes the epoll fd (nothing for poll(2)); the fds watched stay open."""
+        if self.epoll:
+            self.impl.close()
+        self.data.clear()
+
+    def wait(self, timeout_s: Optional[float]) -> list:
+        """``(fd, events)`` of the fds ready within ``timeout_s`` (None: no limit)."""
+        if self.epoll:
+            return self.impl.poll(-1 if timeout_s is None else timeout_s)
+        return self.impl.poll(None if timeout_s is None else int(timeout_s * 1000 + 0.999))
 
 
 class ListenError(Exception):
@@ -71,13 +125,15 @@ class Server:
         self.buffer_size = buffer_size
         self.socket_timeout_s = socket_timeout_s
         self.date = date
-        self.selector = selectors.DefaultSelector()
+        self.selector = Poller()
         self.listeners: list = []
-        self.listener_keys: dict = {}  # fd → each listener's selector data, to register it again (see dispatch)
+        self.listener_keys: dict = {}  # fd → each listener's poller data, to register it again (see dispatch)
         self.conns: dict = {}
         self.partial: set = set()  # connections whose request head is not all there (see request_ready)
         self.accepting = False
         self.last_sweep = time.monotonic()
+        # What accept reads a new connection's first bytes into (see accept).
+        self.first_read = [bytearray(RECV_SIZE)]
         # `threads` > 1: request threads take connections whose request head is all there
         # (see dispatch); the loop keeps accepting, reading heads and keep-alive for them.
         self.threads = threads
@@ -90,7 +146,7 @@ class Server:
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
-        self.selector.register(self.wake_r, selectors.EVENT_READ, ("wake",))
+        self.selector.register(self.wake_r, ("wake",))
 
     # -- setting up -----------------------------------------------------------------
 
@@ -127,9 +183,9 @@ class Server:
                 server = ("localhost", "80", name if isinstance(name, str) else "")
             protocol = make_protocol(s["protocol"], self.buffer_size, server, self.date, getattr(self.worker, "spec", None))
             self.listeners.append(sock)
-            key = ("listener", protocol, (int(sock.family), int(sock.type)))
+            key = ("listener", protocol, (int(sock.family), int(sock.type)), sock)
             self.listener_keys[sock.fileno()] = key
-            self.selector.register(sock, selectors.EVENT_READ, key)
+            self.selector.register(sock.fileno(), key)
 
     def start(self) -> None:
         """Starts the request threads (with ``threads`` > 1) and accepting."""
@@ -139,7 +195,7 @@ class Server:
 
     def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
         """Calls ``on_readable`` from the loop whenever ``fd`` is readable."""
-        self.selector.register(fd, selectors.EVENT_READ, ("call", on_readable))
+        self.selector.register(fd, ("call", on_readable))
 
     def unwatch(self, fd: int) -> None:
         """Stops calling back for ``fd`` (see watch)."""
@@ -167,25 +223,34 @@ class Server:
         """Waits up to ``wait`` seconds (None: until something happens) and handles what came:
         requests, new connections, the watched fds; then times out stalled heads and
         closes keep-alive connections idle too long."""
-        events = self.selector.select(wait)
+        events = self.selector.wait(wait)
         # Connections request threads are done with first: the threads they free count
         # for this round's accepts.
         while self.done:
             self.returned(*self.done.popleft())
+        fds = self.selector.data
         # Requests on connections we hold come first; we accept only when we had none
         # to serve, so a new connection goes to a worker with nothing to do.
-        had_work = any(key.data[0] == "conn" for key, _ in events)
-        for key, _ in events:
-            data = key.data
+        had_work = len(events) > 1 and any(fds.get(fd, ("",))[0] == "conn" for fd, _ in events)
+        for fd, _ in events:
+            data = fds.get(fd)
+            if data is None:
+                continue  # unregistered by an earlier event of this round
             kind = data[0]
             if kind == "conn":
                 conn = data[1]
                 if conn.fd in self.conns:
                     self.serve(conn)
             elif kind == "listener":
-                # With threads, listeners are in the selector only while a thread is free.
-                if self.lock is not None or not had_work:
-                    self.accept(key.fileobj, data[1], data[2])
+                # With threads, listeners are in the poller only while a thread is free.
+                if self.lock is not None:
+                    self.accept(data[3], data[1], data[2])
+                elif not had_work:
+                    # Without threads: a connection served and closed at once is followed
+                    # by the next one from the same listener (see ACCEPT_BURST).
+                    burst = ACCEPT_BURST
+                    while self.accept(data[3], data[1], data[2]) and burst:
+                        burst -= 1
             elif kind == "call":
                 data[1]()
             else:
@@ -205,47 +270,59 @@ class Server:
 
     # -- connections ----------------------------------------------------------------
 
-    def accept(self, listener: socket.socket, protocol: Any, family: tuple) -> None:
+    def accept(self, listener: socket.socket, protocol: Any, family: tuple) -> bool:
         """Takes one connection from ``listener`` (of ``protocol``; ``family`` is its
-        (family, type)) and serves its request at once when it is already there."""
+        (family, type)) and serves its request at once when it is already there.
+        Returns True when it served the connection to its end (closed): the caller may
+        take the next one; False when there was none, or it stays open."""
         # One connection per wake-up: the other workers woke too and take the next ones,
         # which spreads keep-alive connections over the pool.
-        if not self.accepting or self.worker.recycle_pending:
-            return  # stopped accepting earlier in this round of events, or about to
+        worker = self.worker
+        if not self.accepting or worker.recycle_pending or worker.stop_requested:
+            return False  # stopped accepting earlier in this round of events, or about to
         try:
             # What socket.accept() does, minus its family/type lookups: the fd comes back
             # blocking, with the listener's timeouts and TCP_NODELAY.
             fd, peer = listener._accept()  # type: ignore[attr-defined]
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError as err:
             self.log.warn("accept failed: %s" % err)
-            return
-        sock = socket.socket(family[0], family[1], 0, fileno=fd)
+            return False
+        sock = FdSock(fd) if FD_SOCKETS else socket.socket(family[0], family[1], 0, fileno=fd)
         if len(self.conns) >= MAX_CONNECTIONS:
             idle = min((c for c in self.conns.values() if not c.busy), key=lambda c: c.last_active, default=None)
             if idle is not None:
                 self.close(idle)
         conn = Conn(sock, peer, protocol)
-        self.conns[conn.fd] = conn
+        self.conns[fd] = conn
         # Usually the request is already there (nginx writes it right after connecting):
-        # serve it now, without a round through the selector.
+        # serve it now, without a round through the poller. The read does not wait.
         try:
-            data = sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+            if FD_SOCKETS:
+                first = self.first_read
+                n = os.preadv(fd, first, -1, os.RWF_NOWAIT)
+                data = first[0][:n]
+            else:
+                data = sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             data = None
         except OSError:
             self.close(conn)
-            return
-        if data == b"":
-            self.close(conn)
-            return
-        if data is not None:
-            conn.buf += data
-            if not self.serve(conn, False) or conn.busy:
-                return  # closed, or a request thread has it (and registers it when done)
-        self.selector.register(sock, selectors.EVENT_READ, ("conn", conn))
+            return False
+        if not data:
+            if data is not None:
+                self.close(conn)  # EOF before a request
+                return False
+        else:
+            conn.buf = data if type(data) is bytearray else bytearray(data)
+            if not self.serve(conn, False):
+                return True  # served (or refused) and closed
+            if conn.busy:
+                return False  # a request thread has it (and registers it when done)
+        self.selector.register(conn.fd, ("conn", conn))
         conn.registered = True
+        return False
 
     def close(self, conn: Conn) -> None:
         """Forgets and closes ``conn`` (nothing when it is closed already)."""
@@ -254,8 +331,8 @@ class Server:
         self.partial.discard(conn)
         if conn.registered:
             try:
-                self.selector.unregister(conn.sock)
-            except (KeyError, ValueError):
+                self.selector.unregister(conn.fd)
+            except KeyError:
                 pass
         try:
             conn.sock.close()
@@ -271,8 +348,8 @@ class Server:
         """Closes this process's copies of the listening sockets; the master keeps its own."""
         for sock in self.listeners:
             try:
-                self.selector.unregister(sock)
-            except (KeyError, ValueError):
+                self.selector.unregister(sock.fileno())
+            except KeyError:
                 pass
             sock.close()  # close, never shutdown: shutdown would stop the shared socket for everyone
         self.listeners = []
@@ -382,8 +459,8 @@ class Server:
         returned), and stops watching the listeners while every thread is taken."""
         if conn.registered:
             try:
-                self.selector.unregister(conn.sock)
-            except (KeyError, ValueError):
+                self.selector.unregister(conn.fd)
+            except KeyError:
                 pass
             conn.registered = False
         conn.busy = True
@@ -391,7 +468,7 @@ class Server:
         self.ready_conns.put(conn)  # past `threads`, it waits there for the next free one
         if self.busy >= self.threads and not self.paused_since and self.listeners:
             for sock in self.listeners:
-                self.selector.unregister(sock)
+                self.selector.unregister(sock.fileno())
             self.paused_since = time.monotonic()
 
     def request_thread(self) -> None:
@@ -423,20 +500,20 @@ class Server:
             if self.busy < self.threads:
                 self.paused_since = 0.0
                 for sock in self.listeners:
-                    self.selector.register(sock, selectors.EVENT_READ, self.listener_keys[sock.fileno()])
+                    self.selector.register(sock.fileno(), self.listener_keys[sock.fileno()])
             else:
                 now = time.monotonic()
                 if now - self.paused_since >= ACCEPT_PAUSED_S:
                     self.paused_since = now
                     for sock in list(self.listeners):
-                        self.accept(sock, *self.listener_keys[sock.fileno()][1:])
+                        self.accept(sock, *self.listener_keys[sock.fileno()][1:3])
         if self.conns.get(conn.fd) is not conn:
             return  # closed while a thread had it (the master went away)
         if not keep:
             self.close(conn)
         else:
             conn.last_active = time.monotonic()
-            self.selector.register(conn.sock, selectors.EVENT_READ, ("conn", conn))
+            self.selector.register(conn.fd, ("conn", conn))
             conn.registered = True
             if conn.buf:
                 self.serve(conn, False)  # a pipelined request, or the start of one

@@ -89,6 +89,12 @@ class Worker:
         # once, whatever the rate limit, or back-to-back requests would show idle to the
         # master (cheaper's spare algorithm counts busy workers) for as long as they run.
         self.shown_busy = False
+        # The environ's wsgi.* keys that are the same for every request, in PEP 3333's order
+        # (wsgi.input's place is kept; handle sets it): one dict update per request.
+        self.wsgi_keys = {
+            "wsgi.version": (1, 0), "wsgi.input": None, "wsgi.errors": self.errors, "wsgi.multithread": self.lock is not None,
+            "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.file_wrapper": FileWrapper, "wsgi.input_terminated": True,
+        }
         socket_timeout_s = (spec.get("socketTimeoutMs") or SOCKET_TIMEOUT_S * 1000) / 1000
         self.server = Server(self, self.log, int(spec["bufferSize"]), socket_timeout_s, threads, self.lock, date_clock())
 
@@ -305,14 +311,8 @@ class Worker:
         # Before the wsgi.* keys and the app's own; only when a request may be logged.
         nvars, pktsize = count_vars(environ) if self.reqlog.active else (0, 0)
         body = Input(conn, reader, interim)
-        environ["wsgi.version"] = (1, 0)
+        environ.update(self.wsgi_keys)
         environ["wsgi.input"] = body
-        environ["wsgi.errors"] = self.errors
-        environ["wsgi.multithread"] = self.lock is not None
-        environ["wsgi.multiprocess"] = True
-        environ["wsgi.run_once"] = False
-        environ["wsgi.file_wrapper"] = FileWrapper
-        environ["wsgi.input_terminated"] = True
         t0 = time.perf_counter()
         now = time.time()
         start_ms = now * 1000
@@ -396,9 +396,11 @@ class Worker:
                 self._publish()
             else:
                 self.stale = True
+            log = self.reqlog
+            if not log.active:
+                return  # (the finally below still releases the lock)
             status = int(response.status[:3]) if response.sent else 0  # type: ignore[index]
             rsize = max(0, response.tx - response.hsize)
-            log = self.reqlog
             if log.enabled or log.wanted(status, rt_us, rsize):
                 start_ms, method, uri = entry
                 addr = environ.get("REMOTE_ADDR", "")

@@ -34,9 +34,11 @@ ERROR_500 = b"Internal Server Error\n"
 # The 500's head when the connection's protocol fails to frame one.
 ERROR_500_HEAD = b"HTTP/1.0 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(ERROR_500)
 
-# Statuses and header names already checked: apps send the same few again and again.
+# Statuses, header names and whole header lists already checked: apps send the same
+# few again and again.
 GOOD_STATUSES: set = set()
 GOOD_NAMES: set = set()
+GOOD_HEADERS: set = set()
 
 
 def remember(cache: set, item: str) -> None:
@@ -272,18 +274,12 @@ class Response:
             remember(GOOD_STATUSES, status)
         if type(headers) is not list:
             raise TypeError("start_response: headers must be a list, got %s" % type(headers).__name__)
-        for h in headers:
-            if type(h) is not tuple or len(h) != 2 or type(h[1]) is not str:
-                raise TypeError("start_response: each header must be a (str, str) tuple, got %r" % (h,))
-            name = h[0]
-            if name not in GOOD_NAMES:
-                if type(name) is not str or not TOKEN.match(name.encode("latin-1", "replace")):
-                    raise ValueError("start_response: invalid header name %r" % (name,))
-                if name.lower() in HOP_BY_HOP:
-                    raise ValueError("start_response: hop-by-hop header %r is the server's business (PEP 3333)" % name)
-                remember(GOOD_NAMES, name)
-            if BAD_HEADER_VALUE.search(h[1]):
-                raise ValueError("start_response: invalid header value %r" % (h,))
+        try:
+            known = tuple(headers) in GOOD_HEADERS
+        except TypeError:  # an unhashable item: the checks below say what is wrong with it
+            known = False
+        if not known:
+            check_headers(headers)
         self.status = status
         self.headers = headers
         return self.write
@@ -405,6 +401,29 @@ class Response:
             pass
 
 
+def check_headers(headers: list) -> None:
+    """start_response's checks of the app's headers: (str, str) tuples, token names, not
+    hop-by-hop, values without CR, LF or NUL. A list that passes is remembered (by value:
+    equal tuples of equal strings) and not checked again.
+
+    :raises TypeError: an item is not a (str, str) tuple
+    :raises ValueError: a bad name, a hop-by-hop header, or a bad value
+    """
+    for h in headers:
+        if type(h) is not tuple or len(h) != 2 or type(h[1]) is not str:
+            raise TypeError("start_response: each header must be a (str, str) tuple, got %r" % (h,))
+        name = h[0]
+        if name not in GOOD_NAMES:
+            if type(name) is not str or not TOKEN.match(name.encode("latin-1", "replace")):
+                raise ValueError("start_response: invalid header name %r" % (name,))
+            if name.lower() in HOP_BY_HOP:
+                raise ValueError("start_response: hop-by-hop header %r is the server's business (PEP 3333)" % name)
+            remember(GOOD_NAMES, name)
+        if BAD_HEADER_VALUE.search(h[1]):
+            raise ValueError("start_response: invalid header value %r" % (h,))
+    remember(GOOD_HEADERS, tuple(headers))
+
+
 def run_app(app: Callable, environ: dict, response: Response, log: "Log") -> bool:
     """Calls the app with ``environ`` and sends what it returns through ``response``:
     a FileWrapper over a regular file with sendfile, a one-element list with its length,
@@ -419,6 +438,14 @@ def run_app(app: Callable, environ: dict, response: Response, log: "Log") -> boo
     client_gone: Optional[ClientError] = None
     try:
         result = app(environ, response.start_response)
+        if type(result) is list and len(result) == 1 and type(result[0]) is bytes and response.status is not None:
+            # The usual answer, a list of one bytes: its length is known (PEP 3333), and
+            # head and body go in one write; a list has no close().
+            chunk = result[0]
+            result = None
+            response.send(chunk, len(chunk))
+            response.finish()
+            return False
         wrapper_file = result.regular_file() if isinstance(result, FileWrapper) else None
         if wrapper_file is not None:
             if response.status is None:

@@ -10,12 +10,16 @@ const all = {
   'emperor-pg': () => import('./emperor-pg.mjs'),
   'emperor-scale': () => import('./emperor-scale.mjs'),
   handover: () => import('./handover.mjs'),
+  'process-cost': () => import('./process-cost.mjs'),
   'node-pool': () => import('./node-pool.mjs'),
   'request-log': () => import('./request-log.mjs'),
   cheaper: () => import('./cheaper.mjs'),
   wsgi: () => import('./wsgi.mjs'),
   fastcgi: () => import('./fastcgi.mjs'),
 };
+
+// The processes run from the one-file bundles; rebuild them from tsc's output (scripts/bundle.mjs).
+await (await import('../scripts/bundle.mjs')).bundle();
 
 const wanted = process.argv.slice(2);
 const names = wanted.length > 0 ? wanted : Object.keys(all);

@@ -1,6 +1,6 @@
 // What one emperor, one vassal master and one Node worker cost, each on its own:
-//   - CPU used by the time the vassal answers its first request (user + system, from
-//     /proc/PID/schedstat, ns), next to `node -e 0` on the same machine;
+//   - CPU used by the time the vassal answers its first request (user + system of all
+//     threads, /proc/PID/stat, 10 ms ticks), next to `node -e 0` on the same machine;
 //   - RSS and PSS once settled;
 //   - idle wakeups over BENCH_IDLE_S seconds (context switches of all the process's
 //     threads, /proc/PID/task/TID/status voluntary + involuntary) and idle CPU.
@@ -31,8 +31,14 @@ function probe(port) {
   });
 }
 
-/** CPU time of a process (all threads), ms, from /proc/PID/schedstat (ns on CPU). */
-const cpuMs = (pid) => { try { return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6; } catch { return 0; } };
+/** CPU time of a process (user + system, all its threads), ms, from /proc/PID/stat. */
+const cpuMs = (pid) => {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch { return 0; }
+};
 /** Context switches of all threads of a process: each is a wakeup or a preemption. */
 const switches = (pid) => {
   let n = 0;

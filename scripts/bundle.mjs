@@ -22,7 +22,8 @@
 //
 //   node scripts/bundle.mjs            bundle (about 0.3 s)
 //   node scripts/bundle.mjs --metafile write dist/bundle/*.meta.json (what each bundle holds)
-import { readFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -88,7 +89,20 @@ export async function bundle({ metafile = false } = {}) {
       // an ES module bundle has no `require` of its own.
       banner: { js: "import { createRequire as __emperorCreateRequire } from 'node:module'; const require = __emperorCreateRequire(import.meta.url);" },
       plugins: [workspaceModules(outfile)],
+      write: false,
     });
+    // Another test or bench run may be starting processes from these files right now: a
+    // file is replaced only when its bytes changed, and then whole (written aside, renamed).
+    for (const file of result.outputFiles) {
+      let old;
+      try { old = readFileSync(file.path); } catch { old = undefined; }
+      if (old !== undefined && Buffer.compare(old, file.contents) === 0) continue;
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(dirname(file.path), { recursive: true });
+      const aside = `${file.path}.${process.pid}.tmp`;
+      await writeFile(aside, file.contents, { mode: file.path.endsWith('.js') ? 0o755 : 0o644 });
+      await rename(aside, file.path);
+    }
     if (metafile) {
       const { writeFileSync } = await import('node:fs');
       writeFileSync(outfile.replace(/\.js$/, '.meta.json'), JSON.stringify(result.metafile));

@@ -1,6 +1,6 @@
 // The emperor at scale, next to uWSGI's emperor measured in the same run:
-//   - spawn time: from starting the emperor on a directory of N vassal files (default
-//     200, one worker each) until every one answers 200;
+//   - spawn time: from starting the emperor on a directory of N vassal files (one worker
+//     each; BENCH_VASSALS, a comma-separated list of sizes, default 50,200: one table each) until every one answers 200;
 //   - idle CPU of the emperor (and of all the vassals) over 60 s once everything is up;
 //   - RSS of the emperor, RSS of one vassal master and one worker, memory per vassal
 //     (PSS: shared pages split between their users, so forked and exec'd trees compare);
@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { EMPEROR_BIN, ROOT, descendants, freePort, median, mib, ms, percentile, start, table, tempDir } from './lib.mjs';
 
-const N = Number(process.env.BENCH_VASSALS ?? 200);
+const SIZES = (process.env.BENCH_VASSALS ?? '50,200').split(',').map(Number);
 const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 60);
 const DROPS = Number(process.env.BENCH_DROPS ?? 20);
 const CLK_TCK = 100;
@@ -116,7 +116,7 @@ function haveUwsgi() {
   return has();
 }
 
-async function measure(system) {
+async function measure(system, N) {
   const dir = tempDir(`emperor-scale-${system === SYSTEMS.uwsgi ? 'uwsgi' : 'ours'}-`);
   const ctx = system.prepare(dir);
   const portList = await ports(N);
@@ -126,6 +126,14 @@ async function measure(system) {
   const emperor = system.start(dir);
   const answered = await allAnswer(portList, t0, 300_000);
   const spawnAll = Math.max(...answered);
+  // CPU each tier used to get there (user + system of all threads, 10 ms ticks).
+  const startMasters = system.masters(emperor.pid);
+  const startWorkers = startMasters.flatMap((m) => descendants(m));
+  const startCpuMs = {
+    emperor: cpuTicks(emperor.pid) * 10,
+    master: startMasters.reduce((n, p) => n + cpuTicks(p), 0) * 10 / Math.max(1, startMasters.length),
+    worker: startWorkers.reduce((n, p) => n + cpuTicks(p), 0) * 10 / Math.max(1, startWorkers.length),
+  };
 
   // Let the start-up dust settle before measuring a quiet minute: V8's memory reducer
   // keeps collecting for several seconds after a busy start (measured: a lone emperor
@@ -169,21 +177,29 @@ async function measure(system) {
     drops.push(performance.now() - t);
     unlinkSync(file);
   }
-  return { vassals: masters.length, spawnAll, spawnMedian: median(answered), idleCpu, vassalsCpu, memory, drops, emperorPid: emperor.pid };
+  return { vassals: masters.length, spawnAll, spawnMedian: median(answered), startCpuMs, idleCpu, vassalsCpu, memory, drops, emperorPid: emperor.pid };
 }
 
 export async function run() {
-  const results = [['Emperor', await measure(SYSTEMS.emperor)]];
-  await import('./lib.mjs').then((lib) => lib.runCleanups());
+  for (const N of SIZES) await runSize(N);
+}
+
+async function runSize(N) {
+  const lib = await import('./lib.mjs');
+  const results = [['Emperor', await measure(SYSTEMS.emperor, N)]];
+  await lib.runCleanups();
   if (process.env.BENCH_SKIP_UWSGI === '1') console.error('uWSGI skipped (BENCH_SKIP_UWSGI=1)');
   else if (!haveUwsgi()) console.error('uWSGI not measured: install it with `apt-get install uwsgi-core uwsgi-plugin-python3`');
-  else results.push(['uWSGI', await measure(SYSTEMS.uwsgi)]);
+  else results.push(['uWSGI', await measure(SYSTEMS.uwsgi, N)]);
+  await lib.runCleanups();
 
   const pct = (x) => `${(x * 100).toFixed(2)} %`;
   const rows = [
     ['vassals running', ...results.map(([, r]) => String(r.vassals))],
     [`spawn ${N} vassals → all answer 200`, ...results.map(([, r]) => ms(r.spawnAll))],
     ['  median vassal first 200', ...results.map(([, r]) => ms(r.spawnMedian))],
+    ['CPU until all answer: emperor', ...results.map(([, r]) => ms(r.startCpuMs.emperor))],
+    ['  per master / per worker', ...results.map(([, r]) => `${ms(r.startCpuMs.master)} / ${ms(r.startCpuMs.worker)}`)],
     [`emperor CPU, ${IDLE_S} s idle (of one core)`, ...results.map(([, r]) => pct(r.idleCpu))],
     [`all vassals' CPU, ${IDLE_S} s idle (of one core)`, ...results.map(([, r]) => pct(r.vassalsCpu))],
     ['emperor RSS', ...results.map(([, r]) => mib(r.memory.emperorRss))],

@@ -8,7 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
-export const EMPEROR_BIN = join(ROOT, 'packages', 'cli', 'dist', 'bin', 'emperor.js');
+export const EMPEROR_BIN = join(ROOT, 'packages', 'cli', 'dist', 'bundle', 'emperor.js');
 
 const cleanups = [];
 /** Registers a cleanup run at exit (and on SIGINT). */

@@ -10,6 +10,7 @@ const all = {
   'emperor-pg': () => import('./emperor-pg.mjs'),
   'emperor-scale': () => import('./emperor-scale.mjs'),
   handover: () => import('./handover.mjs'),
+  'process-cost': () => import('./process-cost.mjs'),
   'node-pool': () => import('./node-pool.mjs'),
   'request-log': () => import('./request-log.mjs'),
   cheaper: () => import('./cheaper.mjs'),
@@ -17,6 +18,9 @@ const all = {
   fastcgi: () => import('./fastcgi.mjs'),
   asgi: () => import('./asgi.mjs'),
 };
+
+// The processes run from the one-file bundles; rebuild them from tsc's output (scripts/bundle.mjs).
+await (await import('../scripts/bundle.mjs')).bundle();
 
 const wanted = process.argv.slice(2);
 const names = wanted.length > 0 ? wanted : Object.keys(all);

@@ -121,6 +121,12 @@ from the previous one.
   control pair with no request log on either side, whose spread is the method's noise.
   One after the other, the same configuration moved ±10 % between runs here.
 - **drop-to-200**: from a new vassal file in the emperor's directory to its first HTTP 200.
+- **emperor-scale**: 50 and 200 one-worker vassals (\`BENCH_VASSALS\`) dropped at once under
+  our emperor (Node hello world) and uWSGI's (Python hello world), same run: time until
+  all answer, the CPU each tier used until then, idle CPU once settled, memory per vassal
+  (PSS), and a file dropped while they run.
+- **process-cost**: one emperor, vassal master and Node worker on their own: CPU by the
+  first answer (next to \`node -e 0\`), RSS, PSS, threads, idle CPU and wake-ups.
 - **wsgi**: first memory: a fresh Django project (\`startproject\` and one plain view) with
   4 workers under Emperor (preload, its default, and \`lazy-apps\`), uWSGI (preload, its
   default, and \`--lazy-apps\`) and gunicorn (lazy, its default, and \`--preload\`), one

@@ -30,6 +30,15 @@ test('app shapes: request listener, fetch app, an app that calls listen() itself
   }
 });
 
+test('node-args reach each Node worker\'s node, before the worker program: V8 takes the heap limit', async (t) => {
+  const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${APP}\nprocesses = 1\nnode-args = --max-old-space-size=97\nnode-args = --no-warnings`);
+  await ok(`${v.url}/`);
+  const seen = JSON.parse((await httpGet(`${v.url}/execargv`)).body) as { execArgv: string[]; heapLimit: number };
+  assert.deepEqual(seen.execArgv, ['--max-old-space-size=97', '--no-warnings']);
+  // 97 MiB of old space plus the young generation; without the flag, V8 allows over 1 GiB here.
+  assert.ok(seen.heapLimit < 256 * 1024 * 1024, `heap limit ${seen.heapLimit} bytes`);
+});
+
 test('a fetch app receives the request body and method', async (t) => {
   const v = await vassal(t, (port) => `http-socket = 127.0.0.1:${port}\nmodule = ${join(ROOT, 'examples', 'node-fetch', 'app.mjs')}`);
   await ok(`${v.url}/`);

@@ -33,7 +33,7 @@ import {
 const skip = process.getuid?.() !== 0 ? 'needs root' : false;
 const NODE_APP = join(FIXTURES, 'apps', 'basic.mjs');
 const WSGI_APP = join(FIXTURES, 'apps', 'wsgi_app.py');
-const EMPEROR_BIN = join(ROOT, 'packages', 'cli', 'dist', 'bin', 'emperor.js');
+const EMPEROR_BIN = join(ROOT, 'packages', 'cli', 'dist', 'bundle', 'emperor.js');
 const LISTENER = join(FIXTURES, 'bin', 'notify-listener.py');
 const WWW_DATA = 33;
 const DAEMON = 1;

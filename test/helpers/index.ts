@@ -16,7 +16,7 @@ import { readStats } from '@emperor/protocol';
 /** Repository root (test/dist/helpers → ../../..). */
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..');
 /** The built `emperor` bin. */
-export const EMPEROR_BIN = join(ROOT, 'packages', 'cli', 'dist', 'bin', 'emperor.js');
+export const EMPEROR_BIN = join(ROOT, 'packages', 'cli', 'dist', 'bundle', 'emperor.js');
 /** Fixture apps and files (not compiled). */
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
 

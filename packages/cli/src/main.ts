@@ -208,12 +208,13 @@ function unknownCommand(word: string): string {
 }
 
 /**
- * The vassal master's entry (`@emperor/vassal` dist/bin/master.js), found without loading
+ * The vassal master's entry (`@emperor/vassal` dist/bundle/master.js, the one-file bundle of
+ * dist/bin/master.js made by scripts/bundle.mjs), found without loading
  * the vassal package: the emperor never runs vassal code, and importing it would cost
  * the emperor about 1 MB of RSS (measured) and start-up time.
  */
 function masterEntry(): string {
-  return fileURLToPath(new URL('./bin/master.js', import.meta.resolve('@emperor/vassal')));
+  return fileURLToPath(new URL('./bundle/master.js', import.meta.resolve('@emperor/vassal')));
 }
 
 /** True for an `emperor` option (a file or flag that sets it runs the emperor, not a vassal). */

@@ -159,6 +159,8 @@ export const OPTIONS = [
   option('pythonpath', { aliases: ['python-path', 'pp'], group: 'app', type: 'path', repeatable: true, doc: 'Python: a directory to prepend to `sys.path`.' }),
   option('home', { aliases: ['virtualenv', 'venv', 'pyhome'], group: 'app', type: 'path', doc: 'Python: the virtual environment to run in.' }),
   option('chdir', { group: 'app', type: 'path', doc: 'Directory the workers run in.' }),
+  option('node-args', { group: 'app', type: 'string', repeatable: true,
+    doc: 'Node: flags for `node` when it starts each worker, whitespace separated, before the worker program (e.g. `--max-old-space-size=256 --max-semi-space-size=2`); each must begin with `-`. Our addition: uWSGI has no Node workers. The vassal master\'s own flags are fixed (see docs/architecture.md, "Process start-up").' }),
   option('env', { group: 'app', type: 'env', repeatable: true, doc: '`KEY=VALUE` set in the workers\' environment; for a repeated key the last value wins.' }),
   option('uid', { scope: 'both', group: 'app', type: 'principal',
     doc: 'User (name or number) the master and workers run as; needs root unless it is the current user (or an emperor keeping `cap = setgid,setuid` starts the master). In the emperor\'s configuration: the user the emperor drops to once it has bound its stats sockets and written its pidfile (see `cap` and docs/systemd.md).' }),

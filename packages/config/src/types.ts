@@ -158,6 +158,8 @@ export interface VassalConfig {
   readonly home: string | undefined;
   /** `chdir`: absolute directory the workers run in; the app's relative paths resolve here. */
   readonly chdir: string | undefined;
+  /** `node-args` (repeatable, our addition): the Node worker's `node` flags, before its program; empty for Python. */
+  readonly nodeArgs: readonly string[];
   /** `env` (repeatable, `KEY=VALUE`): one entry per key, in order of first appearance, with the key's last value. */
   readonly env: readonly (readonly [key: string, value: string])[];
   /** `uid`: the user the master and workers run as. Needs root unless it is the current user. */

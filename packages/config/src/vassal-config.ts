@@ -15,6 +15,26 @@ import { invalid, parseEnv, parseMode, parseOwner, parsePlugins, parsePrincipal,
 /** The `file` of a socket found listening on stdin rather than declared by an option (a {@link SocketSpec}'s). */
 export const STDIN_SOCKET_FILE = '<stdin>';
 
+/**
+ * `node-args` (repeatable, whitespace separated) → the Node worker's flags, in order.
+ * A word that is not a flag is refused (it would be taken for the program); for a
+ * Python vassal the option is reported once as having no effect.
+ * @throws ConfigValueError naming the option and the word
+ */
+function readNodeArgs(read: OptionReader, runtime: WorkerRuntime): string[] {
+  const options = read.all('node-args');
+  if (runtime !== 'node') {
+    if (options[0] !== undefined) read.warn(options[0], 'no-effect', 'has no effect for a Python vassal: its workers are not Node processes');
+    return [];
+  }
+  return options.flatMap((option) => {
+    const words = option.value.split(/\s+/).filter((w) => w !== '');
+    const bad = words.find((w) => !w.startsWith('-'));
+    if (bad !== undefined) invalid(option, 'node flags beginning with -', `${JSON.stringify(bad)} is not a node flag`);
+    return words;
+  });
+}
+
 /** A bare Node 20 HTTP server needs 750 MiB of address space to start (measured: it aborts at 740 MiB and hangs at 128 MiB); 1024 leaves room for the app. */
 export const MIN_NODE_LIMIT_AS_MB = 1024;
 /** uWSGI stores buffer-size in 16 bits and lowers larger values to this. */
@@ -70,6 +90,7 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
     pythonpath: read.paths('pythonpath'),
     home: read.path('home'),
     chdir,
+    nodeArgs: readNodeArgs(read, app.runtime),
     env: [...new Map(read.all('env').map(parseEnv))],
     uid: read.parsed('uid', parsePrincipal),
     gid: read.parsed('gid', parsePrincipal),

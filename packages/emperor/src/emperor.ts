@@ -24,6 +24,7 @@ import { startSuccessor } from './upgrade.js';
 import { type Notifier } from './notify.js';
 import { currentIdentity, planMasterLaunch, type EmperorIdentity, type MasterIdentity } from './privileges.js';
 import { reconcile, type ReconcileAction } from './reconcile.js';
+import { MASTER_NODE_ARGS } from './master-flags.js';
 import { SETTLE_MS, createSource, vassalOrigin, type VassalFile, type VassalSource } from './source.js';
 import { judgeTyrant, type TyrantIdentity } from './tyrant.js';
 import { VASSAL_STOP_MERCY_MS, Vassal, type SpawnMaster, type VassalState } from './vassal.js';
@@ -184,7 +185,7 @@ export class Emperor {
   #spawnMaster(entry: string, file: VassalFile): Child {
     // A row's master gets the bare name (its cwd is the row file's directory), so its
     // config errors name the row: `shop.ini:7: harakiri: ...`.
-    const args = [entry, file.kind === 'row' ? file.name : file.path];
+    const args = [...MASTER_NODE_ARGS, entry, file.kind === 'row' ? file.name : file.path];
     const tyrant = this.#tyrantIdentity(file);
     // A root emperor leaves the vassal's own uid/gid to its master, which binds as root
     // first; one that is not root must start the master as that user already.

@@ -15,8 +15,8 @@ export * from './master/python-interpreter.js';
 export * from './master/emperor-link.js';
 export { runVassal, WORKER_ENTRIES, type RunVassalOptions } from './master/run-vassal.js';
 
-/** Absolute path of the master entry the emperor spawns. */
-export const MASTER_ENTRY = new URL('./bin/master.js', import.meta.url).pathname;
+/** Absolute path of the master entry the emperor spawns: the one-file bundle of bin/master.js (scripts/bundle.mjs). */
+export const MASTER_ENTRY = new URL('./bundle/master.js', import.meta.url).pathname;
 export { encodeUwsgiPacket, parseUwsgiPacket, uwsgiToHttpHead, type UwsgiParse, type UwsgiPacket } from './worker/node/protocols/uwsgi-packet.js';
 export {
   FastcgiParser, decodeNameValuePairs, decodeRecords, encodeEndRequest, encodeNameValuePairs, encodeRecord, encodeRequest, encodeStream,

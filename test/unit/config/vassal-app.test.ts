@@ -84,3 +84,13 @@ test('limit-as too small for a Node worker is refused up front', () => {
   assert.equal(config('limit-as = 1024\n').limitAsBytes, 1024 * 1024 * 1024);
   assert.equal(resolveVassalConfig([ini('socket = :1\nmodule = app\nlimit-as = 128\n')]).config.limitAsBytes, 128 * 1024 * 1024);
 });
+
+test('node-args: the Node worker\'s flags, split on whitespace, repeated lines appended in order; a word that is no flag is refused; no effect for Python', () => {
+  assert.deepEqual(config('').nodeArgs, []);
+  assert.deepEqual(config('node-args = --max-old-space-size=256  --max-semi-space-size=2\nnode-args = --no-warnings\n').nodeArgs,
+    ['--max-old-space-size=256', '--max-semi-space-size=2', '--no-warnings']);
+  rejects('node-args = --max-old-space-size 256\n', `${SHOP}:4: node-args: "256" is not a node flag, got "--max-old-space-size 256"`);
+  const python = resolveVassalConfig([ini('socket = :1\nwsgi-file = app.py\nnode-args = --no-warnings\n')], { env: {} });
+  assert.deepEqual(python.config.nodeArgs, []);
+  assert.deepEqual(python.warnings.map((w) => [w.code, w.option, w.message]), [['no-effect', 'node-args', 'has no effect for a Python vassal: its workers are not Node processes']]);
+});

@@ -21,12 +21,13 @@ import { enforceTyrant, resolveCredentials, type ForcedIdentity } from './users.
 import type { WorkerEntries } from './worker-code.js';
 
 /**
- * Where the worker programs are, in the built package: the Node worker's entry, and the
+ * Where the worker programs are, in the built package: the Node worker's entry (the one-file
+ * bundle of dist/worker/node/worker-main.js made by scripts/bundle.mjs), and the
  * Python worker's launcher, whose directory holds only it and the `emperor_worker` package
  * (so nothing of ours shadows the app's imports; see python/emperor-worker.py).
  */
 export const WORKER_ENTRIES: WorkerEntries = {
-  node: fileURLToPath(new URL('../worker/node/worker-main.js', import.meta.url)),
+  node: fileURLToPath(new URL('../bundle/worker-main.js', import.meta.url)),
   python: join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'python', 'emperor-worker.py'),
 };
 

@@ -14,7 +14,8 @@ export function nodeRuntime(entry: string): Runtime {
     prepare: () => {},
     app: (config) => ({ runtime: 'node', module: config.module ?? '' }),
     launch(request) {
-      const { child, pipe } = execWorker(process.execPath, [entry], request, request.spec.stackPipeFd !== undefined);
+      // `node-args`: the app's Node flags, before the worker program.
+      const { child, pipe } = execWorker(process.execPath, [...request.config.nodeArgs, entry], request, request.spec.stackPipeFd !== undefined);
       return {
         child,
         askStack: pipe === undefined ? undefined : () => {

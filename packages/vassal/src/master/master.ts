@@ -20,6 +20,7 @@ import {
   anyBusy,
   createPool,
   generationsInUse,
+  inCheapMode,
   masterState,
   memoryWatched,
   nextDeadline,
@@ -82,6 +83,8 @@ interface MasterEvents {
   reloaded: [ok: boolean];
   /** Periodic liveness, every `heartbeat` ms. */
   heartbeat: [];
+  /** `idle` with `die-on-idle`: no request for that long; the master should stop (uWSGI byte 22 to the emperor). */
+  idle: [];
   /** A `touch-logreopen` file was touched (or vanished): the log files should be reopened. */
   'touch-logreopen': [file: string];
   /** The master is done; the process should exit with this code. */
@@ -391,7 +394,7 @@ export class Master extends EventEmitter<MasterEvents> {
     const mtimes = new Map([...pool.touched.keys()].map((f) => [f, this.#io.mtime(f)]));
     this.#feed({ type: 'tick', readings, mtimes, backlog: this.#queues.backlog() });
     const config = this.#pool.config;
-    void this.#queues.sample(this.#sockets, { everyTick: queuesNeededEveryTick(config), busy: () => anyBusy(this.#pool) });
+    void this.#queues.sample(this.#sockets, { everyTick: queuesNeededEveryTick(config), busy: () => anyBusy(this.#pool), cheap: inCheapMode(this.#pool) });
     // Memory is read every tick only for a limit that needs it; stats read it on demand.
     if (memoryWatched(config)) void this.#sampleMemory(true);
   }

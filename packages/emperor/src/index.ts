@@ -15,3 +15,4 @@ export * from './systemd-restart.js';
 export * from './leases.js';
 export * from './control-server.js';
 export * from './adopted-master.js';
+export * from './on-demand.js';

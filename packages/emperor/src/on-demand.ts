@@ -95,7 +95,7 @@ export function parseOnDemandAddress(name: string, where: string): OnDemandAddre
   let host = name.slice(0, at);
   const port = Number(name.slice(at + 1));
   if (!/^\d+$/.test(name.slice(at + 1)) || port < 1 || port > 65535) {
-    throw new SocketBindError(`${where}: on-demand socket "${name}": expected host:port with a port from 1 to 65535`);
+    throw new SocketBindError(`${where}: expected host:port with a port from 1 to 65535`);
   }
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
   return { kind: 'tcp', host: host === '' ? '0.0.0.0' : host, port };

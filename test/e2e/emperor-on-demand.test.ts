@@ -149,3 +149,26 @@ test('a bad on-demand socket (a busy port, a missing directory) is one error lin
   assert.equal((await waitFor(async () => (await httpGet(`http://127.0.0.1:${plainPort}/`).catch(() => undefined))?.status)), 200, 'a vassal not on demand serves');
   assert.equal(emperor.logs.find((l) => l.vassal === 'taken.ini' && l.level === 50).length, 1, 'one line, not one per scan');
 });
+
+test('an emperor that dies leaves an idle on-demand unix socket behind; the next emperor removes it and binds it again, and its first request is answered', async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(join(dir, 'vassals'));
+  mkdirSync(join(dir, 'sockets'));
+  const path = join(dir, 'sockets', 'app.socket');
+  writeFileSync(join(dir, 'vassals', 'app.ini'), `[uwsgi]\nmodule = ${APP}\nprotocol = http\n`);
+  const first = startEmperor(t, dir, ['--emperor-on-demand-directory', join(dir, 'sockets')]);
+  await vassalOf(first.stats, 'app.ini', (v) => v.state === 'on-demand', 'waiting');
+  process.kill(first.emperor.pid, 'SIGKILL');
+  await first.emperor.exited;
+  const second = startEmperor(t, dir, ['--emperor-on-demand-directory', join(dir, 'sockets')]);
+  await vassalOf(second.stats, 'app.ini', (v) => v.state === 'on-demand', 'waiting under the next emperor');
+  const answer = await new Promise<string>((resolve, reject) => {
+    const c = net.connect(path, () => c.write('GET / HTTP/1.0\r\nHost: x\r\n\r\n'));
+    let data = '';
+    c.on('data', (d) => { data += String(d); });
+    c.on('end', () => resolve(data));
+    c.on('error', reject);
+  });
+  assert.match(answer, /^HTTP\/1\.[01] 200/);
+  assert.equal((await vassalOf(second.stats, 'app.ini', (v) => v.pid > 0, 'started')).cold_starts, 1);
+});

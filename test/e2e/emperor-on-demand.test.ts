@@ -111,7 +111,8 @@ test('an on-demand Python vassal on a unix uwsgi socket (emperor-on-demand-direc
   // Cheap mode: the master stays, its workers go (a Python vassal keeps the interpreter
   // its workers are forked from).
   await emperor.logs.waitFor((l) => l.vassal === 'blog.ini' && l.msg === 'cheap mode enabled: waiting for socket connection...', { timeoutMs: 15_000 });
-  await waitFor(() => ![...served].some(isAlive), { message: 'the workers that served are gone' });
+  await waitFor(() => emperor.logs.find((l) => l.vassal === 'blog.ini' && /^worker \d+ \(pid \d+\) stopped \(cheap\)/.test(l.msg ?? '')).length === 2, { message: 'both workers stopped' });
+  assert.ok(![...served].some(isAlive), 'the workers that served are gone');
   assert.ok(isAlive(running.pid));
   const woken = await uwsgiRequest(path, nginxVars('GET', '/'));
   assert.equal(woken.status, 200, 'the connection that ends cheap mode is answered');
@@ -171,4 +172,23 @@ test('an emperor that dies leaves an idle on-demand unix socket behind; the next
   });
   assert.match(answer, /^HTTP\/1\.[01] 200/);
   assert.equal((await vassalOf(second.stats, 'app.ini', (v) => v.pid > 0, 'started')).cold_starts, 1);
+});
+
+test('an on-demand master that crashes: the emperor waits on its socket again, and the next request starts it again (a crash, not an idle exit)', async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(join(dir, 'vassals'));
+  const port = await freePort();
+  writeFileSync(join(dir, 'vassals', 'crash.ini'), `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nprocesses = 2\n`);
+  writeFileSync(join(dir, 'vassals', 'crash.ini.socket'), `127.0.0.1:${port}`);
+  const { emperor, stats } = startEmperor(t, dir, ['--emperor-on-demand-extension', '.socket', '--emperor-throttle', '10']);
+  await vassalOf(stats, 'crash.ini', (v) => v.state === 'on-demand', 'waiting');
+  assert.equal((await httpGet(`http://127.0.0.1:${port}/`)).status, 200);
+  const running = await vassalOf(stats, 'crash.ini', (v) => v.state === 'ready' && v.pid > 0, 'running');
+  process.kill(running.pid, 'SIGKILL');
+  await emperor.logs.waitFor(msg(/^vassal crash\.ini master died: /));
+  await emperor.logs.waitFor(msg(/^crash\.ini -> back to "on demand" mode, waiting for connections on socket /));
+  assert.equal((await vassalOf(stats, 'crash.ini', (v) => v.state === 'on-demand', 'waiting again')).pid, -1);
+  assert.equal((await httpGet(`http://127.0.0.1:${port}/`)).status, 200, 'the next request starts it again');
+  const again = await vassalOf(stats, 'crash.ini', (v) => v.pid > 0 && v.pid !== running.pid, 'started again');
+  assert.equal(again.cold_starts, 2);
 });

@@ -314,7 +314,9 @@ export class Emperor {
   #track(vassal: Vassal): Vassal {
     this.#vassals.set(vassal.name, vassal);
     vassal.on('change', () => {
-      this.#handover?.record(vassal);
+      // No master runs on demand or after an idle exit: nothing for a next emperor to adopt.
+      if (vassal.state === 'on-demand' || vassal.state === 'idle') this.#handover?.forget(vassal.name);
+      else this.#handover?.record(vassal);
       this.#onVassalChange();
     });
     vassal.once('dead', () => {

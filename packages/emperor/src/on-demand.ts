@@ -219,8 +219,9 @@ export class OnDemandSocket {
   }
 
   /**
-   * Calls `onConnection` with the first connection, once; the socket stays open (the
-   * callback starts the master, then calls {@link release}).
+   * Calls `onConnection` with each connection the emperor accepts until {@link release}
+   * (the first one's callback starts the master and releases the socket at once; while a
+   * start is delayed, the next ones come too).
    */
   arm(onConnection: (client: net.Socket) => void): void {
     const handle = this.#handle;
@@ -230,12 +231,8 @@ export class OnDemandSocket {
       if (status !== 0 || client === undefined || client === null) return;
       const socket = new net.Socket({ handle: client, readable: true, writable: true } as net.SocketConstructorOpts);
       const take = this.#onConnection;
-      if (take === undefined) {
-        socket.destroy();
-        return;
-      }
-      this.#onConnection = undefined;
-      take(socket);
+      if (take === undefined) socket.destroy();
+      else take(socket);
     };
   }
 

@@ -40,6 +40,10 @@ export type VassalState = 'starting' | 'ready' | 'reloading' | 'stopping' | 'dea
  */
 export const VASSAL_STOP_MERCY_MS = 70_000;
 
+/** After an on-demand master's crash, how often and how many times a busy TCP port is tried again (its workers may hold it a moment longer). */
+export const REBIND_RETRY_MS = 100;
+export const REBIND_ATTEMPTS = 50;
+
 /** Uptime after which a master's death is not part of a crash loop, ms. */
 export const VASSAL_HEALTHY_MS = 30_000;
 
@@ -142,8 +146,8 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   coldStarts = 0;
   /** The running master said it exits for `idle` (uWSGI byte 22), with the socket it sent back. */
   #idleExit: { readonly handle: unknown } | undefined;
-  /** The first connection, waiting for a throttled respawn. */
-  #waitingClient: net.Socket | undefined;
+  /** Connections the emperor accepted, waiting for a throttled respawn. */
+  readonly #waitingClients: net.Socket[] = [];
 
   constructor(file: VassalFile, options: VassalOptions) {
     super();
@@ -210,12 +214,21 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
    * that cannot be bound is one error line naming the file and the socket; the vassal
    * then waits in `config-error` for its file to change.
    */
-  #waitOnDemand(back: boolean): void {
+  #waitOnDemand(back: boolean, attempt = 0): void {
     const socket = this.onDemand;
     if (socket === undefined || this.#stopping) return;
     try {
       socket.open();
     } catch (err) {
+      // After a crash, the master's workers may hold a TCP port for a moment longer.
+      if (back && (err as Error).message.includes('address already in use') && attempt < REBIND_ATTEMPTS) {
+        this.#setState('throttled');
+        this.#timer = this.#clock.setTimeout(() => {
+          this.#timer = undefined;
+          this.#waitOnDemand(true, attempt + 1);
+        }, REBIND_RETRY_MS);
+        return;
+      }
       this.lastError = (err as Error).message;
       this.#logger.error({ code: (err as { code?: string }).code, file: this.#file.path, on_demand: socket.name }, this.lastError);
       this.#setState('config-error');
@@ -232,35 +245,55 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.#setState('on-demand');
   }
 
-  /** The first connection on the on-demand socket: start the master (after a pending respawn delay), relay the connection to it. */
+  /**
+   * A connection the emperor accepted on the on-demand socket: start the master (no
+   * sooner than a pending respawn delay allows; connections meanwhile wait with this
+   * one) and relay the connections to it.
+   */
   #coldStart(client: net.Socket): void {
-    const socket = this.onDemand;
-    if (socket === undefined || this.#stopping) {
+    if (this.onDemand === undefined || this.#stopping) {
       client.destroy();
       return;
     }
+    client.pause();
+    this.#waitingClients.push(client);
+    if (this.#timer !== undefined) return; // a delayed start is coming
     const waitMs = this.nextAttemptAt - this.#clock.now();
     if (waitMs > 0) {
-      // A master that crashed is not restarted faster than its backoff allows; the connection waits.
-      this.#waitingClient = client;
-      client.pause();
+      // A master that crashed is not restarted faster than its backoff allows.
       this.#timer = this.#clock.setTimeout(() => {
         this.#timer = undefined;
         this.nextAttemptAt = 0;
-        this.#waitingClient = undefined;
-        this.#coldStart(client);
+        this.#launchOnDemand();
       }, waitMs);
+      return;
+    }
+    this.#launchOnDemand();
+  }
+
+  #launchOnDemand(): void {
+    const socket = this.onDemand;
+    const clients = this.#waitingClients.splice(0);
+    if (socket === undefined || this.#stopping || !socket.isOpen) {
+      for (const c of clients) c.destroy();
       return;
     }
     this.coldStarts += 1;
     this.#spawn({ fd: socket.fd, name: socket.name });
     if (this.#child === undefined) {
-      client.destroy(); // the spawn failed; its exit path waits on the socket again
+      for (const c of clients) c.destroy();
+      // Not allowed to run as its file asks: the socket closes (connections are refused,
+      // not reset) until the file changes. Any other failed spawn went through the exit
+      // path, which waits on the socket again.
+      if (this.#state === 'config-error') socket.close(false);
       return;
     }
     // The master holds the socket now: the next connections are its workers'.
     socket.release();
-    socket.relay(client);
+    for (const c of clients) {
+      socket.relay(c);
+      c.resume();
+    }
   }
 
   #spawn(onDemand?: OnDemandHandoff): void {
@@ -450,7 +483,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     if (this.onDemand !== undefined) {
       // Back on the socket at once; the next connection starts it, no sooner than the backoff allows.
       this.#waitOnDemand(true);
-      if (this.#state === 'on-demand') return;
+      return;
     }
     this.#setState(cursed ? 'cursed' : 'throttled');
     this.#timer = this.#clock.setTimeout(() => {
@@ -538,8 +571,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   stop(mercyMs = VASSAL_STOP_MERCY_MS): Promise<void> {
     this.#stopping = true;
     this.#clearTimer();
-    this.#waitingClient?.destroy();
-    this.#waitingClient = undefined;
+    for (const c of this.#waitingClients.splice(0)) c.destroy();
     // The vassal is going: its socket (and a unix socket's file) with it.
     this.onDemand?.close(true);
     const child = this.#child;

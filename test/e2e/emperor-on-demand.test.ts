@@ -49,6 +49,9 @@ async function vassalOf(stats: string, id: string, ready: (v: OnDemandVassal) =>
   }, { message: `${id}: ${message}`, timeoutMs: 20_000 });
 }
 
+/** A request that may start a vassal: on a loaded 2-core host a Node cold start took seconds, so it gets 30 s. */
+const coldGet = (url: string) => httpGet(url, { signal: AbortSignal.timeout(30_000) });
+
 const msg = (re: RegExp) => (l: LogLine): boolean => re.test(l.msg ?? '');
 
 test('an on-demand Node vassal over http-socket: no master until the first request; concurrent first requests all answered; die-on-idle returns it to on demand with nothing left running; the next request starts it again', async (t) => {
@@ -66,7 +69,7 @@ test('an on-demand Node vassal over http-socket: no master until the first reque
 
   // Several first requests at once: the one the emperor accepted is relayed, the others
   // wait in the socket's queue for the workers. None is refused.
-  const first = await Promise.all(Array.from({ length: 6 }, () => httpGet(`http://127.0.0.1:${port}/`)));
+  const first = await Promise.all(Array.from({ length: 6 }, () => coldGet(`http://127.0.0.1:${port}/`)));
   for (const r of first) assert.equal(r.status, 200);
   const running = await vassalOf(stats, 'shop.ini', (v) => v.state === 'ready' && v.pid > 0, 'running');
   assert.equal(running.cold_starts, 1);
@@ -84,7 +87,7 @@ test('an on-demand Node vassal over http-socket: no master until the first reque
   assert.deepEqual(descendants(emperor.pid), [], 'nothing left running');
   assert.equal(emperor.logs.find(msg(/master died/)).length, 0, 'a voluntary exit is not a crash');
 
-  const again = await httpGet(`http://127.0.0.1:${port}/`);
+  const again = await coldGet(`http://127.0.0.1:${port}/`);
   assert.equal(again.status, 200, 'the next request cold-starts it and is answered');
   const second = await vassalOf(stats, 'shop.ini', (v) => v.pid > 0 && v.pid !== master, 'started again');
   assert.equal(second.cold_starts, 2);
@@ -102,7 +105,7 @@ test('an on-demand Python vassal on a unix uwsgi socket (emperor-on-demand-direc
   const waiting = await vassalOf(stats, 'blog.ini', (v) => v.state === 'on-demand', 'waiting on its socket');
   assert.equal(waiting.on_demand, path);
   assert.deepEqual(descendants(emperor.pid), []);
-  const answers = await Promise.all(Array.from({ length: 4 }, () => uwsgiRequest(path, nginxVars('GET', '/'))));
+  const answers = await Promise.all(Array.from({ length: 4 }, () => uwsgiRequest(path, nginxVars('GET', '/'), undefined, { timeoutMs: 30_000 })));
   for (const a of answers) assert.equal(a.status, 200, 'every first request is answered');
   const running = await vassalOf(stats, 'blog.ini', (v) => v.state === 'ready' && v.pid > 0, 'running');
 
@@ -114,7 +117,7 @@ test('an on-demand Python vassal on a unix uwsgi socket (emperor-on-demand-direc
   await waitFor(() => emperor.logs.find((l) => l.vassal === 'blog.ini' && /^worker \d+ \(pid \d+\) stopped \(cheap\)/.test(l.msg ?? '')).length === 2, { message: 'both workers stopped' });
   assert.ok(![...served].some(isAlive), 'the workers that served are gone');
   assert.ok(isAlive(running.pid));
-  const woken = await uwsgiRequest(path, nginxVars('GET', '/'));
+  const woken = await uwsgiRequest(path, nginxVars('GET', '/'), undefined, { timeoutMs: 30_000 });
   assert.equal(woken.status, 200, 'the connection that ends cheap mode is answered');
   await emperor.logs.waitFor((l) => l.vassal === 'blog.ini' && /^cheap mode disabled: a connection is waiting; spawning 2 worker\(s\)$/.test(l.msg ?? ''));
   const still = await vassalOf(stats, 'blog.ini', (v) => v.pid > 0, 'still running');
@@ -146,7 +149,7 @@ test('a bad on-demand socket (a busy port, a missing directory) is one error lin
   assert.match(nodir.msg ?? '', new RegExp(`^${file('nodir.ini')}: on-demand socket "${join(dir, 'missing', 'nodir.sock')}": cannot bind: `));
   const v = await vassalOf(stats, 'taken.ini', (x) => x.state === 'config-error', 'refused');
   assert.equal(v.last_error, taken.msg);
-  assert.equal((await httpGet(`http://127.0.0.1:${goodPort}/`)).status, 200, 'another on-demand vassal starts');
+  assert.equal((await coldGet(`http://127.0.0.1:${goodPort}/`)).status, 200, 'another on-demand vassal starts');
   assert.equal((await waitFor(async () => (await httpGet(`http://127.0.0.1:${plainPort}/`).catch(() => undefined))?.status)), 200, 'a vassal not on demand serves');
   assert.equal(emperor.logs.find((l) => l.vassal === 'taken.ini' && l.level === 50).length, 1, 'one line, not one per scan');
 });
@@ -182,13 +185,33 @@ test('an on-demand master that crashes: the emperor waits on its socket again, a
   writeFileSync(join(dir, 'vassals', 'crash.ini.socket'), `127.0.0.1:${port}`);
   const { emperor, stats } = startEmperor(t, dir, ['--emperor-on-demand-extension', '.socket', '--emperor-throttle', '10']);
   await vassalOf(stats, 'crash.ini', (v) => v.state === 'on-demand', 'waiting');
-  assert.equal((await httpGet(`http://127.0.0.1:${port}/`)).status, 200);
+  assert.equal((await coldGet(`http://127.0.0.1:${port}/`)).status, 200);
   const running = await vassalOf(stats, 'crash.ini', (v) => v.state === 'ready' && v.pid > 0, 'running');
   process.kill(running.pid, 'SIGKILL');
   await emperor.logs.waitFor(msg(/^vassal crash\.ini master died: /));
   await emperor.logs.waitFor(msg(/^crash\.ini -> back to "on demand" mode, waiting for connections on socket /));
   assert.equal((await vassalOf(stats, 'crash.ini', (v) => v.state === 'on-demand', 'waiting again')).pid, -1);
-  assert.equal((await httpGet(`http://127.0.0.1:${port}/`)).status, 200, 'the next request starts it again');
+  assert.equal((await coldGet(`http://127.0.0.1:${port}/`)).status, 200, 'the next request starts it again');
   const again = await vassalOf(stats, 'crash.ini', (v) => v.pid > 0 && v.pid !== running.pid, 'started again');
   assert.equal(again.cold_starts, 2);
+});
+
+test('die-on-idle on a vassal that is not on demand: the master exits, is not respawned (state idle), and starts again when its file changes', async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(join(dir, 'vassals'));
+  const port = await freePort();
+  const file = join(dir, 'vassals', 'quiet.ini');
+  writeFileSync(file, `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nidle = 1\ndie-on-idle = true\n`);
+  const { emperor, stats } = startEmperor(t, dir, []);
+  const running = await vassalOf(stats, 'quiet.ini', (v) => v.state === 'ready' && v.pid > 0, 'running');
+  await emperor.logs.waitFor(msg(/^vassal quiet\.ini stopped for idle \(die-on-idle\); it starts again when its file changes$/), { timeoutMs: 15_000 });
+  const idle = await vassalOf(stats, 'quiet.ini', (v) => v.state === 'idle', 'idle');
+  assert.deepEqual([idle.pid, idle.on_demand], [-1, '']);
+  await waitFor(() => !isAlive(running.pid), { message: 'the master is gone' });
+  assert.deepEqual(descendants(emperor.pid), []);
+  assert.equal(emperor.logs.find(msg(/master died/)).length, 0, 'not a crash');
+  writeFileSync(file, `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nidle = 60\ndie-on-idle = true\n`);
+  const again = await vassalOf(stats, 'quiet.ini', (v) => v.state === 'ready' && v.pid > 0, 'started by the file change');
+  assert.notEqual(again.pid, running.pid);
+  assert.equal((await httpGet(`http://127.0.0.1:${port}/`)).status, 200);
 });

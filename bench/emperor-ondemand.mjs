@@ -24,8 +24,8 @@ import { EMPEROR_BIN, ROOT, descendants, median, mib, ms, percentile, record, st
 const N = Number(process.env.BENCH_ONDEMAND_VASSALS ?? 500);
 const ACTIVE = Number(process.env.BENCH_ONDEMAND_ACTIVE ?? 20);
 const TRAFFIC_S = Number(process.env.BENCH_ONDEMAND_TRAFFIC_S ?? 10);
-/** `idle` of every vassal, s: long enough for the traffic phase, short enough to wait for. */
-const IDLE_S = Number(process.env.BENCH_ONDEMAND_IDLE_S ?? 15);
+/** `idle` of every vassal, s: longer than the cold starts one at a time plus the traffic (no vassal goes back on demand before), short enough to wait for. */
+const IDLE_S = Number(process.env.BENCH_ONDEMAND_IDLE_S ?? 60);
 
 const pss = (pid) => { try { return Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))[1]) * 1024; } catch { return 0; } };
 const rss = (pid) => { try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024; } catch { return 0; } };
@@ -33,13 +33,13 @@ const childrenOf = (pid) => {
   try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; }
 };
 
-/** One HTTP/1.0 GET over a unix socket on a fresh connection: 'ok' on a 200, 'refused' when the connection is, else 'failed'. */
+/** One HTTP/1.0 GET over a unix socket on a fresh connection: 'ok' on a 200, 'refused' when the connection is, 'timeout', else 'failed'. */
 function probe(path, timeoutMs = 30_000) {
   return new Promise((resolve) => {
     const socket = connect(path);
     let data = '';
     const done = (result) => { socket.destroy(); clearTimeout(timer); resolve(result); };
-    const timer = setTimeout(() => done('failed'), timeoutMs);
+    const timer = setTimeout(() => done('timeout'), timeoutMs);
     socket.on('connect', () => socket.write('GET / HTTP/1.0\r\nHost: x\r\n\r\n'));
     socket.on('data', (c) => { data += c; if (data.includes('\r\n')) done(/^HTTP\/1\.[01] 200/.test(data) ? 'ok' : 'failed'); });
     socket.on('error', (err) => done(err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? 'refused' : 'failed'));
@@ -118,10 +118,10 @@ async function measure(system) {
   // Light traffic on the active ones, then the memory with them running.
   const until = performance.now() + TRAFFIC_S * 1000;
   let served = 0;
-  let failed = 0;
+  const failed = { refused: 0, timeout: 0, failed: 0 };
   while (performance.now() < until) {
-    const results = await Promise.all(active.map((n) => probe(pathOf(n), 5000)));
-    for (const r of results) if (r === 'ok') served += 1; else failed += 1;
+    const results = await Promise.all(active.map((n) => probe(pathOf(n), 10_000)));
+    for (const r of results) if (r === 'ok') served += 1; else failed[r] += 1;
     await delay(100);
   }
   const running = footprint(emperor.pid);
@@ -160,7 +160,7 @@ export async function run() {
     ['  p95', ...results.map(([, r]) => ms(percentile(r.cold, 95)))],
     [`total PSS, ${ACTIVE} running + ${N - ACTIVE} waiting`, ...results.map(([, r]) => mib(r.running.pss))],
     ['  masters running', ...results.map(([, r]) => String(r.running.masters))],
-    [`requests in ${TRAFFIC_S} s of light traffic: answered / failed`, ...results.map(([, r]) => `${r.served} / ${r.failed}`)],
+    [`requests in ${TRAFFIC_S} s of light traffic: answered / refused / timed out (10 s) / other`, ...results.map(([, r]) => `${r.served} / ${r.failed.refused} / ${r.failed.timeout} / ${r.failed.failed}`)],
     [`back on demand (idle ${IDLE_S} s, die-on-idle), ${ACTIVE} cold starts at once: median`, ...results.map(([, r]) => ms(median(r.burst)))],
     ['  p95', ...results.map(([, r]) => ms(percentile(r.burst, 95)))],
     ['  not answered', ...results.map(([, r]) => String(r.burstFailed))],

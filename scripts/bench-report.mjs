@@ -121,6 +121,12 @@ from the previous one.
   control pair with no request log on either side, whose spread is the method's noise.
   One after the other, the same configuration moved ±10 % between runs here.
 - **drop-to-200**: from a new vassal file in the emperor's directory to its first HTTP 200.
+- **emperor-ondemand** (\`npm run bench emperor-ondemand\`): 500 on-demand vassals
+  (\`emperor-on-demand-directory\`, unix sockets for both) of which 20 get traffic, Emperor
+  (Node hello world) against uWSGI's emperor (Python hello world), one worker each: the
+  total PSS of the emperor's tree with no vassal started and with the 20 running, and the
+  cold-start latency from connecting to an idle vassal's socket to its first 200, one
+  vassal at a time and then 20 at once after \`idle\` + \`die-on-idle\` put them back.
 - **wsgi**: first memory: a fresh Django project (\`startproject\` and one plain view) with
   4 workers under Emperor (preload, its default, and \`lazy-apps\`), uWSGI (preload, its
   default, and \`--lazy-apps\`) and gunicorn (lazy, its default, and \`--preload\`), one

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FIXTURES,
@@ -66,6 +66,10 @@ test('an on-demand Node vassal over http-socket: no master until the first reque
   assert.deepEqual({ pid: waiting.pid, on_demand: waiting.on_demand, cold_starts: waiting.cold_starts }, { pid: -1, on_demand: `127.0.0.1:${port}`, cold_starts: 0 });
   await emperor.logs.waitFor(msg(new RegExp(`^shop\\.ini -> "on demand" instance detected, waiting for connections on socket "127\\.0\\.0\\.1:${port}" \\.\\.\\.$`)));
   assert.deepEqual(descendants(emperor.pid), [], 'no master before the first connection');
+  // A change while it waits is noted, and starts nothing (uWSGI's line).
+  writeFileSync(join(dir, 'vassals', 'shop.ini'), `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmodule = ${APP}\nprocesses = 2\nidle = 2\ndie-on-idle = true\n# changed\n`);
+  await emperor.logs.waitFor(msg(/^updated configuration for "on demand" instance shop\.ini$/));
+  assert.deepEqual(descendants(emperor.pid), [], 'still no master');
 
   // Several first requests at once: the one the emperor accepted is relayed, the others
   // wait in the socket's queue for the workers. None is refused.
@@ -174,7 +178,11 @@ test('an emperor that dies leaves an idle on-demand unix socket behind; the next
     c.on('error', reject);
   });
   assert.match(answer, /^HTTP\/1\.[01] 200/);
-  assert.equal((await vassalOf(second.stats, 'app.ini', (v) => v.pid > 0, 'started')).cold_starts, 1);
+  const started = await vassalOf(second.stats, 'app.ini', (v) => v.pid > 0, 'started');
+  assert.equal(started.cold_starts, 1);
+  // Its file deleted: the vassal stops and its socket file goes.
+  unlinkSync(join(dir, 'vassals', 'app.ini'));
+  await waitFor(() => !isAlive(started.pid) && !existsSync(path), { message: 'master gone and socket file removed' });
 });
 
 test('an on-demand master that crashes: the emperor waits on its socket again, and the next request starts it again (a crash, not an idle exit)', async (t) => {

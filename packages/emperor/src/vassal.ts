@@ -457,6 +457,8 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
       this.#setState('idle');
       return;
     }
+    // Said it was idle, then failed: the socket it sent back is of no use (the crash path binds anew).
+    if (idleExit !== undefined && isClosable(idleExit.handle)) idleExit.handle.close();
     if (exit.code === ExitCode.CONFIG) {
       const row = this.#file.kind === 'row';
       this.lastError = this.#configError ??

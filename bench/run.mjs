@@ -9,6 +9,7 @@ const all = {
   'drop-to-200': () => import('./drop-to-200.mjs'),
   'emperor-pg': () => import('./emperor-pg.mjs'),
   'emperor-scale': () => import('./emperor-scale.mjs'),
+  'emperor-ondemand': () => import('./emperor-ondemand.mjs'),
   handover: () => import('./handover.mjs'),
   'process-cost': () => import('./process-cost.mjs'),
   'node-pool': () => import('./node-pool.mjs'),

@@ -127,6 +127,12 @@ from the previous one.
   (PSS), and a file dropped while they run.
 - **process-cost**: one emperor, vassal master and Node worker on their own: CPU by the
   first answer (next to \`node -e 0\`), RSS, PSS, threads, idle CPU and wake-ups.
+- **emperor-ondemand** (\`npm run bench emperor-ondemand\`): 500 on-demand vassals
+  (\`emperor-on-demand-directory\`, unix sockets for both) of which 20 get traffic, Emperor
+  (Node hello world) against uWSGI's emperor (Python hello world), one worker each: the
+  total PSS of the emperor's tree with no vassal started and with the 20 running, and the
+  cold-start latency from connecting to an idle vassal's socket to its first 200, one
+  vassal at a time and then 20 at once after \`idle\` + \`die-on-idle\` put them back.
 - **wsgi**: first memory: a fresh Django project (\`startproject\` and one plain view) with
   4 workers under Emperor (preload, its default, and \`lazy-apps\`), uWSGI (preload, its
   default, and \`--lazy-apps\`) and gunicorn (lazy, its default, and \`--preload\`), one

@@ -68,15 +68,17 @@ test('a worker with a request in flight is never cheaped (uWSGI issue #1702), ev
   assert.equal(v.proc.logs.find((l) => l.worker_pid === oldest && /cheaped$/.test(l.msg ?? '')).length, 0, 'never cheaped while its request was in flight');
 });
 
-test('idle: an unused pool shrinks to its minimum and grows back with the next request', async (t) => {
+test('idle: cheap mode stops every worker; the next connection is answered and wakes them (uWSGI core/master_checks.c)', async (t) => {
   const v = await startVassal(t, (p) => `http-socket = 127.0.0.1:${p}\nmodule = ${APP}\nprocesses = 3\nidle = 2`);
   await serving(`${v.url}/`);
   await statsUntil(v.stats, (d) => running(d) === 3);
-  await v.proc.logs.waitFor(msg(/^workers have been inactive for more than 2 seconds \(\d+\): keeping 1$/), { timeoutMs: 10_000 });
-  const small = await statsUntil(v.stats, (d) => running(d) === 1);
-  assert.equal(small.workers.filter((w) => w.status === 'cheap').length, 2);
-  assert.match(await serving(`${v.url}/`), /^pid /, 'the remaining worker answers at once');
-  await v.proc.logs.waitFor(msg(/^traffic is back after idling: spawning 2 worker\(s\)$/), { timeoutMs: 5000 });
+  await v.proc.logs.waitFor(msg(/^workers have been inactive for more than 2 seconds \(\d+-\d+\)$/), { timeoutMs: 10_000 });
+  await v.proc.logs.waitFor(msg(/^cheap mode enabled: waiting for socket connection\.\.\.$/), { timeoutMs: 5000 });
+  const none = await statsUntil(v.stats, (d) => running(d) === 0, { message: 'no worker runs' });
+  assert.equal(none.workers.filter((w) => w.status === 'cheap').length, 3);
+  const answers = await Promise.all(Array.from({ length: 4 }, () => httpGet(`${v.url}/`)));
+  for (const a of answers) assert.equal(a.status, 200, 'answered after cheap mode, never refused');
+  await v.proc.logs.waitFor(msg(/^cheap mode disabled: a connection is waiting; spawning 3 worker\(s\)$/), { timeoutMs: 5000 });
   await statsUntil(v.stats, (d) => running(d) === 3 && d.workers.every((w) => w.accepting === 1));
 });
 

@@ -98,8 +98,8 @@ export function nginxVars(method: string, uri: string, extra: Record<string, str
 }
 
 /** One request over the uwsgi protocol; resolves with the raw HTTP response (the connection closes after it). */
-export async function uwsgiRequest(target: Target, vars: Iterable<readonly [string, string]>, body: Buffer = Buffer.alloc(0)): Promise<RawResponse> {
-  const raw = await exchange(target, [encodeUwsgiPacket(vars), body], { keepOpen: true });
+export async function uwsgiRequest(target: Target, vars: Iterable<readonly [string, string]>, body: Buffer = Buffer.alloc(0), options: { timeoutMs?: number } = {}): Promise<RawResponse> {
+  const raw = await exchange(target, [encodeUwsgiPacket(vars), body], { keepOpen: true, ...options });
   return parseResponse(raw);
 }
 

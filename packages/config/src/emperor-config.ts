@@ -6,9 +6,9 @@ import { dirname, resolve } from 'node:path';
 import { parseCapabilities } from './capabilities.js';
 import type { CollectedOptions } from './collect.js';
 import { ConfigValueError } from './errors.js';
-import { createOptionReader } from './option-reader.js';
+import { createOptionReader, type OptionReader } from './option-reader.js';
 import { isPgMonitor, maskPgMonitor, parsePgMonitor } from './pg-monitor.js';
-import type { EmperorConfig, LogStyleChoice, ResolvedOption } from './types.js';
+import type { EmperorConfig, EmperorOnDemand, LogStyleChoice, ResolvedOption } from './types.js';
 import { invalid, parsePath, parsePrincipal } from './values.js';
 
 /** `emperor-pg-channel` when unset (the option table's default). */
@@ -30,6 +30,28 @@ function checkPgMonitor(option: ResolvedOption): string {
     file: option.file, line: option.line, option: option.name, value: maskPgMonitor(option.value),
     expected: 'pg://CONNINFO;QUERY (a libpq connection string, then the query)', problem: parsed.problem,
   });
+}
+
+/**
+ * The on-demand socket naming, from the first of `emperor-on-demand-extension`,
+ * `emperor-on-demand-directory` and `emperor-on-demand-exec` that is set (the order
+ * uWSGI core/emperor.c `emperor_check_on_demand_socket` tries them); the others are
+ * reported as having no effect.
+ */
+function readOnDemand(read: OptionReader): EmperorOnDemand | undefined {
+  const extension = read.last('emperor-on-demand-extension');
+  const directory = read.path('emperor-on-demand-directory');
+  const exec = read.last('emperor-on-demand-exec');
+  let chosen: EmperorOnDemand | undefined;
+  if (extension !== undefined && extension.value !== '') chosen = { kind: 'extension', extension: extension.value };
+  else if (directory !== undefined) chosen = { kind: 'directory', directory };
+  else if (exec !== undefined && exec.value !== '') chosen = { kind: 'exec', command: exec.value };
+  if (chosen === undefined) return undefined;
+  const set = [['extension', extension], ['directory', read.last('emperor-on-demand-directory')], ['exec', exec]] as const;
+  for (const [kind, option] of set) {
+    if (option !== undefined && kind !== chosen.kind) read.warn(option, 'no-effect', `has no effect: emperor-on-demand-${chosen.kind} is set and comes first`);
+  }
+  return chosen;
 }
 
 /**
@@ -93,6 +115,7 @@ export function buildEmperorConfig(where: string, collected: CollectedOptions): 
     emperorFreqMs: read.uint('emperor-freq'),
     emperorThrottleMs: throttleMs,
     emperorMaxThrottleMs: maxThrottleMs,
+    emperorOnDemand: readOnDemand(read),
     emperorRequiredHeartbeatMs: read.uint('emperor-required-heartbeat'),
     emperorAdoptTimeoutMs: read.uint('emperor-adopt-timeout'),
     emperorRuntimeDir: read.path('emperor-runtime-dir'),

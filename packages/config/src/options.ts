@@ -245,7 +245,8 @@ export const OPTIONS = [
   option('cheaper-busyness-backlog-nonzero', seconds('cheaper', '60', 'Spawn a worker when the backlog has been non-zero this long.')),
   option('cheaper-rss-limit-soft', { group: 'cheaper', type: 'uint', unit: 'bytes', default: '0', doc: 'Do not grow while the workers\' total RSS is above this (bytes, as in uWSGI); 0 = off.' }),
   option('cheaper-rss-limit-hard', { group: 'cheaper', type: 'uint', unit: 'bytes', default: '0', doc: 'Shrink by one while the workers\' total RSS is above this; 0 = off.' }),
-  option('idle', seconds('cheaper', '0', 'After this long without a request, shrink the pool to its minimum; 0 = off.')),
+  option('idle', seconds('cheaper', '0', 'Cheap mode after this long without a request (uWSGI core/master_checks.c): every worker stops and the master waits for a connection on its sockets, which spawns the workers again; with `die-on-idle` the master exits instead. 0 = off.')),
+  option('die-on-idle', flag('cheaper', 'With `idle`: the master exits instead of entering cheap mode. Under the emperor an on-demand vassal goes back to waiting on its socket; any other vassal stays stopped until its file changes.')),
 
   // --- request logging ----------------------------------------------------------------
   option('disable-logging', flag('logging', 'No request log lines (except those `log-4xx`, `log-5xx` and `log-slow` ask for).')),
@@ -278,6 +279,12 @@ export const OPTIONS = [
     doc: 'Serve the emperor\'s Prometheus metrics on `GET /metrics` at this address: vassals by state, per vassal readiness and respawns. Emperor\'s addition.' }),
   option('emperor-tyrant', flag('emperor', 'Run each vassal as the owner uid/gid of its file (no supplementary groups, as uWSGI). Files owned by uid 0 or gid 0 are refused; a `uid`/`gid` option that differs from the owner is an error. Needs root.', 'emperor')),
   option('emperor-tyrant-nofollow', flag('emperor', 'In tyrant mode, judge a symlinked vassal by the link\'s owner, not the target\'s.', 'emperor')),
+  option('emperor-on-demand-extension', { scope: 'emperor', group: 'emperor', type: 'string', aliases: ['emperor-on-demand-ext'],
+    doc: 'On-demand vassals: a vassal with a file `VASSAL+EXT` next to it (e.g. `app.ini.socket`) is not started; the emperor binds the socket named in that file (up to its first control character) and starts the vassal on its first connection, handing it the socket on fd 0.' }),
+  option('emperor-on-demand-directory', { scope: 'emperor', group: 'emperor', type: 'path', aliases: ['emperor-on-demand-dir'],
+    doc: 'On-demand vassals: every vassal waits on the unix socket `DIR/NAME.socket` (NAME without its extension) and starts on its first connection.' }),
+  option('emperor-on-demand-exec', { scope: 'emperor', group: 'emperor', type: 'string',
+    doc: 'On-demand vassals: run `COMMAND "VASSAL_PATH"` (through /bin/sh); its first line of output names the socket to wait on, an empty output means not on demand.' }),
   option('emperor-freq', { ...seconds('emperor', '3', 'Rescan interval behind the file watch; how often a `pg://` source re-runs its query.', 1), scope: 'emperor' }),
   option('emperor-throttle', { scope: 'emperor', group: 'emperor', type: 'uint', unit: 'milliseconds', default: '1000', min: 1, max: MAX_TIMER_MS,
     doc: 'First respawn delay of a failing vassal; it doubles up to `emperor-max-throttle`.' }),
@@ -379,8 +386,9 @@ export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
     http https http-to http-keepalive http-processes http-auto-chunked http-timeout http-websockets https-socket
     scgi-socket suwsgi-socket puwsgi-socket zerg zerg-server shared-socket fastrouter
     http-socket-modifier1 enable-proxy-protocol fastcgi-nph-socket fastcgi-modifier1 fastcgi-modifier2`),
-  ...unsupported('no cheap, on-demand or broodlord mode', `
-    cheap emperor-use-clone emperor-on-demand-directory emperor-on-demand-extension emperor-on-demand-exec
+  ...unsupported('no cheap start: `idle` enters cheap mode after a while', 'cheap'),
+  ...unsupported('no broodlord mode or other emperor extras', `
+    emperor-use-clone
     emperor-broodlord emperor-magic-exec emperor-extra-extension emperor-no-blacklist emperor-curse-tolerance
     emperor-nofollow emperor-graceful-shutdown early-emperor emperor-proxy-socket emperor-collect-attr
     emperor-command-socket emperor-wrapper vassal-sos vassal-sos-backlog`),

@@ -37,6 +37,14 @@ export interface ResolveVassalConfigOptions extends ResolveConfigOptions {
    * it as FastCGI). @default false
    */
   readonly stdinSocket?: boolean;
+  /**
+   * The emperor started this vassal on demand (`emperor-on-demand-*`): the listening
+   * socket on stdin is the one it bound, named so. A socket option with the same address
+   * serves fd 0 with that option's protocol instead of binding again (uWSGI would bind a
+   * second time: its docs warn never to declare it, unbit/uwsgi#608); when none has it,
+   * fd 0 is served with `protocol` (uWSGI's default: uwsgi). Implies `stdinSocket`.
+   */
+  readonly onDemandSocket?: string | undefined;
 }
 
 /** Options of {@link loadVassalConfig}. */
@@ -75,7 +83,7 @@ export function resolveVassalConfig(sources: readonly RawConfig[], options: Reso
   const vassal = sources.at(-1);
   if (vassal === undefined) throw new InternalError('resolveVassalConfig needs at least the vassal file as a source');
   const collected = collectOptions(allOptions(sources, options), 'vassal', options.env ?? process.env);
-  return { config: buildVassalConfig(vassal, collected, { stdinSocket: options.stdinSocket ?? false }), warnings: collected.warnings };
+  return { config: buildVassalConfig(vassal, collected, { stdinSocket: (options.stdinSocket ?? false) || options.onDemandSocket !== undefined, onDemandSocket: options.onDemandSocket }), warnings: collected.warnings };
 }
 
 /**

@@ -284,8 +284,13 @@ export interface VassalConfig {
   readonly cheaperRssLimitSoftBytes: number;
   /** `cheaper-rss-limit-hard`: bytes; 0 = off. */
   readonly cheaperRssLimitHardBytes: number;
-  /** `idle` seconds → ms: no request for that long shrinks the pool to the minimum; 0 = off. */
+  /**
+   * `idle` seconds → ms: no request for that long stops every worker (cheap mode: the
+   * master waits for a connection on its sockets, uWSGI core/master_checks.c); 0 = off.
+   */
   readonly idleMs: number;
+  /** `die-on-idle`: with `idle`, the master exits instead of entering cheap mode. */
+  readonly dieOnIdle: boolean;
 
   // --- request logging -------------------------------------------------------------
   /** `disable-logging`: no request log lines (except `log-4xx`/`log-5xx`/`log-slow`). */
@@ -352,6 +357,12 @@ export interface EmperorConfig {
   readonly emperorThrottleMs: number;
   /** `emperor-max-throttle` ms: largest respawn delay. @default 180000 */
   readonly emperorMaxThrottleMs: number;
+  /**
+   * How an on-demand vassal's socket is named, from the first of
+   * `emperor-on-demand-extension`, `-directory`, `-exec` that is set (uWSGI
+   * core/emperor.c `emperor_check_on_demand_socket`); undefined = no on-demand vassals.
+   */
+  readonly emperorOnDemand: EmperorOnDemand | undefined;
   /** `emperor-required-heartbeat` seconds → ms: restart a vassal silent this long; 0 = off. */
   readonly emperorRequiredHeartbeatMs: number;
   /**
@@ -408,3 +419,12 @@ export interface ConfigWarning extends SourceLocation {
   /** One sentence, without the `file:line: option:` prefix. */
   readonly message: string;
 }
+
+/** Where on-demand socket names come from (see `EmperorConfig.emperorOnDemand`). */
+export type EmperorOnDemand =
+  /** `emperor-on-demand-extension`: the contents of `VASSAL_PATH + extension`. */
+  | { readonly kind: 'extension'; readonly extension: string }
+  /** `emperor-on-demand-directory`: `directory/NAME.socket` (NAME without its extension). */
+  | { readonly kind: 'directory'; readonly directory: string }
+  /** `emperor-on-demand-exec`: the first line of `command "VASSAL_PATH"`'s output. */
+  | { readonly kind: 'exec'; readonly command: string };

@@ -8,7 +8,7 @@ import { ConfigValueError } from './errors.js';
 import { createOptionReader, type OptionReader } from './option-reader.js';
 import type { OptionName } from './options.js';
 import { describeLocation } from './text.js';
-import type { CheaperAlgo, LogStyleChoice, RawConfig, ResolvedOption, SocketProtocol, SocketSpec, VassalConfig, WorkerRuntime } from './types.js';
+import type { CheaperAlgo, LogStyleChoice, RawConfig, ResolvedOption, SocketAddress, SocketProtocol, SocketSpec, VassalConfig, WorkerRuntime } from './types.js';
 import { isLogFormatVariable, parseLogFormat } from './log-format.js';
 import { invalid, parseEnv, parseMode, parseOwner, parsePlugins, parsePrincipal, parseSocketAddress, runtimeOfPlugin } from './values.js';
 
@@ -54,6 +54,8 @@ const SOCKET_OPTION: Readonly<Record<SocketProtocol, OptionName>> = { http: 'htt
 export interface VassalBuildOptions {
   /** A listening socket is open on stdin (fd 0): see `ResolveVassalConfigOptions.stdinSocket`. */
   readonly stdinSocket: boolean;
+  /** The on-demand socket's name: see `ResolveVassalConfigOptions.onDemandSocket`. */
+  readonly onDemandSocket?: string | undefined;
 }
 
 /**
@@ -94,7 +96,7 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
     env: [...new Map(read.all('env').map(parseEnv))],
     uid: read.parsed('uid', parsePrincipal),
     gid: read.parsed('gid', parsePrincipal),
-    sockets: readSockets(read, collected, vassal.file, options.stdinSocket),
+    sockets: readSockets(read, collected, vassal.file, options.stdinSocket, options.onDemandSocket),
     chmodSocket: read.parsed('chmod-socket', parseMode),
     chownSocket: read.parsed('chown-socket', parseOwner),
     mountpoint: mount?.mountpoint ?? '',
@@ -262,27 +264,41 @@ function runtimeFromPlugins(read: OptionReader): WorkerRuntime | undefined {
  * own, and for `socket` the `protocol` option's); then the listening socket on stdin when
  * the caller found one, no option names `fd://0` and `skip-zero` is off.
  */
-function readSockets(read: OptionReader, collected: CollectedOptions, file: string, stdinSocket: boolean): readonly SocketSpec[] {
+function readSockets(read: OptionReader, collected: CollectedOptions, file: string, stdinSocket: boolean, onDemandSocket?: string): readonly SocketSpec[] {
   const sockets: SocketSpec[] = [];
   const seen = new Map<string, ResolvedOption>();
   // The table's choices for protocol are exactly SocketProtocol's members (a unit test holds them equal).
   const protocol = read.choice('protocol') as SocketProtocol;
+  const keyOf = (address: SocketAddress): string =>
+    address.kind === 'tcp' ? `${address.host}:${address.port}` : address.kind === 'fd' ? `fd://${address.fd}` : `${address.abstract ? '@' : ''}${address.path}`;
+  let onDemandKey: string | undefined;
+  if (onDemandSocket !== undefined) {
+    try {
+      onDemandKey = keyOf(parseSocketAddress({ name: 'socket', value: onDemandSocket, file, line: 0 }, dirname(resolve(file))));
+    } catch {
+      onDemandKey = undefined; // a name no option could spell: fd 0 is served on its own
+    }
+  }
   for (const { spec, option } of collected.applied) {
     if (spec.type !== 'socket') continue;
-    const address = parseSocketAddress(option, read.baseDirOf(option));
-    const key = address.kind === 'tcp' ? `${address.host}:${address.port}` : address.kind === 'fd' ? `fd://${address.fd}` : `${address.abstract ? '@' : ''}${address.path}`;
+    let address = parseSocketAddress(option, read.baseDirOf(option));
+    const key = keyOf(address);
+    // The on-demand socket, declared: served from fd 0, where the emperor handed it over.
+    if (onDemandKey !== undefined && key === onDemandKey && !seen.has('fd://0')) address = { kind: 'fd', fd: 0 };
     const first = seen.get(key);
     if (first !== undefined && !(address.kind === 'tcp' && address.port === 0)) {
       invalid(option, 'each address once', `the same address is already declared at ${describeLocation(first.file, first.line)}`);
     }
     seen.set(key, option);
+    if (address.kind === 'fd' && address.fd === 0) seen.set('fd://0', option);
     const own: SocketProtocol = spec.name === 'http-socket' ? 'http' : spec.name === 'fastcgi-socket' ? 'fastcgi' : spec.name === 'uwsgi-socket' ? 'uwsgi' : protocol;
     sockets.push({ file: option.file, line: option.line, name: option.value, address, protocol: own, option: spec.name });
   }
   if (stdinSocket && !read.bool('skip-zero') && !seen.has('fd://0')) {
     // FastCGI unless `protocol` says otherwise: the FastCGI spec's FCGI_LISTENSOCK_FILENO, and what flup assumes.
-    const own: SocketProtocol = read.last('protocol') === undefined ? 'fastcgi' : protocol;
-    sockets.push({ file: STDIN_SOCKET_FILE, line: 0, name: 'fd://0', address: { kind: 'fd', fd: 0 }, protocol: own, option: SOCKET_OPTION[own] });
+    // On demand, `protocol` as uWSGI (default uwsgi): the emperor's socket is the vassal's.
+    const own: SocketProtocol = read.last('protocol') === undefined && onDemandSocket === undefined ? 'fastcgi' : protocol;
+    sockets.push({ file: STDIN_SOCKET_FILE, line: 0, name: onDemandSocket ?? 'fd://0', address: { kind: 'fd', fd: 0 }, protocol: own, option: SOCKET_OPTION[own] });
   }
   if (sockets.length === 0) {
     throw new ConfigValueError({
@@ -305,7 +321,7 @@ function readBufferSize(read: OptionReader): number {
 
 type CheaperFields = Pick<VassalConfig,
   'cheaper' | 'cheaperInitial' | 'cheaperStep' | 'cheaperAlgo' | 'cheaperOverload' | 'cheaperBusyness' |
-  'cheaperRssLimitSoftBytes' | 'cheaperRssLimitHardBytes' | 'idleMs'>;
+  'cheaperRssLimitSoftBytes' | 'cheaperRssLimitHardBytes' | 'idleMs' | 'dieOnIdle'>;
 
 /** uWSGI core/cheaper.c rules: cheaper < processes; cheaper-initial clamped into [cheaper, processes]. */
 function readCheaper(read: OptionReader, collected: CollectedOptions, processes: number): CheaperFields {
@@ -335,7 +351,7 @@ function readCheaper(read: OptionReader, collected: CollectedOptions, processes:
   // Tuning that cannot matter is accepted and reported once per name.
   const reported = new Set<string>();
   for (const { spec, option } of collected.applied) {
-    if (spec.group !== 'cheaper' || spec.name === 'cheaper' || spec.name === 'idle' || reported.has(spec.name)) continue;
+    if (spec.group !== 'cheaper' || spec.name === 'cheaper' || spec.name === 'idle' || spec.name === 'die-on-idle' || reported.has(spec.name)) continue;
     if (cheaper === 0) read.warn(option, 'no-effect', 'has no effect without cheaper');
     else if (spec.name.startsWith('cheaper-busyness-') && cheaperAlgo !== 'busyness') read.warn(option, 'no-effect', `applies to cheaper-algo = busyness only, not ${cheaperAlgo}`);
     else continue;
@@ -360,6 +376,7 @@ function readCheaper(read: OptionReader, collected: CollectedOptions, processes:
     cheaperRssLimitSoftBytes: read.uint('cheaper-rss-limit-soft'),
     cheaperRssLimitHardBytes: read.uint('cheaper-rss-limit-hard'),
     idleMs: read.uint('idle'),
+    dieOnIdle: read.bool('die-on-idle'),
   };
 }
 

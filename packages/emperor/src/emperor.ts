@@ -27,7 +27,8 @@ import { reconcile, type ReconcileAction } from './reconcile.js';
 import { MASTER_NODE_ARGS } from './master-flags.js';
 import { SETTLE_MS, createSource, vassalOrigin, type VassalFile, type VassalSource } from './source.js';
 import { judgeTyrant, type TyrantIdentity } from './tyrant.js';
-import { VASSAL_STOP_MERCY_MS, Vassal, type SpawnMaster, type VassalState } from './vassal.js';
+import { OnDemandSocket, onDemandSocketName } from './on-demand.js';
+import { VASSAL_STOP_MERCY_MS, Vassal, type OnDemandHandoff, type SpawnMaster, type VassalState } from './vassal.js';
 
 /** Options for {@link Emperor}. */
 export interface EmperorOptions {
@@ -73,7 +74,7 @@ const EMPEROR_ONLY_ENV = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LIS
 const HEARTBEAT_CHECK_MS = 1000;
 
 /** The order states are listed in the systemd STATUS line. */
-const STATUS_ORDER: readonly VassalState[] = ['ready', 'starting', 'reloading', 'throttled', 'cursed', 'config-error', 'stopping', 'dead'];
+const STATUS_ORDER: readonly VassalState[] = ['ready', 'starting', 'reloading', 'on-demand', 'idle', 'throttled', 'cursed', 'config-error', 'stopping', 'dead'];
 
 /**
  * One line for systemd's STATUS=: how many vassals and how many in each state, e.g.
@@ -131,7 +132,7 @@ export class Emperor {
     this.#listenFds = options.listenFds ?? {};
     this.#env = options.env ?? process.env;
     this.#options = options;
-    this.#spawn = options.spawnMaster ?? ((file) => this.#spawnMaster(options.masterEntry, file));
+    this.#spawn = options.spawnMaster ?? ((file, onDemand) => this.#spawnMaster(options.masterEntry, file, onDemand));
   }
 
   /** The vassals the emperor manages now, by name. */
@@ -182,10 +183,12 @@ export class Emperor {
    * @throws PrivilegeError when this emperor cannot start the vassal as the user it asks
    *   for (the vassal then waits for its file to change, see {@link Vassal.start})
    */
-  #spawnMaster(entry: string, file: VassalFile): Child {
+  #spawnMaster(entry: string, file: VassalFile, onDemand?: OnDemandHandoff): Child {
     // A row's master gets the bare name (its cwd is the row file's directory), so its
     // config errors name the row: `shop.ini:7: harakiri: ...`.
     const args = [...MASTER_NODE_ARGS, entry, file.kind === 'row' ? file.name : file.path];
+    // On demand: the listening socket is its fd 0 (uWSGI dup2()s it there), and argv names it.
+    if (onDemand !== undefined) args.push('--on-demand', onDemand.name);
     const tyrant = this.#tyrantIdentity(file);
     // A root emperor leaves the vassal's own uid/gid to its master, which binds as root
     // first; one that is not root must start the master as that user already.
@@ -214,7 +217,7 @@ export class Emperor {
         detached: true,
         // stdout and stderr are the emperor's own (the journal under systemd), not a pipe
         // the emperor reads: a master that outlives the emperor keeps logging there.
-        stdio: lease === undefined ? ['ignore', 'inherit', 'inherit', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
+        stdio: [onDemand === undefined ? 'ignore' : onDemand.fd, 'inherit', 'inherit', 'ipc', ...(lease === undefined ? [] : ['pipe' as const])],
         serialization: 'json',
         // Tyrant mode under a root emperor: libuv calls setgid, setgroups(0, NULL) and
         // setuid in the child before exec, exactly uWSGI's privilege drop (no
@@ -266,7 +269,7 @@ export class Emperor {
     this.#options.onControlListening?.();
     const { adopted, retire } = await this.#handover.adoptLeft();
     for (const { record, master, flags } of adopted) {
-      const vassal = this.#track(new Vassal(record.file, this.#vassalOptions()));
+      const vassal = this.#track(new Vassal(record.file, this.#vassalOptions(record.file)));
       vassal.adopt(master, record, flags);
       this.#handover.record(vassal);
     }
@@ -284,20 +287,37 @@ export class Emperor {
     }
   }
 
-  #vassalOptions(): ConstructorParameters<typeof Vassal>[1] {
-    return {
+  /**
+   * The options of `file`'s vassal; with `emperor-on-demand-*`, its on-demand socket when
+   * it has one. A socket name that cannot be had (the command fails, the name is no
+   * address) is returned as `refused`: the vassal waits for its file to change.
+   */
+  #vassalOptions(file: VassalFile): ConstructorParameters<typeof Vassal>[1] & { readonly refused?: string } {
+    const options = {
       spawn: this.#spawn,
       logger: this.#logger,
       throttleMs: this.#config.emperorThrottleMs,
       maxThrottleMs: this.#config.emperorMaxThrottleMs,
     };
+    const how = this.#config.emperorOnDemand;
+    if (how === undefined) return options;
+    try {
+      const found = onDemandSocketName(file, how);
+      if ('problem' in found) return { ...options, refused: `${vassalOrigin(file)}: ${found.problem}` };
+      if (found.name === undefined) return options;
+      return { ...options, onDemand: new OnDemandSocket(found.name, `${vassalOrigin(file)}: on-demand socket "${found.name}"`) };
+    } catch (err) {
+      return { ...options, refused: `${vassalOrigin(file)}: ${(err as Error).message}` };
+    }
   }
 
   /** Manages `vassal` from now on: its events keep the lease, stats and systemd up to date. */
   #track(vassal: Vassal): Vassal {
     this.#vassals.set(vassal.name, vassal);
     vassal.on('change', () => {
-      this.#handover?.record(vassal);
+      // No master runs on demand or after an idle exit: nothing for a next emperor to adopt.
+      if (vassal.state === 'on-demand' || vassal.state === 'idle') this.#handover?.forget(vassal.name);
+      else this.#handover?.record(vassal);
       this.#onVassalChange();
     });
     vassal.once('dead', () => {
@@ -424,6 +444,8 @@ export class Emperor {
     if (this.#handover === undefined) return Promise.reject(new UpgradeError('this emperor has no handover; stop it instead'));
     this.#handingOver ??= (async () => {
       for (const source of this.#sources) source.close('handover');
+      // Idle on-demand sockets close; the next emperor binds them again.
+      for (const vassal of this.#vassals.values()) vassal.releaseOnDemand();
       if (this.#settleTimer !== undefined) clearTimeout(this.#settleTimer);
       if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
       await Promise.all(this.#stats.splice(0).map((server) => server.close()));
@@ -543,11 +565,24 @@ export class Emperor {
   #apply(action: ReconcileAction): void {
     switch (action.kind) {
       case 'start': {
-        this.#track(new Vassal(action.file, this.#vassalOptions())).start();
+        const options = this.#vassalOptions(action.file);
+        const vassal = this.#track(new Vassal(action.file, options));
+        if (options.refused === undefined) vassal.start();
+        else vassal.refuse(options.refused);
         return;
       }
       case 'reload': {
         const vassal = this.#vassals.get(action.file.name);
+        if (vassal !== undefined && this.#config.emperorOnDemand !== undefined) {
+          // Into or out of on-demand mode, or another socket: stopped, then started anew by
+          // the scan after it is gone (uWSGI's `uwsgi_emperor_simple_do` stops it too).
+          const options = this.#vassalOptions(action.file);
+          if (options.refused !== undefined || options.onDemand?.name !== vassal.onDemand?.name) {
+            this.#logger.info({ file: action.file.path }, `vassal ${vassal.name}: its on-demand socket changed ("${vassal.onDemand?.name ?? ''}" -> "${options.onDemand?.name ?? ''}"); stopping it to start it again`);
+            void vassal.stop();
+            return;
+          }
+        }
         vassal?.reload(action.file);
         if (vassal !== undefined) this.#handover?.record(vassal);
         return;
@@ -637,7 +672,7 @@ export class Emperor {
         last_run: sec(v.lastRun),
         cursed: sec(v.cursedAt),
         zerg: 0,
-        on_demand: '',
+        on_demand: v.onDemand?.name ?? '',
         uid: v.file.uid,
         gid: v.file.gid,
         monitor: v.file.monitor,
@@ -646,6 +681,7 @@ export class Emperor {
         path: v.file.path,
         throttle_ms: v.nextAttemptAt > 0 ? Math.max(0, v.nextAttemptAt - now) : 0,
         last_error: v.lastError,
+        cold_starts: v.coldStarts,
       }));
     const blacklist = [...this.#vassals.values()]
       .filter((v) => v.backoff.failures > 0)

@@ -16,3 +16,4 @@ export * from './leases.js';
 export * from './control-server.js';
 export * from './adopted-master.js';
 export * from './master-flags.js';
+export * from './on-demand.js';

@@ -7,7 +7,9 @@
  * unasked goes to `throttled` (waiting to respawn) or `cursed` (failing repeatedly;
  * still retried at the maximum interval, never abandoned); an invalid vassal file, or one
  * the emperor may not run as the user it asks for, goes to `config-error` and waits for
- * the file to change.
+ * the file to change. An on-demand vassal (on-demand.ts) waits in `on-demand` for the first
+ * connection on its socket, and goes back there when its master exits for `idle` +
+ * `die-on-idle`; any other vassal that exits for that waits in `idle` for its file to change.
  */
 import { EventEmitter } from 'node:events';
 import { ExitCode, PrivilegeError, parseMasterToEmperor, type EmperorToMaster } from '@emperor/protocol';
@@ -24,17 +26,23 @@ import {
   nextBackoff,
   systemClock,
 } from '@emperor/process';
+import type net from 'node:net';
+import type { OnDemandSocket } from './on-demand.js';
 import type { KnownVassal } from './reconcile.js';
 import type { VassalFile } from './source.js';
 
 /** Vassal lifecycle states. */
-export type VassalState = 'starting' | 'ready' | 'reloading' | 'stopping' | 'dead' | 'throttled' | 'cursed' | 'config-error';
+export type VassalState = 'starting' | 'ready' | 'reloading' | 'stopping' | 'dead' | 'throttled' | 'cursed' | 'config-error' | 'on-demand' | 'idle';
 
 /**
  * How long a master may take to stop after being asked, before SIGKILL, ms: uWSGI's
  * default `worker-reload-mercy` (60 s, which bounds its workers) plus slack.
  */
 export const VASSAL_STOP_MERCY_MS = 70_000;
+
+/** After an on-demand master's crash, how often and how many times a busy TCP port is tried again (its workers may hold it a moment longer). */
+export const REBIND_RETRY_MS = 100;
+export const REBIND_ATTEMPTS = 50;
 
 /** Uptime after which a master's death is not part of a crash loop, ms. */
 export const VASSAL_HEALTHY_MS = 30_000;
@@ -45,7 +53,13 @@ export const VASSAL_HEALTHY_MS = 30_000;
  *   vassal then waits in `config-error` for its file to change; any other error counts as
  *   a failed start (respawned with backoff)
  */
-export type SpawnMaster = (file: VassalFile) => WorkerChild;
+export type SpawnMaster = (file: VassalFile, onDemand?: OnDemandHandoff) => WorkerChild;
+
+/** What an on-demand vassal's master gets: the listening socket for its fd 0, and its name. */
+export interface OnDemandHandoff {
+  readonly fd: number;
+  readonly name: string;
+}
 
 /** Options for {@link Vassal}. */
 export interface VassalOptions {
@@ -58,6 +72,8 @@ export interface VassalOptions {
   readonly healthyMs?: number;
   /** @default systemClock */
   readonly clock?: Clock;
+  /** The socket of an on-demand vassal (`emperor-on-demand-*`): started by its first connection. */
+  readonly onDemand?: OnDemandSocket | undefined;
 }
 
 /** The backoff for a vassal: doubling from `emperor-throttle`, cursed once it reaches `emperor-max-throttle`. */
@@ -84,6 +100,10 @@ export interface AdoptedRecord {
   readonly lastMod: number;
   readonly firstRun: number;
   readonly lastRun: number;
+}
+
+function isClosable(value: unknown): value is { close(): void } {
+  return typeof value === 'object' && value !== null && typeof (value as { close?: unknown }).close === 'function';
 }
 
 /** One vassal. */
@@ -120,6 +140,14 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   lastError = '';
   /** What the running master reported before exiting {@link ExitCode.CONFIG} (its `config-error` message). */
   #configError: string | undefined;
+  /** The on-demand socket, if this vassal is on demand. */
+  readonly onDemand: OnDemandSocket | undefined;
+  /** Masters started by a connection on the on-demand socket. */
+  coldStarts = 0;
+  /** The running master said it exits for `idle` (uWSGI byte 22), with the socket it sent back. */
+  #idleExit: { readonly handle: unknown } | undefined;
+  /** Connections the emperor accepted, waiting for a throttled respawn. */
+  readonly #waitingClients: net.Socket[] = [];
 
   constructor(file: VassalFile, options: VassalOptions) {
     super();
@@ -129,6 +157,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.#logger = options.logger.child({ vassal: file.name });
     this.#clock = options.clock ?? systemClock;
     this.#backoffOptions = vassalBackoff(options.throttleMs, options.maxThrottleMs, options.healthyMs);
+    this.onDemand = options.onDemand;
   }
 
   get file(): VassalFile {
@@ -162,14 +191,117 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.emit('change');
   }
 
-  /** Spawns the master. */
+  /** The vassal cannot run as its file is (`message`, logged once): it waits for the file to change. */
+  refuse(message: string): void {
+    this.lastError = message;
+    this.#logger.error({ file: this.#file.path }, message);
+    this.#setState('config-error');
+  }
+
+  /** Spawns the master; an on-demand vassal waits for a connection on its socket instead. */
   start(): void {
     if (this.#stopping) return;
+    if (this.onDemand !== undefined) {
+      this.#clearTimer();
+      this.#waitOnDemand(false);
+      return;
+    }
+    this.#spawn();
+  }
+
+  /**
+   * Binds (or keeps) the on-demand socket and waits for its first connection. A socket
+   * that cannot be bound is one error line naming the file and the socket; the vassal
+   * then waits in `config-error` for its file to change.
+   */
+  #waitOnDemand(back: boolean, attempt = 0): void {
+    const socket = this.onDemand;
+    if (socket === undefined || this.#stopping) return;
+    try {
+      socket.open();
+    } catch (err) {
+      // After a crash, the master's workers may hold a TCP port for a moment longer.
+      if (back && (err as Error).message.includes('address already in use') && attempt < REBIND_ATTEMPTS) {
+        this.#setState('throttled');
+        this.#timer = this.#clock.setTimeout(() => {
+          this.#timer = undefined;
+          this.#waitOnDemand(true, attempt + 1);
+        }, REBIND_RETRY_MS);
+        return;
+      }
+      this.lastError = (err as Error).message;
+      this.#logger.error({ code: (err as { code?: string }).code, file: this.#file.path, on_demand: socket.name }, this.lastError);
+      this.#setState('config-error');
+      return;
+    }
+    socket.arm((client) => this.#coldStart(client));
+    // uWSGI's lines (core/emperor.c), without its `[uwsgi-emperor]` prefix.
+    this.#logger.info(
+      { file: this.#file.path, on_demand: socket.name },
+      back
+        ? `${this.name} -> back to "on demand" mode, waiting for connections on socket "${socket.name}" ...`
+        : `${this.name} -> "on demand" instance detected, waiting for connections on socket "${socket.name}" ...`,
+    );
+    this.#setState('on-demand');
+  }
+
+  /**
+   * A connection the emperor accepted on the on-demand socket: start the master (no
+   * sooner than a pending respawn delay allows; connections meanwhile wait with this
+   * one) and relay the connections to it.
+   */
+  #coldStart(client: net.Socket): void {
+    if (this.onDemand === undefined || this.#stopping) {
+      client.destroy();
+      return;
+    }
+    client.pause();
+    this.#waitingClients.push(client);
+    if (this.#timer !== undefined) return; // a delayed start is coming
+    const waitMs = this.nextAttemptAt - this.#clock.now();
+    if (waitMs > 0) {
+      // A master that crashed is not restarted faster than its backoff allows.
+      this.#timer = this.#clock.setTimeout(() => {
+        this.#timer = undefined;
+        this.nextAttemptAt = 0;
+        this.#launchOnDemand();
+      }, waitMs);
+      return;
+    }
+    this.#launchOnDemand();
+  }
+
+  #launchOnDemand(): void {
+    const socket = this.onDemand;
+    const clients = this.#waitingClients.splice(0);
+    if (socket === undefined || this.#stopping || !socket.isOpen) {
+      for (const c of clients) c.destroy();
+      return;
+    }
+    this.coldStarts += 1;
+    this.#spawn({ fd: socket.fd, name: socket.name });
+    if (this.#child === undefined) {
+      for (const c of clients) c.destroy();
+      // Not allowed to run as its file asks: the socket closes (connections are refused,
+      // not reset) until the file changes. Any other failed spawn went through the exit
+      // path, which waits on the socket again.
+      if (this.#state === 'config-error') socket.close(false);
+      return;
+    }
+    // The master holds the socket now: the next connections are its workers'.
+    socket.release();
+    for (const c of clients) {
+      socket.relay(c);
+      c.resume();
+    }
+  }
+
+  #spawn(onDemand?: OnDemandHandoff): void {
     this.#clearTimer();
     const now = this.#clock.now();
     let child: WorkerChild;
     try {
-      child = this.#options.spawn(this.#file);
+      child = this.#options.spawn(this.#file, onDemand);
     } catch (err) {
       this.lastError = (err as Error).message;
       if (err instanceof PrivilegeError) {
@@ -185,6 +317,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     }
     this.#child = child;
     this.#configError = undefined;
+    this.#idleExit = undefined;
     this.born = now;
     this.lastMod = this.#file.fingerprint.mtimeMs;
     this.lastRun = now;
@@ -194,7 +327,10 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.loyal = false;
     this.lastHeartbeat = 0;
     this.#setState('starting');
-    this.#logger.info({ master_pid: child.pid, file: this.#file.path }, `vassal ${this.name} started (master pid ${child.pid})`);
+    this.#logger.info(
+      { master_pid: child.pid, file: this.#file.path, ...(onDemand === undefined ? {} : { on_demand: onDemand.name }) },
+      `vassal ${this.name} started (master pid ${child.pid})${onDemand === undefined ? '' : ` by a connection on "${onDemand.name}"`}`,
+    );
     this.#attach(child);
   }
 
@@ -225,7 +361,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   }
 
   #attach(child: WorkerChild): void {
-    child.on('message', (raw) => this.#onMessage(raw, child));
+    child.on('message', (raw, handle) => this.#onMessage(raw, child, handle));
     child.once('exit', (exit) => this.#onExit(exit, this.#clock.now()));
     if (this.#backoff.failures > 0) {
       const healthyMs = this.#backoffOptions.healthyMs;
@@ -240,7 +376,7 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     }
   }
 
-  #onMessage(raw: unknown, from: WorkerChild): void {
+  #onMessage(raw: unknown, from: WorkerChild, handle?: unknown): void {
     let message;
     try {
       message = parseMasterToEmperor(raw);
@@ -271,6 +407,12 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
         if (this.#state === 'reloading') this.#setState('ready');
         if (!message.ok) this.lastError = 'the last reload was abandoned; the previous workers kept serving';
         return;
+      case 'idle':
+        if (this.#child !== from) return;
+        // uWSGI byte 22: a voluntary exit follows; not a crash.
+        this.#idleExit = { handle };
+        this.#logger.info(`vassal ${this.name} is idle and exits${this.onDemand === undefined ? '' : '; its socket goes back to the emperor'}`);
+        return;
       case 'config-error':
         if (this.#child !== undefined && this.#child !== from) return; // from a master already replaced
         this.#configError = message.message;
@@ -294,12 +436,29 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.#healthyTimer = undefined;
     this.ready = false;
     this.accepting = false;
+    const idleExit = this.#idleExit;
+    this.#idleExit = undefined;
     if (this.#stopping) {
+      if (idleExit !== undefined && isClosable(idleExit.handle)) idleExit.handle.close();
       this.#logger.info({ exit_code: exit.code, signal: exit.signal }, `vassal ${this.name} stopped (${describeExit(exit)})`);
       this.#setState('dead');
       this.emit('dead');
       return;
     }
+    if (idleExit !== undefined && exit.code === 0) {
+      if (this.onDemand !== undefined) {
+        // Its socket came back with the message (connections meanwhile wait in its queue);
+        // without it (an older master), bind it again.
+        this.onDemand.adopt(idleExit.handle);
+        this.#waitOnDemand(true);
+        return;
+      }
+      this.#logger.info(`vassal ${this.name} stopped for idle (die-on-idle); it starts again when its file changes`);
+      this.#setState('idle');
+      return;
+    }
+    // Said it was idle, then failed: the socket it sent back is of no use (the crash path binds anew).
+    if (idleExit !== undefined && isClosable(idleExit.handle)) idleExit.handle.close();
     if (exit.code === ExitCode.CONFIG) {
       const row = this.#file.kind === 'row';
       this.lastError = this.#configError ??
@@ -323,6 +482,11 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
       `vassal ${this.name} master died: ${describeExit(exit)} after ${(uptime / 1000).toFixed(1)} s; ` +
         (cursed ? `cursed after ${this.#backoff.failures} failures in a row, retrying every ${(delay / 1000).toFixed(1)} s` : delay === 0 ? 'respawning' : `respawning in ${(delay / 1000).toFixed(1)} s`),
     );
+    if (this.onDemand !== undefined) {
+      // Back on the socket at once; the next connection starts it, no sooner than the backoff allows.
+      this.#waitOnDemand(true);
+      return;
+    }
     this.#setState(cursed ? 'cursed' : 'throttled');
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
@@ -381,6 +545,11 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
       }
       return;
     }
+    if (this.onDemand !== undefined && this.#state === 'on-demand') {
+      this.lastMod = file.fingerprint.mtimeMs;
+      this.#logger.info(`updated configuration for "on demand" instance ${this.name}`);
+      return;
+    }
     this.#backoff = INITIAL_BACKOFF;
     this.cursedAt = 0;
     this.lastError = '';
@@ -404,6 +573,9 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
   stop(mercyMs = VASSAL_STOP_MERCY_MS): Promise<void> {
     this.#stopping = true;
     this.#clearTimer();
+    for (const c of this.#waitingClients.splice(0)) c.destroy();
+    // The vassal is going: its socket (and a unix socket's file) with it.
+    this.onDemand?.close(true);
     const child = this.#child;
     if (child === undefined || child.isDead()) {
       this.#child = undefined;
@@ -415,6 +587,15 @@ export class Vassal extends EventEmitter<{ dead: []; change: [] }> implements Kn
     this.#setState('stopping');
     const stop: EmperorToMaster = { v: 1, type: 'stop' };
     return child.stop({ message: stop, signal: 'SIGTERM', mercyMs }).then(() => undefined);
+  }
+
+  /**
+   * Lets go of the on-demand socket without removing a unix socket's file: the emperor
+   * hands over to a next one (issue 19), which binds it again (a unix socket file is
+   * removed and bound anew; connections in the old queue are lost).
+   */
+  releaseOnDemand(): void {
+    this.onDemand?.close(false);
   }
 
   /** Kills the master now. */

@@ -46,7 +46,7 @@ export interface StopOptions {
 }
 
 /** The events of a supervised child: raw IPC messages (the owner parses them) and its one exit. */
-export type ChildEvents = { message: [unknown]; exit: [ExitInfo] };
+export type ChildEvents = { message: [message: unknown, handle?: unknown]; exit: [ExitInfo] };
 
 /**
  * A process as its supervisor sees it: what the emperor needs of a vassal master and a
@@ -119,7 +119,7 @@ export class Child extends EventEmitter<ChildEvents> implements WorkerChild {
         if (proc.pid === undefined) ended({ code: null, signal: null, spawnError: err.message });
       });
     });
-    proc.on('message', (m) => this.emit('message', m));
+    proc.on('message', (m, handle) => this.emit('message', m, handle));
   }
 
   /** The pid; 0 if the spawn failed. */

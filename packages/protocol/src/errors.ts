@@ -192,7 +192,7 @@ export class PrivilegeError extends EmperorError {
 
 // --- the vassal master: sockets and workers -----------------------------------------
 
-/** A vassal socket, or a stats socket the emperor binds before dropping privileges, cannot be bound: the message names the address and the reason. */
+/** A vassal socket, a stats socket the emperor binds before dropping privileges, or an on-demand vassal's socket cannot be bound: the message names the address and the reason. */
 export class SocketBindError extends EmperorError {
   readonly code = 'ERR_SOCKET_BIND' as const;
 }
@@ -358,8 +358,8 @@ export const ERRORS = registry({
   },
   ERR_SOCKET_BIND: {
     errorClass: SocketBindError,
-    thrownFrom: ['packages/process/src/stats-server.ts', 'packages/vassal/src/master/sockets.ts'],
-    meaning: 'The vassal master could not bind one of its sockets, or the emperor one of its stats sockets before dropping privileges.',
+    thrownFrom: ['packages/emperor/src/on-demand.ts', 'packages/process/src/stats-server.ts', 'packages/vassal/src/master/sockets.ts'],
+    meaning: 'The vassal master could not bind one of its sockets, or the emperor one of its stats sockets before dropping privileges, or an on-demand vassal\'s socket.',
   },
   ERR_PRIVILEGE: {
     errorClass: PrivilegeError,

@@ -41,7 +41,15 @@ export type MasterToEmperor =
    * vassal's `last_error`. Added within version 1: an emperor that predates it logs an
    * unknown message type and still sees the exit code, so the version did not change.
    */
-  | { readonly v: 1; readonly type: 'config-error'; readonly code: string; readonly message: string };
+  | { readonly v: 1; readonly type: 'config-error'; readonly code: string; readonly message: string }
+  /**
+   * Voluntary shutdown (uWSGI byte 22): `idle` with `die-on-idle` found no request for
+   * that long; the master exits 0 right after. An on-demand vassal's master sends the
+   * listening socket it got on fd 0 back with it (as the message's handle), so the
+   * emperor waits on it again with no moment where a connection is refused. Added within
+   * version 1: an older emperor logs an unknown message type and sees an exit 0.
+   */
+  | { readonly v: 1; readonly type: 'idle' };
 
 /** Vassal master → worker. */
 export type MasterToWorker =
@@ -155,6 +163,7 @@ export function parseMasterToEmperor(raw: unknown): MasterToEmperor {
     heartbeat: always,
     reloaded: (m) => typeof m.ok === 'boolean',
     'config-error': (m) => typeof m.code === 'string' && typeof m.message === 'string',
+    idle: always,
   });
 }
 

@@ -146,6 +146,7 @@ export interface EmperorVassalStats {
   /** Unix seconds when the vassal was cursed, 0 when not. */
   cursed: number;
   zerg: number;
+  /** The socket an on-demand vassal waits on (`emperor-on-demand-*`), "" when it is not on demand. */
   on_demand: string;
   uid: number;
   gid: number;
@@ -161,6 +162,8 @@ export interface EmperorVassalStats {
   throttle_ms: number;
   /** ours: the last error (config error, exit status), "" if none. */
   last_error: string;
+  /** ours: how many times an on-demand vassal was started by a connection on its socket. */
+  cold_starts: number;
 }
 
 /** One entry of the emperor's `blacklist[]` (vassals that failed and are being throttled). */

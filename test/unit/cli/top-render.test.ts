@@ -116,8 +116,8 @@ test('an emperor: vassals with state, pid, readiness, respawns, uptime and last 
   assert.match(screen, /^emperor · version 0\.1\.0 · pid 100 · watching \/etc\/emperor\.d · tyrant off$/m);
   assert.match(screen, /^2 vassals: 1 ready, 1 cursed · respawns 9$/m);
   assert.deepEqual(rows(screen), [
-    ['blog.xml', 'cursed', '-', 'no', 'no', '7', '-', 'master exit code 69'],
-    ['shop.ini', 'ready', '200', 'yes', 'yes', '2', '1h02m'],
+    ['blog.xml', 'cursed', '-', 'no', 'no', '7', '-', '-', 'master exit code 69'],
+    ['shop.ini', 'ready', '200', 'yes', 'yes', '2', '-', '1h02m'],
   ]);
   const byRespawns = rows(renderTop(sample(emperor), undefined, { ...wide, sort: { column: 'RESPAWNS', descending: false } }));
   assert.deepEqual(byRespawns.map((r) => r[0]), ['shop.ini', 'blog.xml']);
@@ -125,7 +125,25 @@ test('an emperor: vassals with state, pid, readiness, respawns, uptime and last 
 
 test('uWSGI\'s emperor document: only id and pid are sure to be there', () => {
   const screen = renderTop(sample({ version: '2.0.30', pid: 12192, emperor: ['/etc/uwsgi/vassals'], emperor_tyrant: 0, vassals: [{ id: 'good.ini', pid: 12194 }] }), undefined, wide);
-  assert.deepEqual(rows(screen), [['good.ini', '-', '12194', '-', '-', '-', '-']]);
+  assert.deepEqual(rows(screen), [['good.ini', '-', '12194', '-', '-', '-', '-', '-']]);
+});
+
+test('on-demand vassals show as `on demand`, with their cold starts (ours, and uWSGI\'s document by its on_demand and pid -1)', () => {
+  const emperor = {
+    version: '0.1.0', pid: 100, emperor: ['/etc/emperor.d'], emperor_tyrant: 0,
+    vassals: [
+      { id: 'a.ini', pid: -1, born: 0, ready: 0, loyal: 0, respawns: 0, state: 'on-demand', on_demand: '/run/a.sock', cold_starts: 3, last_error: '' },
+      { id: 'b.ini', pid: 300, born: T0 / 1000 - 5, ready: 1, loyal: 1, respawns: 0, state: 'ready', on_demand: '127.0.0.1:9000', cold_starts: 1, last_error: '' },
+    ],
+  };
+  const screen = renderTop(sample(emperor), undefined, wide);
+  assert.match(screen, /^2 vassals: 1 on demand, 1 ready · respawns 0$/m);
+  assert.deepEqual(rows(screen), [
+    ['a.ini', 'on demand', '-', 'no', 'no', '0', '3', '-'],
+    ['b.ini', 'ready', '300', 'yes', 'yes', '0', '1', '5.0s'],
+  ]);
+  const uwsgi = renderTop(sample({ version: '2.0.30', pid: 1, emperor: ['/v'], vassals: [{ id: 'od.ini', pid: -1, on_demand: '/tmp/od.sock' }] }), undefined, wide);
+  assert.equal(rows(uwsgi)[0]?.[1], 'on demand');
 });
 
 test('a document that is neither kind is refused with a coded error', () => {

@@ -55,7 +55,7 @@ function vassal(id: string, state: string, over: Partial<EmperorVassalStats> = {
   return {
     id, pid: 300, born: 1_795_315_000, last_mod: 0, last_heartbeat: 0, loyal: 1, ready: 1, accepting: 1, last_loyal: 0, last_ready: 0,
     last_accepting: 0, first_run: 0, last_run: 0, cursed: 0, zerg: 0, on_demand: '', uid: 0, gid: 0, monitor: '/etc/emperor.d', respawns: 0,
-    state, path: `/etc/emperor.d/${id}`, throttle_ms: 0, last_error: '', ...over,
+    state, path: `/etc/emperor.d/${id}`, throttle_ms: 0, last_error: '', cold_starts: 0, ...over,
   };
 }
 

@@ -6,7 +6,7 @@ const T0 = 1_800_000_000_000;
 const base: CheaperConfig = {
   processes: 8, cheaper: 2, cheaperInitial: 2, cheaperStep: 1, cheaperAlgo: 'spare', cheaperOverload: 3,
   cheaperBusyness: { max: 50, min: 25, multiplier: 10, penalty: 2, verbose: false, backlogAlert: 33, backlogMultiplier: 3, backlogStep: 1, backlogNonzeroMs: 60_000 },
-  cheaperRssLimitSoftBytes: 0, cheaperRssLimitHardBytes: 0, idleMs: 0,
+  cheaperRssLimitSoftBytes: 0, cheaperRssLimitHardBytes: 0, idleMs: 0, dieOnIdle: false,
 };
 const w = (id: number, busy: boolean, runningTimeUs = 0, rss = 50e6): CheaperWorker => ({ id, pid: 1000 + id, busy, runningTimeUs, rss });
 const pool = (active: CheaperWorker[], over: Partial<CheaperPool> = {}): CheaperPool => ({ active, cheaped: 8 - active.length, backlog: 0, lastRequestEndMs: T0, ...over });
@@ -104,24 +104,37 @@ test('rss limits: over the hard limit one worker is cheaped; over the soft limit
   assert.deepEqual(run({ ...base, cheaperRssLimitSoftBytes: 800e6 }, Array(5).fill(fat)).deltas, [0, 0, 0, 0, 0]);
 });
 
-test('idle: no request for `idle` seconds shrinks to the minimum; any sign of traffic grows back', () => {
+test('idle: no request for `idle` seconds stops every worker (cheap mode); any sign of traffic spawns them again', () => {
   // A large cheaper-overload keeps spare from cheaping the surplus itself, to isolate `idle`.
   const c = { ...base, idleMs: 5000, cheaper: 2, cheaperInitial: 4, cheaperOverload: 100 };
   const quiet = (over: Partial<CheaperPool> = {}) => pool([w(1, false), w(2, false), w(3, false), w(4, false)], { lastRequestEndMs: T0, ...over });
   const r = run(c, [quiet(), quiet(), quiet(), quiet(), quiet()]);
-  assert.deepEqual(r.deltas, [0, 0, 0, 0, -2]);
+  assert.deepEqual(r.deltas, [0, 0, 0, 0, -4]);
   assert.ok(r.state.idleSince > 0);
-  const shrunk = (over: Partial<CheaperPool> = {}) => pool([w(1, false), w(2, false)], { lastRequestEndMs: T0, ...over });
-  assert.deepEqual(run(c, [shrunk(), shrunk()], r.state).deltas, [0, 0], 'stays small while quiet');
-  assert.deepEqual(run(c, [shrunk({ backlog: 1 })], r.state).deltas, [2], 'a waiting connection wakes it');
-  assert.deepEqual(run(c, [pool([w(1, true), w(2, false)])], r.state).deltas, [2], 'a busy worker wakes it');
-  assert.deepEqual(run(c, [shrunk({ lastRequestEndMs: T0 + 9000 })], r.state).deltas, [2], 'a completed request wakes it');
+  const cheap = (over: Partial<CheaperPool> = {}) => pool([], { lastRequestEndMs: T0, ...over });
+  assert.deepEqual(run(c, [cheap(), cheap()], r.state).deltas, [0, 0], 'stays cheap while quiet');
+  assert.deepEqual(run(c, [cheap({ backlog: 1 })], r.state).deltas, [4], 'a waiting connection wakes cheaper-initial workers');
+  assert.deepEqual(run(c, [quiet({ lastRequestEndMs: T0 + 1000 })], r.state).deltas, [0], 'a request finished by a stopping worker wakes nothing more');
 });
 
-test('idle without cheaper keeps one worker and grows back to `processes`', () => {
+test('idle without cheaper stops every worker and wakes `processes` of them', () => {
   const c = { ...base, cheaper: 0, cheaperInitial: 8, processes: 3, idleMs: 2000 };
   const three = pool([w(1, false), w(2, false), w(3, false)], { cheaped: 0 });
   const r = run(c, [three, three]);
-  assert.deepEqual(r.deltas, [0, -2]);
-  assert.deepEqual(run(c, [pool([w(1, true)], { cheaped: 2 })], r.state).deltas, [2]);
+  assert.deepEqual(r.deltas, [0, -3]);
+  assert.deepEqual(run(c, [pool([], { cheaped: 3, backlog: 2 })], r.state).deltas, [3]);
+});
+
+test('idle with die-on-idle: the decision is to exit, not to stop the workers', () => {
+  const c = { ...base, cheaper: 0, cheaperInitial: 8, processes: 2, idleMs: 2000, dieOnIdle: true };
+  const two = pool([w(1, false), w(2, false)], { cheaped: 0 });
+  const [, first] = cheaperCheck(initialCheaperState(c, T0), two, c, T0 + 1000);
+  assert.equal(first.reason, '');
+  const [state, d] = cheaperCheck(initialCheaperState(c, T0), two, c, T0 + 2000);
+  assert.equal(d.reason, 'die-on-idle');
+  assert.equal(d.delta, 0);
+  assert.match(d.message, /^workers have been inactive for more than 2 seconds \(\d+-\d+\)$/);
+  assert.ok(state.idleSince > 0);
+  const [, busy] = cheaperCheck(initialCheaperState(c, T0), pool([w(1, true), w(2, false)], { cheaped: 0 }), c, T0 + 9000);
+  assert.equal(busy.reason, '', 'never while a request is in flight');
 });

@@ -53,6 +53,10 @@ export interface TopVassal {
   readonly born: number;
   readonly ready: number;
   readonly loyal: number;
+  /** `on_demand`: the socket an on-demand vassal waits on; "" when it is not on demand. */
+  readonly onDemand: string;
+  /** Emperor's `cold_starts`: starts by a connection on the on-demand socket; -1 when absent. */
+  readonly coldStarts: number;
   readonly lastError: string;
 }
 
@@ -98,6 +102,8 @@ export function toView(doc: unknown): VassalView | EmperorView {
         ready: num(v, 'ready', -1),
         loyal: num(v, 'loyal', -1),
         lastError: str(v, 'last_error'),
+        onDemand: str(v, 'on_demand'),
+        coldStarts: num(v, 'cold_starts', -1),
       })),
     };
   }

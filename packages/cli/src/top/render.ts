@@ -78,13 +78,24 @@ const WORKER_COLUMNS: readonly Column<WorkerRow>[] = [
   { header: 'LastSpwn', align: 'right', keep: 0, cell: (r) => clock(r.w.lastSpawn), key: (r) => r.w.lastSpawn },
 ];
 
+/**
+ * A vassal's state as shown: an on-demand vassal waiting on its socket is `on demand`
+ * (uWSGI's words; also for uWSGI's own document, which has no state but `on_demand` and
+ * pid -1).
+ */
+function vassalState(v: EmperorView['vassals'][number]): string {
+  if (v.state === 'on-demand' || (v.state === '' && v.onDemand !== '' && v.pid <= 0)) return 'on demand';
+  return v.state || '-';
+}
+
 const VASSAL_COLUMNS: readonly Column<VassalRow>[] = [
   { header: 'VASSAL', align: 'left', keep: Infinity, maxWidth: 40, cell: (r) => r.v.id, key: (r) => r.v.id },
-  { header: 'STATE', align: 'left', keep: Infinity, cell: (r) => r.v.state || '-', key: (r) => r.v.state },
+  { header: 'STATE', align: 'left', keep: Infinity, cell: (r) => vassalState(r.v), key: (r) => vassalState(r.v) },
   { header: 'PID', align: 'right', keep: Infinity, cell: (r) => (r.v.pid > 0 ? String(r.v.pid) : '-'), key: (r) => r.v.pid },
   { header: 'READY', align: 'right', keep: 3, cell: (r) => flag(r.v.ready), key: (r) => r.v.ready },
   { header: 'LOYAL', align: 'right', keep: 2, cell: (r) => flag(r.v.loyal), key: (r) => r.v.loyal },
   { header: 'RESPAWNS', align: 'right', keep: 4, cell: (r) => (r.v.respawns < 0 ? '-' : String(r.v.respawns)), key: (r) => r.v.respawns },
+  { header: 'COLD', align: 'right', keep: 2, cell: (r) => (r.v.coldStarts < 0 || r.v.onDemand === '' ? '-' : String(r.v.coldStarts)), key: (r) => r.v.coldStarts },
   { header: 'UPTIME', align: 'right', keep: 5, cell: (r) => (r.uptime < 0 ? '-' : duration(r.uptime * 1e6)), key: (r) => r.uptime },
   { header: 'LAST ERROR', align: 'left', keep: 1, cell: (r) => r.v.lastError, key: (r) => r.v.lastError },
 ];
@@ -186,7 +197,10 @@ function emperorHead(view: EmperorView, current: TopSample, options: TopOptions)
   const now = current.atMs / 1000;
   const rows: VassalRow[] = view.vassals.map((v) => ({ v, uptime: v.pid > 0 && v.born > 0 ? Math.max(0, Math.floor(now - v.born)) : -1 }));
   const states = new Map<string, number>();
-  for (const v of view.vassals) states.set(v.state || 'unknown', (states.get(v.state || 'unknown') ?? 0) + 1);
+  for (const v of view.vassals) {
+    const state = vassalState(v) === '-' ? 'unknown' : vassalState(v);
+    states.set(state, (states.get(state) ?? 0) + 1);
+  }
   const title = ['emperor', `version ${view.version || '?'}`, `pid ${view.pid}`, `watching ${view.emperor.join(', ') || '-'}`, `tyrant ${view.tyrant ? 'on' : 'off'}`, options.address ?? '']
     .filter((s) => s !== '')
     .join(' · ');

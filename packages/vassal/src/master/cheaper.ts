@@ -23,6 +23,7 @@ export type CheaperConfig = Pick<
   | 'cheaperRssLimitSoftBytes'
   | 'cheaperRssLimitHardBytes'
   | 'idleMs'
+  | 'dieOnIdle'
 >;
 
 /** One running (not cheap) worker as the algorithms see it. */
@@ -58,7 +59,7 @@ export interface CheaperState {
   readonly overloadCount: number;
   /** spare: checks with an idle surplus. */
   readonly idleCount: number;
-  /** `idle`: the pool was shrunk for inactivity at this epoch ms; 0 when not. */
+  /** `idle`: cheap mode (every worker stopped for inactivity) since this epoch ms; 0 when not. */
   readonly idleSince: number;
   readonly busyness: BusynessState;
 }
@@ -89,7 +90,7 @@ export interface BusynessState {
 /** What to do now: spawn `delta` workers (> 0), cheap `-delta` idle workers (< 0), or nothing. */
 export interface CheaperDecision {
   readonly delta: number;
-  /** Short cause for logs and stats (`spare`, `backlog`, `busyness`, `idle`, `idle-wake`, `rss-limit-hard`). */
+  /** Short cause for logs and stats (`spare`, `backlog`, `busyness`, `idle`, `idle-wake`, `die-on-idle`, `rss-limit-hard`). */
   readonly reason: string;
   /** A log line when the decision deserves one (uWSGI's wording where it has one). */
   readonly message: string;
@@ -121,16 +122,13 @@ function stepOf(config: CheaperConfig): number {
   return Math.max(1, config.cheaperStep);
 }
 
-/** The smallest pool: `cheaper`, or 1 when only `idle` is set (we never go to zero workers). */
-export function minimumWorkers(config: CheaperConfig): number {
-  return config.cheaper > 0 ? config.cheaper : 1;
-}
-
 /**
- * One check (once per master tick, never during a reload). `idle` comes first: a pool
- * shrunk for inactivity grows back to `cheaper-initial` (or `processes` without
- * cheaper) as soon as any worker is busy, a request completes or a connection waits.
- * Then the RSS limits, then the algorithm.
+ * One check (once per master tick, never during a reload). `idle` comes first (uWSGI
+ * core/master_checks.c `uwsgi_master_check_idle`): after `idle` without a completed
+ * request and with no worker busy, every worker stops (cheap mode; with `die-on-idle`
+ * the decision has reason `die-on-idle` and the master exits instead); in cheap mode the
+ * first waiting connection spawns `cheaper-initial` workers (or `processes` without
+ * cheaper). Then the RSS limits, then the algorithm.
  */
 export function cheaperCheck(state: CheaperState, pool: CheaperPool, config: CheaperConfig, now: number): [CheaperState, CheaperDecision] {
   const active = pool.active.length;
@@ -143,22 +141,17 @@ export function cheaperCheck(state: CheaperState, pool: CheaperPool, config: Che
         const delta = Math.min(Math.max(0, target - active), pool.cheaped);
         return [
           { ...state, idleSince: 0, overloadCount: 0, idleCount: 0 },
-          { delta, reason: 'idle-wake', message: `traffic is back after idling: spawning ${delta} worker(s)` },
+          { delta, reason: 'idle-wake', message: `cheap mode disabled: a connection is waiting; spawning ${delta} worker(s)` },
         ];
       }
       return [state, NOTHING];
     }
     const since = Math.max(pool.lastRequestEndMs, state.startedAt);
-    const min = minimumWorkers(config);
-    if (!anyBusy && pool.backlog === 0 && now - since >= config.idleMs && active > min) {
-      return [
-        { ...state, idleSince: now },
-        {
-          delta: min - active,
-          reason: 'idle',
-          message: `workers have been inactive for more than ${config.idleMs / 1000} seconds (${Math.floor((now - since) / 1000)}): keeping ${min}`,
-        },
-      ];
+    if (!anyBusy && pool.backlog === 0 && now - since >= config.idleMs && active > 0) {
+      // uWSGI's line: `workers have been inactive for more than N seconds (now-last)`.
+      const message = `workers have been inactive for more than ${config.idleMs / 1000} seconds (${Math.floor(now / 1000)}-${Math.floor(since / 1000)})`;
+      if (config.dieOnIdle) return [{ ...state, idleSince: now }, { delta: 0, reason: 'die-on-idle', message }];
+      return [{ ...state, idleSince: now }, { delta: -active, reason: 'idle', message }];
     }
   }
   if (config.cheaper <= 0) return [state, NOTHING];

@@ -5,7 +5,7 @@
  */
 import type { Clock, Logger } from '@emperor/process';
 import { TICK_MS } from './pool/types.js';
-import type { BoundSocket } from './sockets.js';
+import { pendingUnixConnections, type BoundSocket } from './sockets.js';
 
 /** A full listen queue is logged at most this often, ms (uWSGI logs it every cycle). */
 export const LISTEN_FULL_LOG_MS = 10_000;
@@ -38,6 +38,12 @@ export interface SampleOptions {
   readonly everyTick: boolean;
   /** Some worker has a request in flight or is not accepting. */
   readonly busy: () => boolean;
+  /**
+   * `idle`'s cheap mode: no worker runs, so connections waiting on unix sockets are
+   * counted too (from /proc/net/unix, see pendingUnixConnections), for the first one to
+   * wake the workers. @default false
+   */
+  readonly cheap?: boolean;
 }
 
 /** The accept queues of one master's sockets. */
@@ -53,6 +59,8 @@ export class ListenQueues {
   #readAt = 0;
   #lastFullLog = 0;
   #fullSince = 0;
+  /** Connections waiting on the unix sockets, read only in cheap mode; 0 otherwise. */
+  #unixPending = 0;
 
   constructor(logger: Logger, clock: Clock, read: (inodes: ReadonlySet<number>) => Promise<ReadonlyMap<number, number>>) {
     this.#logger = logger;
@@ -69,6 +77,7 @@ export class ListenQueues {
   sample(sockets: readonly BoundSocket[], options: SampleOptions): Promise<void> {
     const now = this.#clock.now();
     if (this.#reading !== undefined) return this.#reading;
+    this.#unixPending = options.cheap === true ? pendingUnixConnections(new Set(sockets.filter((s) => !s.tcp).map((s) => s.inode))) : 0;
     if (now < this.#nextRead || (!options.everyTick && (now - this.#readAt < QUEUE_SAMPLE_IDLE_MS || !options.busy()))) return Promise.resolve();
     return this.#start(sockets);
   }
@@ -118,9 +127,9 @@ export class ListenQueues {
     this.#fullSince = 0;
   }
 
-  /** The largest accept queue over the sockets, from the last reading. */
+  /** The largest accept queue over the sockets, from the last reading (in cheap mode, unix sockets' waiting connections too). */
   backlog(): number {
-    let max = 0;
+    let max = this.#unixPending;
     for (const q of this.#queues.values()) max = Math.max(max, q.queue);
     return max;
   }

@@ -4,6 +4,7 @@
  * (`emperor --ini FILE`, like `uwsgi --ini FILE`).
  */
 import { fchownSync } from 'node:fs';
+import net from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMMAND_LINE, formatListenAddress, formatWarning, loadVassalConfig, resolveVassalConfig, type ConfigWarning, type LoadedConfig, type RawOption, type VassalConfig } from '@emperor/config';
@@ -50,6 +51,12 @@ export interface RunVassalOptions {
    * {@link runVassal} finds it out itself when it runs standalone.
    */
   readonly stdinSocket?: boolean;
+  /**
+   * The emperor started this master on demand: the listening socket on fd 0 is the one
+   * it bound, with this name (`ResolveVassalConfigOptions.onDemandSocket`). With `idle`
+   * and `die-on-idle`, the master sends it back to the emperor before it exits.
+   */
+  readonly onDemandSocket?: string | undefined;
 }
 
 /**
@@ -65,6 +72,7 @@ function read(file: string | undefined, options: RunVassalOptions): LoadedConfig
         ...(options.inherit ? { inherit: options.inherit } : {}),
         ...(options.overrides ? { overrides: options.overrides } : {}),
         stdinSocket,
+        onDemandSocket: options.onDemandSocket,
       });
   if (options.tyrant !== undefined) enforceTyrant(loaded.config, options.tyrant);
   return loaded;
@@ -121,6 +129,30 @@ function tellEmperorOnce(message: MasterToEmperor): Promise<void> {
       return;
     }
     process.send(message, undefined, {}, () => resolve());
+  });
+}
+
+type CreateServerHandle = (address: string | null, port: number, addressType: number, fd?: number) => object | number;
+
+/**
+ * Sends `idle` (uWSGI byte 22) on the IPC channel and resolves once it is written; an
+ * on-demand master sends its listening socket (fd 0) along as the message's handle, so
+ * the emperor holds it before the master closes its own.
+ */
+function sendIdle(withSocket: boolean): Promise<void> {
+  return new Promise((resolve) => {
+    let handle: object | undefined;
+    if (withSocket) {
+      // Node's cluster makes its handles the same way (not in @types/node).
+      const created = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle(null, 0, 0, 0);
+      if (typeof created !== 'number') handle = created;
+    }
+    const message: MasterToEmperor = { v: 1, type: 'idle' };
+    try {
+      process.send?.(message, handle as net.Server | undefined, {}, () => resolve());
+    } catch {
+      resolve();
+    }
   });
 }
 
@@ -207,6 +239,19 @@ export async function runVassal(file: string | undefined, given: RunVassalOption
     tell({ v: 1, type: 'loyal' });
   });
   master.on('heartbeat', () => tell({ v: 1, type: 'heartbeat' }));
+  master.on('idle', () => {
+    // uWSGI sends byte 22 and waits for the emperor's stop; here the master stops on its
+    // own, after the emperor has the message (and, on demand, the socket back).
+    void (async () => {
+      if (underEmperor && process.connected) {
+        logger.info('idle: telling the emperor (die-on-idle)');
+        await sendIdle(options.onDemandSocket !== undefined);
+      } else if (lease !== undefined) {
+        link.send({ v: 1, type: 'idle' });
+      }
+      await master.stop('die-on-idle');
+    })();
+  });
   master.on('reloaded', (ok) => tell({ v: 1, type: 'reloaded', ok }));
   let stats: StatsServer | undefined;
   let prometheus: StatsServer | undefined;

@@ -146,6 +146,30 @@ export async function inspectSocketFd(fd: number): Promise<OpenSocketInfo | unde
 }
 
 /**
+ * How many connections wait, not yet accepted, on the listening unix sockets whose
+ * inodes are given. /proc/net/unix shows no accept queue, but each waiting connection is
+ * a socket of its own there, with the listener's path and no inode until accept() gives
+ * it one (observed on Linux 5.x/6.x). Used only when no worker runs (`idle`'s cheap
+ * mode), where nothing else could have connected sockets at that path.
+ */
+export function pendingUnixConnections(inodes: ReadonlySet<number>): number {
+  if (inodes.size === 0) return 0;
+  let lines: string[];
+  try {
+    lines = readFileSync('/proc/net/unix', 'latin1').split('\n').slice(1);
+  } catch {
+    return 0;
+  }
+  const paths = new Set<string>();
+  const rows = lines.map((line) => line.trim().split(/\s+/));
+  for (const f of rows) if (f.length >= 8 && inodes.has(Number(f[6]))) paths.add(f.slice(7).join(' '));
+  if (paths.size === 0) return 0;
+  let waiting = 0;
+  for (const f of rows) if (f.length >= 8 && f[6] === '0' && paths.has(f.slice(7).join(' '))) waiting += 1;
+  return waiting;
+}
+
+/**
  * An inherited socket (`fd://N`): used as it is, neither bound nor owned by us; closed
  * with the vassal like the others, never unlinked.
  * @throws SocketBindError when N is not an open socket

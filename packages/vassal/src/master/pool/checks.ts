@@ -107,8 +107,16 @@ export function checkCheaper(d: Draft, backlog: number): void {
   const [next, decision] = cheaperCheck(d.cheaper, { active, cheaped, backlog, lastRequestEndMs }, config, d.now);
   d.cheaper = next;
   if (decision.note !== undefined && config.cheaperBusyness.verbose) d.info(decision.note, { reason: 'busyness' });
+  if (decision.reason === 'die-on-idle') {
+    // The master exits (under the emperor, after telling it: uWSGI byte 22).
+    d.info(decision.message, { reason: decision.reason });
+    d.emit({ event: 'idle' });
+    return;
+  }
   if (decision.delta > 0) growPool(d, decision);
-  else if (decision.delta < 0) shrinkPool(d, decision);
+  else if (decision.delta < 0 && shrinkPool(d, decision) > 0 && decision.reason === 'idle' && active.length + decision.delta <= 0) {
+    d.info('cheap mode enabled: waiting for socket connection...', { reason: 'idle' });
+  }
 }
 
 /** Spawns the lowest cheap ids. */

@@ -5,6 +5,7 @@ export {
   currentOf,
   generationsInUse,
   healthView,
+  inCheapMode,
   isBusy,
   isRetiring,
   masterState,

@@ -230,7 +230,7 @@ export interface LogCommand {
 
 /** Something the master emits (see `MasterEvents`). */
 export type EmitCommand =
-  | { readonly type: 'emit'; readonly event: 'ready' | 'accepting' | 'loyal' | 'heartbeat' }
+  | { readonly type: 'emit'; readonly event: 'ready' | 'accepting' | 'loyal' | 'heartbeat' | 'idle' }
   | { readonly type: 'emit'; readonly event: 'reloaded'; readonly ok: boolean }
   | { readonly type: 'emit'; readonly event: 'touch-logreopen'; readonly file: string }
   | { readonly type: 'emit'; readonly event: 'exit'; readonly code: ExitCode };

@@ -178,3 +178,10 @@ export function generationsInUse(pool: Pick<Pool, 'phase' | 'serving' | 'reload'
   if (pool.reload?.stage.name === 'replacing') out.add(pool.reload.stage.generation);
   return out;
 }
+
+/** `idle`'s cheap mode: every worker was stopped for inactivity; the first waiting connection spawns them again. */
+export function inCheapMode(pool: Pick<Pool, 'cheaper' | 'slots'>): boolean {
+  if (pool.cheaper.idleSince === 0) return false;
+  for (const slot of pool.slots.values()) if (!slot.cheap) return false;
+  return true;
+}

@@ -219,6 +219,34 @@ class RequestLog:
     def request(self, f: Facts) -> None:
         self.write(self.render(f))
 
+    def finished(self, wid: int, n: int, entry: tuple, environ: dict, status: int, rt_us: float, rsize: int,
+                 hcount: int, hsize: int, nvars: int, pktsize: int) -> bool:
+        """Logs one finished request if `wanted` (uWSGI's log_request): its default line, or
+        the `log-format`/JSON line. `entry` is (start ms since the epoch, method, URI), `n`
+        the worker's request count, `rt_us` the duration in µs, `rsize` the body bytes sent
+        and `hsize`/`hcount` the response head's bytes and header count. Shared by the WSGI
+        and the ASGI worker. True when a line was recorded."""
+        if not (self.enabled or self.wanted(status, rt_us, rsize)):
+            return False
+        start_ms, method, uri = entry
+        addr = environ.get("REMOTE_ADDR", "")
+        if self.xff:
+            addr = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip() or addr
+        proto = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
+        user = environ.get("REMOTE_USER", "")
+        if self.plain:
+            second = int(start_ms // 1000)
+            self.default((self.pid, n, n, addr, user, nvars, pktsize,
+                          self.date if second == self.second else self.ctime(second), method, uri, rsize,
+                          round(rt_us) if self.micros else rt_us / 1000, proto, status, hcount, hsize))
+        else:
+            f = Facts()
+            f.pid, f.wid, f.n, f.method, f.uri, f.proto, f.status = self.pid, wid, n, method, uri, proto, status
+            f.addr, f.port, f.user, f.start_ms, f.duration_us = addr, environ.get("REMOTE_PORT", ""), user, start_ms, rt_us
+            f.rsize, f.hsize, f.headers, f.vars, f.pktsize, f.environ = rsize, hsize, hcount, nvars, pktsize, environ
+            self.request(f)
+        return True
+
     def default(self, fields: tuple) -> None:
         """Records a request for uWSGI's line: `fields` are exactly the arguments of
         `self.line` (the date from RequestLog.ctime; µs rounded with log-micros, else ms,

@@ -27,7 +27,7 @@ from .contract import EXIT_APP_LOAD, EXIT_OK, EXIT_UNAVAILABLE, IPC_VERSION, SPE
 from .log import Log, exc_text
 from .mount import manage_script_name
 from .protocols.http import date_clock
-from .request_log import Facts, RequestLog, count_vars
+from .request_log import RequestLog, count_vars
 from .scoreboard import BUSY, IDLE, STARTING, STOPPING, Scoreboard
 from .server import ListenError, Server
 from .template import set_title
@@ -401,24 +401,8 @@ class Worker:
                 return  # (the finally below still releases the lock)
             status = int(response.status[:3]) if response.sent else 0  # type: ignore[index]
             rsize = max(0, response.tx - response.hsize)
-            if log.enabled or log.wanted(status, rt_us, rsize):
-                start_ms, method, uri = entry
-                addr = environ.get("REMOTE_ADDR", "")
-                if log.xff:
-                    addr = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip() or addr
-                proto = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
-                user = environ.get("REMOTE_USER", "")
-                if log.plain:
-                    second = int(start_ms // 1000)
-                    log.default((log.pid, self.requests, self.requests, addr, user, nvars, pktsize,
-                                 log.date if second == log.second else log.ctime(second), method, uri, rsize,
-                                 round(rt_us) if log.micros else rt_us / 1000, proto, status, response.hcount, response.hsize))
-                else:
-                    f = Facts()
-                    f.pid, f.wid, f.n, f.method, f.uri, f.proto, f.status = log.pid, self.spec["id"], self.requests, method, uri, proto, status
-                    f.addr, f.port, f.user, f.start_ms, f.duration_us = addr, environ.get("REMOTE_PORT", ""), user, start_ms, rt_us
-                    f.rsize, f.hsize, f.headers, f.vars, f.pktsize, f.environ = rsize, response.hsize, response.hcount, nvars, pktsize, environ
-                    log.request(f)
+            log.finished(self.spec["id"], self.requests, entry, environ, status, rt_us, rsize,
+                         response.hcount, response.hsize, nvars, pktsize)
         finally:
             if lock is not None:
                 lock.release()

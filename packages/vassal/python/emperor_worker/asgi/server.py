@@ -34,7 +34,7 @@ from ..mount import manage_script_name
 from ..protocols import ProtocolError, make_protocol
 from ..protocols.base import NO_BODY_STATUS, LengthReader
 from ..protocols.http import date_clock
-from ..request_log import Facts, count_vars
+from ..request_log import count_vars
 from ..scoreboard import BUSY, IDLE, STARTING, STOPPING
 from . import websocket as ws
 from .lifespan import Lifespan
@@ -1058,25 +1058,7 @@ class AsgiServer:
             self.stale = True
             self.arm_heartbeat()
         rsize = max(0, tx - hsize)
-        log = self.reqlog
-        if log.enabled or log.wanted(status, rt_us, rsize):
-            start_ms, method, uri = entry
-            addr = environ.get("REMOTE_ADDR", "")
-            if log.xff:
-                addr = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip() or addr
-            proto = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
-            user = environ.get("REMOTE_USER", "")
-            if log.plain:
-                second = int(start_ms // 1000)
-                log.default((log.pid, self.requests, self.requests, addr, user, nvars, pktsize,
-                             log.date if second == log.second else log.ctime(second), method, uri, rsize,
-                             round(rt_us) if log.micros else rt_us / 1000, proto, status, hcount, hsize))
-            else:
-                f = Facts()
-                f.pid, f.wid, f.n, f.method, f.uri, f.proto, f.status = log.pid, self.spec["id"], self.requests, method, uri, proto, status
-                f.addr, f.port, f.user, f.start_ms, f.duration_us = addr, environ.get("REMOTE_PORT", ""), user, start_ms, rt_us
-                f.rsize, f.hsize, f.headers, f.vars, f.pktsize, f.environ = rsize, hsize, hcount, nvars, pktsize, environ
-                log.request(f)
+        if self.reqlog.finished(self.spec["id"], self.requests, entry, environ, status, rt_us, rsize, hcount, hsize, nvars, pktsize):
             self.arm_flush()
 
 

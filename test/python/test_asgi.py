@@ -11,7 +11,7 @@ from helpers import PEER, http  # noqa: F401 - puts the package on sys.path
 from emperor_worker.asgi import is_asgi, wanted
 from emperor_worker.asgi import websocket as ws
 from emperor_worker.asgi.lifespan import Lifespan
-from emperor_worker.asgi.server import make_scope, status_line
+from emperor_worker.asgi.cycle import make_scope, status_line
 
 
 def client_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes = b"\x01\x02\x03\x04", masked: bool = True, rsv: int = 0) -> bytes:

@@ -5,7 +5,7 @@
  */
 import { dirname } from 'node:path';
 import { loadVassalConfig, type EmperorConfig, type ListenAddress } from '@emperor/config';
-import { LEASE_FD, LEASE_FD_ENV, UpgradeError, VERSION, type EmperorStats, type EmperorVassalStats } from '@emperor/protocol';
+import { LEASE_FD, LEASE_FD_ENV, UpgradeError, type EmperorStats } from '@emperor/protocol';
 import {
   type Child,
   type Logger,
@@ -24,6 +24,7 @@ import { startSuccessor } from './upgrade.js';
 import { type Notifier } from './notify.js';
 import { currentIdentity, planMasterLaunch, type EmperorIdentity, type MasterIdentity } from './privileges.js';
 import { reconcile, type ReconcileAction } from './reconcile.js';
+import { emperorStats } from './stats-document.js';
 import { MASTER_NODE_ARGS } from './master-flags.js';
 import { SETTLE_MS, createSource, vassalOrigin, type VassalFile, type VassalSource } from './source.js';
 import { judgeTyrant, type TyrantIdentity } from './tyrant.js';
@@ -60,8 +61,6 @@ export interface EmperorOptions {
   /** Started by the privilege-drop launcher (which cannot be re-executed): no `emperor upgrade`. */
   readonly launched?: boolean;
 }
-
-const sec = (ms: number): number => Math.floor(ms / 1000);
 
 /**
  * Variables for the emperor only, not its vassals: systemd's notification socket and
@@ -651,58 +650,8 @@ export class Emperor {
     return this.#shuttingDown;
   }
 
-  /** The emperor's stats document (uWSGI's shape plus our fields). */
+  /** The emperor's stats document (uWSGI's shape plus our fields; see {@link emperorStats}). */
   stats(): EmperorStats {
-    const now = Date.now();
-    const vassals: EmperorVassalStats[] = [...this.#vassals.values()]
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .map((v) => ({
-        id: v.name,
-        pid: v.pid,
-        born: sec(v.born),
-        last_mod: sec(v.lastMod),
-        last_heartbeat: sec(v.lastHeartbeat),
-        loyal: v.loyal ? 1 : 0,
-        ready: v.ready ? 1 : 0,
-        accepting: v.accepting ? 1 : 0,
-        last_loyal: sec(v.lastLoyal),
-        last_ready: sec(v.lastReady),
-        last_accepting: sec(v.lastAccepting),
-        first_run: sec(v.firstRun),
-        last_run: sec(v.lastRun),
-        cursed: sec(v.cursedAt),
-        zerg: 0,
-        on_demand: v.onDemand?.name ?? '',
-        uid: v.file.uid,
-        gid: v.file.gid,
-        monitor: v.file.monitor,
-        respawns: v.respawns,
-        state: v.state,
-        path: v.file.path,
-        throttle_ms: v.nextAttemptAt > 0 ? Math.max(0, v.nextAttemptAt - now) : 0,
-        last_error: v.lastError,
-        cold_starts: v.coldStarts,
-      }));
-    const blacklist = [...this.#vassals.values()]
-      .filter((v) => v.backoff.failures > 0)
-      .map((v) => ({
-        id: v.name,
-        throttle_level: v.backoff.delayMs,
-        attempt: v.backoff.failures,
-        first_attempt: sec(v.backoff.firstFailureAt),
-        last_attempt: sec(v.backoff.lastFailureAt),
-      }));
-    return {
-      version: VERSION,
-      pid: process.pid,
-      uid: process.getuid?.() ?? 0,
-      gid: process.getgid?.() ?? 0,
-      cwd: process.cwd(),
-      emperor: this.#sources.map((s) => s.monitor),
-      emperor_tyrant: this.#config.emperorTyrant ? 1 : 0,
-      throttle_level: 0,
-      vassals,
-      blacklist,
-    };
+    return emperorStats(this.#vassals.values(), this.#sources.map((s) => s.monitor), this.#config.emperorTyrant);
   }
 }

@@ -74,6 +74,27 @@ export function exchange(target: Target, data: Buffer | readonly Buffer[], optio
   });
 }
 
+/**
+ * For fuzzing: sends `bytes` to 127.0.0.1:`port` (then half-closes) and resolves with
+ * what came back, latin-1, once the server closes, resets, or sends nothing for 2 s.
+ * Never rejects: a fuzz case judges the worker, not the exchange.
+ */
+export function fuzzExchange(port: number, bytes: Uint8Array): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let got = '';
+    const done = (): void => {
+      socket.destroy();
+      resolve(got);
+    };
+    socket.setTimeout(2000, done);
+    socket.on('data', (d) => (got += d.toString('latin1')));
+    socket.on('error', done);
+    socket.on('close', done);
+    socket.on('connect', () => socket.end(bytes));
+  });
+}
+
 /** The vars nginx sends with the stock uwsgi_params for `GET uri` (plus a Host header). */
 export function nginxVars(method: string, uri: string, extra: Record<string, string> = {}): [string, string][] {
   const [path = '/', query = ''] = uri.split('?', 2);

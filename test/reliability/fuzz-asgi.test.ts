@@ -11,28 +11,11 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { encodeUwsgiPacket } from '@emperor/vassal';
 import { FIXTURES, httpGet, startVassal, statsUntil, waitFor, workersAccepting, type TestVassal } from '../helpers/index.js';
-import { exchange as send, nginxVars } from '../helpers/wire.js';
+import { exchange as send, nginxVars, fuzzExchange } from '../helpers/wire.js';
 import { OP, WsClient, clientFrame } from '../helpers/websocket.js';
 import { record } from '../helpers/record.js';
 
 const APPS = join(FIXTURES, 'apps');
-
-/** Sends `bytes`, waits for the server to answer or close (at most 2 s), returns what came back. */
-function exchange(port: number, bytes: Uint8Array): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    let got = '';
-    const done = (): void => {
-      socket.destroy();
-      resolve(got);
-    };
-    socket.setTimeout(2000, done);
-    socket.on('data', (d) => (got += d.toString('latin1')));
-    socket.on('error', done);
-    socket.on('close', done);
-    socket.on('connect', () => socket.end(bytes));
-  });
-}
 
 const REQUEST = 'POST /echo?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello';
 
@@ -65,7 +48,7 @@ test('random bytes, mutated HTTP requests and uwsgi packets never take an ASGI w
     { numRuns: 300, seed: 21 },
   );
   let answered = 0;
-  for (const bytes of inputs) if ((await exchange(v.port, bytes)).startsWith('HTTP/1.1')) answered++;
+  for (const bytes of inputs) if ((await fuzzExchange(v.port, bytes)).startsWith('HTTP/1.1')) answered++;
   assert.equal((await httpGet(`${v.url}/`)).status, 200);
   await sameWorker(v, pid);
   record({ area: 'fuzz', what: 'random bytes, mutated, truncated and oversized HTTP requests, broken chunked bodies on a Python ASGI http-socket', tries: inputs.length, outcome: `worker never crashed (same pid, no respawn); ${answered} got an HTTP answer, the rest a closed connection` });
@@ -84,7 +67,7 @@ test('random bytes, mutated HTTP requests and uwsgi packets never take an ASGI w
     ),
     { numRuns: 200, seed: 22 },
   );
-  for (const bytes of packets) await exchange(u.v.port, bytes);
+  for (const bytes of packets) await fuzzExchange(u.v.port, bytes);
   await sameWorker(u.v, u.pid);
   record({ area: 'fuzz', what: 'random, mutated and truncated uwsgi packets on a Python ASGI socket', tries: packets.length, outcome: 'worker never crashed (same pid, no respawn)' });
 });

@@ -11,28 +11,11 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { encodeUwsgiPacket } from '@emperor/vassal';
 import { FIXTURES, httpGet, serving, startVassal, statsUntil, waitFor } from '../helpers/index.js';
-import { exchange as send, nginxVars, uwsgiRequest } from '../helpers/wire.js';
+import { exchange as send, nginxVars, uwsgiRequest, fuzzExchange } from '../helpers/wire.js';
 import { record } from '../helpers/record.js';
 
 const APP = join(FIXTURES, 'apps', 'basic.mjs');
 const WSGI_APP = join(FIXTURES, 'apps', 'wsgi_app.py');
-
-/** Sends `bytes`, waits for the server to answer or close (at most 2 s), returns what came back. */
-function exchange(port: number, bytes: Uint8Array): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    let got = '';
-    const done = (): void => {
-      socket.destroy();
-      resolve(got);
-    };
-    socket.setTimeout(2000, done);
-    socket.on('data', (d) => (got += d.toString('latin1')));
-    socket.on('error', done);
-    socket.on('close', done);
-    socket.on('connect', () => socket.end(bytes));
-  });
-}
 
 const REQUEST = 'GET /echo?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello';
 
@@ -55,7 +38,7 @@ test('random bytes and mutated requests never take a Node worker down', async (t
     { numRuns: 300, seed: 42 },
   );
   let answered = 0;
-  for (const bytes of inputs) if ((await exchange(v.port, bytes)).startsWith('HTTP/1.1')) answered++;
+  for (const bytes of inputs) if ((await fuzzExchange(v.port, bytes)).startsWith('HTTP/1.1')) answered++;
   // Interleaved real traffic still works.
   assert.match((await httpGet(`${v.url}/`)).body, /^pid /);
   const after = await statsUntil(v.stats, (d) => d.workers[0]?.accepting === 1);

@@ -195,6 +195,32 @@ class Detection(unittest.TestCase):
         self.assertFalse(is_asgi(WsgiClass()))
         self.assertFalse(is_asgi(AsgiClass))  # the class itself is a plain callable
 
+    def test_wrapped_callables(self):
+        import functools
+
+        self.assertTrue(is_asgi(functools.partial(asgi_fn)))
+        self.assertTrue(is_asgi(AsgiClass().__call__))
+        self.assertFalse(is_asgi(functools.partial(wsgi_fn)))
+        self.assertFalse(is_asgi(WsgiClass().__call__))
+        self.assertFalse(is_asgi(print))  # a builtin: no code object
+
+    def test_deciding_does_not_import_asyncio(self):
+        # A WSGI worker decides after the fork: asyncio must not load there.
+        import subprocess
+        import sys
+
+        code = (
+            "import sys\n"
+            "from emperor_worker.asgi import wanted\n"
+            "def app(environ, start_response): return []\n"
+            "assert not wanted({'app': {}}, app)\n"
+            "print('asyncio' in sys.modules, 'inspect' in sys.modules)\n"
+        )
+        here = os.path.dirname(os.path.abspath(__file__))
+        root = os.path.join(here, "..", "..", "packages", "vassal", "python")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ, PYTHONPATH=root))
+        self.assertEqual(out.stdout.split(), ["False", "False"])
+
     def test_the_asgi_option_forces_it(self):
         self.assertTrue(wanted({"app": {"asgi": True}}, wsgi_fn))
         self.assertFalse(wanted({"app": {"asgi": False}}, wsgi_fn))

@@ -97,6 +97,12 @@ class Template:
         # leave holes that the children then fill, copying pages), freeze before forking.
         gc.disable()
         self.app = self.load()
+        from .asgi import wanted  # noqa: PLC0415 - light: no asyncio unless the app is ASGI
+
+        if wanted(self.spec, self.app):
+            # The ASGI server and asyncio load here, once, into pages the workers share,
+            # rather than in every worker after the fork.
+            from .asgi import server  # noqa: F401, PLC0415
         gc.freeze()
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)

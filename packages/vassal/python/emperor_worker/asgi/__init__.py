@@ -8,13 +8,6 @@ callable is an ``async def`` or an object whose ``__call__`` is one; WSGI otherw
 
 from __future__ import annotations
 
-from typing import Any
-
-from .lifespan import is_asgi
+from .detect import is_asgi, wanted
 
 __all__ = ["is_asgi", "wanted"]
-
-
-def wanted(spec: dict, app: Any) -> bool:
-    """Whether the worker serves ``app`` as ASGI (see the module's doc)."""
-    return bool(spec["app"].get("asgi")) or is_asgi(app)

@@ -89,14 +89,3 @@ class Lifespan:
             return str(message.get("message") or "lifespan.shutdown.failed")
         return None
 
-
-def is_asgi(obj: Any) -> bool:
-    """Whether ``obj`` looks like an ASGI 3 app: an ``async def`` callable, or an object
-    whose ``__call__`` is one (FastAPI, Starlette, Django's ASGIHandler). A WSGI callable
-    is a plain function or an object with a plain ``__call__``."""
-    import inspect
-
-    if inspect.iscoroutinefunction(obj):
-        return True
-    call = getattr(obj, "__call__", None)
-    return call is not None and not inspect.isfunction(obj) and not inspect.isclass(obj) and inspect.iscoroutinefunction(call)

@@ -14,9 +14,9 @@
  * ({@link InterpreterUser}).
  */
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { basename, delimiter, dirname, isAbsolute, join } from 'node:path';
 import type { VassalConfig } from '@emperor/config';
 import { PythonInterpreterError } from '@emperor/protocol';
 
@@ -31,8 +31,13 @@ export { PythonInterpreterError };
 
 /** An interpreter that answered, and what it said. */
 export interface PythonInterpreter {
-  /** Absolute path of the executable. */
+  /**
+   * Absolute path of the executable the workers run: the one found, or, when that is a
+   * pyenv shim, the interpreter the shim chose (its `sys.executable`).
+   */
   readonly path: string;
+  /** The pyenv shim that chose {@link path}, when one did. */
+  readonly shim?: string;
   /** `major.minor.micro`, e.g. `3.11.2`. */
   readonly version: string;
   /** Why this one: `home` or `PATH`. */
@@ -163,11 +168,14 @@ export function resolvePythonInterpreter(config: Pick<VassalConfig, 'home' | 'en
     }
   }
   let version: string;
+  let executable: string;
   try {
-    version = user.run(path, ['-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3])'], {
+    const said = user.run(path, ['-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3]); print(sys.executable)'], {
       timeout: VERSION_TIMEOUT_MS,
       env: { ...process.env, PATH: workerPath(config) },
-    }).trim();
+    }).split('\n');
+    version = (said[0] ?? '').trim();
+    executable = (said[1] ?? '').trim();
   } catch (err) {
     const e = err as { status?: number | null; stderr?: string | Buffer; message: string };
     const said = String(e.stderr ?? '').trim().split('\n').at(-1) ?? '';
@@ -181,7 +189,31 @@ export function resolvePythonInterpreter(config: Pick<VassalConfig, 'home' | 'en
   if (major < MIN_PYTHON[0] || (major === MIN_PYTHON[0] && minor < MIN_PYTHON[1])) {
     throw new PythonInterpreterError(`${path} is Python ${version}; the worker needs Python ${MIN_PYTHON.join('.')} or newer`);
   }
+  // A pyenv shim is a shell script that runs `pyenv exec` (about 300 ms of CPU here) on
+  // every start; the interpreter it picked for this user, environment and directory is
+  // run directly instead, for the template and every worker.
+  if (executable !== '' && executable !== path && isAbsolute(executable) && isPyenvShim(path) && isExecutable(executable, user)) {
+    return { path: executable, shim: path, version, source, skipped };
+  }
   return { path, version, source, skipped };
+}
+
+/** True when `path` is a pyenv shim: a script in a `shims` directory that runs pyenv. */
+function isPyenvShim(path: string): boolean {
+  if (basename(dirname(path)) !== 'shims') return false;
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const head = Buffer.alloc(512);
+      const n = readSync(fd, head, 0, head.length, 0);
+      const text = head.subarray(0, n).toString('latin1');
+      return text.startsWith('#!') && text.includes('pyenv');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
 }
 
 /** Resolves once per distinct `home`/PATH and remembers the answer for the master's spawns. */

@@ -49,7 +49,7 @@ export function pythonRuntime(entry: string, logger: Logger, options: PythonRunt
       // Called as the vassal's user: the interpreter is the one that user's shell would pick.
       pythons.prepare(config, (found) => {
         const skipped = found.skipped.length === 0 ? '' : `; skipped ${found.skipped.join(', ')}: ${describeUser()} cannot search or execute ${found.skipped.length === 1 ? 'it' : 'them'}`;
-        logger.info({ python: found.path, python_version: found.version }, `python interpreter: ${found.path} (Python ${found.version}, from ${found.source}${skipped})`);
+        logger.info({ python: found.path, python_version: found.version, ...(found.shim === undefined ? {} : { python_shim: found.shim }) }, `python interpreter: ${found.path} (Python ${found.version}, from ${found.source}${found.shim === undefined ? '' : ` through the pyenv shim ${found.shim}`}${skipped})`);
       });
     },
     app: (config) => ({

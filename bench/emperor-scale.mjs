@@ -5,8 +5,13 @@
 //   - RSS of the emperor, RSS of one vassal master and one worker, memory per vassal
 //     (PSS: shared pages split between their users, so forked and exec'd trees compare);
 //   - time from dropping one more file to its first 200 (median, p95 over 20 drops).
-// Ours serves a Node hello world (examples/node-hello), uWSGI a Python WSGI hello world
-// (Debian's uwsgi-core + uwsgi-plugin-python3).
+// Columns (BENCH_SYSTEMS, comma-separated, default all four):
+//   emperor         ours serving a Node hello world (examples/node-hello): master + Node worker;
+//   emperor-python  ours serving a Python WSGI hello world: master + template + forked worker;
+//   floor           two bare Node processes per vassal and a 40-line launcher (bench/apps/floor.mjs):
+//                   what any Node master + Node worker costs before any code of ours;
+//   uwsgi           uWSGI's emperor with a Python WSGI hello world (Debian's uwsgi-core +
+//                   uwsgi-plugin-python3).
 //
 //   npm run bench -- emperor-scale
 //   BENCH_VASSALS=30 BENCH_IDLE_S=10 BENCH_DROPS=5 npm run bench -- emperor-scale   # quick
@@ -84,6 +89,24 @@ const SYSTEMS = {
     start: (dir) => start(process.execPath, [EMPEROR_BIN, '--emperor', dir], { env: { ...process.env, EMPEROR_LOG_LEVEL: 'warn', EMPEROR_LOG_STYLE: 'json' } }),
     masters: (pid) => childrenOf(pid),
   },
+  'emperor-python': {
+    label: 'Emperor (Python WSGI hello, preloaded, 1 worker)',
+    prepare(dir) {
+      const app = join(dir, '..', `app-${process.pid}.py`);
+      writeFileSync(app, 'def application(environ, start_response):\n    start_response("200 OK", [("Content-Type", "text/plain")])\n    return [b"Hello"]\n');
+      return { app };
+    },
+    vassal: ({ app }, port) => `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nwsgi-file = ${app}\nprocesses = 1\ndisable-logging = true\n`,
+    start: (dir) => start(process.execPath, [EMPEROR_BIN, '--emperor', dir], { env: { ...process.env, EMPEROR_LOG_LEVEL: 'warn', EMPEROR_LOG_STYLE: 'json' } }),
+    masters: (pid) => childrenOf(pid),
+  },
+  floor: {
+    label: 'floor: two bare Node processes per vassal (bench/apps/floor.mjs), no code of ours',
+    prepare() { return {}; },
+    vassal: (_ctx, port) => `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\n`,
+    start: (dir) => start(process.execPath, [join(ROOT, 'bench', 'apps', 'floor.mjs'), 'emperor', dir]),
+    masters: (pid) => childrenOf(pid),
+  },
   uwsgi: {
     label: 'uWSGI 2.0 emperor (Python WSGI hello, master + 1 worker)',
     prepare(dir) {
@@ -117,7 +140,7 @@ function haveUwsgi() {
 }
 
 async function measure(system, N) {
-  const dir = tempDir(`emperor-scale-${system === SYSTEMS.uwsgi ? 'uwsgi' : 'ours'}-`);
+  const dir = tempDir(`emperor-scale-${Object.keys(SYSTEMS).find((k) => SYSTEMS[k] === system)}-`);
   const ctx = system.prepare(dir);
   const portList = await ports(N);
   portList.forEach((port, i) => writeFileSync(join(dir, `v${String(i).padStart(3, '0')}.ini`), system.vassal(ctx, port)));
@@ -184,14 +207,20 @@ export async function run() {
   for (const N of SIZES) await runSize(N);
 }
 
+const COLUMNS = { emperor: 'Emperor', 'emperor-python': 'Emperor (Python)', floor: 'floor (bare Node)', uwsgi: 'uWSGI' };
+const WANTED = (process.env.BENCH_SYSTEMS ?? Object.keys(COLUMNS).join(',')).split(',').filter((k) => k in COLUMNS);
+
 async function runSize(N) {
   const lib = await import('./lib.mjs');
-  const results = [['Emperor', await measure(SYSTEMS.emperor, N)]];
-  await lib.runCleanups();
-  if (process.env.BENCH_SKIP_UWSGI === '1') console.error('uWSGI skipped (BENCH_SKIP_UWSGI=1)');
-  else if (!haveUwsgi()) console.error('uWSGI not measured: install it with `apt-get install uwsgi-core uwsgi-plugin-python3`');
-  else results.push(['uWSGI', await measure(SYSTEMS.uwsgi, N)]);
-  await lib.runCleanups();
+  const results = [];
+  for (const key of WANTED) {
+    if (key === 'uwsgi') {
+      if (process.env.BENCH_SKIP_UWSGI === '1') { console.error('uWSGI skipped (BENCH_SKIP_UWSGI=1)'); continue; }
+      if (!haveUwsgi()) { console.error('uWSGI not measured: install it with `apt-get install uwsgi-core uwsgi-plugin-python3`'); continue; }
+    }
+    results.push([COLUMNS[key], await measure(SYSTEMS[key], N), key]);
+    await lib.runCleanups();
+  }
 
   const pct = (x) => `${(x * 100).toFixed(2)} %`;
   const rows = [
@@ -205,11 +234,11 @@ async function runSize(N) {
     ['emperor RSS', ...results.map(([, r]) => mib(r.memory.emperorRss))],
     ['vassal master RSS (median)', ...results.map(([, r]) => mib(r.memory.masterRss))],
     ['worker RSS (median)', ...results.map(([, r]) => mib(r.memory.workerRss))],
-    ['memory per vassal, PSS (master + worker)', ...results.map(([, r]) => mib(r.memory.perVassalPss))],
-    ['memory per vassal, RSS (master + worker)', ...results.map(([, r]) => mib(r.memory.perVassalRss))],
+    ['memory per vassal, PSS (all its processes)', ...results.map(([, r]) => mib(r.memory.perVassalPss))],
+    ['memory per vassal, RSS (all its processes)', ...results.map(([, r]) => mib(r.memory.perVassalRss))],
     [`drop a file → first 200, median (${DROPS} drops, ${N} running)`, ...results.map(([, r]) => ms(median(r.drops)))],
     ['  p95', ...results.map(([, r]) => ms(percentile(r.drops, 95)))],
   ];
   table(`Emperor at scale: ${N} vassals, same run (${new Date().toISOString().slice(0, 16)}Z)`, ['', ...results.map(([name]) => name)], rows);
-  for (const [name] of results) console.log(`- ${name}: ${SYSTEMS[name === 'uWSGI' ? 'uwsgi' : 'emperor'].label}`);
+  for (const [name, , key] of results) console.log(`- ${name}: ${SYSTEMS[key].label}`);
 }

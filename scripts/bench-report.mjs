@@ -122,9 +122,12 @@ from the previous one.
   One after the other, the same configuration moved ±10 % between runs here.
 - **drop-to-200**: from a new vassal file in the emperor's directory to its first HTTP 200.
 - **emperor-scale**: 50 and 200 one-worker vassals (\`BENCH_VASSALS\`) dropped at once under
-  our emperor (Node hello world) and uWSGI's (Python hello world), same run: time until
-  all answer, the CPU each tier used until then, idle CPU once settled, memory per vassal
-  (PSS), and a file dropped while they run.
+  our emperor (a Node hello world, and a Python WSGI hello world), uWSGI's (Python hello
+  world) and a floor (two bare Node processes per vassal started by a 40-line launcher,
+  bench/apps/floor.mjs: what a Node master and Node worker cost before any code of ours),
+  same run (\`BENCH_SYSTEMS\` picks columns): time until all answer, the CPU each tier used
+  until then, idle CPU once settled, memory per vassal (PSS), and a file dropped while they
+  run.
 - **process-cost**: one emperor, vassal master and Node worker on their own: CPU by the
   first answer (next to \`node -e 0\`), RSS, PSS, threads, idle CPU and wake-ups.
 - **emperor-ondemand** (\`npm run bench emperor-ondemand\`): 500 on-demand vassals

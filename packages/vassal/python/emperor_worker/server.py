@@ -177,6 +177,13 @@ class Server:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay on keep-alive
+                if s["protocol"] == "uwsgi" and hasattr(socket, "TCP_DEFER_ACCEPT"):
+                    # A connection is accepted once its first bytes are there (a uwsgi
+                    # client speaks first: nginx writes the packet right after connecting),
+                    # so accept's non-waiting read finds the request, instead of the worker
+                    # waking for the connection and again for its bytes. One that sends
+                    # nothing is accepted after about this long anyway (Linux: tcp(7)).
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, max(1, int(self.socket_timeout_s)))
             try:
                 name = sock.getsockname()
             except OSError:

@@ -6,8 +6,9 @@ for a WSGI request), the size of the variable block (2 bytes, little-endian), mo
 The body (``CONTENT_LENGTH`` bytes) follows. The response is raw HTTP (status line with
 the request's ``SERVER_PROTOCOL``, the app's headers as they are), and the connection
 closes after it. Packets are checked as uWSGI checks them, with its words; the Node
-worker's parser (packages/vassal/src/worker/node/uwsgi-packet.ts) does the same. Change
-them together.
+worker's parser (packages/vassal/src/worker/node/uwsgi-packet.ts) and the C accelerator's
+(``_speedups.c``, ``uwsgi_environ``: test/python/test_uwsgi.py runs the tests on both and
+compares them on fuzzed packets) do the same. Change them together.
 """
 
 from __future__ import annotations

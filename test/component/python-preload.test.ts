@@ -8,10 +8,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { descendants, httpGet, isAlive, parentOf, startVassal, statsOf, statsUntil, waitFor, workersAccepting, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
+import { ROOT, descendants, httpGet, isAlive, parentOf, startVassal, statsOf, statsUntil, waitFor, workersAccepting, type TestVassal, type VassalStatsDoc } from '../helpers/index.js';
 import { DEBIAN_PYTHON, requireDjango } from '../helpers/nginx.js';
+import { nginxVars, uwsgiRequest } from '../helpers/wire.js';
 
 /** An app that logs each import and each post-fork hook run (pid and worker id) in its directory. */
 const APP = `import json, os, time
@@ -169,4 +170,30 @@ test('Django, 4 workers: a forked worker shares its pages (PSS well below RSS), 
   }
   const { preload = 0, 'lazy-apps': lazy = 0 } = totals;
   assert.ok(preload < lazy * 0.8, `total PSS of the workers (and template): preload ${(preload / 2 ** 20).toFixed(1)} MiB, lazy-apps ${(lazy / 2 ** 20).toFixed(1)} MiB`);
+});
+
+/** Whether the build made the C accelerator (scripts/build-python.mjs) for the Python the workers run. */
+function speedupsBuilt(): boolean {
+  const suffix = execFileSync('python3', ['-c', 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))'], { encoding: 'utf8' }).trim();
+  return existsSync(join(ROOT, 'packages', 'vassal', 'python', 'emperor_worker', `_speedups${suffix}`));
+}
+
+test('the "app loaded" line says which request path runs: the C accelerator where it is built, pure Python with EMPEROR_PY_SPEEDUPS=0 (preload and lazy-apps); both serve uwsgi packets', async (t) => {
+  const built = speedupsBuilt();
+  for (const [option, env] of [['', {}], ['lazy-apps = true', {}], ['', { EMPEROR_PY_SPEEDUPS: '0' }], ['lazy-apps = true', { EMPEROR_PY_SPEEDUPS: '0' }]] as const) {
+    const v = await startVassal(t, (port, d) => {
+      writeFileSync(join(d, 'app.py'), APP);
+      return `socket = 127.0.0.1:${port}\nwsgi-file = ${join(d, 'app.py')}\nprocesses = 1\n${option}`;
+    }, { env });
+    const line = await v.proc.logs.waitFor((l) => /^app loaded/.test(l.msg ?? ''), { timeoutMs: 15_000 });
+    const off = 'EMPEROR_PY_SPEEDUPS' in env;
+    assert.equal(line.speedups, built && !off, `${option} ${JSON.stringify(env)}: ${line.raw}`);
+    if (off) assert.equal(line.speedups_off, 'EMPEROR_PY_SPEEDUPS=0');
+    await workersAccepting(v, 1);
+    const answer = await uwsgiRequest(v.port, nginxVars('GET', '/x?y=1', { HTTPS: 'on' }));
+    assert.equal(answer.statusLine, 'HTTP/1.1 200 OK');
+    assert.equal((JSON.parse(answer.body.toString()) as { numproc: number }).numproc, 1);
+    v.proc.child.kill('SIGTERM');
+    await v.proc.exited;
+  }
 });

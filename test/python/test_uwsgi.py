@@ -1,6 +1,12 @@
 """uwsgi packets (protocols/uwsgi.py): as nginx sends them, split, with the body behind
-them, cut short, oversized, and with lying lengths; refused with uWSGI's words."""
+them, cut short, oversized, and with lying lengths; refused with uWSGI's words.
 
+The packet tests run twice: with the pure-Python parser and with the C accelerator's
+(``_speedups.uwsgi_environ``, skipped where it is not built), and a differential fuzz
+feeds both the same mangled packets: same environ, or the same refusal."""
+
+import importlib
+import random
 import unittest
 
 from helpers import NGINX_VARS, PEER, packet, uwsgi
@@ -11,6 +17,31 @@ from emperor_worker.protocols.base import LengthReader
 from emperor_worker.protocols.uwsgi import LAYOUTS_CACHED, parse_vars
 
 NGINX = packet(NGINX_VARS)
+
+try:  # imported directly: EMPEROR_PY_SPEEDUPS does not hide it from these tests
+    C_ENVIRON = importlib.import_module("emperor_worker._speedups").uwsgi_environ
+except ImportError:
+    C_ENVIRON = None
+NOT_BUILT = "the C accelerator is not built for this Python (scripts/build-python.mjs)"
+
+
+class Parser:
+    """Runs a test class's tests with the parser ``IMPL``: None for the pure-Python one,
+    else the C function (the module's ``UWSGI_ENVIRON`` for the duration of each test)."""
+
+    IMPL = None
+
+    def setUp(self) -> None:
+        self.saved = uwsgi_module.UWSGI_ENVIRON
+        uwsgi_module.UWSGI_ENVIRON = self.IMPL
+
+    def tearDown(self) -> None:
+        uwsgi_module.UWSGI_ENVIRON = self.saved
+
+
+def in_c(cls):
+    """The same tests with the C parser (skipped where it is not built)."""
+    return unittest.skipIf(C_ENVIRON is None, NOT_BUILT)(type(cls.__name__ + "InC", (cls,), {"IMPL": C_ENVIRON}))
 
 
 def parse(data: bytes, buffer_size: int = 4096):
@@ -33,7 +64,7 @@ def reason(data: bytes, buffer_size: int = 4096, eof: bool = False) -> str:
     return caught.exception.reason
 
 
-class Packets(unittest.TestCase):
+class Packets(Parser, unittest.TestCase):
     def test_nginx_uwsgi_params_become_the_environ(self):
         (environ, body, interim, keep_alive, context), rest = parse(NGINX)
         want = {k.decode(): v.decode() for k, v in NGINX_VARS}
@@ -87,7 +118,7 @@ class Packets(unittest.TestCase):
         self.assertEqual(environ["PATH_INFO"], "/")
 
 
-class SplitAndCutShort(unittest.TestCase):
+class SplitAndCutShort(Parser, unittest.TestCase):
     def test_split_at_every_byte(self):
         whole, _ = parse(NGINX + b"body")
         p = uwsgi()
@@ -109,7 +140,7 @@ class SplitAndCutShort(unittest.TestCase):
         self.assertEqual(reason(packet([(b"A", b"x" * 95)])[:14], eof=True), "truncated packet (14 of 104 bytes)")
 
 
-class Refused(unittest.TestCase):
+class Refused(Parser, unittest.TestCase):
     def test_only_modifier1_zero_is_served_and_refused_at_its_first_4_bytes(self):
         self.assertTrue(uwsgi().head_ready(bytearray(b"GET ")))
         self.assertEqual(reason(b"GET / HTTP/1.1\r\n"), "unavailable modifier requested: 71 (only 0, WSGI, is served)")
@@ -147,6 +178,63 @@ class Refused(unittest.TestCase):
             ("uwsgi packet from 1.2.3.4:5: truncated header (2 of 4 bytes); connection closed", {"peer": "1.2.3.4:5"}),
         )
         self.assertEqual(uwsgi().timeout_response, b"", "a stalled packet is closed without an answer")
+
+
+PacketsInC = in_c(Packets)
+SplitAndCutShortInC = in_c(SplitAndCutShort)
+RefusedInC = in_c(Refused)
+
+
+def outcome(impl, data: bytes, buffer_size: int = 4096, eof: bool = False):
+    """What ``read_request`` makes of ``data`` with the parser ``impl``: the request and
+    what stays in the buffer, or ("refused", reason)."""
+    saved = uwsgi_module.UWSGI_ENVIRON
+    uwsgi_module.UWSGI_ENVIRON = impl
+    try:
+        buf = bytearray(data)
+        request = uwsgi(buffer_size).read_request(buf, eof, PEER)
+        if request is None:
+            return None
+        environ, body, interim, keep, context = request
+        return environ, type(body).__name__, body.remaining if body is not None else 0, interim, keep, context is environ, bytes(buf)
+    except ProtocolError as err:
+        return ("refused", err.reason, err.response)
+    finally:
+        uwsgi_module.UWSGI_ENVIRON = saved
+
+
+@unittest.skipIf(C_ENVIRON is None, NOT_BUILT)
+class SameInPythonAndC(unittest.TestCase):
+    """The C parser gives what the Python one gives, byte for byte, refusals included."""
+
+    def same(self, data: bytes, **kw) -> None:
+        self.assertEqual(outcome(C_ENVIRON, data, **kw), outcome(None, data, **kw), data)
+
+    def test_mangled_packets(self):
+        rng = random.Random(17)
+        vars_ = NGINX_VARS + [(b"HTTPS", b"On"), (b"CONTENT_LENGTH", b"12"), (b"UWSGI_SCHEME", b"https")]
+        for _ in range(4000):
+            pairs = rng.sample(vars_, rng.randint(0, len(vars_)))
+            data = bytearray(packet(pairs) + b"x" * rng.randint(0, 20))
+            for _ in range(rng.randint(0, 4)):  # flip bytes: lengths, keys, values
+                if data:
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+            data[0] = 0 if rng.random() < 0.9 else data[0]
+            if rng.random() < 0.3:
+                data = data[: rng.randint(0, len(data))]
+            self.same(bytes(data), buffer_size=rng.choice([4096, 64, 200]), eof=rng.random() < 0.5)
+
+    def test_random_blocks(self):
+        rng = random.Random(3)
+        for _ in range(3000):
+            block = bytes(rng.randrange(256) if rng.random() < 0.7 else rng.choice([0, 1, 2]) for _ in range(rng.randint(0, 40)))
+            self.same(packet([], size=len(block)) + block)
+
+    def test_scheme_and_defaults(self):
+        for pairs in ([], [(b"HTTPS", b"")], [(b"HTTPS", b"oN")], [(b"HTTPS", b"\xd3N")], [(b"REQUEST_SCHEME", b"")],
+                      [(b"REQUEST_SCHEME", b""), (b"UWSGI_SCHEME", b"https")], [(b"UWSGI_SCHEME", b"HTTPs")],
+                      [(b"REQUEST_METHOD", b"")], [(b"SCRIPT_NAME", b"/x"), (b"SCRIPT_NAME", b"/y")]):
+            self.same(packet(pairs))
 
 
 class Layouts(unittest.TestCase):

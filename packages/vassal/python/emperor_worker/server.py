@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .connection import FD_SOCKETS, RECV_SIZE, ClientError, Conn, FdSock
 from .protocols import ProtocolError, make_protocol
+from .speedups import C as SPEEDUPS
+
+# accept4 + the first read in one C call, where the C accelerator is built (speedups.py).
+ACCEPT_READ = SPEEDUPS.accept_read if SPEEDUPS is not None and FD_SOCKETS else None
 
 if TYPE_CHECKING:
     from .log import Log
@@ -173,6 +177,13 @@ class Server:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay on keep-alive
+                if s["protocol"] == "uwsgi" and hasattr(socket, "TCP_DEFER_ACCEPT"):
+                    # A connection is accepted once its first bytes are there (a uwsgi
+                    # client speaks first: nginx writes the packet right after connecting),
+                    # so accept's non-waiting read finds the request, instead of the worker
+                    # waking for the connection and again for its bytes. One that sends
+                    # nothing is accepted after about this long anyway (Linux: tcp(7)).
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, max(1, int(self.socket_timeout_s)))
             try:
                 name = sock.getsockname()
             except OSError:
@@ -280,16 +291,30 @@ class Server:
         worker = self.worker
         if not self.accepting or worker.recycle_pending or worker.stop_requested:
             return False  # stopped accepting earlier in this round of events, or about to
-        try:
-            # What socket.accept() does, minus its family/type lookups: the fd comes back
-            # blocking, with the listener's timeouts and TCP_NODELAY.
-            fd, peer = listener._accept()  # type: ignore[attr-defined]
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError as err:
-            self.log.warn("accept failed: %s" % err)
-            return False
-        sock = FdSock(fd) if FD_SOCKETS else socket.socket(family[0], family[1], 0, fileno=fd)
+        data: Any = None
+        if ACCEPT_READ is not None:
+            # The C path: accept4 and the first non-waiting read in one call (None: no
+            # connection waiting; data as below).
+            try:
+                got = ACCEPT_READ(listener.fileno())
+            except OSError as err:
+                self.log.warn("accept failed: %s" % err)
+                return False
+            if got is None:
+                return False
+            fd, peer, data = got
+            sock: Any = FdSock(fd)
+        else:
+            try:
+                # What socket.accept() does, minus its family/type lookups: the fd comes back
+                # blocking, with the listener's timeouts and TCP_NODELAY.
+                fd, peer = listener._accept()  # type: ignore[attr-defined]
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError as err:
+                self.log.warn("accept failed: %s" % err)
+                return False
+            sock = FdSock(fd) if FD_SOCKETS else socket.socket(family[0], family[1], 0, fileno=fd)
         if len(self.conns) >= MAX_CONNECTIONS:
             idle = min((c for c in self.conns.values() if not c.busy), key=lambda c: c.last_active, default=None)
             if idle is not None:
@@ -299,7 +324,9 @@ class Server:
         # Usually the request is already there (nginx writes it right after connecting):
         # serve it now, without a round through the poller. The read does not wait.
         try:
-            if FD_SOCKETS:
+            if ACCEPT_READ is not None:
+                pass  # read already, by accept_read (b"" at EOF or a failed read)
+            elif FD_SOCKETS:
                 first = self.first_read
                 n = os.preadv(fd, first, -1, os.RWF_NOWAIT)
                 data = first[0][:n]

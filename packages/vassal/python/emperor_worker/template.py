@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, Tuple
 
 from .channel import Channel
 from .contract import EXIT_APP_LOAD, EXIT_OK, IPC_VERSION
+from . import speedups
 from .log import Log
 
 PR_SET_PDEATHSIG = 1
@@ -111,7 +112,7 @@ class Template:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         self.sel.register(self.wake_r, selectors.EVENT_READ, self.reap)
         self.sel.register(self.channel.fd, selectors.EVENT_READ, self.on_master)
-        self.log.info("app loaded; forking workers from it", {"template_pid": self.pid})
+        self.log.info("app loaded; forking workers from it", {"template_pid": self.pid, **speedups.load_fields()})
         self.send({"v": IPC_VERSION, "type": "loaded"})
         while True:
             if self.stopping and not self.pids:

@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 from .channel import Channel
 from .connection import Conn
 from .contract import EXIT_APP_LOAD, EXIT_OK, EXIT_UNAVAILABLE, IPC_VERSION, SPEC_VERSION
+from . import speedups
 from .log import Log, exc_text
 from .mount import manage_script_name
 from .protocols.http import date_clock
@@ -139,6 +140,7 @@ class Worker:
     def load_app(self) -> None:
         """Imports the app (lazy-apps), then runs the post-fork hooks as uWSGI does after a lazy import."""
         self.app = load_app(self.spec, self.log)
+        self.log.info("app loaded", speedups.load_fields())
         run_postfork_hooks(self.log)
 
     def listen(self) -> None:

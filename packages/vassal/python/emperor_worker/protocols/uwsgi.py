@@ -6,8 +6,9 @@ for a WSGI request), the size of the variable block (2 bytes, little-endian), mo
 The body (``CONTENT_LENGTH`` bytes) follows. The response is raw HTTP (status line with
 the request's ``SERVER_PROTOCOL``, the app's headers as they are), and the connection
 closes after it. Packets are checked as uWSGI checks them, with its words; the Node
-worker's parser (packages/vassal/src/worker/node/uwsgi-packet.ts) does the same. Change
-them together.
+worker's parser (packages/vassal/src/worker/node/uwsgi-packet.ts) and the C accelerator's
+(``_speedups.c``, ``uwsgi_environ``: test/python/test_uwsgi.py runs the tests on both and
+compares them on fuzzed packets) do the same. Change them together.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ import struct
 from operator import itemgetter
 from typing import Any, Optional
 
+from ..speedups import C as SPEEDUPS
 from .base import NO_BODY_STATUS, LengthReader, Protocol, ProtocolError, scan_headers
+
+# parse_vars and the rest of read_request's environ in one C call, where the C
+# accelerator is built (speedups.py); the same results and the same refusals.
+UWSGI_ENVIRON = SPEEDUPS.uwsgi_environ if SPEEDUPS is not None else None
 
 HEADER = struct.Struct("<BHB")
 # The variables a request always has (uWSGI's defaults when the front end leaves them out).
@@ -147,6 +153,17 @@ class UwsgiProtocol(Protocol):
             if eof:
                 raise ProtocolError("truncated packet (%d of %d bytes)" % (have, end))
             return None
+        if UWSGI_ENVIRON is not None:
+            # The C path: the variables, the defaults and wsgi.url_scheme in one call.
+            environ = UWSGI_ENVIRON(buf, end)
+            if environ is None:
+                raise ProtocolError(block_error(bytes(buf[4:end])))
+            del buf[:end]
+            cl = environ.get("CONTENT_LENGTH")
+            if not cl:
+                return environ, None, None, False, environ
+            length = int(cl) if cl.isdigit() and len(cl) <= 18 else 0
+            return environ, LengthReader(length) if length else None, None, False, environ
         environ = parse_vars(bytes(buf[4:end]))
         del buf[:end]
         if len(environ.keys() & DEFAULTED) != len(DEFAULTED):  # one set operation when nginx sent them all

@@ -194,6 +194,7 @@ export const OPTIONS = [
 
   // --- pidfile and stats ------------------------------------------------------------
   option('pidfile', { scope: 'both', group: 'files', type: 'path', doc: 'Write the master\'s (or the emperor\'s) pid here.' }),
+  option('no-defer-accept', flag('sockets', 'Do not set `TCP_DEFER_ACCEPT` on `socket`s (uwsgi protocol) over TCP. By default (as in uWSGI) a connection is accepted once its first bytes are there, or after about `socket-timeout` without any. Python workers set it; Node workers do not.')),
   option('vacuum', flag('files', 'Remove unix sockets, the pidfile and the master FIFO on exit.')),
   option('master-fifo', { group: 'files', type: 'path', repeatable: true,
     doc: 'A named pipe (made with mode 0600) the master reads one-letter commands from, as uWSGI\'s: `r` graceful reload, `w` reload the workers with the running config, `c` chain reload, `q`/`Q` graceful/immediate stop, `l` reopen `logto`, `s` stats in the log, `+`/`-` one worker more/less (cheaper), `P` rewrite the pidfile, `0`-`9` switch to the N-th `master-fifo`. Other commands are logged as not supported. See docs/worker-health.md.' }),
@@ -403,7 +404,7 @@ export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
   ...unsupported('fixed internally', `
     check-interval forkbomb-delay mem-collector-freq ignore-sigpipe ignore-write-errors disable-write-exception
     max-fd reaper catch-exceptions honour-stdin honour-range skip-atexit disable-sendfile close-on-exec umask
-    reuse-port tcp-nodelay so-keepalive so-send-timeout freebind no-defer-accept`),
+    reuse-port tcp-nodelay so-keepalive so-send-timeout freebind`),
   ...unsupported('use pidfile', 'pidfile2 safe-pidfile safe-pidfile2'),
   ...unsupported('hooks and exec options run commands', `
     exec-asap exec-pre-jail exec-post-jail exec-in-jail exec-as-root exec-as-user exec-as-user-atexit exec-pre-app

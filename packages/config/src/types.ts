@@ -196,6 +196,8 @@ export interface VassalConfig {
   readonly bufferSize: number;
   /** `socket-timeout` seconds → ms: how long a worker waits on a client's read or write (uWSGI's default 4 s). */
   readonly socketTimeoutMs: number;
+  /** `no-defer-accept`: leave `TCP_DEFER_ACCEPT` off on uwsgi TCP sockets (uWSGI core/socket.c sets it unless this is given). */
+  readonly noDeferAccept: boolean;
 
   // --- files -----------------------------------------------------------------------
   /** `pidfile`: absolute path; the master's pid is written there (before the privilege drop). */

@@ -104,6 +104,7 @@ export function buildVassalConfig(vassal: RawConfig, collected: CollectedOptions
     listen: read.uint('listen'),
     bufferSize: readBufferSize(read),
     socketTimeoutMs: read.uint('socket-timeout'),
+    noDeferAccept: read.bool('no-defer-accept'),
     pidfile: read.path('pidfile'),
     vacuum: read.bool('vacuum'),
     stats: read.address('stats'),

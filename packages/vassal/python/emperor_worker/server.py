@@ -128,6 +128,8 @@ class Server:
         self.log = log
         self.buffer_size = buffer_size
         self.socket_timeout_s = socket_timeout_s
+        #: ``TCP_DEFER_ACCEPT`` on uwsgi TCP listeners (off with ``no-defer-accept``).
+        self.defer_accept = True
         self.date = date
         self.selector = Poller()
         self.listeners: list = []
@@ -177,7 +179,7 @@ class Server:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay on keep-alive
-                if s["protocol"] == "uwsgi" and hasattr(socket, "TCP_DEFER_ACCEPT"):
+                if s["protocol"] == "uwsgi" and self.defer_accept and hasattr(socket, "TCP_DEFER_ACCEPT"):
                     # A connection is accepted once its first bytes are there (a uwsgi
                     # client speaks first: nginx writes the packet right after connecting),
                     # so accept's non-waiting read finds the request, instead of the worker

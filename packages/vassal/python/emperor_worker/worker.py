@@ -98,6 +98,7 @@ class Worker:
         }
         socket_timeout_s = (spec.get("socketTimeoutMs") or SOCKET_TIMEOUT_S * 1000) / 1000
         self.server = Server(self, self.log, int(spec["bufferSize"]), socket_timeout_s, threads, self.lock, date_clock())
+        self.server.defer_accept = not spec.get("noDeferAccept")
 
     # -- state ----------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ export function workerSpec(w: WorkerToLaunch): WorkerSpec {
     bufferSize: config.bufferSize,
     threads: config.threads,
     socketTimeoutMs: config.socketTimeoutMs,
+    noDeferAccept: config.noDeferAccept,
     harakiriMs: config.harakiriMs,
     harakiriVerbose: config.harakiriVerbose,
     heartbeatIntervalMs: heartbeatIntervalMs(config.harakiriMs),

@@ -81,6 +81,8 @@ export interface WorkerSpec {
   readonly threads: number;
   /** `socket-timeout` in ms: a client read or write (Python), a whole uwsgi packet (Node). */
   readonly socketTimeoutMs: number;
+  /** `no-defer-accept`: the Python worker leaves `TCP_DEFER_ACCEPT` off its uwsgi TCP listeners. */
+  readonly noDeferAccept?: boolean;
   /** `harakiri` in ms; 0 = off. */
   readonly harakiriMs: number;
   readonly harakiriVerbose: boolean;

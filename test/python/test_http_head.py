@@ -245,9 +245,9 @@ class Malformed(unittest.TestCase):
             b"400 Bad Request", "both Transfer-Encoding and Content-Length",
         )
         self.check(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", b"501 Not Implemented", "transfer coding 'gzip'")
-        for cl in ("abc", "-1", "1e3", " ", "1" * 19):
+        for cl in ("abc", "-1", "1e3", " ", "1" * 19, "\xb2"):  # latin-1 ²: str.isdigit() says yes, int() no
             self.check(
-                b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: " + cl.encode() + b"\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: " + cl.encode("latin-1") + b"\r\n\r\n",
                 b"400 Bad Request", "bad Content-Length %r" % cl.strip(),
             )
 

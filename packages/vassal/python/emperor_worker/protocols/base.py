@@ -132,7 +132,7 @@ def scan_headers(headers: list, drop_connection: bool) -> tuple:
         lname = name.lower()
         if lname == "content-length":
             digits = value.strip()
-            length = int(digits) if digits.isdigit() else None
+            length = int(digits) if digits.isascii() and digits.isdigit() else None
         elif lname == "connection":
             if "close" in value.lower():
                 close = True

@@ -164,7 +164,7 @@ def parse_head(head: bytes, server: tuple, peer: Any) -> tuple:
         body = ChunkedReader()
     elif "CONTENT_LENGTH" in environ:
         cl = environ["CONTENT_LENGTH"]
-        if not cl.isdigit() or len(cl) > 18:
+        if not (cl.isascii() and cl.isdigit()) or len(cl) > 18:
             raise bad_request("400 Bad Request", "bad Content-Length %r" % cl[:40])
         length = int(cl)
         if length:

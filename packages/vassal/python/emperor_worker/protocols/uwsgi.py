@@ -162,7 +162,7 @@ class UwsgiProtocol(Protocol):
             cl = environ.get("CONTENT_LENGTH")
             if not cl:
                 return environ, None, None, False, environ
-            length = int(cl) if cl.isdigit() and len(cl) <= 18 else 0
+            length = int(cl) if cl.isascii() and cl.isdigit() and len(cl) <= 18 else 0
             return environ, LengthReader(length) if length else None, None, False, environ
         environ = parse_vars(bytes(buf[4:end]))
         del buf[:end]
@@ -182,7 +182,7 @@ class UwsgiProtocol(Protocol):
         cl = environ.get("CONTENT_LENGTH")
         if not cl:
             return environ, None, None, False, environ
-        length = int(cl) if cl.isdigit() and len(cl) <= 18 else 0
+        length = int(cl) if cl.isascii() and cl.isdigit() and len(cl) <= 18 else 0
         return environ, LengthReader(length) if length else None, None, False, environ
 
     def __init__(self, buffer_size: int, server: tuple, date: Any) -> None:

@@ -1,13 +1,16 @@
 export * from './types.js';
-export { createPool, step } from './step.js';
+export { createPool, settledTick, step } from './step.js';
 export {
   anyBusy,
   currentOf,
   generationsInUse,
   healthView,
+  heartbeatDue,
+  idleTickInterval,
   inCheapMode,
   isBusy,
   isRetiring,
+  isSettled,
   masterState,
   memoryWatched,
   needsEverySecond,

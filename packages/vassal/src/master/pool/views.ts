@@ -126,7 +126,27 @@ export function needsEverySecond(pool: Pool): boolean {
 
 /** The interval to the tick after this one, ms; the heartbeat to the emperor rides it. */
 export function tickInterval(pool: Pool): number {
-  return needsEverySecond(pool) ? TICK_MS : Math.min(IDLE_TICK_MS, pool.config.heartbeatMs);
+  return needsEverySecond(pool) ? TICK_MS : idleTickInterval(pool.config);
+}
+
+/** The tick interval of a pool with nothing to check every second, ms: {@link IDLE_TICK_MS}, or `heartbeat` when shorter. */
+export function idleTickInterval(c: VassalConfig): number {
+  return Math.min(IDLE_TICK_MS, c.heartbeatMs);
+}
+
+/**
+ * True when the pool is settled: it ticks every {@link IDLE_TICK_MS} (see
+ * {@link needsEverySecond}) and no worker is busy. While its scoreboard does not change,
+ * a tick of such a pool finds what the one before found (every check it runs depends on
+ * the readings, and none on the time), so the master may take `settledTick` instead.
+ */
+export function isSettled(pool: Pool): boolean {
+  return pool.phase === 'running' && !needsEverySecond(pool) && !anyBusy(pool);
+}
+
+/** True when the heartbeat to the emperor is due at epoch ms `now` (half a tick early rather than a tick late). */
+export function heartbeatDue(pool: Pick<Pool, 'config' | 'lastBeat'>, now: number): boolean {
+  return now - pool.lastBeat >= pool.config.heartbeatMs - TICK_MS / 2;
 }
 
 /**

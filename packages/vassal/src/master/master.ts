@@ -251,7 +251,7 @@ export class Master extends EventEmitter<MasterEvents> {
    * Brings what a stats document shows up to date: the scoreboard now, once every serving
    * worker has written its slot on request (at most PUBLISH_WAIT_MS: every request
    * answered before the read is counted, no idle worker shows busy), memory and accept
-   * queues when their reading is older than a second (the tick may be 5 s apart).
+   * queues when their reading is older than a second (a settled tick may be 10 s apart).
    * Resolves when done; never rejects.
    */
   async fresh(): Promise<void> {

@@ -9,8 +9,10 @@ import {
   EMPTY_SLOT,
   SlotStatus,
   createPool,
+  isSettled,
   masterState,
   nextDeadline,
+  settledTick,
   statusOf,
   step,
   type Pool,
@@ -107,7 +109,7 @@ test('coinciding deadlines (tick, ready timeout, respawn, mercy) are all handled
   for (let i = 0; i < 5; i++) d.wake();
 });
 
-test('the tick slows to 5 s once nothing needs a check every second, and comes back to 1 s with a reload', () => {
+test('the tick slows to 10 s once nothing needs a check every second, and comes back to 1 s with a reload', () => {
   const d = new Driver('processes = 1');
   d.feed({ type: 'start', uid: undefined, mtimes: new Map() });
   d.feed({ type: 'message', key: d.key(1), message: { v: 1, type: 'ready' } });
@@ -117,7 +119,13 @@ test('the tick slows to 5 s once nothing needs a check every second, and comes b
   d.now = d.pool.nextTickAt as number;
   const out = d.feed({ type: 'tick', readings: new Map([[d.key(1), data]]), mtimes: new Map(), backlog: 0 });
   assert.ok(out.some((c) => c.type === 'emit' && c.event === 'loyal'));
-  assert.equal(d.pool.nextTickAt, d.now + 5000);
+  assert.equal(d.pool.nextTickAt, d.now + 10_000);
+  assert.ok(isSettled(d.pool), 'settled: ready, loyal, nothing to watch, nobody busy');
+  const settled = settledTick(d.pool, d.now + 10_000);
+  assert.deepEqual(settled.commands, [{ type: 'emit', event: 'heartbeat' }], 'the heartbeat rides the settled tick');
+  assert.equal(settled.pool.nextTickAt, d.now + 20_000);
+  assert.equal(settled.pool.lastBeat, d.now + 10_000);
+  assert.deepEqual(settledTick(settled.pool, d.now + 15_000).commands, [], 'not due 5 s later');
   d.feed({ type: 'reload', kind: 'graceful', reread: false, ticket: 7 });
   assert.equal(d.pool.nextTickAt, d.now + 1000);
   assert.equal(masterState(d.pool), 'reloading');

@@ -10,7 +10,7 @@ import { adjustPool, checkCheaper, checkTouches, checkWorkers, harakiriDue } fro
 import { Draft } from './draft.js';
 import { askReload, cancelReload, honourRecycle, reloadPrepared, reloadRefused, replacementFailed, replacementReady, runQueuedReload } from './replace.js';
 import { TICK_MS, type Pool, type PoolEvent, type Readings, type StepResult } from './types.js';
-import { heartbeatDue, idleTickInterval, phaseOf, stopReasonOf, summarize, tickInterval } from './views.js';
+import { heartbeatDue, idleTickInterval, nextSettledTick, nextTickAfter, phaseOf, stopReasonOf, summarize } from './views.js';
 import { exited, kill, mercyOf, newSlot, ready, respawnNow, retire, spawn, spawned, spawnFailed, type Role } from './workers.js';
 
 /** A pool for `config`, before its first worker. */
@@ -187,11 +187,12 @@ function tick(d: Draft, mtimes: ReadonlyMap<string, number>, backlog: number): v
   checkWorkers(d);
   checkCheaper(d, backlog);
   // The heartbeat to the emperor rides the tick (uWSGI sends it from its master cycle too).
-  if (heartbeatDue(d, d.now)) {
+  const next = nextTickAfter(d, d.now);
+  if (heartbeatDue(d, d.now, next)) {
     d.lastBeat = d.now;
     d.emit({ event: 'heartbeat' });
   }
-  if (d.live) d.nextTickAt = d.now + tickInterval(d);
+  if (d.live) d.nextTickAt = next;
 }
 
 /**
@@ -202,9 +203,10 @@ function tick(d: Draft, mtimes: ReadonlyMap<string, number>, backlog: number): v
  * no step, no copy of the pool's maps and no scoreboard decoding (issue 23). Never throws.
  */
 export function settledTick(pool: Pool, now: number): StepResult {
-  const beat = heartbeatDue(pool, now);
+  const next = nextSettledTick(now, idleTickInterval(pool.config));
+  const beat = heartbeatDue(pool, now, next);
   return {
-    pool: { ...pool, nextTickAt: now + idleTickInterval(pool.config), lastBeat: beat ? now : pool.lastBeat },
+    pool: { ...pool, nextTickAt: next, lastBeat: beat ? now : pool.lastBeat },
     commands: beat ? [{ type: 'emit', event: 'heartbeat' }] : [],
   };
 }

@@ -25,7 +25,8 @@ export const TICK_MS = 1000;
  * of an idle Node process costs 0.2 ms of CPU on a quiet host and 1.5-2 ms on a loaded
  * one (measured, docs/architecture.md), which on a host of hundreds of vassals adds up to
  * a good part of a core for nothing. 10 s with the default `heartbeat` of 10 s is three
- * beats per `emperor-required-heartbeat` (30 s).
+ * beats per `emperor-required-heartbeat` (30 s). Settled ticks fall on a grid of this
+ * interval shared by every master (`nextSettledTick`).
  */
 export const IDLE_TICK_MS = 10_000;
 

@@ -226,7 +226,7 @@ export const OPTIONS = [
   option('touch-reload', { group: 'health', type: 'path', repeatable: true, doc: 'Reload the workers when this file\'s mtime changes (or it is deleted).' }),
   option('touch-chain-reload', { group: 'health', type: 'path', repeatable: true, doc: 'Chain-reload (one worker at a time) when this file\'s mtime changes.' }),
   option('die-on-term', always('health', 'Accepted: SIGTERM always stops (uWSGI 2.1 semantics).', 'both')),
-  option('heartbeat', seconds('health', '5', 'How often the master tells the emperor it is alive. Emperor\'s default; uWSGI has none.', 1)),
+  option('heartbeat', seconds('health', '10', 'How often the master tells the emperor it is alive: three beats per `emperor-required-heartbeat` (30 s) by default. A settled master wakes this often at most (every 10 s), and every second while it has something to watch (harakiri, cheaper, limits, touch files). Emperor\'s default; uWSGI sends none unless `heartbeat` is set.', 1)),
 
   // --- cheaper (uWSGI core/cheaper.c, plugins/cheaper_busyness) -----------------------
   option('cheaper', { group: 'cheaper', type: 'uint', default: '0', max: MAX_WORKERS - 1, doc: 'Fewest workers; must be below `processes`. 0 = a fixed pool.' }),

@@ -256,7 +256,7 @@ export interface VassalConfig {
   readonly lazyApps: boolean;
   /** `die-on-term`: accepted; SIGTERM always stops the vassal (uWSGI 2.1 semantics). */
   readonly dieOnTerm: boolean;
-  /** `heartbeat` seconds → ms: how often the master tells the emperor it is alive. @default 5 s */
+  /** `heartbeat` seconds → ms: how often the master tells the emperor it is alive. @default 10 s */
   readonly heartbeatMs: number;
 
   // --- cheaper (uWSGI core/cheaper.c) ----------------------------------------------

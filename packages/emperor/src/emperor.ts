@@ -29,7 +29,7 @@ import { MASTER_NODE_ARGS } from './master-flags.js';
 import { SETTLE_MS, createSource, vassalOrigin, type VassalFile, type VassalSource } from './source.js';
 import { judgeTyrant, type TyrantIdentity } from './tyrant.js';
 import { OnDemandSocket, onDemandSocketName } from './on-demand.js';
-import { VASSAL_STOP_MERCY_MS, Vassal, type OnDemandHandoff, type SpawnMaster, type VassalState } from './vassal.js';
+import { VASSAL_STOP_MERCY_MS, Vassal, nextHeartbeatCheck, type OnDemandHandoff, type SpawnMaster, type VassalState } from './vassal.js';
 
 /** Options for {@link Emperor}. */
 export interface EmperorOptions {
@@ -68,9 +68,6 @@ export interface EmperorOptions {
  * NOTIFY_SOCKET for vassals too) and socket activation, which is the emperor's.
  */
 const EMPEROR_ONLY_ENV = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'];
-
-/** How often `emperor-required-heartbeat` is checked, ms: uWSGI checks on every loop, at most a second apart. */
-const HEARTBEAT_CHECK_MS = 1000;
 
 /** The order states are listed in the systemd STATUS line. */
 const STATUS_ORDER: readonly VassalState[] = ['ready', 'starting', 'reloading', 'on-demand', 'idle', 'throttled', 'cursed', 'config-error', 'stopping', 'dead'];
@@ -365,15 +362,25 @@ export class Emperor {
     this.#logIdentity();
     this.#scan();
     this.#retireOld();
-    if (config.emperorRequiredHeartbeatMs > 0) {
-      this.#heartbeatTimer = setInterval(() => {
-        for (const vassal of this.#vassals.values()) vassal.checkHeartbeat(config.emperorRequiredHeartbeatMs);
-      }, Math.min(HEARTBEAT_CHECK_MS, config.emperorRequiredHeartbeatMs));
-    }
+    if (config.emperorRequiredHeartbeatMs > 0) this.#checkHeartbeats();
     await this.#serveStats();
     // Every vassal found at start has been spawned (not necessarily ready: one slow or
     // broken app must not hold the whole unit in "activating").
     this.#notifier?.ready(this.#statusLine());
+  }
+
+  /**
+   * `emperor-required-heartbeat`: kills the masters that are overdue (uWSGI checks on every
+   * loop of its emperor), then sleeps until the next one can be (`nextHeartbeatCheck`), so
+   * a master is judged when it is overdue, not up to a second later, and the timer costs
+   * an idle emperor one wake-up per heartbeat period instead of one a second.
+   */
+  #checkHeartbeats(): void {
+    const requiredMs = this.#config.emperorRequiredHeartbeatMs;
+    const now = Date.now();
+    for (const vassal of this.#vassals.values()) vassal.checkHeartbeat(requiredMs);
+    const next = nextHeartbeatCheck(Array.from(this.#vassals.values(), (v) => v.lastHeartbeat), now, requiredMs);
+    this.#heartbeatTimer = setTimeout(() => this.#checkHeartbeats(), next - now);
   }
 
   /** Serves `emperor-stats` and `stats`. */
@@ -446,7 +453,7 @@ export class Emperor {
       // Idle on-demand sockets close; the next emperor binds them again.
       for (const vassal of this.#vassals.values()) vassal.releaseOnDemand();
       if (this.#settleTimer !== undefined) clearTimeout(this.#settleTimer);
-      if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
+      if (this.#heartbeatTimer !== undefined) clearTimeout(this.#heartbeatTimer);
       await Promise.all(this.#stats.splice(0).map((server) => server.close()));
       await this.#handover?.close();
       for (const vassal of this.#vassals.values()) this.#handover?.record(vassal);
@@ -632,7 +639,7 @@ export class Emperor {
     this.#notifier?.stopping(this.#statusLine());
     for (const source of this.#sources) source.close();
     if (this.#settleTimer !== undefined) clearTimeout(this.#settleTimer);
-    if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
+    if (this.#heartbeatTimer !== undefined) clearTimeout(this.#heartbeatTimer);
     // Set before the first stop: a vassal that was not running dies at once, and its
     // 'dead' handler's scan must not start it again (nor any other).
     let stopped: () => void = () => {};

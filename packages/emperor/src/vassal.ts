@@ -92,6 +92,24 @@ export function heartbeatOverdue(lastHeartbeat: number, now: number, requiredMs:
   return requiredMs > 0 && lastHeartbeat > 0 && now - lastHeartbeat > requiredMs;
 }
 
+/**
+ * When `emperor-required-heartbeat` must next be checked, epoch ms: the first moment one
+ * of `lastHeartbeats` (epoch ms; 0 = none yet) can be overdue (see {@link heartbeatOverdue}),
+ * and `requiredMs` from `now` at the latest, since a heartbeat that arrives after `now`
+ * cannot be overdue before then. The emperor arms one timer for it instead of looking
+ * every second (an idle emperor then wakes once per heartbeat period at most, issue 23);
+ * a master is still judged the moment it is overdue. Always after `now`; `requiredMs` > 0.
+ */
+export function nextHeartbeatCheck(lastHeartbeats: Iterable<number>, now: number, requiredMs: number): number {
+  let next = now + requiredMs;
+  for (const last of lastHeartbeats) {
+    // One overdue already was judged at `now` (or is not judged: stopping, no master): it
+    // must not make the timer spin.
+    if (last > 0 && last + requiredMs + 1 > now) next = Math.min(next, last + requiredMs + 1);
+  }
+  return next;
+}
+
 
 /** What a lease keeps of a vassal for the emperor that adopts it (epoch ms). */
 export interface AdoptedRecord {

@@ -64,7 +64,7 @@ test('defaults and units are uWSGI\'s', () => {
   assert.deepEqual(row('cheaper-busyness-backlog-multiplier'), ['3', undefined]);
   assert.deepEqual(row('cheaper-busyness-backlog-step'), ['1', undefined]);
   assert.deepEqual(row('cheaper-busyness-backlog-nonzero'), ['60', 'seconds']);
-  assert.deepEqual(row('heartbeat'), ['5', 'seconds']);
+  assert.deepEqual(row('heartbeat'), ['10', 'seconds']);
   assert.deepEqual(findOption('cheaper-algo')?.choices, ['spare', 'backlog', 'busyness']);
 });
 

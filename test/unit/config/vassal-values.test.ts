@@ -14,7 +14,7 @@ test('defaults when nothing is set', () => {
   assert.equal(c.baseDir, BASE);
   assert.deepEqual(
     [c.processes, c.listen, c.bufferSize, c.harakiriMs, c.minWorkerLifetimeMs, c.workerReloadMercyMs, c.reloadMercyMs, c.heartbeatMs, c.callable],
-    [1, 100, 4096, 0, 10_000, 60_000, 0, 5_000, 'application'],
+    [1, 100, 4096, 0, 10_000, 60_000, 0, 10_000, 'application'],
   );
   assert.deepEqual([c.vacuum, c.noOrphans, c.statsHttp, c.statsMinified, c.disableLogging], Array(5).fill(false));
   // What Emperor always does: a master, SIGTERM stops. Python apps are preloaded and forked unless lazy-apps.

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { ExitCode } from '@emperor/protocol';
-import { Vassal, heartbeatOverdue, type VassalFile } from '@emperor/emperor';
+import { Vassal, heartbeatOverdue, nextHeartbeatCheck, type VassalFile } from '@emperor/emperor';
 import { FakeChild, ManualClock } from '../../helpers/fakes.js';
 
 const file: VassalFile = {
@@ -106,6 +106,14 @@ test('an invalid file is not a crash loop: no respawn until the file changes', (
   vassal.reload({ ...file, fingerprint: { ...file.fingerprint, hash: 'b' } });
   assert.equal(spawned.length, 2, 'the changed file is tried at once');
   assert.equal(vassal.backoff.failures, 0);
+});
+
+test('emperor-required-heartbeat is checked when the first master can be overdue, and a required period later at the latest', () => {
+  assert.equal(nextHeartbeatCheck([], 50_000, 30_000), 80_000, 'no master: a heartbeat arriving now is overdue at 80 001 at the earliest');
+  assert.equal(nextHeartbeatCheck([0, 0], 50_000, 30_000), 80_000, 'none has sent one yet');
+  assert.equal(nextHeartbeatCheck([45_000, 0, 41_000], 50_000, 30_000), 71_001, 'the oldest heartbeat is overdue 30 s + 1 ms after it');
+  assert.ok(heartbeatOverdue(41_000, 71_001, 30_000) && !heartbeatOverdue(41_000, 71_000, 30_000), 'exactly when it is overdue');
+  assert.equal(nextHeartbeatCheck([10_000, 48_000], 50_000, 30_000), 78_001, 'one already overdue (not killed: stopping) does not make the timer spin');
 });
 
 test('emperor-required-heartbeat: counted from the first heartbeat; a silent master is killed once and respawned', () => {

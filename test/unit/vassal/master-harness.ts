@@ -41,8 +41,20 @@ class FakeScoreboard implements ScoreboardPort {
     this.#free.sort((a, b) => b - a);
   }
 
+  #kept: (SlotData | undefined)[] | undefined;
+
   readAll(): (SlotData | undefined)[] {
     return [...this.#slots];
+  }
+
+  keep(): void {
+    this.#kept = [...this.#slots];
+  }
+
+  /** Every write is a change, as a real slot's sequence number makes it, even with the same data. */
+  unchanged(): boolean {
+    const kept = this.#kept;
+    return kept !== undefined && kept.length === this.#slots.length && kept.every((d, i) => d === this.#slots[i]);
   }
 
   read(index: number): SlotData | undefined {

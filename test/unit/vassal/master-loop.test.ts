@@ -389,3 +389,31 @@ test('the master FIFO\'s + and - say why they did nothing', async () => {
   assert.equal(h.master.adjustPool(-1), undefined);
   assert.equal(h.logged(/^worker 1 \(pid \d+\) cheaped$/).length, 1, 'the oldest idle one');
 });
+
+test('a settled master wakes once per `heartbeat` (10 s by default) and beats each time; what a worker writes meanwhile is read on the next tick', async () => {
+  const h = await startMaster(vassalConfig('processes = 1'));
+  assert.equal(h.master.config.heartbeatMs, 10_000);
+  await allReady(h);
+  h.slot(h.last(1), { status: SlotStatus.IDLE, accepting: true, requests: 1 });
+  await h.advance(1000);
+  assert.ok(h.events.includes('loyal'), 'loyal: from here nothing needs a check every second');
+  const beats = (): number => h.events.filter((e) => e === 'heartbeat').length;
+  await h.advance(10_000); // past the first tick 10 s apart
+  const before = beats();
+  const timers: number[] = [];
+  for (let s = 0; s < 60; s++) {
+    await h.advance(1000);
+    timers.push(h.clock.pending);
+  }
+  assert.equal(beats() - before, 6, 'one heartbeat per 10 s');
+  assert.ok(timers.every((n) => n === 1), 'one timer, never more');
+  const requests = (): number | undefined => [...h.master.pool.procs.values()][0]?.data.requests;
+  assert.equal(requests(), 1);
+  h.slot(h.last(1), { status: SlotStatus.IDLE, accepting: true, requests: 7 });
+  await h.advance(10_000);
+  assert.equal(requests(), 7, 'the slot changed: the tick reads it');
+  h.slot(h.last(1), { status: SlotStatus.BUSY, accepting: true, inFlight: 1, requests: 7 });
+  await h.advance(10_000);
+  assert.equal([...h.master.pool.procs.values()][0]?.data.inFlight, 1, 'a busy worker is seen');
+  assert.equal(beats() - before, 8, 'and the heartbeat goes on');
+});

@@ -9,8 +9,12 @@ import {
   EMPTY_SLOT,
   SlotStatus,
   createPool,
+  heartbeatDue,
+  isSettled,
   masterState,
   nextDeadline,
+  nextSettledTick,
+  settledTick,
   statusOf,
   step,
   type Pool,
@@ -107,7 +111,7 @@ test('coinciding deadlines (tick, ready timeout, respawn, mercy) are all handled
   for (let i = 0; i < 5; i++) d.wake();
 });
 
-test('the tick slows to 5 s once nothing needs a check every second, and comes back to 1 s with a reload', () => {
+test('the tick slows to 10 s once nothing needs a check every second, and comes back to 1 s with a reload', () => {
   const d = new Driver('processes = 1');
   d.feed({ type: 'start', uid: undefined, mtimes: new Map() });
   d.feed({ type: 'message', key: d.key(1), message: { v: 1, type: 'ready' } });
@@ -117,11 +121,29 @@ test('the tick slows to 5 s once nothing needs a check every second, and comes b
   d.now = d.pool.nextTickAt as number;
   const out = d.feed({ type: 'tick', readings: new Map([[d.key(1), data]]), mtimes: new Map(), backlog: 0 });
   assert.ok(out.some((c) => c.type === 'emit' && c.event === 'loyal'));
-  assert.equal(d.pool.nextTickAt, d.now + 5000);
+  const at = d.pool.nextTickAt as number;
+  assert.ok(at % 10_000 === 0 && at >= d.now + 5000 && at <= d.now + 15_000, `on the 10 s grid, 5 to 15 s away: ${at - d.now}`);
+  assert.ok(isSettled(d.pool), 'settled: ready, loyal, nothing to watch, nobody busy');
+  const settled = settledTick(d.pool, at);
+  assert.deepEqual(settled.commands, [{ type: 'emit', event: 'heartbeat' }], 'the heartbeat rides the settled tick');
+  assert.equal(settled.pool.nextTickAt, at + 10_000);
+  assert.equal(settled.pool.lastBeat, at);
+  assert.deepEqual(settledTick(settled.pool, at + 5000).commands, [], 'not due 5 s later');
   d.feed({ type: 'reload', kind: 'graceful', reread: false, ticket: 7 });
   assert.equal(d.pool.nextTickAt, d.now + 1000);
   assert.equal(masterState(d.pool), 'reloading');
   assert.deepEqual(d.commands.at(-1), { type: 'prepare-reload', reread: false });
+});
+
+test('settled ticks land on a grid shared by every master, and the heartbeat never waits more than `heartbeat` + 0.5 s', () => {
+  assert.equal(nextSettledTick(1_800_000_004_999, 10_000), 1_800_000_010_000);
+  assert.equal(nextSettledTick(1_800_000_005_000, 10_000), 1_800_000_010_000, 'half an interval away is enough');
+  assert.equal(nextSettledTick(1_800_000_005_001, 10_000), 1_800_000_020_000, 'closer than that: the grid point after');
+  assert.equal(nextSettledTick(1_800_000_010_000, 10_000), 1_800_000_020_000, 'on the grid: one interval on');
+  const pool = { config: vassalConfig('processes = 1'), lastBeat: 1_000_000 };
+  assert.equal(heartbeatDue(pool, 1_009_499, 1_019_499), true, 'the tick after would leave 19.5 s without one: beat now');
+  assert.equal(heartbeatDue(pool, 1_004_000, 1_010_000), false, 'the next tick is soon enough');
+  assert.equal(heartbeatDue(pool, 1_009_500, 1_010_500), true, '10 s less half a tick since the last');
 });
 
 test('a reload asked for while stopping is refused; one asked for while starting is queued (both answered at once)', () => {

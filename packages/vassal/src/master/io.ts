@@ -10,7 +10,7 @@ import { Scoreboard } from '../shared/scoreboard.js';
 import { bindSockets, readTcpListenQueues, type BoundSocket, type SocketPermissions } from './sockets.js';
 
 /** What the master uses of its scoreboard. */
-export type ScoreboardPort = Pick<Scoreboard, 'fd' | 'allocate' | 'release' | 'read' | 'readAll' | 'close'>;
+export type ScoreboardPort = Pick<Scoreboard, 'fd' | 'allocate' | 'release' | 'read' | 'readAll' | 'keep' | 'unchanged' | 'close'>;
 
 /** The master's I/O. */
 export interface MasterIo {

@@ -21,10 +21,12 @@ import {
   createPool,
   generationsInUse,
   inCheapMode,
+  isSettled,
   masterState,
   memoryWatched,
   nextDeadline,
   queuesNeededEveryTick,
+  settledTick,
   step,
   summarize,
   type EmitCommand,
@@ -115,6 +117,12 @@ export class Master extends EventEmitter<MasterEvents> {
   #onExited: () => void = () => {};
   /** Cheap mode: the queues are being read for the tick that follows. */
   #cheapReading = false;
+  /**
+   * The pool as a full tick left it, when that pool was settled (`isSettled`): while the
+   * pool is still this one (no event since) and the scoreboard unchanged, the next tick
+   * is a `settledTick`.
+   */
+  #settled: Pool | undefined;
   readonly startedAt: number;
 
   constructor(options: MasterOptions) {
@@ -243,7 +251,7 @@ export class Master extends EventEmitter<MasterEvents> {
    * Brings what a stats document shows up to date: the scoreboard now, once every serving
    * worker has written its slot on request (at most PUBLISH_WAIT_MS: every request
    * answered before the read is counted, no idle worker shows busy), memory and accept
-   * queues when their reading is older than a second (the tick may be 5 s apart).
+   * queues when their reading is older than a second (a settled tick may be 10 s apart).
    * Resolves when done; never rejects.
    */
   async fresh(): Promise<void> {
@@ -388,6 +396,17 @@ export class Master extends EventEmitter<MasterEvents> {
     this.#timer = undefined;
     this.#timerAt = undefined;
     const pool = this.#pool;
+    if (pool === this.#settled && pool.nextTickAt !== undefined && this.#clock.now() >= pool.nextTickAt && this.#workers?.unchanged() === true) {
+      // A settled master's tick: nothing to decode, check or sample (issue 23). No
+      // #retain either: no process came or went since the full tick.
+      const result = settledTick(pool, this.#clock.now());
+      this.#pool = result.pool;
+      this.#settled = result.pool;
+      for (const command of result.commands) this.#run(command);
+      this.#arm();
+      return;
+    }
+    this.#settled = undefined;
     const readings = this.#workers?.readings() ?? new Map();
     if (pool.nextTickAt === undefined || this.#clock.now() < pool.nextTickAt) {
       this.#feed({ type: 'deadline', readings });
@@ -408,6 +427,7 @@ export class Master extends EventEmitter<MasterEvents> {
     }
     const mtimes = new Map([...pool.touched.keys()].map((f) => [f, this.#io.mtime(f)]));
     this.#feed({ type: 'tick', readings, mtimes, backlog: this.#queues.backlog() });
+    if (isSettled(this.#pool)) this.#settled = this.#pool;
     const config = this.#pool.config;
     void this.#queues.sample(this.#sockets, { everyTick: queuesNeededEveryTick(config), busy: () => anyBusy(this.#pool), cheap: inCheapMode(this.#pool) });
     // Memory is read every tick only for a limit that needs it; stats read it on demand.

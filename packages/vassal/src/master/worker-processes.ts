@@ -223,7 +223,16 @@ export class WorkerProcesses {
       const data = all[entry.sbIndex];
       if (data !== undefined && data.pid === entry.child.pid) out.set(key, data);
     }
+    this.#o.scoreboard.keep();
     return out;
+  }
+
+  /**
+   * True when the scoreboard holds the same bytes as at the last {@link readings}: what
+   * that reading gave is still what the workers publish (see `Scoreboard.unchanged`).
+   */
+  unchanged(): boolean {
+    return !this.#closed && this.#o.scoreboard.unchanged();
   }
 
   /** Closes the scoreboard (the master is done; exits that follow are still reported). */

@@ -148,6 +148,11 @@ export class Scoreboard {
   readonly slots: number;
   /** Read buffer, grown to the slots in use: zero-filling all of them cost every master 2 MiB of RSS. */
   #buf: Buffer = Buffer.alloc(0);
+  /** The bytes of the last {@link readAll} that was {@link keep}-ed, and how many are meaningful. */
+  #kept: Buffer = Buffer.alloc(0);
+  #keptBytes = -1;
+  /** Where {@link unchanged} reads the slots, so the comparison allocates nothing. */
+  #scratch: Buffer = Buffer.alloc(0);
   readonly #free: number[];
   readonly #zero = Buffer.alloc(SLOT_SIZE);
   /** One past the highest slot ever allocated: reads stop there (free slots are taken lowest first). */
@@ -205,6 +210,32 @@ export class Scoreboard {
     const out: (SlotData | undefined)[] = [];
     for (let i = 0; i < this.#high; i++) out.push(decodeSlot(this.#buf, i * SLOT_SIZE));
     return out;
+  }
+
+  /**
+   * Remembers the bytes of the last {@link readAll} (the reading the master's pool now
+   * holds), for {@link unchanged}.
+   */
+  keep(): void {
+    const bytes = this.#high * SLOT_SIZE;
+    if (this.#kept.length < bytes) this.#kept = Buffer.alloc(this.#buf.length);
+    this.#buf.copy(this.#kept, 0, 0, bytes);
+    this.#keptBytes = bytes;
+  }
+
+  /**
+   * True when every slot in use holds exactly the bytes {@link keep} remembered: no
+   * worker wrote its slot since (each write bumps the slot's sequence numbers), and no
+   * slot was allocated. One read into a buffer kept for it and a comparison; nothing is
+   * decoded or allocated, which is what a settled master's tick costs (issue 23).
+   */
+  unchanged(): boolean {
+    const bytes = this.#high * SLOT_SIZE;
+    if (bytes !== this.#keptBytes) return false;
+    if (bytes === 0) return true;
+    if (this.#scratch.length < bytes) this.#scratch = Buffer.alloc(this.#kept.length);
+    readSync(this.fd, this.#scratch, 0, bytes, 0);
+    return this.#scratch.compare(this.#kept, 0, bytes, 0, bytes) === 0;
   }
 
   /** Reads one slot. */

@@ -1,23 +1,27 @@
 export * from './types.js';
-export { createPool, step } from './step.js';
+export { createPool, settledTick, step } from './step.js';
 export {
   anyBusy,
   currentOf,
   generationsInUse,
   healthView,
+  heartbeatDue,
+  idleTickInterval,
   inCheapMode,
   isBusy,
   isRetiring,
+  isSettled,
   masterState,
   memoryWatched,
   needsEverySecond,
+  nextSettledTick,
+  nextTickAfter,
   nextDeadline,
   phaseOf,
   queuesNeededEveryTick,
   slotsInOrder,
   statusOf,
   summarize,
-  tickInterval,
   type MasterState,
   type ProcPhase,
 } from './views.js';

@@ -10,7 +10,7 @@ import { adjustPool, checkCheaper, checkTouches, checkWorkers, harakiriDue } fro
 import { Draft } from './draft.js';
 import { askReload, cancelReload, honourRecycle, reloadPrepared, reloadRefused, replacementFailed, replacementReady, runQueuedReload } from './replace.js';
 import { TICK_MS, type Pool, type PoolEvent, type Readings, type StepResult } from './types.js';
-import { phaseOf, stopReasonOf, summarize, tickInterval } from './views.js';
+import { heartbeatDue, idleTickInterval, nextSettledTick, nextTickAfter, phaseOf, stopReasonOf, summarize } from './views.js';
 import { exited, kill, mercyOf, newSlot, ready, respawnNow, retire, spawn, spawned, spawnFailed, type Role } from './workers.js';
 
 /** A pool for `config`, before its first worker. */
@@ -187,11 +187,28 @@ function tick(d: Draft, mtimes: ReadonlyMap<string, number>, backlog: number): v
   checkWorkers(d);
   checkCheaper(d, backlog);
   // The heartbeat to the emperor rides the tick (uWSGI sends it from its master cycle too).
-  if (d.now - d.lastBeat >= d.config.heartbeatMs - TICK_MS / 2) {
+  const next = nextTickAfter(d, d.now);
+  if (heartbeatDue(d, d.now, next)) {
     d.lastBeat = d.now;
     d.emit({ event: 'heartbeat' });
   }
-  if (d.live) d.nextTickAt = d.now + tickInterval(d);
+  if (d.live) d.nextTickAt = next;
+}
+
+/**
+ * The tick of a settled pool (`isSettled`) whose scoreboard holds the same bytes as at its
+ * last full tick, at epoch ms `now`: the full tick would apply the same readings and run
+ * checks that found nothing on them, so what is left is the heartbeat when due and the
+ * next tick. The master takes this path only then; it costs a settled master's wake-up
+ * no step, no copy of the pool's maps and no scoreboard decoding (issue 23). Never throws.
+ */
+export function settledTick(pool: Pool, now: number): StepResult {
+  const next = nextSettledTick(now, idleTickInterval(pool.config));
+  const beat = heartbeatDue(pool, now, next);
+  return {
+    pool: { ...pool, nextTickAt: next, lastBeat: beat ? now : pool.lastBeat },
+    commands: beat ? [{ type: 'emit', event: 'heartbeat' }] : [],
+  };
 }
 
 /**

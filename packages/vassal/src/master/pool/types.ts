@@ -19,12 +19,16 @@ export const TICK_MS = 1000;
 /**
  * The tick of a master with nothing to check every second, ms: no harakiri, no memory or
  * lifetime limit, no cheaper or idle, no touch file, every worker ready and nothing
- * pending. It still reads the scoreboard and the accept queues (for the "listen queue
- * full" line), and a stats request refreshes what it shows first. A wake-up of an idle
- * Node process costs a few hundred µs of CPU (measured), which on a host of hundreds of
- * vassals adds up to a good part of a core for nothing.
+ * pending (`heartbeat` when that is shorter). It still reads the scoreboard (only to see
+ * that nothing changed, `settledTick`) and, while a worker is busy, the accept queues (for
+ * the "listen queue full" line); a stats request refreshes what it shows first. A wake-up
+ * of an idle Node process costs 0.2 ms of CPU on a quiet host and 1.5-2 ms on a loaded
+ * one (measured, docs/architecture.md), which on a host of hundreds of vassals adds up to
+ * a good part of a core for nothing. 10 s with the default `heartbeat` of 10 s is three
+ * beats per `emperor-required-heartbeat` (30 s). Settled ticks fall on a grid of this
+ * interval shared by every master (`nextSettledTick`).
  */
-export const IDLE_TICK_MS = 5000;
+export const IDLE_TICK_MS = 10_000;
 
 /**
  * Respawn backoff of one worker slot: a worker that dies within 10 s of its spawn is

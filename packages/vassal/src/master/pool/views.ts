@@ -124,9 +124,52 @@ export function needsEverySecond(pool: Pool): boolean {
   return false;
 }
 
-/** The interval to the tick after this one, ms; the heartbeat to the emperor rides it. */
-export function tickInterval(pool: Pool): number {
-  return needsEverySecond(pool) ? TICK_MS : Math.min(IDLE_TICK_MS, pool.config.heartbeatMs);
+/**
+ * Epoch ms of the tick after one at `now`; the heartbeat to the emperor rides it. Every
+ * {@link TICK_MS} while something needs watching; else on the settled grid
+ * ({@link nextSettledTick}).
+ */
+export function nextTickAfter(pool: Pool, now: number): number {
+  return needsEverySecond(pool) ? now + TICK_MS : nextSettledTick(now, idleTickInterval(pool.config));
+}
+
+/**
+ * The next tick of a settled master after epoch ms `now`: the next multiple of `intervalMs`
+ * since the epoch that is at least half an interval away (so ticks are 0.5 to 1.5
+ * intervals apart, 1 on the grid). Every settled master of the host with the same
+ * interval wakes at the same moment: the emperor reads their heartbeats in a few wake-ups
+ * instead of one each, and the code the masters share is warm for all but the first
+ * (measured, docs/architecture.md "Process start-up and idle cost").
+ */
+export function nextSettledTick(now: number, intervalMs: number): number {
+  return Math.ceil((now + intervalMs / 2) / intervalMs) * intervalMs;
+}
+
+/** The tick interval of a pool with nothing to check every second, ms: {@link IDLE_TICK_MS}, or `heartbeat` when shorter. */
+export function idleTickInterval(c: VassalConfig): number {
+  return Math.min(IDLE_TICK_MS, c.heartbeatMs);
+}
+
+/**
+ * True when the pool is settled: it ticks every {@link IDLE_TICK_MS} (see
+ * {@link needsEverySecond}) and no worker is busy. While its scoreboard does not change,
+ * a tick of such a pool finds what the one before found (every check it runs depends on
+ * the readings, and none on the time), so the master may take `settledTick` instead.
+ */
+export function isSettled(pool: Pool): boolean {
+  return pool.phase === 'running' && !needsEverySecond(pool) && !anyBusy(pool);
+}
+
+/**
+ * True when the heartbeat to the emperor is due on the tick at epoch ms `now`, the next
+ * one being at `nextTickAt`: `heartbeat` ms since the last one (half a tick early rather
+ * than a tick late), or the next tick would come more than half a tick after that (a tick
+ * on the settled grid may be up to 1.5 intervals away). So beats are never further apart
+ * than `heartbeat` plus half a second, as long as ticks come on time.
+ */
+export function heartbeatDue(pool: Pick<Pool, 'config' | 'lastBeat'>, now: number, nextTickAt: number): boolean {
+  const every = pool.config.heartbeatMs;
+  return now - pool.lastBeat >= every - TICK_MS / 2 || nextTickAt - pool.lastBeat > every + TICK_MS / 2;
 }
 
 /**

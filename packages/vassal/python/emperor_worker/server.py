@@ -48,6 +48,15 @@ MAX_CONNECTIONS = 512
 # back to the wait first (one epoll_wait and one loop round fewer per request under load;
 # uWSGI's workers wait once per connection). A failed try costs one accept4 (EAGAIN).
 ACCEPT_BURST = 8
+# Without threads, how long accept waits for a new connection's first bytes when they are
+# not there yet, ms. An HTTP client writes its request right after connect, a few µs
+# later; a worker that parked such a connection and went back to the wait would take the
+# next one too before its idle peers woke (measured: 4 concurrent slow requests to 4
+# workers all landed on one, and were served one after the other). Waiting this long
+# serves it at once, so the next connections go to the other workers; a client that
+# sends nothing holds the worker this long and is then parked (slowloris still holds a
+# connection, not the worker).
+FIRST_BYTES_WAIT_MS = 2
 
 
 class Poller:
@@ -140,6 +149,7 @@ class Server:
         self.last_sweep = time.monotonic()
         # What accept reads a new connection's first bytes into (see accept).
         self.first_read = [bytearray(RECV_SIZE)]
+        self.first_waiter = select.poll()  # see first_bytes
         # `threads` > 1: request threads take connections whose request head is all there
         # (see dispatch); the loop keeps accepting, reading heads and keep-alive for them.
         self.threads = threads
@@ -339,6 +349,10 @@ class Server:
         except OSError:
             self.close(conn)
             return False
+        if data is None and self.lock is None:
+            data = self.first_bytes(conn)
+            if data is False:
+                return False  # closed
         if not data:
             if data is not None:
                 self.close(conn)  # EOF before a request
@@ -352,6 +366,29 @@ class Server:
         self.selector.register(conn.fd, ("conn", conn))
         conn.registered = True
         return False
+
+    def first_bytes(self, conn: Conn) -> Any:
+        """Waits up to :data:`FIRST_BYTES_WAIT_MS` for ``conn``'s first bytes; returns
+        them, None when none came, b"" at EOF, or False when the read failed (closed)."""
+        waiter = self.first_waiter
+        fd = conn.fd
+        waiter.register(fd, select.POLLIN)
+        try:
+            if not waiter.poll(FIRST_BYTES_WAIT_MS):
+                return None
+        finally:
+            waiter.unregister(fd)
+        try:
+            if FD_SOCKETS:
+                first = self.first_read
+                n = os.preadv(fd, first, -1, os.RWF_NOWAIT)  # FD_SOCKETS: preadv2 with RWF_NOWAIT is there
+                return first[0][:n]
+            return conn.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            self.close(conn)
+            return False
 
     def close(self, conn: Conn) -> None:
         """Forgets and closes ``conn`` (nothing when it is closed already)."""

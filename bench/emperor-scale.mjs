@@ -96,7 +96,8 @@ const SYSTEMS = {
       writeFileSync(app, 'def application(environ, start_response):\n    start_response("200 OK", [("Content-Type", "text/plain")])\n    return [b"Hello"]\n');
       return { app };
     },
-    vassal: ({ app }, port) => `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nwsgi-file = ${app}\nprocesses = 1\ndisable-logging = true\n`,
+    // Debian's Python, which uWSGI's python3 plugin embeds too (not a pyenv shim on PATH).
+    vassal: ({ app }, port) => `[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nwsgi-file = ${app}\nprocesses = 1\ndisable-logging = true\nenv = PATH=/usr/bin:/bin\n`,
     start: (dir) => start(process.execPath, [EMPEROR_BIN, '--emperor', dir], { env: { ...process.env, EMPEROR_LOG_LEVEL: 'warn', EMPEROR_LOG_STYLE: 'json' } }),
     masters: (pid) => childrenOf(pid),
   },

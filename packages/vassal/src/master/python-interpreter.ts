@@ -23,8 +23,12 @@ import { PythonInterpreterError } from '@emperor/protocol';
 /** The oldest Python the worker (`python/emperor_worker/`, test/python checks its syntax against this) runs on. */
 export const MIN_PYTHON: readonly [number, number] = [3, 9];
 
-/** How long asking the interpreter for its version may take, ms (a cold pyenv shim takes ~100 ms). */
-const VERSION_TIMEOUT_MS = 10_000;
+/**
+ * How long asking the interpreter for its version may take, ms. A pyenv shim alone costs
+ * about 300 ms of CPU; 50 vassals started at once through shims on 2 cores took over 10 s
+ * each (the limit was 10 s: every one failed, exited 69 and retried together, for minutes).
+ */
+const VERSION_TIMEOUT_MS = 60_000;
 
 // Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
 export { PythonInterpreterError };

@@ -654,7 +654,9 @@ test('threads: harakiri times the oldest request in flight and ends the worker w
   const started = Date.now();
   const a = httpGet(`${v.url}/sleep?ms=20000&n=a`).catch((err: unknown) => err);
   await statsUntil(v.stats, (d) => (d.workers[0] as { in_flight?: number } | undefined)?.in_flight === 1, { message: 'a in flight' });
-  await new Promise<void>((resolve) => { setTimeout(resolve, 1000); }); // b starts 1 s after a, so the two deadlines differ
+  // b starts at least 1 s after a (counted from a's start, not from when the stats showed
+  // it), so the two harakiri deadlines differ by that much.
+  await waitFor(() => Date.now() - started >= 1000, { message: '1 s since a started', timeoutMs: 5000, intervalMs: 20 });
   const b = httpGet(`${v.url}/sleep?ms=20000&n=b`).catch((err: unknown) => err);
   const line = await v.proc.logs.waitFor((l) => /^HARAKIRI ON WORKER 1 /.test(l.msg ?? ''), { timeoutMs: 8000 });
   const elapsed = (line.time as number) - started;

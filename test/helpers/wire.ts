@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import fc from 'fast-check';
 import { FCGI_END_REQUEST, FCGI_STDOUT, decodeRecords, encodeRecord, encodeRequest, encodeUwsgiPacket, type EncodeRequestOptions, type FastcgiRecord } from '@emperor/vassal';
 
 /** A parsed HTTP/1.x response. */
@@ -93,6 +94,25 @@ export function fuzzExchange(port: number, bytes: Uint8Array): Promise<string> {
     socket.on('close', done);
     socket.on('connect', () => socket.end(bytes));
   });
+}
+
+/**
+ * For fuzzing an HTTP server: the inputs the HTTP fuzzers share, in this order (so a seed
+ * gives the same samples): random bytes, random text, `request` with up to 16 bytes of
+ * junk written over it somewhere, `request` cut short, and a head with 1 to `maxBigHeaders`
+ * headers of 1,000 bytes each. A fuzzer adds its own after these.
+ */
+export function httpMutations(request: string, maxBigHeaders: number): fc.Arbitrary<Uint8Array>[] {
+  return [
+    fc.uint8Array({ maxLength: 2048 }),
+    fc.string({ maxLength: 300 }).map((s) => new TextEncoder().encode(s)),
+    fc.tuple(fc.nat(request.length), fc.uint8Array({ minLength: 1, maxLength: 16 })).map(([at, junk]) => {
+      const b = Buffer.from(request, 'latin1');
+      return Buffer.concat([b.subarray(0, at), Buffer.from(junk), b.subarray(at + junk.length)]);
+    }),
+    fc.nat(request.length).map((cut) => Buffer.from(request.slice(0, cut), 'latin1')),
+    fc.integer({ min: 1, max: maxBigHeaders }).map((n) => Buffer.from(`GET / HTTP/1.1\r\n${'X-Big: '.concat('y'.repeat(1000), '\r\n').repeat(n)}\r\n`)),
+  ];
 }
 
 /** The vars nginx sends with the stock uwsgi_params for `GET uri` (plus a Host header). */

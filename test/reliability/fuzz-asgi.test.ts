@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { encodeUwsgiPacket } from '@emperor/vassal';
 import { FIXTURES, httpGet, startVassal, statsUntil, waitFor, workersAccepting, type TestVassal } from '../helpers/index.js';
-import { exchange as send, nginxVars, fuzzExchange } from '../helpers/wire.js';
+import { exchange as send, nginxVars, fuzzExchange, httpMutations } from '../helpers/wire.js';
 import { OP, WsClient, clientFrame } from '../helpers/websocket.js';
 import { record } from '../helpers/record.js';
 
@@ -35,14 +35,7 @@ test('random bytes, mutated HTTP requests and uwsgi packets never take an ASGI w
   const { v, pid } = await asgi(t, 'http-socket = 127.0.0.1:PORT');
   const inputs = fc.sample(
     fc.oneof(
-      fc.uint8Array({ maxLength: 2048 }),
-      fc.string({ maxLength: 300 }).map((s) => new TextEncoder().encode(s)),
-      fc.tuple(fc.nat(REQUEST.length), fc.uint8Array({ minLength: 1, maxLength: 16 })).map(([at, junk]) => {
-        const b = Buffer.from(REQUEST, 'latin1');
-        return Buffer.concat([b.subarray(0, at), Buffer.from(junk), b.subarray(at + junk.length)]);
-      }),
-      fc.nat(REQUEST.length).map((cut) => Buffer.from(REQUEST.slice(0, cut), 'latin1')),
-      fc.integer({ min: 1, max: 100 }).map((n) => Buffer.from(`GET / HTTP/1.1\r\n${'X-Big: '.concat('y'.repeat(1000), '\r\n').repeat(n)}\r\n`)),
+      ...httpMutations(REQUEST, 100),
       fc.nat(60).map((cut) => Buffer.from(`POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n0\r\n\r\n`.slice(0, 60 + cut), 'latin1')),
     ),
     { numRuns: 300, seed: 21 },

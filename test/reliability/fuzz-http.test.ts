@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { encodeUwsgiPacket } from '@emperor/vassal';
 import { FIXTURES, httpGet, serving, startVassal, statsUntil, waitFor } from '../helpers/index.js';
-import { exchange as send, nginxVars, uwsgiRequest, fuzzExchange } from '../helpers/wire.js';
+import { exchange as send, nginxVars, uwsgiRequest, fuzzExchange, httpMutations } from '../helpers/wire.js';
 import { record } from '../helpers/record.js';
 
 const APP = join(FIXTURES, 'apps', 'basic.mjs');
@@ -26,14 +26,7 @@ test('random bytes and mutated requests never take a Node worker down', async (t
   const pid = before.workers[0]?.pid;
   const inputs = fc.sample(
     fc.oneof(
-      fc.uint8Array({ maxLength: 2048 }),
-      fc.string({ maxLength: 300 }).map((s) => new TextEncoder().encode(s)),
-      fc.tuple(fc.nat(REQUEST.length), fc.uint8Array({ minLength: 1, maxLength: 16 })).map(([at, junk]) => {
-        const b = Buffer.from(REQUEST, 'latin1');
-        return Buffer.concat([b.subarray(0, at), Buffer.from(junk), b.subarray(at + junk.length)]);
-      }),
-      fc.nat(REQUEST.length).map((cut) => Buffer.from(REQUEST.slice(0, cut), 'latin1')),
-      fc.integer({ min: 1, max: 200 }).map((n) => Buffer.from(`GET / HTTP/1.1\r\n${'X-Big: '.concat('y'.repeat(1000), '\r\n').repeat(n)}\r\n`)),
+      ...httpMutations(REQUEST, 200),
     ),
     { numRuns: 300, seed: 42 },
   );

@@ -70,3 +70,30 @@ class Scoreboard:
             os.pwrite(self.fd, data, self.offset)
         except OSError as err:
             self.log.error("cannot write the scoreboard: %s" % err)
+
+
+class RequestCounters:
+    """The request counters a slot carries (uWSGI's ``requests``, ``exceptions``, ``tx``,
+    ``running_time``, ``avg_rt`` and ``last_request_end``), kept by the WSGI worker and the
+    ASGI server alike: :meth:`count_request` once per finished request."""
+
+    def init_counters(self) -> None:
+        self.requests = 0
+        self.exceptions = 0
+        self.tx_bytes = 0
+        self.running_time_us = 0.0
+        self.avg_rt_us = 0.0
+        self.last_request_end_ms = 0.0
+
+    def count_request(self, rt_us: float, tx_bytes: int, failed: bool) -> float:
+        """Counts a request that took ``rt_us`` µs and sent ``tx_bytes``; ``failed``: the app
+        raised. Returns now, epoch seconds (the request's end)."""
+        self.requests += 1
+        if failed:
+            self.exceptions += 1
+        self.running_time_us += rt_us
+        self.avg_rt_us = rt_us if self.avg_rt_us == 0 else (self.avg_rt_us + rt_us) / 2  # uWSGI's running average
+        self.tx_bytes += tx_bytes
+        now = time.time()
+        self.last_request_end_ms = now * 1000
+        return now

@@ -29,7 +29,7 @@ from .log import Log, exc_text
 from .mount import manage_script_name
 from .protocols.http import date_clock
 from .request_log import RequestLog, count_vars
-from .scoreboard import BUSY, IDLE, STARTING, STOPPING, Scoreboard
+from .scoreboard import BUSY, IDLE, STARTING, STOPPING, RequestCounters, Scoreboard
 from .server import ListenError, Server
 from .template import set_title
 from .wsgi import ErrorStream, FileWrapper, Input, Response, run_app
@@ -45,7 +45,7 @@ IDLE_PUBLISH_S = 0.1
 ORPHAN_EXIT_S = 0.9
 
 
-class Worker:
+class Worker(RequestCounters):
     """One process of a vassal's pool, as ``spec`` (``EMPEROR_WORKER``) describes it, talking
     to the master over the IPC channel on ``channel_fd`` (None: no master, no messages)."""
 
@@ -76,12 +76,7 @@ class Worker:
         threads = max(1, int(spec.get("threads") or 1))
         self.lock: Optional[threading.RLock] = threading.RLock() if threads > 1 else None
         self.inflight: Optional[dict] = {} if threads > 1 else None  # id → (start ms, method, uri), oldest first
-        self.requests = 0
-        self.exceptions = 0
-        self.tx_bytes = 0
-        self.running_time_us = 0.0
-        self.avg_rt_us = 0.0
-        self.last_request_end_ms = 0.0
+        self.init_counters()
         # True while the slot lags the worker's state (a request ended without a write):
         # the loop then wakes within heartbeat_s to catch up; otherwise an idle worker
         # sleeps in select() until a connection, a signal or the master's channel.
@@ -377,14 +372,7 @@ class Worker:
         if lock is not None:
             lock.acquire()
         try:
-            self.requests += 1
-            if app_failed:
-                self.exceptions += 1
-            self.running_time_us += rt_us
-            self.avg_rt_us = rt_us if self.avg_rt_us == 0 else (self.avg_rt_us + rt_us) / 2  # uWSGI's running average
-            self.tx_bytes += response.tx
-            now = time.time()
-            self.last_request_end_ms = now * 1000
+            now = self.count_request(rt_us, response.tx, app_failed)
             inflight = self.inflight
             if inflight is None:
                 self.current = None

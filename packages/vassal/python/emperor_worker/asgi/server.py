@@ -33,7 +33,7 @@ from ..mount import manage_script_name
 from ..protocols import make_protocol
 from ..protocols.http import date_clock
 from ..request_log import count_vars
-from ..scoreboard import BUSY, IDLE, STARTING, STOPPING
+from ..scoreboard import BUSY, IDLE, STARTING, STOPPING, RequestCounters
 from . import websocket as ws
 from .conn import Conn
 from .cycle import Cycle, WsSession, make_scope
@@ -61,7 +61,7 @@ ERROR_504 = b"Gateway Timeout\n"
 
 
 
-class AsgiServer:
+class AsgiServer(RequestCounters):
     """Serves ``worker``'s ASGI app (see the module's doc) until a graceful stop ends."""
 
     def __init__(self, worker: "Worker") -> None:
@@ -98,13 +98,8 @@ class AsgiServer:
         self.status = STARTING
         self.state: dict = {}
         self.lifespan: Optional[Lifespan] = None
-        self.requests = 0
-        self.exceptions = 0
+        self.init_counters()
         self.harakiris = 0
-        self.tx_bytes = 0
-        self.running_time_us = 0.0
-        self.avg_rt_us = 0.0
-        self.last_request_end_ms = 0.0
         self.ws_open = 0
         self.stale = False
         self.shown_busy = False
@@ -531,14 +526,7 @@ class AsgiServer:
     def end(self, entry: tuple, environ: dict, status: int, tx: int, hsize: int, hcount: int, failed: bool,
             rt_us: float, nvars: int, pktsize: int) -> None:
         """Counts a finished request, updates the slot, logs the request (as the WSGI worker does)."""
-        self.requests += 1
-        if failed:
-            self.exceptions += 1
-        self.running_time_us += rt_us
-        self.avg_rt_us = rt_us if self.avg_rt_us == 0 else (self.avg_rt_us + rt_us) / 2
-        self.tx_bytes += tx
-        now = time.time()
-        self.last_request_end_ms = now * 1000
+        now = self.count_request(rt_us, tx, failed)
         self.inflight.pop(id(entry), None)
         if self.harakiri_s > 0 or now - self.scoreboard.last_write >= IDLE_PUBLISH_S:
             self.publish()

@@ -100,6 +100,15 @@ test('slot: busy within a millisecond of a write, and idle within 100 ms, wait f
   assert.equal(f.writes[3]?.avgRtUs, (1500 + 500) / 2, "uWSGI's running average");
 });
 
+test('slot: with harakiri, a request start is written even right after the heartbeat write (the harakiri line names it)', () => {
+  const f = fakeSlot(1000);
+  f.slot.markServing();
+  f.slot.publish(); // the heartbeat interval's write, in the same millisecond as the request
+  f.slot.requestStarted(request('GET', '/spin'), response(), f.clock);
+  assert.equal(f.writes.length, 2);
+  assert.deepEqual({ status: f.writes[1]?.status, uri: f.writes[1]?.uri, start: f.writes[1]?.requestStartMs }, { status: SlotStatus.BUSY, uri: '/spin', start: f.clock });
+});
+
 test('slot: a write asked for by a stats read does not hold back the next request start (issue 17)', () => {
   const f = fakeSlot();
   f.slot.markServing();

@@ -13,11 +13,15 @@ import { SlotStatus, type SlotData } from '../../shared/scoreboard.js';
 
 /**
  * When idle⇄busy transitions are written to the slot at once. Under keep-alive load a
- * worker goes idle→busy about once per request, and a write costs about 1.3 µs: so the
- * start of a request is published unless the slot was written in the last millisecond
- * (at most ~1000 writes/s, ~0.13% of a core), which puts the request that blocks the
- * event loop in the slot before it blocks, for the master's harakiri line. Going idle
- * is published at most every 100 ms; the periodic heartbeat write catches up the rest.
+ * worker goes idle→busy about once per request, and a write costs about 1.3 µs.
+ * - With `harakiri`, every idle→busy start is written: the request that blocks the event
+ *   loop must be in the slot before it blocks, for the master's harakiri line. A write
+ *   skipped because the heartbeat had written the slot in the same millisecond lost it
+ *   (the line said "no request"), so no throttle applies there.
+ * - Without `harakiri` nobody watches a blocked loop, and a stats read asks for a fresh
+ *   write: a start is written unless the slot was written in the last millisecond (at
+ *   most ~1000 writes/s, ~0.13% of a core).
+ * Going idle is written at most every 100 ms; the periodic write catches up the rest.
  */
 export const BUSY_PUBLISH_MS = 1;
 /** See {@link BUSY_PUBLISH_MS}. */
@@ -196,11 +200,12 @@ export class SlotPublisher {
 
   /**
    * A request started at `startMs` (epoch ms): in flight, and published at once when it
-   * makes an idle worker busy (unless the slot was written in the last {@link BUSY_PUBLISH_MS}).
+   * makes an idle worker busy (without `harakiri`, unless the slot was written in the last
+   * {@link BUSY_PUBLISH_MS}).
    */
   requestStarted(req: IncomingMessage, res: ServerResponse, startMs: number): void {
     this.inFlight.set(req, { res, startMs, method: req.method ?? '', uri: req.url ?? '' });
-    if (this.inFlight.size === 1 && startMs - this.#lastPublishMs >= BUSY_PUBLISH_MS) this.publish();
+    if (this.inFlight.size === 1 && (this.#options.harakiriMs > 0 || startMs - this.#lastPublishMs >= BUSY_PUBLISH_MS)) this.publish();
     this.changed();
   }
 

@@ -106,6 +106,8 @@ export interface Harness {
   reloadTo: VassalConfig | Error;
   /** Every socket bound, by name, and whether the master closed it. */
   readonly bound: { readonly name: string; closed: boolean }[];
+  /** Sockets made to listen by the master itself (`cheap`), by name, in order. */
+  readonly listened: string[];
   /** Log messages matching `re`. */
   logged(re: RegExp): Line[];
   /** Advances the clock by `ms`, then lets microtasks (exits, promise continuations) run. */
@@ -129,6 +131,7 @@ export async function startMaster(
   const mtimes = new Map<string, number>();
   const deferred: (() => void)[] = [];
   const bound: { name: string; closed: boolean }[] = [];
+  const listened: string[] = [];
   const runtime = (name: 'node' | 'python'): Runtime => ({
     name,
     sync: options.sync ?? name === 'python',
@@ -153,6 +156,9 @@ export async function startMaster(
       bound.push(record);
       return { spec, fd: 100 + bound.length, inode: 0, tcp: spec.address.kind === 'tcp', close: () => { record.closed = true; } };
     }),
+    listenSockets: async (sockets) => {
+      for (const s of sockets) listened.push(s.spec.name);
+    },
     createScoreboard: () => scoreboard,
     sampleMemory: async (pids) => new Map(pids.filter((p) => rss.has(p)).map((p) => [p, { rss: rss.get(p) as number, vsz: 0 }])),
     samplePss: async (pids) => new Map(pids.filter((p) => rss.has(p)).map((p) => [p, Math.round((rss.get(p) as number) / 2)])),
@@ -170,6 +176,7 @@ export async function startMaster(
     mtimes,
     reloadTo: config,
     bound,
+    listened,
     workers: (id) => launched.filter((l) => l.request.id === id).map((l) => l.child),
     last: (id) => h.workers(id).at(-1) as FakeChild,
     ready: (child) => child.say({ v: 1, type: 'ready' }),

@@ -417,3 +417,18 @@ test('a settled master wakes once per `heartbeat` (10 s by default) and beats ea
   assert.equal([...h.master.pool.procs.values()][0]?.data.inFlight, 1, 'a busy worker is seen');
   assert.equal(beats() - before, 8, 'and the heartbeat goes on');
 });
+
+test('cheap: the master makes its sockets listen itself, starts no worker and is ready; a reload that stays cheap listens on the socket it adds', async () => {
+  const h = await startMaster(vassalConfig('processes = 2\ncheap = true'));
+  assert.deepEqual(h.listened, ['127.0.0.1:8080'], 'no worker will listen before the first connection');
+  assert.equal(h.launched.length, 0);
+  assert.deepEqual(h.events, ['accepting', 'ready']);
+  assert.equal(h.master.state, 'ready');
+  h.reloadTo = resolveVassalConfig([parseConfigText('[uwsgi]\nhttp-socket = 127.0.0.1:9090\nmodule = /srv/app.mjs\nprocesses = 2\ncheap = true\n', '/srv/v.ini', 'ini')], { env: {} }).config;
+  const outcome = h.master.reload();
+  await h.flush();
+  assert.equal(await outcome, true);
+  assert.deepEqual(h.listened, ['127.0.0.1:8080', '127.0.0.1:9090']);
+  assert.equal(h.launched.length, 0, 'still cheap');
+  assert.deepEqual(h.master.sockets.map((s) => s.spec.name), ['127.0.0.1:9090']);
+});

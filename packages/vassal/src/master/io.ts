@@ -7,7 +7,7 @@ import { statSync } from 'node:fs';
 import type { SocketSpec } from '@emperor/config';
 import { readPss, sampleMemory } from '@emperor/process';
 import { Scoreboard } from '../shared/scoreboard.js';
-import { bindSockets, readTcpListenQueues, type BoundSocket, type SocketPermissions } from './sockets.js';
+import { bindSockets, listenWithoutAccepting, readTcpListenQueues, type BoundSocket, type SocketPermissions } from './sockets.js';
 
 /** What the master uses of its scoreboard. */
 export type ScoreboardPort = Pick<Scoreboard, 'fd' | 'allocate' | 'release' | 'read' | 'readAll' | 'keep' | 'unchanged' | 'close'>;
@@ -16,6 +16,11 @@ export type ScoreboardPort = Pick<Scoreboard, 'fd' | 'allocate' | 'release' | 'r
 export interface MasterIo {
   /** Binds (never listens on) the vassal's sockets. @throws SocketBindError */
   bindSockets(specs: readonly SocketSpec[], perms: SocketPermissions): Promise<BoundSocket[]>;
+  /**
+   * Makes bound sockets listen (`backlog`) without accepting in the master, for `cheap`,
+   * where no worker listens yet. @throws (rejects with) SocketBindError
+   */
+  listenSockets(sockets: readonly BoundSocket[], backlog: number): Promise<void>;
   /** Creates the scoreboard the workers inherit. */
   createScoreboard(slots: number): ScoreboardPort;
   /** RSS and address space (bytes) of each pid that could be read. Never rejects. */
@@ -40,6 +45,7 @@ export function mtimeOf(file: string): number {
 /** The real I/O. */
 export const systemIo: MasterIo = {
   bindSockets: (specs, perms) => bindSockets(specs, perms),
+  listenSockets: (sockets, backlog) => listenWithoutAccepting(sockets, backlog),
   createScoreboard: (slots) => Scoreboard.create(slots),
   sampleMemory: (pids) => sampleMemory(pids),
   samplePss: async (pids) => new Map(pids.flatMap((pid) => {

@@ -173,6 +173,14 @@ export class Master extends EventEmitter<MasterEvents> {
       config, runtime: this.#runtime(config), io: this.#io, logger: this.#logger, writePidfile: () => this.writePidfile(), afterDrop: this.#options.afterDrop,
     });
     this.#sockets = sockets;
+    if (config.cheap) {
+      try {
+        await this.#io.listenSockets(sockets, config.listen); // no worker will listen before the first connection
+      } catch (err) {
+        for (const s of sockets) s.close(true);
+        throw err;
+      }
+    }
     this.#workers = new WorkerProcesses({
       logger: this.#logger,
       clock: this.#clock,
@@ -341,7 +349,14 @@ export class Master extends EventEmitter<MasterEvents> {
           bindSockets: this.#io.bindSockets,
           touched: this.#pool.touched,
           mtime: this.#io.mtime,
-          adopt: (sockets) => this.#sockets.push(...sockets),
+          adopt: (sockets, config) => {
+            this.#sockets.push(...sockets);
+            if (!config.cheap) return;
+            // A reload that stays in cheap mode starts no worker to listen on its new sockets.
+            this.#io.listenSockets(sockets, config.listen).catch((err: unknown) => {
+              this.#logger.error(`${(err as Error).message}; connections to it are refused until a worker starts`);
+            });
+          },
           logger: this.#logger,
         });
         if (answer instanceof Promise) void answer.then((event) => this.#feed(event));

@@ -10,6 +10,7 @@
  * accept(). Once any process has called listen() the socket stays in LISTEN state as
  * long as the master holds its fd, with no accept watcher in the master.
  */
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { chmodSync, chownSync, closeSync, existsSync, lstatSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
@@ -278,6 +279,40 @@ export async function bindSocket(spec: SocketSpec, perms: SocketPermissions): Pr
       }
     },
   };
+}
+
+/** The child {@link listenWithoutAccepting} runs (bin/listen.ts, bundled; this path holds bundled or not). */
+const LISTEN_ENTRY = new URL('../bundle/listen.js', import.meta.url).pathname;
+/** How long that child may take, ms (50 masters starting at once on 2 cores take seconds each). */
+const LISTEN_TIMEOUT_MS = 60_000;
+
+/**
+ * Puts bound sockets in LISTEN state (`backlog` connections, capped by somaxconn) with
+ * no accept watcher in this process: `cheap` has no worker to call listen(), and a
+ * listen() in the master would make it take connections it never answers (see the top
+ * of this file). A short-lived child of this Node (bin/listen.ts) inherits the sockets,
+ * listens on each and exits; the master's fds keep them listening. Costs one Node start
+ * (0.1 to 0.15 s of CPU on the 2-core test host), without blocking the master's loop.
+ * Listening twice is harmless: the workers listen again when they start.
+ * @throws (rejects with) SocketBindError naming the sockets and the reason
+ */
+export async function listenWithoutAccepting(sockets: readonly BoundSocket[], backlog: number): Promise<void> {
+  if (sockets.length === 0) return;
+  const why = await new Promise<string | undefined>((resolve) => {
+    const child = spawn(process.execPath, [LISTEN_ENTRY, String(sockets.length), String(backlog)], {
+      stdio: ['ignore', 'ignore', 'pipe', ...sockets.map((s) => s.fd)],
+      timeout: LISTEN_TIMEOUT_MS,
+    });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', (err) => resolve(err.message));
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve(undefined);
+      else resolve(stderr.trim().split('\n')[0] || (signal !== null ? `killed by ${signal}` : `exit code ${code}`));
+    });
+  });
+  if (why === undefined) return;
+  throw new SocketBindError(`${sockets.map((s) => `${s.spec.file}:${s.spec.line}: ${s.spec.option}: ${s.spec.name}`).join(', ')}: cannot listen (cheap): ${why}`);
 }
 
 /** Binds every socket, or none: on a failure the ones already bound are closed. */

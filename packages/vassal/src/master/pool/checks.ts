@@ -93,7 +93,7 @@ function act(d: Draft, action: HealthAction, key: number): void {
 /** Runs the cheaper algorithm (never while starting, reloading or stopping) and carries out its decision. */
 export function checkCheaper(d: Draft, backlog: number): void {
   const config = d.config;
-  if ((config.cheaper <= 0 && config.idleMs <= 0) || masterState(d) !== 'ready') return;
+  if ((config.cheaper <= 0 && config.idleMs <= 0 && d.cheaper.idleSince === 0) || masterState(d) !== 'ready') return;
   const active = [];
   let cheaped = 0;
   for (const slot of d.slots.values()) {

@@ -112,6 +112,7 @@ export function needsEverySecond(pool: Pool): boolean {
   const c = pool.config;
   if (masterState(pool) !== 'ready' || !pool.announced.loyal) return true;
   if (c.harakiriMs > 0 || c.cheaper > 0 || c.idleMs > 0 || c.maxWorkerLifetimeMs > 0) return true;
+  if (inCheapMode(pool)) return true; // `cheap`: the first connection is looked for every tick
   if (memoryWatched(c)) return true;
   if (pool.touched.size > 0) return true;
   for (const proc of pool.procs.values()) if (isRetiring(pool, proc)) return true;
@@ -222,7 +223,7 @@ export function generationsInUse(pool: Pick<Pool, 'phase' | 'serving' | 'reload'
   return out;
 }
 
-/** `idle`'s cheap mode: every worker was stopped for inactivity; the first waiting connection spawns them again. */
+/** Cheap mode (`cheap` at start, or `idle`): no worker runs; the first waiting connection spawns them. */
 export function inCheapMode(pool: Pick<Pool, 'cheaper' | 'slots'>): boolean {
   if (pool.cheaper.idleSince === 0) return false;
   for (const slot of pool.slots.values()) if (!slot.cheap) return false;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { SocketBindError, bindSocket, listenWithoutAccepting, readTcpListenQueues, type BoundSocket } from '@emperor/vassal';
+import { SocketBindError, bindSocket, dupSockets, readTcpListenQueues, type BoundSocket } from '@emperor/vassal';
 import { FIXTURES, descendants, freePort, httpGet, serving, startVassal, statsUntil, tempDir, waitFor, type LogLine } from '../helpers/index.js';
 
 const APP = join(FIXTURES, 'apps', 'basic.mjs');
@@ -96,7 +96,8 @@ test('cheap: a Node vassal starts with no worker; the first connections are answ
   assert.deepEqual(descendants(v.proc.pid), [], 'the master alone: no worker process');
   const answers = await Promise.all(Array.from({ length: 3 }, () => httpGet(`${v.url}/`)));
   for (const a of answers) assert.equal(a.status, 200, 'the connections that end cheap mode are answered');
-  await v.proc.logs.waitFor(msg(/^cheap mode disabled: a connection is waiting; spawning 2 worker\(s\)$/), { timeoutMs: 5000 });
+  const woke = await v.proc.logs.waitFor(msg(/^cheap mode disabled: a connection is waiting; spawning 2 worker\(s\)$/), { timeoutMs: 5000 });
+  assert.equal(woke.via, 'watch', 'woken by the connection itself, not on the next tick');
   await statsUntil(v.stats, (d) => running(d) === 2 && d.workers.every((w) => w.accepting === 1));
 });
 
@@ -107,32 +108,45 @@ test('cheap: a Python vassal imports its app only once a connection waits, then 
   assert.equal(v.proc.logs.find(msg(/app loaded/)).length, 0, 'the app is not imported yet');
   const first = await httpGet(`${v.url}/`);
   assert.equal(first.status, 200);
-  await v.proc.logs.waitFor(msg(/^cheap mode disabled: a connection is waiting; spawning 2 worker\(s\)$/), { timeoutMs: 5000 });
+  const woke = await v.proc.logs.waitFor(msg(/^cheap mode disabled: a connection is waiting; spawning 2 worker\(s\)$/), { timeoutMs: 5000 });
+  assert.equal(woke.via, 'watch');
   const doc = await statsUntil(v.stats, (d) => running(d) === 2 && d.workers.every((w) => w.accepting === 1));
   // Preloaded: the two workers are children of one template, the master's only child.
   await waitFor(() => descendants(v.proc.pid).length === 3, { message: 'a template and its 2 workers' });
   for (const w of doc.workers) assert.ok(descendants(v.proc.pid).includes(w.pid));
 });
 
-test('cheap\'s listen: a bound socket listens with nobody accepting (connections wait in its queue); a descriptor that is no socket is one clear error', async (t) => {
+test('cheap mode\'s watch: a duplicate of a bound socket listens and takes a connection; closed, the socket still listens and queues the next', async (t) => {
   const port = await freePort();
   const bound = await bindSocket(
     { file: 'v.ini', line: 2, name: `127.0.0.1:${port}`, address: { kind: 'tcp', host: '127.0.0.1', port }, protocol: 'http', option: 'http-socket' },
     { mode: undefined, uid: undefined, gid: undefined },
   );
   t.after(() => bound.close(false));
-  await listenWithoutAccepting([bound], 16);
-  const clients = Array.from({ length: 2 }, () => net.connect(port, '127.0.0.1'));
-  t.after(() => { for (const c of clients) c.destroy(); });
-  await Promise.all(clients.map((c) => new Promise((resolve, reject) => c.once('connect', resolve).once('error', reject))));
-  await waitFor(async () => (await readTcpListenQueues(new Set([bound.inode]))).get(bound.inode) === 2, { message: 'both connections queued, none accepted' });
+  const [dup] = await dupSockets([bound]);
+  assert.ok(dup !== undefined && dup.fd !== bound.fd, 'another descriptor');
+  assert.equal(dup.listen(16), 0);
+  const took = new Promise<number>((resolve) => {
+    dup.onconnection = (status) => {
+      dup.close();
+      resolve(status);
+    };
+  });
+  const first = net.connect(port, '127.0.0.1');
+  t.after(() => first.destroy());
+  first.on('error', () => {});
+  assert.equal(await took, 0, 'the duplicate accepted the first connection');
+  const second = net.connect(port, '127.0.0.1');
+  t.after(() => second.destroy());
+  await new Promise((resolve, reject) => second.once('connect', resolve).once('error', reject));
+  await waitFor(async () => (await readTcpListenQueues(new Set([bound.inode]))).get(bound.inode) === 1, { message: 'the next connection waits in the queue, accepted by nobody' });
 
   const fd = openSync(join(tempDir(t), 'not-a-socket'), 'w');
   t.after(() => closeSync(fd));
   const fake: BoundSocket = { ...bound, fd, spec: { ...bound.spec, line: 7, name: '127.0.0.1:1' } };
-  await assert.rejects(listenWithoutAccepting([fake], 16), (err: unknown) => {
+  await assert.rejects(dupSockets([fake]), (err: unknown) => {
     assert.ok(err instanceof SocketBindError);
-    assert.match(err.message, /^v\.ini:7: http-socket: 127\.0\.0\.1:1: cannot listen \(cheap\): .+/);
+    assert.match(err.message, /^v\.ini:7: http-socket: 127\.0\.0\.1:1: cannot watch for a connection \(cheap mode\): .+/);
     assert.doesNotMatch(err.message, /\n/, 'one line');
     return true;
   });

@@ -13,6 +13,7 @@ import { unlinkSync, writeFileSync } from 'node:fs';
 import type { VassalConfig } from '@emperor/config';
 import { ExitCode } from '@emperor/protocol';
 import { systemClock, type Clock, type Logger, type TimerHandle } from '@emperor/process';
+import { CheapWatch } from './cheap-watch.js';
 import { systemIo, type MasterIo } from './io.js';
 import { ListenQueues, QUEUE_FRESH_MS, type QueueReading } from './listen-queues.js';
 import { MemorySampler } from './memory.js';
@@ -117,6 +118,10 @@ export class Master extends EventEmitter<MasterEvents> {
   #onExited: () => void = () => {};
   /** Cheap mode: the queues are being read for the tick that follows. */
   #cheapReading = false;
+  /** Cheap mode's watch for the first connection (cheap-watch.ts). */
+  readonly #watch: CheapWatch;
+  /** The watch failed once (logged); the tick's queue reading wakes the workers instead. */
+  #watchFailed = false;
   /**
    * The pool as a full tick left it, when that pool was settled (`isSettled`): while the
    * pool is still this one (no event since) and the scoreboard unchanged, the next tick
@@ -134,6 +139,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.startedAt = this.#clock.now();
     this.#pool = createPool(options.config, this.startedAt);
     this.#queues = new ListenQueues(this.#logger, this.#clock, this.#io.readListenQueues);
+    this.#watch = new CheapWatch({ dup: (sockets) => this.#io.dupSockets(sockets), onConnection: () => this.#feed({ type: 'connection' }), logger: this.#logger });
     this.#memory = new MemorySampler(this.#io, this.#clock);
     this.#exited = new Promise((resolve) => {
       this.#onExited = resolve;
@@ -175,7 +181,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.#sockets = sockets;
     if (config.cheap) {
       try {
-        await this.#io.listenSockets(sockets, config.listen); // no worker will listen before the first connection
+        await this.#watch.arm(sockets, config.listen); // no worker will listen before the first connection
       } catch (err) {
         for (const s of sockets) s.close(true);
         throw err;
@@ -296,7 +302,22 @@ export class Master extends EventEmitter<MasterEvents> {
     for (const command of result.commands) this.#run(command);
     this.#arm();
     this.#retain();
+    this.#watchCheap();
     return result;
+  }
+
+  /** Watches the sockets while the pool is in cheap mode (and only then; see cheap-watch.ts). */
+  #watchCheap(): void {
+    const pool = this.#pool;
+    if (!inCheapMode(pool) || pool.phase === 'stopping' || pool.phase === 'dead') {
+      this.#watch.disarm();
+      return;
+    }
+    if (this.#watchFailed) return;
+    this.#watch.arm(this.#sockets, pool.config.listen).catch((err: unknown) => {
+      this.#watchFailed = true;
+      this.#logger.warn(`${(err as Error).message}; cheap mode wakes on the master's tick instead (up to 1 s later)`);
+    });
   }
 
   /** Tells the runtimes which generations the pool still needs, when that changed (see `Runtime.retain`). */
@@ -349,14 +370,7 @@ export class Master extends EventEmitter<MasterEvents> {
           bindSockets: this.#io.bindSockets,
           touched: this.#pool.touched,
           mtime: this.#io.mtime,
-          adopt: (sockets, config) => {
-            this.#sockets.push(...sockets);
-            if (!config.cheap) return;
-            // A reload that stays in cheap mode starts no worker to listen on its new sockets.
-            this.#io.listenSockets(sockets, config.listen).catch((err: unknown) => {
-              this.#logger.error(`${(err as Error).message}; connections to it are refused until a worker starts`);
-            });
-          },
+          adopt: (sockets) => this.#sockets.push(...sockets),
           logger: this.#logger,
         });
         if (answer instanceof Promise) void answer.then((event) => this.#feed(event));
@@ -457,6 +471,7 @@ export class Master extends EventEmitter<MasterEvents> {
 
   /** A reload completed with `config`: its backlog, and the sockets it dropped close (workers still holding one close it as they exit). */
   #adopt(config: VassalConfig): void {
+    this.#watch.disarm(); // re-armed on the new set of sockets if still in cheap mode
     this.#queues.maxBacklog = effectiveBacklog(config.listen);
     const keep = this.#sockets.filter((s) => config.sockets.some((spec) => spec.name === s.spec.name && spec.protocol === s.spec.protocol));
     for (const s of this.#sockets) if (!keep.includes(s)) s.close(config.vacuum);
@@ -465,6 +480,7 @@ export class Master extends EventEmitter<MasterEvents> {
 
   #release(): void {
     const config = this.#pool.config;
+    this.#watch.disarm();
     for (const s of this.#sockets) s.close(config.vacuum);
     this.#sockets = [];
     this.#workers?.close();

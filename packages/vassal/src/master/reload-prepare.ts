@@ -25,8 +25,8 @@ export interface ReloadInputs {
   /** The touch files whose mtime the pool knows already. */
   readonly touched: ReadonlyMap<string, number>;
   readonly mtime: MasterIo['mtime'];
-  /** Takes the sockets the new config adds (bound before the pool hears of it), with that config. */
-  readonly adopt: (sockets: readonly BoundSocket[], config: VassalConfig) => void;
+  /** Takes the sockets the new config adds (bound before the pool hears of it). */
+  readonly adopt: (sockets: readonly BoundSocket[]) => void;
   readonly logger: Logger;
 }
 
@@ -53,7 +53,7 @@ export function reloadRefusal(running: Pick<VassalConfig, 'uid' | 'gid'>, next: 
 export function prepareReload(p: ReloadInputs): PoolEvent | Promise<PoolEvent> {
   const answer = (prepared: PreparedReload | undefined): PoolEvent => {
     if (prepared === undefined) return { type: 'reload-refused' };
-    p.adopt(prepared.sockets, prepared.config);
+    p.adopt(prepared.sockets);
     const c = prepared.config;
     const files = [...c.touchReload, ...c.touchChainReload, ...c.touchLogreopen].filter((f) => !p.touched.has(f));
     return { type: 'reload-prepared', config: c, mtimes: new Map(files.map((f) => [f, p.mtime(f)])) };

@@ -77,6 +77,10 @@ export function step(pool: Pool, event: PoolEvent, now: number): StepResult {
     case 'adjust':
       adjustPool(d, event.delta);
       break;
+    case 'connection':
+      // uWSGI's master wakes on the socket's event, not on its next check.
+      if (inCheapMode(d)) checkCheaper(d, 1, 'watch');
+      break;
     default: {
       const never: never = event;
       void never;

@@ -222,7 +222,9 @@ export type PoolEvent =
   | { readonly type: 'stop'; readonly reason: string; readonly mercyMs?: number | undefined }
   | { readonly type: 'destroy'; readonly code: ExitCode }
   /** The master FIFO's `+` / `-`. */
-  | { readonly type: 'adjust'; readonly delta: 1 | -1 };
+  | { readonly type: 'adjust'; readonly delta: 1 | -1 }
+  /** Cheap mode's watch took a connection (and relayed it to its socket): wake the workers now. */
+  | { readonly type: 'connection' };
 
 /** A log line, in the master's logger. */
 export interface LogCommand {

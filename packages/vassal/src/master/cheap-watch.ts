@@ -49,6 +49,11 @@ export class CheapWatch {
     return this.#handles.length > 0;
   }
 
+  /** True while duplicates watch or are being had. */
+  get busy(): boolean {
+    return this.#handles.length > 0 || this.#arming !== undefined;
+  }
+
   /**
    * Watches `sockets` (the inherited ones excepted) with a listen(`backlog`) on a
    * duplicate of each: from when it resolves they listen, even if no worker ever did

@@ -122,6 +122,8 @@ export class Master extends EventEmitter<MasterEvents> {
   readonly #watch: CheapWatch;
   /** The watch failed once (logged); the tick's queue reading wakes the workers instead. */
   #watchFailed = false;
+  /** The cheap mode (its `idleSince`) whose watch took its connection: not armed again for it. */
+  #watchSpentFor = 0;
   /**
    * The pool as a full tick left it, when that pool was settled (`isSettled`): while the
    * pool is still this one (no event since) and the scoreboard unchanged, the next tick
@@ -139,7 +141,14 @@ export class Master extends EventEmitter<MasterEvents> {
     this.startedAt = this.#clock.now();
     this.#pool = createPool(options.config, this.startedAt);
     this.#queues = new ListenQueues(this.#logger, this.#clock, this.#io.readListenQueues);
-    this.#watch = new CheapWatch({ dup: (sockets) => this.#io.dupSockets(sockets), onConnection: () => this.#feed({ type: 'connection' }), logger: this.#logger });
+    this.#watch = new CheapWatch({
+      dup: (sockets) => this.#io.dupSockets(sockets),
+      onConnection: () => {
+        this.#watchSpentFor = this.#pool.cheaper.idleSince;
+        this.#feed({ type: 'connection' });
+      },
+      logger: this.#logger,
+    });
     this.#memory = new MemorySampler(this.#io, this.#clock);
     this.#exited = new Promise((resolve) => {
       this.#onExited = resolve;
@@ -202,6 +211,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.#queues.maxBacklog = effectiveBacklog(config.listen);
     const files = [...config.touchReload, ...config.touchChainReload, ...config.touchLogreopen];
     this.#feed({ type: 'start', uid: process.getuid?.(), mtimes: new Map(files.map((f) => [f, this.#io.mtime(f)])) });
+    if (this.#watch.watching) this.#feed({ type: 'watching' });
   }
 
   /**
@@ -313,8 +323,10 @@ export class Master extends EventEmitter<MasterEvents> {
       this.#watch.disarm();
       return;
     }
-    if (this.#watchFailed) return;
-    this.#watch.arm(this.#sockets, pool.config.listen).catch((err: unknown) => {
+    if (this.#watchFailed || this.#watchSpentFor === pool.cheaper.idleSince || this.#watch.busy) return;
+    this.#watch.arm(this.#sockets, pool.config.listen).then(() => {
+      if (this.#watch.watching) this.#feed({ type: 'watching' });
+    }, (err: unknown) => {
       this.#watchFailed = true;
       this.#logger.warn(`${(err as Error).message}; cheap mode wakes on the master's tick instead (up to 1 s later)`);
     });

@@ -18,7 +18,7 @@ export function createPool(config: VassalConfig, now: number): Pool {
   return {
     phase: 'starting', config, generation: 1, serving: 1, uid: undefined, slots: new Map(), procs: new Map(), nextKey: 1,
     reload: undefined, queuedReload: undefined, cheaper: initialCheaperState(config, now), touched: new Map(),
-    announced: { ready: false, accepting: false, loyal: false }, nextTickAt: undefined, lastBeat: now, stopBy: undefined,
+    announced: { ready: false, accepting: false, loyal: false }, nextTickAt: undefined, lastBeat: now, stopBy: undefined, cheapWatchedAt: 0,
   };
 }
 
@@ -78,8 +78,16 @@ export function step(pool: Pool, event: PoolEvent, now: number): StepResult {
       adjustPool(d, event.delta);
       break;
     case 'connection':
-      // uWSGI's master wakes on the socket's event, not on its next check.
-      if (inCheapMode(d)) checkCheaper(d, 1, 'watch');
+      // uWSGI's master wakes on the socket's event, not on its next check. The watch is
+      // spent: should the wake have to wait (a reload being prepared), the tick looks for
+      // the connection every second until it can.
+      if (inCheapMode(d)) {
+        d.cheapWatchedAt = 0;
+        checkCheaper(d, 1, 'watch');
+      }
+      break;
+    case 'watching':
+      d.cheapWatchedAt = d.now; // the next tick moves to the settled grid (needsEverySecond)
       break;
     default: {
       const never: never = event;

@@ -15,6 +15,7 @@ const all = {
   'node-pool': () => import('./node-pool.mjs'),
   'request-log': () => import('./request-log.mjs'),
   cheaper: () => import('./cheaper.mjs'),
+  'cheap-wake': () => import('./cheap-wake.mjs'),
   wsgi: () => import('./wsgi.mjs'),
   fastcgi: () => import('./fastcgi.mjs'),
   asgi: () => import('./asgi.mjs'),

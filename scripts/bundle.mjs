@@ -5,6 +5,7 @@
 //   packages/cli/dist/bin/emperor.js              → packages/cli/dist/bundle/emperor.js
 //   packages/vassal/dist/bin/master.js            → packages/vassal/dist/bundle/master.js
 //   packages/vassal/dist/worker/node/worker-main.js → packages/vassal/dist/bundle/worker-main.js
+//   packages/vassal/dist/bin/dup-sockets.js       → packages/vassal/dist/bundle/dup-sockets.js (cheap mode's watch)
 //
 // Why: a process that imports ~100 ES modules resolves, reads and links each one before it
 // does anything; one file costs one read and one compile (measured in docs/architecture.md,
@@ -37,6 +38,7 @@ export const ENTRIES = [
   { entry: 'packages/cli/dist/bin/emperor.js', out: 'packages/cli/dist/bundle/emperor.js', external: ['@emperor/vassal'] },
   { entry: 'packages/vassal/dist/bin/master.js', out: 'packages/vassal/dist/bundle/master.js' },
   { entry: 'packages/vassal/dist/worker/node/worker-main.js', out: 'packages/vassal/dist/bundle/worker-main.js' },
+  { entry: 'packages/vassal/dist/bin/dup-sockets.js', out: 'packages/vassal/dist/bundle/dup-sockets.js' },
 ];
 
 /** Loaded on first use only, never by a configuration that does not need them. */

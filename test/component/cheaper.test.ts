@@ -4,10 +4,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { closeSync, openSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
-import { FIXTURES, httpGet, serving, startVassal, statsUntil, waitFor, type LogLine } from '../helpers/index.js';
+import { SocketBindError, bindSocket, dupSockets, readTcpListenQueues, type BoundSocket } from '@emperor/vassal';
+import { FIXTURES, descendants, freePort, httpGet, serving, startVassal, statsUntil, tempDir, waitFor, type LogLine } from '../helpers/index.js';
 
 const APP = join(FIXTURES, 'apps', 'basic.mjs');
+const WSGI_APP = join(FIXTURES, 'apps', 'wsgi_app.py');
 const msg = (re: RegExp) => (l: LogLine): boolean => re.test(l.msg ?? '');
 const running = (d: { workers: { status: string; pid: number }[] }): number => d.workers.filter((w) => w.status !== 'cheap').length;
 
@@ -80,6 +84,72 @@ test('idle: cheap mode stops every worker; the next connection is answered and w
   for (const a of answers) assert.equal(a.status, 200, 'answered after cheap mode, never refused');
   await v.proc.logs.waitFor(msg(/^cheap mode disabled: a connection is waiting; spawning 3 worker\(s\)$/), { timeoutMs: 5000 });
   await statsUntil(v.stats, (d) => running(d) === 3 && d.workers.every((w) => w.accepting === 1));
+});
+
+test('cheap: a Node vassal starts with no worker; the first connections are answered and spawn them; no warning for the option', async (t) => {
+  const v = await startVassal(t, (p) => `http-socket = 127.0.0.1:${p}\nmodule = ${APP}\nprocesses = 2\ncheap = true`);
+  await v.proc.logs.waitFor(msg(/^vassal ready: cheap, no worker until a connection waits on http:\/\/127\.0\.0\.1:\d+$/), { timeoutMs: 15_000 });
+  assert.ok(v.proc.logs.find(msg(/^cheap mode enabled: waiting for socket connection\.\.\.$/)).length === 1);
+  assert.deepEqual(v.proc.logs.find((l) => /\bcheap\b/.test(l.msg ?? '') && l.level !== undefined && l.level >= 40), [], 'no warning names cheap');
+  const none = await statsUntil(v.stats, (d) => d.workers.length === 2);
+  assert.deepEqual(none.workers.map((w) => [w.status, w.pid]), [['cheap', 0], ['cheap', 0]]);
+  assert.deepEqual(descendants(v.proc.pid), [], 'the master alone: no worker process');
+  const answers = await Promise.all(Array.from({ length: 3 }, () => httpGet(`${v.url}/`)));
+  for (const a of answers) assert.equal(a.status, 200, 'the connections that end cheap mode are answered');
+  const woke = await v.proc.logs.waitFor(msg(/^cheap mode disabled: a connection is waiting; spawning 2 worker\(s\)$/), { timeoutMs: 5000 });
+  assert.equal(woke.via, 'watch', 'woken by the connection itself, not on the next tick');
+  await statsUntil(v.stats, (d) => running(d) === 2 && d.workers.every((w) => w.accepting === 1));
+});
+
+test('cheap: a Python vassal imports its app only once a connection waits, then forks its workers from it', async (t) => {
+  const v = await startVassal(t, (p) => `http-socket = 127.0.0.1:${p}\nwsgi-file = ${WSGI_APP}\nprocesses = 2\ncheap = true`);
+  await v.proc.logs.waitFor(msg(/^vassal ready: cheap, /), { timeoutMs: 15_000 });
+  assert.deepEqual(descendants(v.proc.pid), [], 'no template and no worker before the first connection');
+  assert.equal(v.proc.logs.find(msg(/app loaded/)).length, 0, 'the app is not imported yet');
+  const first = await httpGet(`${v.url}/`);
+  assert.equal(first.status, 200);
+  const woke = await v.proc.logs.waitFor(msg(/^cheap mode disabled: a connection is waiting; spawning 2 worker\(s\)$/), { timeoutMs: 5000 });
+  assert.equal(woke.via, 'watch');
+  const doc = await statsUntil(v.stats, (d) => running(d) === 2 && d.workers.every((w) => w.accepting === 1));
+  // Preloaded: the two workers are children of one template, the master's only child.
+  await waitFor(() => descendants(v.proc.pid).length === 3, { message: 'a template and its 2 workers' });
+  for (const w of doc.workers) assert.ok(descendants(v.proc.pid).includes(w.pid));
+});
+
+test('cheap mode\'s watch: a duplicate of a bound socket listens and takes a connection; closed, the socket still listens and queues the next', async (t) => {
+  const port = await freePort();
+  const bound = await bindSocket(
+    { file: 'v.ini', line: 2, name: `127.0.0.1:${port}`, address: { kind: 'tcp', host: '127.0.0.1', port }, protocol: 'http', option: 'http-socket' },
+    { mode: undefined, uid: undefined, gid: undefined },
+  );
+  t.after(() => bound.close(false));
+  const [dup] = await dupSockets([bound]);
+  assert.ok(dup !== undefined && dup.fd !== bound.fd, 'another descriptor');
+  assert.equal(dup.listen(16), 0);
+  const took = new Promise<number>((resolve) => {
+    dup.onconnection = (status) => {
+      dup.close();
+      resolve(status);
+    };
+  });
+  const first = net.connect(port, '127.0.0.1');
+  t.after(() => first.destroy());
+  first.on('error', () => {});
+  assert.equal(await took, 0, 'the duplicate accepted the first connection');
+  const second = net.connect(port, '127.0.0.1');
+  t.after(() => second.destroy());
+  await new Promise((resolve, reject) => second.once('connect', resolve).once('error', reject));
+  await waitFor(async () => (await readTcpListenQueues(new Set([bound.inode]))).get(bound.inode) === 1, { message: 'the next connection waits in the queue, accepted by nobody' });
+
+  const fd = openSync(join(tempDir(t), 'not-a-socket'), 'w');
+  t.after(() => closeSync(fd));
+  const fake: BoundSocket = { ...bound, fd, spec: { ...bound.spec, line: 7, name: '127.0.0.1:1' } };
+  await assert.rejects(dupSockets([fake]), (err: unknown) => {
+    assert.ok(err instanceof SocketBindError);
+    assert.match(err.message, /^v\.ini:7: http-socket: 127\.0\.0\.1:1: cannot watch for a connection \(cheap mode\): .+/);
+    assert.doesNotMatch(err.message, /\n/, 'one line');
+    return true;
+  });
 });
 
 test('stats read the listen queue from the kernel', async (t) => {

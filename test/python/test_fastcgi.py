@@ -335,7 +335,11 @@ class Responses(unittest.TestCase):
         self.assertEqual([t for t, _, _ in records], [STDOUT, STDOUT, STDOUT, END])
         self.assertTrue(records[0][2].startswith(b"Status: 500 Internal Server Error\r\n"))
         self.assertEqual(records[1][2], b"Internal Server Error\n")
-        self.assertFalse(r.keep)
+        # END_REQUEST ends it cleanly: a kept connection stays (closing it raced nginx's reuse
+        # of it from its cache: a logged reset, and the next request retried elsewhere).
+        self.assertTrue(r.keep, "FCGI_KEEP_CONN: the connection serves the next request")
+        _, r, _ = self.serve(app, keep=False)
+        self.assertFalse(r.keep, "without FCGI_KEEP_CONN it closes, as after any request")
 
     def test_an_unread_body_is_read_to_its_end_before_end_request(self):
         p = fastcgi()

@@ -247,6 +247,7 @@ export const OPTIONS = [
   option('cheaper-rss-limit-soft', { group: 'cheaper', type: 'uint', unit: 'bytes', default: '0', doc: 'Do not grow while the workers\' total RSS is above this (bytes, as in uWSGI); 0 = off.' }),
   option('cheaper-rss-limit-hard', { group: 'cheaper', type: 'uint', unit: 'bytes', default: '0', doc: 'Shrink by one while the workers\' total RSS is above this; 0 = off.' }),
   option('idle', seconds('cheaper', '0', 'Cheap mode after this long without a request (uWSGI core/master_checks.c): every worker stops and the master waits for a connection on its sockets, which spawns the workers again; with `die-on-idle` the master exits instead. 0 = off.')),
+  option('cheap', flag('cheaper', 'Start in cheap mode (uWSGI core/master_checks.c): the master binds its sockets and spawns no worker until the first connection waits on one; then `processes` workers start (`cheaper-initial` with cheaper). A Python app is imported then, not before. With `idle` the vassal goes back to cheap mode when idle.')),
   option('die-on-idle', flag('cheaper', 'With `idle`: the master exits instead of entering cheap mode. Under the emperor an on-demand vassal goes back to waiting on its socket; any other vassal stays stopped until its file changes.')),
 
   // --- request logging ----------------------------------------------------------------
@@ -387,7 +388,6 @@ export const UNSUPPORTED_UWSGI_OPTIONS: readonly UnsupportedOption[] = [
     http https http-to http-keepalive http-processes http-auto-chunked http-timeout http-websockets https-socket
     scgi-socket suwsgi-socket puwsgi-socket zerg zerg-server shared-socket fastrouter
     http-socket-modifier1 enable-proxy-protocol fastcgi-nph-socket fastcgi-modifier1 fastcgi-modifier2`),
-  ...unsupported('no cheap start: `idle` enters cheap mode after a while', 'cheap'),
   ...unsupported('no broodlord mode or other emperor extras', `
     emperor-use-clone
     emperor-broodlord emperor-magic-exec emperor-extra-extension emperor-no-blacklist emperor-curse-tolerance

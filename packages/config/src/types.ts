@@ -293,6 +293,11 @@ export interface VassalConfig {
   readonly idleMs: number;
   /** `die-on-idle`: with `idle`, the master exits instead of entering cheap mode. */
   readonly dieOnIdle: boolean;
+  /**
+   * `cheap`: start in cheap mode, with no worker, until a connection waits on a socket
+   * (uWSGI core/master_checks.c; the first connection is noticed on the master's 1 s tick).
+   */
+  readonly cheap: boolean;
 
   // --- request logging -------------------------------------------------------------
   /** `disable-logging`: no request log lines (except `log-4xx`/`log-5xx`/`log-slow`). */

@@ -322,7 +322,7 @@ function readBufferSize(read: OptionReader): number {
 
 type CheaperFields = Pick<VassalConfig,
   'cheaper' | 'cheaperInitial' | 'cheaperStep' | 'cheaperAlgo' | 'cheaperOverload' | 'cheaperBusyness' |
-  'cheaperRssLimitSoftBytes' | 'cheaperRssLimitHardBytes' | 'idleMs' | 'dieOnIdle'>;
+  'cheaperRssLimitSoftBytes' | 'cheaperRssLimitHardBytes' | 'idleMs' | 'dieOnIdle' | 'cheap'>;
 
 /** uWSGI core/cheaper.c rules: cheaper < processes; cheaper-initial clamped into [cheaper, processes]. */
 function readCheaper(read: OptionReader, collected: CollectedOptions, processes: number): CheaperFields {
@@ -352,7 +352,7 @@ function readCheaper(read: OptionReader, collected: CollectedOptions, processes:
   // Tuning that cannot matter is accepted and reported once per name.
   const reported = new Set<string>();
   for (const { spec, option } of collected.applied) {
-    if (spec.group !== 'cheaper' || spec.name === 'cheaper' || spec.name === 'idle' || spec.name === 'die-on-idle' || reported.has(spec.name)) continue;
+    if (spec.group !== 'cheaper' || spec.name === 'cheaper' || spec.name === 'idle' || spec.name === 'die-on-idle' || spec.name === 'cheap' || reported.has(spec.name)) continue;
     if (cheaper === 0) read.warn(option, 'no-effect', 'has no effect without cheaper');
     else if (spec.name.startsWith('cheaper-busyness-') && cheaperAlgo !== 'busyness') read.warn(option, 'no-effect', `applies to cheaper-algo = busyness only, not ${cheaperAlgo}`);
     else continue;
@@ -378,6 +378,7 @@ function readCheaper(read: OptionReader, collected: CollectedOptions, processes:
     cheaperRssLimitHardBytes: read.uint('cheaper-rss-limit-hard'),
     idleMs: read.uint('idle'),
     dieOnIdle: read.bool('die-on-idle'),
+    cheap: read.bool('cheap'),
   };
 }
 

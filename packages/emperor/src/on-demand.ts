@@ -19,6 +19,7 @@ import net from 'node:net';
 import { basename, extname, join } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import type { EmperorOnDemand } from '@emperor/config';
+import { relayConnection } from '@emperor/process';
 import { SocketBindError } from '@emperor/protocol';
 import type { VassalFile } from './source.js';
 
@@ -284,19 +285,6 @@ export class OnDemandSocket {
    * vassal's workers accept it: both directions piped, either end closing closes both.
    */
   relay(client: net.Socket): void {
-    const a = this.address;
-    const upstream = a.kind === 'unix'
-      ? net.connect(a.abstract ? `\0${a.path}` : a.path)
-      : net.connect({ host: a.host === '0.0.0.0' ? '127.0.0.1' : a.host === '::' ? '::1' : a.host, port: a.port });
-    const end = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', end);
-    upstream.on('error', end);
-    client.on('close', () => upstream.end());
-    upstream.on('close', () => client.end());
-    client.pipe(upstream);
-    upstream.pipe(client);
+    relayConnection(client, this.address);
   }
 }

@@ -8,3 +8,4 @@ export * from './metrics.js';
 export * from './log-file.js';
 export * from './users.js';
 export * from './json-lines.js';
+export * from './relay.js';

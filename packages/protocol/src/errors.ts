@@ -358,8 +358,8 @@ export const ERRORS = registry({
   },
   ERR_SOCKET_BIND: {
     errorClass: SocketBindError,
-    thrownFrom: ['packages/emperor/src/on-demand.ts', 'packages/process/src/stats-server.ts', 'packages/vassal/src/master/sockets.ts'],
-    meaning: 'The vassal master could not bind one of its sockets, or the emperor one of its stats sockets before dropping privileges, or an on-demand vassal\'s socket.',
+    thrownFrom: ['packages/emperor/src/on-demand.ts', 'packages/process/src/stats-server.ts', 'packages/vassal/src/master/cheap-watch.ts', 'packages/vassal/src/master/sockets.ts'],
+    meaning: 'The vassal master could not bind one of its sockets (or, with `cheap`, make it listen), or the emperor one of its stats sockets before dropping privileges, or an on-demand vassal\'s socket.',
   },
   ERR_PRIVILEGE: {
     errorClass: PrivilegeError,

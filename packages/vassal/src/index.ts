@@ -9,6 +9,7 @@ export * from './master/io.js';
 export * from './master/listen-queues.js';
 export * from './master/health.js';
 export * from './master/cheaper.js';
+export * from './master/cheap-watch.js';
 export * from './master/stats.js';
 export * from './shared/request-log.js';
 export * from './master/python-interpreter.js';

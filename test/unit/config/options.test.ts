@@ -11,11 +11,11 @@ test('every option name and alias is unique and not also listed as unsupported',
   assert.ok(unsupported.length >= 120, `only ${unsupported.length} unsupported options`);
   for (const name of ['gevent', 'thunder-lock', 'post-buffering', 'static-map', 'route', 'logger', 'log-encoder', 'req-logger',
     'spooler', 'mule', 'cron', 'attach-daemon', 'emperor-cap', 'unshare', 'chroot', 'procname', 'auto-procname', 'py-autoreload',
-    'worker-mount', 'vhost', 'http', 'https', 'fastcgi-nph-socket', 'scgi-socket', 'memory-report', 'cheap',
+    'worker-mount', 'vhost', 'http', 'https', 'fastcgi-nph-socket', 'scgi-socket', 'memory-report',
     'emperor-use-clone', 'emperor-broodlord', 'vassals-include', 'offload-threads']) {
     assert.ok(findUnsupportedOption(name), name);
   }
-  for (const name of ['emperor-on-demand-extension', 'emperor-on-demand-ext', 'emperor-on-demand-directory', 'emperor-on-demand-dir', 'emperor-on-demand-exec', 'idle', 'die-on-idle']) {
+  for (const name of ['emperor-on-demand-extension', 'emperor-on-demand-ext', 'emperor-on-demand-directory', 'emperor-on-demand-dir', 'emperor-on-demand-exec', 'idle', 'die-on-idle', 'cheap']) {
     assert.ok(findOption(name), `${name} is supported`);
   }
 });

@@ -6,7 +6,7 @@ const T0 = 1_800_000_000_000;
 const base: CheaperConfig = {
   processes: 8, cheaper: 2, cheaperInitial: 2, cheaperStep: 1, cheaperAlgo: 'spare', cheaperOverload: 3,
   cheaperBusyness: { max: 50, min: 25, multiplier: 10, penalty: 2, verbose: false, backlogAlert: 33, backlogMultiplier: 3, backlogStep: 1, backlogNonzeroMs: 60_000 },
-  cheaperRssLimitSoftBytes: 0, cheaperRssLimitHardBytes: 0, idleMs: 0, dieOnIdle: false,
+  cheaperRssLimitSoftBytes: 0, cheaperRssLimitHardBytes: 0, idleMs: 0, dieOnIdle: false, cheap: false,
 };
 const w = (id: number, busy: boolean, runningTimeUs = 0, rss = 50e6): CheaperWorker => ({ id, pid: 1000 + id, busy, runningTimeUs, rss });
 const pool = (active: CheaperWorker[], over: Partial<CheaperPool> = {}): CheaperPool => ({ active, cheaped: 8 - active.length, backlog: 0, lastRequestEndMs: T0, ...over });
@@ -137,4 +137,18 @@ test('idle with die-on-idle: the decision is to exit, not to stop the workers', 
   assert.ok(state.idleSince > 0);
   const [, busy] = cheaperCheck(initialCheaperState(c, T0), pool([w(1, true), w(2, false)], { cheaped: 0 }), c, T0 + 9000);
   assert.equal(busy.reason, '', 'never while a request is in flight');
+});
+
+test('cheap: the state starts in cheap mode; the first sign of traffic wakes the workers, and without idle it never cheaps them all again', () => {
+  const c = { ...base, cheaper: 0, cheaperInitial: 3, processes: 3, cheap: true };
+  const start = initialCheaperState(c, T0);
+  assert.equal(start.idleSince, T0);
+  const none = pool([], { cheaped: 3, lastRequestEndMs: 0 });
+  assert.deepEqual(run(c, [none, none, none], start).deltas, [0, 0, 0], 'quiet: stays cheap');
+  const r = run(c, [none, { ...none, backlog: 1 }], start);
+  assert.deepEqual(r.deltas, [0, 3]);
+  assert.equal(r.state.idleSince, 0);
+  const quiet = pool([w(1, false), w(2, false), w(3, false)], { cheaped: 0, lastRequestEndMs: 0 });
+  assert.deepEqual(run(c, Array(10).fill(quiet), r.state, T0 + 2000).deltas, Array(10).fill(0));
+  assert.equal(initialCheaperState(base, T0).idleSince, 0, 'without cheap: not cheap');
 });

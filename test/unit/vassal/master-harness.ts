@@ -106,6 +106,10 @@ export interface Harness {
   reloadTo: VassalConfig | Error;
   /** Every socket bound, by name, and whether the master closed it. */
   readonly bound: { readonly name: string; closed: boolean }[];
+  /** Sockets listened on through a duplicate (cheap mode's watch), by name, in order. */
+  readonly listened: string[];
+  /** Every duplicate handed out for cheap mode's watch. */
+  readonly dups: FakeDup[];
   /** Log messages matching `re`. */
   logged(re: RegExp): Line[];
   /** Advances the clock by `ms`, then lets microtasks (exits, promise continuations) run. */
@@ -113,6 +117,17 @@ export interface Harness {
   flush(): Promise<void>;
   /** With `deferLaunch`: lets every launch asked for so far complete. */
   completeLaunches(): void;
+}
+
+/** A duplicate socket handle as cheap mode's watch sees it (sockets.ts `DupHandle`). */
+export interface FakeDup {
+  readonly fd: number;
+  readonly name: string;
+  listening: boolean;
+  closed: boolean;
+  onconnection: ((status: number, client: unknown) => void) | null;
+  listen(backlog: number): number;
+  close(): void;
 }
 
 /** Starts a master on fakes with `config`; `sync` makes the runtime a one-request-at-a-time one (harakiri by request start). */
@@ -129,6 +144,8 @@ export async function startMaster(
   const mtimes = new Map<string, number>();
   const deferred: (() => void)[] = [];
   const bound: { name: string; closed: boolean }[] = [];
+  const listened: string[] = [];
+  const dups: FakeDup[] = [];
   const runtime = (name: 'node' | 'python'): Runtime => ({
     name,
     sync: options.sync ?? name === 'python',
@@ -153,6 +170,25 @@ export async function startMaster(
       bound.push(record);
       return { spec, fd: 100 + bound.length, inode: 0, tcp: spec.address.kind === 'tcp', close: () => { record.closed = true; } };
     }),
+    dupSockets: async (sockets) => sockets.map((s) => {
+      const dup: FakeDup = {
+        fd: 1000 + dups.length,
+        name: s.spec.name,
+        listening: false,
+        closed: false,
+        onconnection: null,
+        listen: () => {
+          dup.listening = true;
+          listened.push(s.spec.name);
+          return 0;
+        },
+        close: () => {
+          dup.closed = true;
+        },
+      };
+      dups.push(dup);
+      return dup;
+    }),
     createScoreboard: () => scoreboard,
     sampleMemory: async (pids) => new Map(pids.filter((p) => rss.has(p)).map((p) => [p, { rss: rss.get(p) as number, vsz: 0 }])),
     samplePss: async (pids) => new Map(pids.filter((p) => rss.has(p)).map((p) => [p, Math.round((rss.get(p) as number) / 2)])),
@@ -170,6 +206,8 @@ export async function startMaster(
     mtimes,
     reloadTo: config,
     bound,
+    listened,
+    dups,
     workers: (id) => launched.filter((l) => l.request.id === id).map((l) => l.child),
     last: (id) => h.workers(id).at(-1) as FakeChild,
     ready: (child) => child.say({ v: 1, type: 'ready' }),

@@ -417,3 +417,29 @@ test('a settled master wakes once per `heartbeat` (10 s by default) and beats ea
   assert.equal([...h.master.pool.procs.values()][0]?.data.inFlight, 1, 'a busy worker is seen');
   assert.equal(beats() - before, 8, 'and the heartbeat goes on');
 });
+
+test('cheap: the master listens on a duplicate of each socket, starts no worker and is ready; a reload that stays cheap watches its new socket; a connection wakes the workers at once', async () => {
+  const h = await startMaster(vassalConfig('processes = 2\ncheap = true'));
+  assert.deepEqual(h.listened, ['127.0.0.1:8080'], 'listening before ready: no worker will listen before the first connection');
+  assert.equal(h.launched.length, 0);
+  assert.deepEqual(h.events, ['accepting', 'ready']);
+  assert.equal(h.master.state, 'ready');
+  h.reloadTo = resolveVassalConfig([parseConfigText('[uwsgi]\nhttp-socket = 127.0.0.1:9090\nmodule = /srv/app.mjs\nprocesses = 2\ncheap = true\n', '/srv/v.ini', 'ini')], { env: {} }).config;
+  const outcome = h.master.reload();
+  await h.flush();
+  assert.equal(await outcome, true);
+  await h.flush();
+  assert.deepEqual(h.listened, ['127.0.0.1:8080', '127.0.0.1:9090'], 'the new socket is watched (and so listens)');
+  assert.deepEqual(h.dups.map((d) => [d.name, d.closed]), [['127.0.0.1:8080', true], ['127.0.0.1:9090', false]]);
+  assert.equal(h.launched.length, 0, 'still cheap');
+  assert.deepEqual(h.master.sockets.map((s) => s.spec.name), ['127.0.0.1:9090']);
+
+  const watching = h.dups.at(-1);
+  watching?.onconnection?.(-104, undefined); // an accept error (ECONNRESET) still means someone knocked
+  assert.equal(watching?.closed, true, 'the watch closes its duplicate at the first connection');
+  assert.deepEqual(h.launched.map((l) => l.request.id), [1, 2], 'the workers are spawned at once, not on the next tick');
+  assert.deepEqual(h.logged(/^cheap mode disabled: a connection is waiting; spawning 2 worker\(s\)$/).map((l) => l.via), ['watch']);
+  for (const id of [1, 2]) h.ready(h.last(id));
+  await h.advance(5000);
+  assert.equal(h.dups.length, 2, 'no new watch while workers run');
+});

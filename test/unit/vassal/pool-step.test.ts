@@ -155,3 +155,68 @@ test('a reload asked for while stopping is refused; one asked for while starting
   assert.equal(d.pool.queuedReload, undefined);
   assert.deepEqual(d.feed({ type: 'reload', kind: 'graceful', reread: true, ticket: 2 }), [{ type: 'settle', ticket: 2, ok: false }]);
 });
+
+test('cheap: no worker at start, the vassal is ready at once; a waiting connection spawns them; a reload in cheap mode stays cheap', () => {
+  const d = new Driver('processes = 2\ncheap = true');
+  const out = d.feed({ type: 'start', uid: undefined, mtimes: new Map() });
+  assert.deepEqual(out.filter((c) => c.type !== 'log' || /cheap/.test(c.msg)).map((c) => (c.type === 'log' ? c.msg : c.type === 'emit' ? `emit ${c.event}` : c.type)), [
+    'cheap mode enabled: waiting for socket connection...', 'emit accepting', 'vassal ready: cheap, no worker until a connection waits on http://127.0.0.1:8080', 'emit ready',
+  ]);
+  assert.equal(d.pool.procs.size, 0);
+  assert.deepEqual([...d.pool.slots.values()].map((s) => statusOf(d.pool, s)), ['cheap', 'cheap']);
+  assert.equal(masterState(d.pool), 'ready');
+  for (let i = 0; i < 3; i++) d.wake();
+  assert.equal(d.pool.procs.size, 0, 'quiet: still cheap');
+  assert.equal(d.pool.nextTickAt, d.now + 1000, 'unwatched, cheap mode looks for a connection every second');
+  d.feed({ type: 'watching' });
+  d.wake();
+  const at = d.pool.nextTickAt as number;
+  assert.ok(at % 10_000 === 0 && at - d.now >= 5000, `watched (and never used, so never loyal): the settled grid, ${at - d.now} ms away`);
+  assert.ok(isSettled(d.pool));
+
+  // A touch reload while cheap: the new config still says cheap, so no worker starts.
+  d.feed({ type: 'reload', kind: 'graceful', reread: true, ticket: 1 });
+  const reloaded = d.feed({ type: 'reload-prepared', config: vassalConfig('processes = 3\ncheap = true'), mtimes: new Map() });
+  assert.ok(!reloaded.some((c) => c.type === 'spawn'), 'no spawn');
+  assert.ok(reloaded.some((c) => c.type === 'settle' && c.ok));
+  assert.equal(masterState(d.pool), 'ready');
+  assert.deepEqual([...d.pool.slots.values()].map((s) => statusOf(d.pool, s)), ['cheap', 'cheap', 'cheap']);
+
+  assert.equal(d.pool.nextTickAt, d.now + 1000, 'the reload began a new cheap mode, not watched yet: every second');
+  d.now += 200;
+  const woke = d.feed({ type: 'connection' });
+  assert.deepEqual(woke.filter((c) => c.type === 'spawn').map((c) => (c.type === 'spawn' ? c.id : 0)), [1, 2, 3], 'the watch wakes it between ticks');
+  assert.ok(woke.some((c) => c.type === 'log' && c.msg === 'cheap mode disabled: a connection is waiting; spawning 3 worker(s)' && c.fields?.via === 'watch'));
+  // Without idle it does not go back to cheap mode, however quiet.
+  for (const key of d.pool.procs.keys()) d.feed({ type: 'message', key, message: { v: 1, type: 'ready' } });
+  for (let i = 0; i < 5; i++) d.wake();
+  assert.equal(d.pool.procs.size, 3);
+});
+
+test('cheap with cheaper: the first connection spawns cheaper-initial workers; a reload of a woken vassal replaces its workers', () => {
+  const d = new Driver('processes = 4\ncheaper = 1\ncheaper-initial = 2\ncheap = true');
+  assert.ok(!d.feed({ type: 'start', uid: undefined, mtimes: new Map() }).some((c) => c.type === 'spawn'));
+  d.now = d.pool.nextTickAt as number;
+  const woke = d.feed({ type: 'tick', readings: new Map(), mtimes: new Map(), backlog: 3 });
+  assert.deepEqual(woke.filter((c) => c.type === 'spawn').map((c) => (c.type === 'spawn' ? c.id : 0)), [1, 2]);
+  assert.ok(woke.some((c) => c.type === 'log' && c.fields?.via === 'tick'), 'without a watch, the tick found it');
+  for (const key of d.pool.procs.keys()) d.feed({ type: 'message', key, message: { v: 1, type: 'ready' } });
+  d.feed({ type: 'reload', kind: 'graceful', reread: true, ticket: 2 });
+  const reloaded = d.feed({ type: 'reload-prepared', config: vassalConfig('processes = 4\ncheaper = 1\ncheaper-initial = 2\ncheap = true'), mtimes: new Map() });
+  assert.deepEqual(reloaded.filter((c) => c.type === 'spawn').map((c) => (c.type === 'spawn' ? c.id : 0)), [1, 2], 'the running ids are replaced, not cheaped');
+});
+
+test('cheap: a connection the watch takes while a reload is being prepared wakes the workers on the tick after it, not never', () => {
+  const d = new Driver('processes = 1\ncheap = true');
+  d.feed({ type: 'start', uid: undefined, mtimes: new Map() });
+  d.feed({ type: 'watching' });
+  d.feed({ type: 'reload', kind: 'graceful', reread: true, ticket: 1 });
+  const out = d.feed({ type: 'connection' });
+  assert.ok(!out.some((c) => c.type === 'spawn'), 'not while reloading');
+  assert.equal(d.pool.cheapWatchedAt, 0, 'the watch is spent: the tick looks again every second');
+  d.feed({ type: 'reload-prepared', config: vassalConfig('processes = 1\ncheap = true'), mtimes: new Map() });
+  assert.equal(d.pool.nextTickAt, d.now + 1000);
+  d.now = d.pool.nextTickAt as number;
+  const woke = d.feed({ type: 'tick', readings: new Map(), mtimes: new Map(), backlog: 1 });
+  assert.deepEqual(woke.filter((c) => c.type === 'spawn').map((c) => (c.type === 'spawn' ? c.id : 0)), [1]);
+});

@@ -242,3 +242,20 @@ test('a fork the template cannot make (fork() failed) is ERR_APP_TEMPLATE, one l
   await slow.h.flush();
   assert.equal(slow.h.logged(/^worker 1 \(pid \d+\) died: killed by signal SIGKILL/).length, 1);
 });
+
+test('a worker\'s ready that comes in the same read as its forked (before the launch settles) is not lost', async () => {
+  const { h, t } = await start(pythonConfig('processes = 1'));
+  t.spawned[0]?.child.say({ v: 1, type: 'loaded' });
+  await h.flush();
+  const [ask] = forks(t, 0);
+  assert.ok(ask !== undefined);
+  const template = t.spawned[0]?.child as FakeChild;
+  t.alive.add(601);
+  // Back to back, as two lines of one chunk: no promise continuation runs in between.
+  template.say({ v: 1, type: 'forked', id: ask.id, pid: 601 });
+  template.say({ v: 1, type: 'from-worker', id: ask.id, message: { v: 1, type: 'ready' } });
+  await h.flush();
+  await h.flush();
+  assert.deepEqual([...h.master.pool.procs.values()].map((p) => [p.pid, p.state.kind]), [[601, 'ready']]);
+  assert.deepEqual(h.events, ['accepting', 'ready']);
+});

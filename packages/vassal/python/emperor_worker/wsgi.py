@@ -383,10 +383,12 @@ class Response:
 
     def send_error(self) -> None:
         """A plain 500 in place of the app's response, which must not have started; the
-        connection closes after it. A client gone by then is not an error here."""
+        connection closes after it, unless the protocol keeps it (FastCGI's
+        ``FCGI_KEEP_CONN``: ``Protocol.keeps_after_error``). A client gone by then is not an
+        error here."""
         self.status = "500 Internal Server Error"
         self.headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(ERROR_500)))]
-        self.keep = False
+        self.keep = self.keep and self.conn.protocol.keeps_after_error
         try:
             head = self._head(None)
         except Exception:  # the protocol cannot frame even this: the fixed 500 (both protocols answer in HTTP)
@@ -486,11 +488,12 @@ def run_app(app: Callable, environ: dict, response: Response, log: "Log") -> boo
         except Exception as err:  # close() raised, or looking it up did (a property, a proxy)
             failed = failed or err
     if failed is not None:
-        response.keep = False
         method, uri = response.method, response.uri
         log.error("exception in %s %s: %s: %s" % (method, uri, type(failed).__name__, exc_text(failed)), {"method": method, "uri": uri}, failed)
-        if not response.sent:
-            response.send_error()
+        if response.sent:
+            response.keep = False  # cut short: only a close tells the client
+        else:
+            response.send_error()  # closes, unless the protocol keeps the connection after it
         failed = None  # drop the traceback's frames now
         app_failed = True
     else:

@@ -24,6 +24,7 @@ export type CheaperConfig = Pick<
   | 'cheaperRssLimitHardBytes'
   | 'idleMs'
   | 'dieOnIdle'
+  | 'cheap'
 >;
 
 /** One running (not cheap) worker as the algorithms see it. */
@@ -59,7 +60,7 @@ export interface CheaperState {
   readonly overloadCount: number;
   /** spare: checks with an idle surplus. */
   readonly idleCount: number;
-  /** `idle`: cheap mode (every worker stopped for inactivity) since this epoch ms; 0 when not. */
+  /** Cheap mode (no worker runs: `cheap` at start, or stopped by `idle`) since this epoch ms; 0 when not. */
   readonly idleSince: number;
   readonly busyness: BusynessState;
 }
@@ -103,13 +104,13 @@ export interface CheaperDecision {
 
 const NOTHING: CheaperDecision = { delta: 0, reason: '', message: '' };
 
-/** The state at start. */
+/** The state at start: with `cheap`, in cheap mode from `now` (epoch ms). */
 export function initialCheaperState(config: CheaperConfig, now: number): CheaperState {
   return {
     startedAt: now,
     overloadCount: 0,
     idleCount: 0,
-    idleSince: 0,
+    idleSince: config.cheap ? now : 0,
     busyness: {
       tcheck: 0, lastValues: new Map(), wasBusy: new Map(), nextCheap: 0, lastCheaped: 0,
       multiplier: config.cheaperBusyness.multiplier, lastAction: 'none', tolerance: 0, emergency: 0, backlogSince: 0,
@@ -123,29 +124,30 @@ function stepOf(config: CheaperConfig): number {
 }
 
 /**
- * One check (once per master tick, never during a reload). `idle` comes first (uWSGI
- * core/master_checks.c `uwsgi_master_check_idle`): after `idle` without a completed
- * request and with no worker busy, every worker stops (cheap mode; with `die-on-idle`
- * the decision has reason `die-on-idle` and the master exits instead); in cheap mode the
- * first waiting connection spawns `cheaper-initial` workers (or `processes` without
- * cheaper). Then the RSS limits, then the algorithm.
+ * One check (once per master tick, never during a reload). Cheap mode comes first
+ * (uWSGI core/master_checks.c `uwsgi_master_check_idle`): in it (from `cheap` at start,
+ * or from `idle`) the first waiting connection spawns `cheaper-initial` workers (or
+ * `processes` without cheaper). Then `idle`: after `idle` without a completed request and
+ * with no worker busy, every worker stops (cheap mode; with `die-on-idle` the decision
+ * has reason `die-on-idle` and the master exits instead). Then the RSS limits, then the
+ * algorithm.
  */
 export function cheaperCheck(state: CheaperState, pool: CheaperPool, config: CheaperConfig, now: number): [CheaperState, CheaperDecision] {
   const active = pool.active.length;
   const anyBusy = pool.active.some((w) => w.busy);
 
-  if (config.idleMs > 0) {
-    if (state.idleSince > 0) {
-      if (anyBusy || pool.backlog > 0 || pool.lastRequestEndMs > state.idleSince) {
-        const target = config.cheaper > 0 ? config.cheaperInitial : config.processes;
-        const delta = Math.min(Math.max(0, target - active), pool.cheaped);
-        return [
-          { ...state, idleSince: 0, overloadCount: 0, idleCount: 0 },
-          { delta, reason: 'idle-wake', message: `cheap mode disabled: a connection is waiting; spawning ${delta} worker(s)` },
-        ];
-      }
-      return [state, NOTHING];
+  if (state.idleSince > 0) {
+    if (anyBusy || pool.backlog > 0 || pool.lastRequestEndMs > state.idleSince) {
+      const target = config.cheaper > 0 ? config.cheaperInitial : config.processes;
+      const delta = Math.min(Math.max(0, target - active), pool.cheaped);
+      return [
+        { ...state, idleSince: 0, overloadCount: 0, idleCount: 0 },
+        { delta, reason: 'idle-wake', message: `cheap mode disabled: a connection is waiting; spawning ${delta} worker(s)` },
+      ];
     }
+    return [state, NOTHING];
+  }
+  if (config.idleMs > 0) {
     const since = Math.max(pool.lastRequestEndMs, state.startedAt);
     if (!anyBusy && pool.backlog === 0 && now - since >= config.idleMs && active > 0) {
       // uWSGI's line: `workers have been inactive for more than N seconds (now-last)`.

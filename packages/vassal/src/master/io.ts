@@ -7,7 +7,7 @@ import { statSync } from 'node:fs';
 import type { SocketSpec } from '@emperor/config';
 import { readPss, sampleMemory } from '@emperor/process';
 import { Scoreboard } from '../shared/scoreboard.js';
-import { bindSockets, readTcpListenQueues, type BoundSocket, type SocketPermissions } from './sockets.js';
+import { bindSockets, dupSockets, readTcpListenQueues, type BoundSocket, type DupHandle, type SocketPermissions } from './sockets.js';
 
 /** What the master uses of its scoreboard. */
 export type ScoreboardPort = Pick<Scoreboard, 'fd' | 'allocate' | 'release' | 'read' | 'readAll' | 'keep' | 'unchanged' | 'close'>;
@@ -16,6 +16,11 @@ export type ScoreboardPort = Pick<Scoreboard, 'fd' | 'allocate' | 'release' | 'r
 export interface MasterIo {
   /** Binds (never listens on) the vassal's sockets. @throws SocketBindError */
   bindSockets(specs: readonly SocketSpec[], perms: SocketPermissions): Promise<BoundSocket[]>;
+  /**
+   * A duplicate descriptor of each socket, as a handle the master may listen on and close
+   * (cheap mode's watch, cheap-watch.ts). @throws (rejects with) SocketBindError
+   */
+  dupSockets(sockets: readonly BoundSocket[]): Promise<DupHandle[]>;
   /** Creates the scoreboard the workers inherit. */
   createScoreboard(slots: number): ScoreboardPort;
   /** RSS and address space (bytes) of each pid that could be read. Never rejects. */
@@ -40,6 +45,7 @@ export function mtimeOf(file: string): number {
 /** The real I/O. */
 export const systemIo: MasterIo = {
   bindSockets: (specs, perms) => bindSockets(specs, perms),
+  dupSockets: (sockets) => dupSockets(sockets),
   createScoreboard: (slots) => Scoreboard.create(slots),
   sampleMemory: (pids) => sampleMemory(pids),
   samplePss: async (pids) => new Map(pids.flatMap((pid) => {

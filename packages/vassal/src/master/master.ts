@@ -13,6 +13,7 @@ import { unlinkSync, writeFileSync } from 'node:fs';
 import type { VassalConfig } from '@emperor/config';
 import { ExitCode } from '@emperor/protocol';
 import { systemClock, type Clock, type Logger, type TimerHandle } from '@emperor/process';
+import { CheapWatch } from './cheap-watch.js';
 import { systemIo, type MasterIo } from './io.js';
 import { ListenQueues, QUEUE_FRESH_MS, type QueueReading } from './listen-queues.js';
 import { MemorySampler } from './memory.js';
@@ -117,6 +118,12 @@ export class Master extends EventEmitter<MasterEvents> {
   #onExited: () => void = () => {};
   /** Cheap mode: the queues are being read for the tick that follows. */
   #cheapReading = false;
+  /** Cheap mode's watch for the first connection (cheap-watch.ts). */
+  readonly #watch: CheapWatch;
+  /** The watch failed once (logged); the tick's queue reading wakes the workers instead. */
+  #watchFailed = false;
+  /** The cheap mode (its `idleSince`) whose watch took its connection: not armed again for it. */
+  #watchSpentFor = 0;
   /**
    * The pool as a full tick left it, when that pool was settled (`isSettled`): while the
    * pool is still this one (no event since) and the scoreboard unchanged, the next tick
@@ -134,6 +141,14 @@ export class Master extends EventEmitter<MasterEvents> {
     this.startedAt = this.#clock.now();
     this.#pool = createPool(options.config, this.startedAt);
     this.#queues = new ListenQueues(this.#logger, this.#clock, this.#io.readListenQueues);
+    this.#watch = new CheapWatch({
+      dup: (sockets) => this.#io.dupSockets(sockets),
+      onConnection: () => {
+        this.#watchSpentFor = this.#pool.cheaper.idleSince;
+        this.#feed({ type: 'connection' });
+      },
+      logger: this.#logger,
+    });
     this.#memory = new MemorySampler(this.#io, this.#clock);
     this.#exited = new Promise((resolve) => {
       this.#onExited = resolve;
@@ -173,6 +188,14 @@ export class Master extends EventEmitter<MasterEvents> {
       config, runtime: this.#runtime(config), io: this.#io, logger: this.#logger, writePidfile: () => this.writePidfile(), afterDrop: this.#options.afterDrop,
     });
     this.#sockets = sockets;
+    if (config.cheap) {
+      try {
+        await this.#watch.arm(sockets, config.listen); // no worker will listen before the first connection
+      } catch (err) {
+        for (const s of sockets) s.close(true);
+        throw err;
+      }
+    }
     this.#workers = new WorkerProcesses({
       logger: this.#logger,
       clock: this.#clock,
@@ -188,6 +211,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.#queues.maxBacklog = effectiveBacklog(config.listen);
     const files = [...config.touchReload, ...config.touchChainReload, ...config.touchLogreopen];
     this.#feed({ type: 'start', uid: process.getuid?.(), mtimes: new Map(files.map((f) => [f, this.#io.mtime(f)])) });
+    if (this.#watch.watching) this.#feed({ type: 'watching' });
   }
 
   /**
@@ -288,7 +312,24 @@ export class Master extends EventEmitter<MasterEvents> {
     for (const command of result.commands) this.#run(command);
     this.#arm();
     this.#retain();
+    this.#watchCheap();
     return result;
+  }
+
+  /** Watches the sockets while the pool is in cheap mode (and only then; see cheap-watch.ts). */
+  #watchCheap(): void {
+    const pool = this.#pool;
+    if (!inCheapMode(pool) || pool.phase === 'stopping' || pool.phase === 'dead') {
+      this.#watch.disarm();
+      return;
+    }
+    if (this.#watchFailed || this.#watchSpentFor === pool.cheaper.idleSince || this.#watch.busy) return;
+    this.#watch.arm(this.#sockets, pool.config.listen).then(() => {
+      if (this.#watch.watching) this.#feed({ type: 'watching' });
+    }, (err: unknown) => {
+      this.#watchFailed = true;
+      this.#logger.warn(`${(err as Error).message}; cheap mode wakes on the master's tick instead (up to 1 s later)`);
+    });
   }
 
   /** Tells the runtimes which generations the pool still needs, when that changed (see `Runtime.retain`). */
@@ -442,6 +483,7 @@ export class Master extends EventEmitter<MasterEvents> {
 
   /** A reload completed with `config`: its backlog, and the sockets it dropped close (workers still holding one close it as they exit). */
   #adopt(config: VassalConfig): void {
+    this.#watch.disarm(); // re-armed on the new set of sockets if still in cheap mode
     this.#queues.maxBacklog = effectiveBacklog(config.listen);
     const keep = this.#sockets.filter((s) => config.sockets.some((spec) => spec.name === s.spec.name && spec.protocol === s.spec.protocol));
     for (const s of this.#sockets) if (!keep.includes(s)) s.close(config.vacuum);
@@ -450,6 +492,7 @@ export class Master extends EventEmitter<MasterEvents> {
 
   #release(): void {
     const config = this.#pool.config;
+    this.#watch.disarm();
     for (const s of this.#sockets) s.close(config.vacuum);
     this.#sockets = [];
     this.#workers?.close();

@@ -8,8 +8,12 @@
  * in `SharedHandle` via `net._createServerHandle`), passes the fd to every worker as fd
  * 3, 4, … (the systemd LISTEN_FDS convention), and the workers call listen() and
  * accept(). Once any process has called listen() the socket stays in LISTEN state as
- * long as the master holds its fd, with no accept watcher in the master.
+ * long as the master holds its fd, with no accept watcher in the master. The one
+ * exception is cheap mode (cheap-watch.ts): the master then listens on a *duplicate*
+ * descriptor ({@link dupSockets}), answers the one connection it takes there by relaying
+ * it to the socket, and closes the duplicate at once.
  */
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { chmodSync, chownSync, closeSync, existsSync, lstatSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
@@ -278,6 +282,64 @@ export async function bindSocket(spec: SocketSpec, perms: SocketPermissions): Pr
       }
     },
   };
+}
+
+/** The child {@link dupSockets} runs (bin/dup-sockets.ts, bundled; this path holds bundled or not). */
+const DUP_ENTRY = new URL('../bundle/dup-sockets.js', import.meta.url).pathname;
+/** How long that child may take, ms (50 masters starting at once on 2 cores take seconds each). */
+const DUP_TIMEOUT_MS = 60_000;
+
+/**
+ * A second libuv handle on a listening socket's descriptor, from {@link dupSockets}: not
+ * listening until its owner calls `listen`; closing it leaves the socket open (the
+ * master's own descriptor and the workers' keep it).
+ */
+export interface DupHandle {
+  readonly fd: number;
+  /** libuv's connection callback; a non-zero status is an accept error. */
+  onconnection: ((status: number, client: unknown) => void) | null;
+  /** listen(2) and libuv's accept watcher; returns 0 or a negative errno. */
+  listen(backlog: number): number;
+  close(): void;
+}
+
+function isDupHandle(value: unknown): value is DupHandle {
+  return typeof value === 'object' && value !== null && typeof (value as { fd?: unknown }).fd === 'number' && typeof (value as { listen?: unknown }).listen === 'function';
+}
+
+/**
+ * A duplicate descriptor of each socket, as a libuv handle the master may watch for a
+ * connection and close again (cheap mode; Node has no dup(2)). A short-lived child of this
+ * Node (bin/dup-sockets.ts) inherits the sockets and sends each back over IPC
+ * (SCM_RIGHTS), without listening or accepting. Costs one Node start (0.1 to 0.15 s of
+ * CPU on the 2-core test host), without blocking the master's loop.
+ * @returns the handles, in the order of `sockets`
+ * @throws (rejects with) SocketBindError naming the sockets and the reason
+ */
+export async function dupSockets(sockets: readonly BoundSocket[]): Promise<DupHandle[]> {
+  if (sockets.length === 0) return [];
+  const got: (DupHandle | undefined)[] = sockets.map(() => undefined);
+  const why = await new Promise<string | undefined>((resolve) => {
+    const child = spawn(process.execPath, [DUP_ENTRY, String(sockets.length)], {
+      stdio: ['ignore', 'ignore', 'pipe', ...sockets.map((s) => s.fd), 'ipc'],
+      timeout: DUP_TIMEOUT_MS,
+    });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('message', (message: unknown, handle: unknown) => {
+      const index = (message as { index?: unknown } | null)?.index;
+      if (typeof index === 'number' && isDupHandle(handle) && index >= 0 && index < got.length && got[index] === undefined) got[index] = handle;
+      else if (isDupHandle(handle)) handle.close();
+    });
+    child.on('error', (err) => resolve(err.message));
+    child.on('close', (code, signal) => {
+      if (code === 0 && got.every((h) => h !== undefined)) resolve(undefined);
+      else resolve(stderr.trim().split('\n')[0] || (signal !== null ? `killed by ${signal}` : code === 0 ? 'not every socket came back' : `exit code ${code}`));
+    });
+  });
+  if (why === undefined) return got as DupHandle[];
+  for (const h of got) h?.close();
+  throw new SocketBindError(`${sockets.map((s) => `${s.spec.file}:${s.spec.line}: ${s.spec.option}: ${s.spec.name}`).join(', ')}: cannot watch for a connection (cheap mode): ${why}`);
 }
 
 /** Binds every socket, or none: on a failure the ones already bound are closed. */

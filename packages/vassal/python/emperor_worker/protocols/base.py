@@ -77,6 +77,10 @@ class Protocol:
     name = ""
     #: Sent when a request head does not come within socket-timeout (empty: nothing).
     timeout_response = b""
+    #: A kept connection stays open after the worker's own 500 (an app that failed before
+    #: its response): the protocol's framing ends the request cleanly, and the front end
+    #: has no header to learn of a close (FastCGI). HTTP says ``Connection: close`` instead.
+    keeps_after_error = False
 
     def __init__(self, buffer_size: int, server: tuple, date: Callable[[], str]) -> None:
         self.buffer_size = buffer_size

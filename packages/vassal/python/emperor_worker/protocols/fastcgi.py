@@ -250,6 +250,10 @@ class FastcgiProtocol(Protocol):
     """
 
     name = "fastcgi"
+    # END_REQUEST ends the request at a record boundary (``Context.end``). Closing a kept
+    # connection after the 500 instead raced nginx reusing it from its cache: it logged
+    # "Connection reset by peer" and retried the next request on a new connection.
+    keeps_after_error = True
 
     def __init__(self, buffer_size: int, server: tuple, date) -> None:
         super().__init__(buffer_size, server, date)

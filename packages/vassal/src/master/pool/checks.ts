@@ -90,10 +90,14 @@ function act(d: Draft, action: HealthAction, key: number): void {
   }
 }
 
-/** Runs the cheaper algorithm (never while starting, reloading or stopping) and carries out its decision. */
-export function checkCheaper(d: Draft, backlog: number): void {
+/**
+ * Runs the cheaper algorithm (never while starting, reloading or stopping) and carries
+ * out its decision. `via` says what saw the connection that ends cheap mode: the
+ * master's tick reading the listen queues, or cheap mode's watch (logged as `via`).
+ */
+export function checkCheaper(d: Draft, backlog: number, via: 'tick' | 'watch' = 'tick'): void {
   const config = d.config;
-  if ((config.cheaper <= 0 && config.idleMs <= 0) || masterState(d) !== 'ready') return;
+  if ((config.cheaper <= 0 && config.idleMs <= 0 && d.cheaper.idleSince === 0) || masterState(d) !== 'ready') return;
   const active = [];
   let cheaped = 0;
   for (const slot of d.slots.values()) {
@@ -113,16 +117,16 @@ export function checkCheaper(d: Draft, backlog: number): void {
     d.emit({ event: 'idle' });
     return;
   }
-  if (decision.delta > 0) growPool(d, decision);
+  if (decision.delta > 0) growPool(d, decision, via);
   else if (decision.delta < 0 && shrinkPool(d, decision) > 0 && decision.reason === 'idle' && active.length + decision.delta <= 0) {
     d.info('cheap mode enabled: waiting for socket connection...', { reason: 'idle' });
   }
 }
 
 /** Spawns the lowest cheap ids. */
-function growPool(d: Draft, decision: CheaperDecision): void {
+function growPool(d: Draft, decision: CheaperDecision, via?: 'tick' | 'watch'): void {
   const cheap = [...d.slots.values()].filter((s) => s.cheap).sort((a, b) => a.id - b.id).slice(0, decision.delta);
-  d.info(decision.message, { reason: decision.reason, workers: cheap.map((s) => s.id) });
+  d.info(decision.message, { reason: decision.reason, workers: cheap.map((s) => s.id), ...(decision.reason === 'idle-wake' ? { via } : {}) });
   for (const slot of cheap) {
     d.setSlot(slot.id, { cheap: false, backoff: INITIAL_BACKOFF });
     spawn(d, slot.id, d.config, d.serving, 'current');

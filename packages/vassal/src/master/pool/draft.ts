@@ -35,6 +35,7 @@ export class Draft {
   nextTickAt: number | undefined;
   lastBeat: number;
   stopBy: number | undefined;
+  cheapWatchedAt: number;
   readonly slots: Map<number, WorkerSlot>;
   readonly procs: Map<number, WorkerProc>;
   readonly commands: PoolCommand[] = [];
@@ -56,6 +57,7 @@ export class Draft {
     this.nextTickAt = pool.nextTickAt;
     this.lastBeat = pool.lastBeat;
     this.stopBy = pool.stopBy;
+    this.cheapWatchedAt = pool.cheapWatchedAt;
     this.slots = new Map(pool.slots);
     this.procs = new Map(pool.procs);
   }
@@ -129,6 +131,7 @@ export class Draft {
       nextTickAt: this.nextTickAt,
       lastBeat: this.lastBeat,
       stopBy: this.stopBy,
+      cheapWatchedAt: this.cheapWatchedAt,
     };
     return this.answer === undefined ? { pool, commands: this.commands } : { pool, commands: this.commands, answer: this.answer };
   }

@@ -11,6 +11,7 @@ import { initialCheaperState } from '../cheaper.js';
 import type { RecycleReason } from '../health.js';
 import type { Draft } from './draft.js';
 import { TICK_MS, WORKER_BACKOFF, type Replacement, type ReloadState, type WorkerProc } from './types.js';
+import { inCheapMode } from './views.js';
 import { newSlot, retire, kill, scheduleRespawn, spawn, who } from './workers.js';
 
 type Replacing = Extract<ReloadState['stage'], { name: 'replacing' }>;
@@ -47,7 +48,8 @@ export function runQueuedReload(d: Draft): void {
 /**
  * The master has the reload's config: start generation N+1. The ids that run now are
  * replaced (cheap ones stay cheap); without cheaper, all of them; ids the new config
- * adds start too (up to `cheaper-initial` with cheaper).
+ * adds start too (up to `cheaper-initial` with cheaper). A vassal in cheap mode whose new
+ * config has `cheap` stays cheap: no worker starts until a connection waits.
  */
 export function reloadPrepared(d: Draft, config: VassalConfig, mtimes: ReadonlyMap<string, number>): void {
   const r = d.reload;
@@ -58,13 +60,14 @@ export function reloadPrepared(d: Draft, config: VassalConfig, mtimes: ReadonlyM
   const generation = d.generation + 1;
   d.generation = generation;
   d.info(`${r.kind === 'chain' ? 'chain' : 'graceful'} reload: starting generation ${generation} (${config.processes} worker(s)${r.reread ? '' : ', the running config: the file is not re-read'})`, { generation });
-  const ids = Array.from({ length: config.processes }, (_, i) => i + 1).filter((id) => {
+  const stayCheap = config.cheap && inCheapMode(d);
+  const ids = stayCheap ? [] : Array.from({ length: config.processes }, (_, i) => i + 1).filter((id) => {
     const slot = d.slot(id);
     return config.cheaper <= 0 || slot === undefined ? id <= (config.cheaper > 0 ? config.cheaperInitial : config.processes) : !slot.cheap;
   });
   for (let id = 1; id <= config.processes; id++) {
     if (d.slot(id) === undefined) newSlot(d, id, !ids.includes(id));
-    else if (config.cheaper <= 0) d.setSlot(id, { cheap: false });
+    else if (config.cheaper <= 0 && !stayCheap) d.setSlot(id, { cheap: false });
   }
   const stage: Replacing = { name: 'replacing', config, generation, ids, at: 0, failed: false };
   d.reload = { ...r, stage };
@@ -151,7 +154,10 @@ function complete(d: Draft, stage: Replacing): void {
   const config = stage.config;
   d.config = config;
   d.serving = stage.generation;
-  d.cheaper = { ...initialCheaperState(config, d.now), idleSince: 0 };
+  // Still cheap mode when no worker runs (it stayed cheap, or every id is cheap): the
+  // first waiting connection must still wake them.
+  const allCheap = [...d.slots.values()].every((s) => s.cheap || s.id > config.processes);
+  d.cheaper = { ...initialCheaperState(config, d.now), idleSince: allCheap ? d.now : 0 };
   for (const slot of [...d.slots.values()]) {
     if (slot.id <= config.processes) continue;
     if (slot.current !== undefined) retire(d, slot.current, 'reload');

@@ -10,7 +10,7 @@ import { adjustPool, checkCheaper, checkTouches, checkWorkers, harakiriDue } fro
 import { Draft } from './draft.js';
 import { askReload, cancelReload, honourRecycle, reloadPrepared, reloadRefused, replacementFailed, replacementReady, runQueuedReload } from './replace.js';
 import { TICK_MS, type Pool, type PoolEvent, type Readings, type StepResult } from './types.js';
-import { heartbeatDue, idleTickInterval, nextSettledTick, nextTickAfter, phaseOf, stopReasonOf, summarize } from './views.js';
+import { heartbeatDue, idleTickInterval, inCheapMode, nextSettledTick, nextTickAfter, phaseOf, stopReasonOf, summarize } from './views.js';
 import { exited, kill, mercyOf, newSlot, ready, respawnNow, retire, spawn, spawned, spawnFailed, type Role } from './workers.js';
 
 /** A pool for `config`, before its first worker. */
@@ -18,7 +18,7 @@ export function createPool(config: VassalConfig, now: number): Pool {
   return {
     phase: 'starting', config, generation: 1, serving: 1, uid: undefined, slots: new Map(), procs: new Map(), nextKey: 1,
     reload: undefined, queuedReload: undefined, cheaper: initialCheaperState(config, now), touched: new Map(),
-    announced: { ready: false, accepting: false, loyal: false }, nextTickAt: undefined, lastBeat: now, stopBy: undefined,
+    announced: { ready: false, accepting: false, loyal: false }, nextTickAt: undefined, lastBeat: now, stopBy: undefined, cheapWatchedAt: 0,
   };
 }
 
@@ -77,6 +77,18 @@ export function step(pool: Pool, event: PoolEvent, now: number): StepResult {
     case 'adjust':
       adjustPool(d, event.delta);
       break;
+    case 'connection':
+      // uWSGI's master wakes on the socket's event, not on its next check. The watch is
+      // spent: should the wake have to wait (a reload being prepared), the tick looks for
+      // the connection every second until it can.
+      if (inCheapMode(d)) {
+        d.cheapWatchedAt = 0;
+        checkCheaper(d, 1, 'watch');
+      }
+      break;
+    case 'watching':
+      d.cheapWatchedAt = d.now; // the next tick moves to the settled grid (needsEverySecond)
+      break;
     default: {
       const never: never = event;
       void never;
@@ -85,12 +97,16 @@ export function step(pool: Pool, event: PoolEvent, now: number): StepResult {
   return d.done();
 }
 
-/** Spawns the first generation; with cheaper, only `cheaper-initial` workers start and the other ids wait, cheap. */
+/**
+ * Spawns the first generation; with cheaper, only `cheaper-initial` workers start and the
+ * other ids wait, cheap. With `cheap` none starts: the vassal is ready (its sockets queue
+ * connections) and the first waiting connection spawns them (uWSGI's cheap mode).
+ */
 function start(d: Draft, uid: number | undefined, mtimes: ReadonlyMap<string, number>): void {
   if (d.phase !== 'starting' || d.slots.size > 0) return;
   const config = d.config;
   d.uid = uid;
-  const initial = config.cheaper > 0 ? config.cheaperInitial : config.processes;
+  const initial = config.cheap ? 0 : config.cheaper > 0 ? config.cheaperInitial : config.processes;
   for (let id = 1; id <= config.processes; id++) {
     newSlot(d, id, id > initial);
     if (id <= initial) spawn(d, id, config, d.generation, 'current');
@@ -99,6 +115,10 @@ function start(d: Draft, uid: number | undefined, mtimes: ReadonlyMap<string, nu
   d.touched = new Map(mtimes);
   d.lastBeat = d.now;
   d.nextTickAt = d.now + TICK_MS;
+  if (config.cheap) {
+    d.info('cheap mode enabled: waiting for socket connection...', { reason: 'cheap' });
+    announce(d);
+  }
 }
 
 /** A process left the pool (exit or failed spawn): a replacement's failure moves its reload or recycle on; a stop may be complete. */
@@ -138,18 +158,23 @@ function message(d: Draft, key: number, m: WorkerToMaster): void {
   }
 }
 
-/** `accepting` once any worker of the first generation is, `ready` (and the vassal's state) once all are. */
+/**
+ * `accepting` once any worker of the first generation is, `ready` (and the vassal's state)
+ * once all are. In cheap mode (`cheap` at start) both at once: its sockets queue
+ * connections for the workers the first one spawns.
+ */
 function announce(d: Draft): void {
   const currents = [...d.slots.values()].filter((s) => !s.cheap).map((s) => d.proc(s.current));
   const isReady = (p: (typeof currents)[number]): boolean => p !== undefined && phaseOf(p.state) === 'ready';
-  if (!d.announced.accepting && currents.some(isReady)) {
+  const cheap = currents.length === 0 && inCheapMode(d);
+  if (!d.announced.accepting && (cheap || currents.some(isReady))) {
     d.announced = { ...d.announced, accepting: true };
     d.emit({ event: 'accepting' });
   }
-  if (!d.announced.ready && currents.length > 0 && currents.every(isReady)) {
+  if (!d.announced.ready && (cheap || (currents.length > 0 && currents.every(isReady)))) {
     d.announced = { ...d.announced, ready: true };
     if (d.phase === 'starting') d.phase = 'running';
-    d.info(`vassal ready: ${currents.length} worker(s) accepting on ${summarize(d.config)}`);
+    d.info(cheap ? `vassal ready: cheap, no worker until a connection waits on ${summarize(d.config)}` : `vassal ready: ${currents.length} worker(s) accepting on ${summarize(d.config)}`);
     d.emit({ event: 'ready' });
     runQueuedReload(d);
   }

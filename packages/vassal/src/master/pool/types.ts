@@ -187,6 +187,12 @@ export interface Pool {
   readonly lastBeat: number;
   /** While stopping with `reload-mercy`: the epoch ms by which every worker is SIGKILLed. */
   readonly stopBy: number | undefined;
+  /**
+   * Epoch ms cheap mode's watch was last armed (0: never). Cheap mode that began before
+   * it (`cheaper.idleSince` ≤ this) is watched: a connection wakes the pool at once, so
+   * the tick need not look for one every second.
+   */
+  readonly cheapWatchedAt: number;
 }
 
 /** Scoreboard readings by process key (only those whose pid matches). */
@@ -222,7 +228,11 @@ export type PoolEvent =
   | { readonly type: 'stop'; readonly reason: string; readonly mercyMs?: number | undefined }
   | { readonly type: 'destroy'; readonly code: ExitCode }
   /** The master FIFO's `+` / `-`. */
-  | { readonly type: 'adjust'; readonly delta: 1 | -1 };
+  | { readonly type: 'adjust'; readonly delta: 1 | -1 }
+  /** Cheap mode's watch took a connection (and relayed it to its socket): wake the workers now. */
+  | { readonly type: 'connection' }
+  /** Cheap mode's watch is armed: from now on a connection is seen at once (cheap-watch.ts). */
+  | { readonly type: 'watching' };
 
 /** A log line, in the master's logger. */
 export interface LogCommand {

@@ -107,12 +107,19 @@ export function anyBusy(pool: Pick<Pool, 'procs'>): boolean {
   return false;
 }
 
-/** True when something in the pool must be checked every {@link TICK_MS} (see {@link IDLE_TICK_MS}). */
+/**
+ * True when something in the pool must be checked every {@link TICK_MS} (see
+ * {@link IDLE_TICK_MS}). Cheap mode needs it only until its watch is armed: then a
+ * connection wakes the master at once, no worker runs to be checked, and a vassal that
+ * was never used (so never loyal) sleeps like a settled one.
+ */
 export function needsEverySecond(pool: Pool): boolean {
   const c = pool.config;
-  if (masterState(pool) !== 'ready' || !pool.announced.loyal) return true;
-  if (c.harakiriMs > 0 || c.cheaper > 0 || c.idleMs > 0 || c.maxWorkerLifetimeMs > 0) return true;
-  if (memoryWatched(c)) return true;
+  const cheap = inCheapMode(pool);
+  if (cheap && (pool.cheapWatchedAt === 0 || pool.cheapWatchedAt < pool.cheaper.idleSince)) return true; // the tick looks for the connection
+  if (masterState(pool) !== 'ready' || (!cheap && !pool.announced.loyal)) return true;
+  if (!cheap && (c.harakiriMs > 0 || c.cheaper > 0 || c.idleMs > 0 || c.maxWorkerLifetimeMs > 0)) return true;
+  if (!cheap && memoryWatched(c)) return true;
   if (pool.touched.size > 0) return true;
   for (const proc of pool.procs.values()) if (isRetiring(pool, proc)) return true;
   for (const slot of pool.slots.values()) {
@@ -222,7 +229,7 @@ export function generationsInUse(pool: Pick<Pool, 'phase' | 'serving' | 'reload'
   return out;
 }
 
-/** `idle`'s cheap mode: every worker was stopped for inactivity; the first waiting connection spawns them again. */
+/** Cheap mode (`cheap` at start, or `idle`): no worker runs; the first waiting connection spawns them. */
 export function inCheapMode(pool: Pick<Pool, 'cheaper' | 'slots'>): boolean {
   if (pool.cheaper.idleSince === 0) return false;
   for (const slot of pool.slots.values()) if (!slot.cheap) return false;

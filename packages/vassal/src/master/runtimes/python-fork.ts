@@ -96,6 +96,8 @@ export class ForkedChild extends EventEmitter<ChildEvents> implements WorkerChil
   #exit: ExitInfo | undefined;
   #resolve: (exit: ExitInfo) => void = () => {};
   readonly #stopping: StopEscalation;
+  /** Messages held until the master listens (see {@link received}); undefined when none are. */
+  #held: unknown[] | undefined;
 
   constructor(id: number, pid: number, token: string | undefined, port: ForkPort, clock: Clock) {
     super();
@@ -135,9 +137,30 @@ export class ForkedChild extends EventEmitter<ChildEvents> implements WorkerChil
     this.#stopping.hurry(ms);
   }
 
-  /** The template passed on a message of this worker. */
+  /**
+   * The template passed on a message of this worker. The worker's `ready` can come in the
+   * same read as the template's `forked`, before the launch that awaits `forked` settles
+   * and the master listens: such messages are held and delivered, in order, once the
+   * promise continuations have run (as the early exit is, worker-processes.ts). Dropped,
+   * the `ready` left a forked worker serving but "starting" in the pool, which killed it
+   * at worker-ready-timeout (seen after a harakiri respawn on a loaded host).
+   */
   received(message: unknown): void {
-    if (!this.isDead()) this.emit('message', message);
+    if (this.isDead()) return;
+    if (this.#held !== undefined) {
+      this.#held.push(message);
+      return;
+    }
+    if (this.listenerCount('message') > 0) {
+      this.emit('message', message);
+      return;
+    }
+    this.#held = [message];
+    setImmediate(() => {
+      const held = this.#held ?? [];
+      this.#held = undefined;
+      for (const m of held) if (!this.isDead()) this.emit('message', m);
+    });
   }
 
   /** It exited (reported once; later reports are ignored). */

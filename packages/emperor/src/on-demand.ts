@@ -19,7 +19,7 @@ import net from 'node:net';
 import { basename, extname, join } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import type { EmperorOnDemand } from '@emperor/config';
-import { relayConnection } from '@emperor/process';
+import { isRawServerHandle, relayConnection, type RawServerHandle } from '@emperor/process';
 import { SocketBindError } from '@emperor/protocol';
 import type { VassalFile } from './source.js';
 
@@ -102,23 +102,11 @@ export function parseOnDemandAddress(name: string, where: string): OnDemandAddre
   return { kind: 'tcp', host: host === '' ? '0.0.0.0' : host, port };
 }
 
-/** A raw libuv TCP or pipe handle (what `net._createServerHandle` returns; Node's cluster uses the same). */
-interface RawServerHandle {
-  readonly fd: number;
-  onconnection: ((status: number, client: unknown) => void) | null;
-  listen(backlog: number): number;
-  close(callback?: () => void): void;
-}
-
 type CreateServerHandle = (address: string | null, port: number, addressType: number, fd?: number) => RawServerHandle | number;
 const createServerHandle = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
 
 /** The handles that bound unix sockets, never closed (see {@link OnDemandSocket.open}). */
 const KEPT_BINDERS = new Set<RawServerHandle>();
-
-function isRawServerHandle(value: unknown): value is RawServerHandle {
-  return typeof value === 'object' && value !== null && typeof (value as { fd?: unknown }).fd === 'number' && typeof (value as { listen?: unknown }).listen === 'function';
-}
 
 /**
  * One on-demand socket, owned by the emperor while its vassal is not running.

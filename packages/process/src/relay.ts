@@ -9,6 +9,24 @@
  */
 import net from 'node:net';
 
+/**
+ * A raw libuv TCP or pipe server handle: what `net._createServerHandle` returns (Node's
+ * cluster uses the same) and what arrives as the handle of an IPC message carrying one.
+ * `listen` returns 0 or a negative errno; `onconnection` gets a non-zero status on an
+ * accept error. Closing it closes its descriptor only.
+ */
+export interface RawServerHandle {
+  readonly fd: number;
+  onconnection: ((status: number, client: unknown) => void) | null;
+  listen(backlog: number): number;
+  close(callback?: () => void): void;
+}
+
+/** True when `value` is a {@link RawServerHandle} (an IPC message's handle is `unknown`). */
+export function isRawServerHandle(value: unknown): value is RawServerHandle {
+  return typeof value === 'object' && value !== null && typeof (value as { fd?: unknown }).fd === 'number' && typeof (value as { listen?: unknown }).listen === 'function';
+}
+
 /** Where to relay to: a TCP address or a unix socket (abstract: no file, Linux's `@name`). */
 export type RelayTarget =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }

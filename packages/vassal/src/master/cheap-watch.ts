@@ -21,7 +21,7 @@ import net from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import { relayConnection, type Logger } from '@emperor/process';
 import { SocketBindError } from '@emperor/protocol';
-import type { BoundSocket, DupHandle } from './sockets.js';
+import { socketWhere, type BoundSocket, type DupHandle } from './sockets.js';
 
 /** What {@link CheapWatch} needs. */
 export interface CheapWatchOptions {
@@ -78,7 +78,7 @@ export class CheapWatch {
         const socket = watched[i] as BoundSocket;
         if (err !== 0) {
           for (const other of handles) other.close();
-          throw new SocketBindError(`${socket.spec.file}:${socket.spec.line}: ${socket.spec.option}: ${socket.spec.name}: cannot listen: ${getSystemErrorName(err)}`);
+          throw new SocketBindError(`${socketWhere(socket.spec)}: cannot listen: ${getSystemErrorName(err)}`);
         }
         h.onconnection = (status, client) => this.#connection(socket, status, client);
       }

@@ -21,6 +21,7 @@ import { dirname } from 'node:path';
 import { open } from 'node:fs/promises';
 import { getSystemErrorName } from 'node:util';
 import type { SocketSpec } from '@emperor/config';
+import { isRawServerHandle, type RawServerHandle } from '@emperor/process';
 import { SocketBindError } from '@emperor/protocol';
 
 // Defined in the error registry (@emperor/protocol errors.ts); re-exported so existing imports keep working.
@@ -47,6 +48,11 @@ export interface BoundSocket {
   readonly tcp: boolean;
   /** Closes the master's fd (and unlinks a unix socket file when `unlink` is set). */
   close(unlink: boolean): void;
+}
+
+/** `FILE:LINE: OPTION: NAME`, how every socket error line begins. */
+export function socketWhere(spec: Pick<SocketSpec, 'file' | 'line' | 'option' | 'name'>): string {
+  return `${spec.file}:${spec.line}: ${spec.option}: ${spec.name}`;
 }
 
 /** Socket ownership and mode, from `chown-socket` / `chmod-socket`. */
@@ -94,7 +100,7 @@ async function clearStaleUnixSocket(spec: SocketSpec, path: string): Promise<voi
   } catch {
     return; // nothing there
   }
-  const where = `${spec.file}:${spec.line}: ${spec.option}: ${spec.name}`;
+  const where = socketWhere(spec);
   if (!isSocket) throw new SocketBindError(`${where}: cannot bind: a file that is not a socket is in the way`);
   const alive = await new Promise<boolean>((resolve) => {
     const probe = net.connect(path);
@@ -204,7 +210,7 @@ async function adoptSocket(spec: SocketSpec, fd: number, where: string): Promise
  * @throws SocketBindError naming the file, line, option, address and reason.
  */
 export async function bindSocket(spec: SocketSpec, perms: SocketPermissions): Promise<BoundSocket> {
-  const where = `${spec.file}:${spec.line}: ${spec.option}: ${spec.name}`;
+  const where = socketWhere(spec);
   const addr = spec.address;
   if (addr.kind === 'fd') return adoptSocket(spec, addr.fd, where);
   let handle: ServerHandle | number;
@@ -294,18 +300,7 @@ const DUP_TIMEOUT_MS = 60_000;
  * listening until its owner calls `listen`; closing it leaves the socket open (the
  * master's own descriptor and the workers' keep it).
  */
-export interface DupHandle {
-  readonly fd: number;
-  /** libuv's connection callback; a non-zero status is an accept error. */
-  onconnection: ((status: number, client: unknown) => void) | null;
-  /** listen(2) and libuv's accept watcher; returns 0 or a negative errno. */
-  listen(backlog: number): number;
-  close(): void;
-}
-
-function isDupHandle(value: unknown): value is DupHandle {
-  return typeof value === 'object' && value !== null && typeof (value as { fd?: unknown }).fd === 'number' && typeof (value as { listen?: unknown }).listen === 'function';
-}
+export type DupHandle = RawServerHandle;
 
 /**
  * A duplicate descriptor of each socket, as a libuv handle the master may watch for a
@@ -328,8 +323,8 @@ export async function dupSockets(sockets: readonly BoundSocket[]): Promise<DupHa
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.on('message', (message: unknown, handle: unknown) => {
       const index = (message as { index?: unknown } | null)?.index;
-      if (typeof index === 'number' && isDupHandle(handle) && index >= 0 && index < got.length && got[index] === undefined) got[index] = handle;
-      else if (isDupHandle(handle)) handle.close();
+      if (typeof index === 'number' && isRawServerHandle(handle) && index >= 0 && index < got.length && got[index] === undefined) got[index] = handle;
+      else if (isRawServerHandle(handle)) handle.close();
     });
     child.on('error', (err) => resolve(err.message));
     child.on('close', (code, signal) => {
@@ -339,7 +334,7 @@ export async function dupSockets(sockets: readonly BoundSocket[]): Promise<DupHa
   });
   if (why === undefined) return got as DupHandle[];
   for (const h of got) h?.close();
-  throw new SocketBindError(`${sockets.map((s) => `${s.spec.file}:${s.spec.line}: ${s.spec.option}: ${s.spec.name}`).join(', ')}: cannot watch for a connection (cheap mode): ${why}`);
+  throw new SocketBindError(`${sockets.map((s) => socketWhere(s.spec)).join(', ')}: cannot watch for a connection (cheap mode): ${why}`);
 }
 
 /** Binds every socket, or none: on a failure the ones already bound are closed. */

@@ -115,11 +115,12 @@ export function anyBusy(pool: Pick<Pool, 'procs'>): boolean {
  */
 export function needsEverySecond(pool: Pool): boolean {
   const c = pool.config;
-  const cheap = inCheapMode(pool);
-  if (cheap && (pool.cheapWatchedAt === 0 || pool.cheapWatchedAt < pool.cheaper.idleSince)) return true; // the tick looks for the connection
-  if (masterState(pool) !== 'ready' || (!cheap && !pool.announced.loyal)) return true;
-  if (!cheap && (c.harakiriMs > 0 || c.cheaper > 0 || c.idleMs > 0 || c.maxWorkerLifetimeMs > 0)) return true;
-  if (!cheap && memoryWatched(c)) return true;
+  if (masterState(pool) !== 'ready') return true;
+  if (inCheapMode(pool)) {
+    if (pool.cheapWatchedAt === 0 || pool.cheapWatchedAt < pool.cheaper.idleSince) return true; // the tick looks for the connection
+  } else if (!pool.announced.loyal || c.harakiriMs > 0 || c.cheaper > 0 || c.idleMs > 0 || c.maxWorkerLifetimeMs > 0 || memoryWatched(c)) {
+    return true;
+  }
   if (pool.touched.size > 0) return true;
   for (const proc of pool.procs.values()) if (isRetiring(pool, proc)) return true;
   for (const slot of pool.slots.values()) {
